@@ -1,0 +1,37 @@
+// Builds the three bundles: extension host (node/cjs), CLI (node/cjs), inference worker, and the dashboard webview (browser).
+// usage: node esbuild.mjs [--watch] [--production]
+import * as esbuild from 'esbuild';
+import fs from 'node:fs';
+
+const watch = process.argv.includes('--watch');
+const production = process.argv.includes('--production');
+
+const node = {
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  sourcemap: !production,
+  minify: production,
+  // vscode is provided by the host; onnxruntime-node ships a native binary that must stay a real module on disk
+  external: ['vscode', 'onnxruntime-node'],
+  logLevel: 'info',
+};
+
+const builds = [
+  { ...node, entryPoints: { extension: 'src/extension.ts' }, outdir: 'dist' },
+  { ...node, entryPoints: { cli: 'src/cli/main.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node' } },
+  { ...node, entryPoints: { 'inference-worker': 'src/inference/worker.ts' }, outdir: 'dist' },
+  {
+    bundle: true, platform: 'browser', format: 'iife', target: 'es2022',
+    sourcemap: !production, minify: production, logLevel: 'info',
+    entryPoints: { webview: 'webview/main.ts' }, outdir: 'dist',
+    loader: { '.css': 'css' },
+  },
+].filter(b => Object.values(b.entryPoints).every(p => fs.existsSync(p)));
+
+if (watch) {
+  for (const b of builds) await (await esbuild.context(b)).watch();
+} else {
+  await Promise.all(builds.map(b => esbuild.build(b)));
+}

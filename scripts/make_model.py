@@ -1,0 +1,458 @@
+#!/usr/bin/env python3
+"""Build the embedded default base model, models/bloom-tiny (deterministic).
+
+    .venv/bin/python scripts/make_model.py            # about 3 minutes on 2 CPU cores
+
+Steps:
+ 1. Generate a pretraining corpus from text the project owns: English sentences about code,
+    Python and JavaScript snippets whose identifiers (snake_case, camelCase) come from the
+    vocabulary in scripts/make_dataset.py, TODO comments in code, and the files of
+    examples/code-corpus/. The instruction template ("Human: ... Assistant: ") never appears,
+    and no phrase of the held-out split of examples/code-tasks/ is used.
+ 2. Train a byte-level BPE tokenizer (HF tokenizers: ByteLevel pre-tokenizer and decoder) with
+    BLOOM's special tokens <unk>=0, <s>=1, </s>=2, <pad>=3; wrap it as PreTrainedTokenizerFast
+    (left padding, like BLOOM checkpoints) and save it with save_pretrained.
+ 3. Pretrain a small BloomForCausalLM on the corpus on CPU, save it as safetensors next to the
+    tokenizer, and write a model card (README.md) with the measured numbers.
+ 4. Sanity check: reload with AutoModelForCausalLM / AutoTokenizer, report held-out corpus loss,
+    and show a greedy generation of a task prompt (the base model does not solve the task).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import make_dataset as ds  # noqa: E402  (vocabulary and phrase generator)
+
+SEED = 1234
+VOCAB_SIZE = 4096
+SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]  # ids 0..3, as in BLOOM
+MODEL_DIR = ROOT / "models" / "bloom-tiny"
+
+# Model and training shape (the defaults are what models/bloom-tiny was built with).
+HIDDEN = 128
+N_LAYER = 4
+N_HEAD = 4
+SEQ_LEN = 128
+BATCH = 16
+STEPS = 1500
+LR = 3e-3
+WARMUP = 100
+
+
+# ---------------------------------------------------------------------------------------------
+# Corpus
+
+def camel(words, upper_first=False):
+    out = "".join(w.capitalize() for w in words)
+    return out if upper_first else out[0].lower() + out[1:]
+
+
+def sentence_case(text: str) -> str:
+    return text[0].upper() + text[1:]
+
+
+class CorpusMaker:
+    def __init__(self, seed: int, exclude: set[str]):
+        self.rng = random.Random(seed)
+        self.exclude = exclude
+
+    def phrase(self):
+        while True:
+            words = ds.make_phrase(self.rng)
+            if " ".join(words) not in self.exclude:
+                return words
+
+    def todo(self):
+        while True:
+            words = ds.make_todo(self.rng)
+            if " ".join(words) not in self.exclude:
+                return words
+
+    def noun(self):
+        return self.rng.choice(ds.NOUNS)
+
+    def adj(self):
+        return self.rng.choice(ds.ADJECTIVES)
+
+    def verb(self):
+        return self.rng.choice(ds.VERBS)
+
+    # -- documents -----------------------------------------------------------------------------
+
+    def english(self) -> str:
+        r = self.rng
+        p = self.phrase()
+        n1, n2, a, v = self.noun(), self.noun(), self.adj(), self.verb()
+        text = " ".join(p)
+        templates = [
+            f"This function will {text} and return the {n1}.",
+            f"We need to {v} the {a} {n1} before we {text}.",
+            f"The {a} {n1} is stored in the {n2} table.",
+            f"Call {'_'.join(p)}() to {text}.",
+            f"The helper {camel(p)} is used to {text} in the browser.",
+            f"First {v} the {n1}, then {text}.",
+            f"If the {n1} is empty, the server returns an error message.",
+            f"Each {n1} has a {a} {n2} and a {self.noun()}.",
+            f"To {text}, open the {n1} file and check the {a} {n2}.",
+            f"The method {'_'.join(p)} takes a {n1} and a {n2}.",
+            f"Please {v} the {a} {n1} in the {n2}.",
+            f"The {n1} {n2} was too {r.choice(['long', 'short', 'large', 'small'])}, so we {v} it.",
+        ]
+        k = r.randint(2, 5)
+        return " ".join(sentence_case(r.choice(templates)) for _ in range(k))
+
+    def python_function(self) -> str:
+        r = self.rng
+        p = self.phrase()
+        arg = self.noun()
+        other = self.phrase()
+        lines = []
+        if r.random() < 0.5:
+            lines.append(f"# {' '.join(p)}")
+        lines.append(f"def {'_'.join(p)}({arg}, {self.adj()}_{self.noun()}=None):")
+        lines.append(f'    """{sentence_case(" ".join(p))}."""')
+        if r.random() < 0.4:
+            lines.append(f"    # TODO: {' '.join(self.todo())}")
+        lines.append(f"    {self.noun()}_{self.noun()} = {'_'.join(other)}({arg})")
+        if r.random() < 0.5:
+            lines.append(f"    if not {arg}:")
+            lines.append(f'        raise ValueError("{" ".join(self.phrase())} failed")')
+        lines.append(f"    return {arg}")
+        return "\n".join(lines) + "\n"
+
+    def python_class(self) -> str:
+        name = camel([self.adj(), self.noun()], upper_first=True)
+        lines = [f"class {name}:", f'    """A {self.adj()} {self.noun()} {self.noun()}."""', ""]
+        for _ in range(self.rng.randint(1, 3)):
+            p = self.phrase()
+            lines.append(f"    def {'_'.join(p)}(self):")
+            if self.rng.random() < 0.3:
+                lines.append(f"        # TODO: {' '.join(self.todo())}")
+            lines.append(f"        return self.{self.noun()}_{self.noun()}")
+            lines.append("")
+        return "\n".join(lines)
+
+    def js_function(self) -> str:
+        r = self.rng
+        p = self.phrase()
+        arg = self.noun()
+        lines = [f"// {sentence_case(' '.join(p))}."]
+        kw = r.choice(["function", "export function", "async function"])
+        lines.append(f"{kw} {camel(p)}({arg}, {camel([self.adj(), self.noun()])}) {{")
+        if r.random() < 0.3:
+            lines.append(f"  // TODO: {' '.join(self.todo())}")
+        lines.append(f"  const {camel([self.noun(), self.noun()])} = {camel(self.phrase())}({arg});")
+        lines.append(f"  return {arg};")
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def identifier_notes(self) -> str:
+        """Lists that show words next to their identifier spellings, as in style guides."""
+        r = self.rng
+        rows = []
+        for _ in range(r.randint(2, 4)):
+            p = self.phrase()
+            style = r.random()
+            if style < 0.5:
+                rows.append(f"- the {' '.join(p)} helper is named `{'_'.join(p)}` in Python.")
+            elif style < 0.8:
+                rows.append(f"- the {' '.join(p)} helper is named `{camel(p)}` in JavaScript.")
+            else:
+                rows.append(f"- the {' '.join(p)} type is named `{camel(p, upper_first=True)}`.")
+        return "\n".join(rows) + "\n"
+
+    def document(self) -> str:
+        kind = self.rng.random()
+        if kind < 0.30:
+            return self.english()
+        if kind < 0.60:
+            return self.python_function()
+        if kind < 0.70:
+            return self.python_class()
+        if kind < 0.90:
+            return self.js_function()
+        return self.identifier_notes()
+
+    def corpus(self, n_docs: int, code_files: list[str], file_repeats: int) -> list[str]:
+        docs = [self.document() for _ in range(n_docs)]
+        docs += code_files * file_repeats
+        self.rng.shuffle(docs)
+        return docs
+
+
+def build_corpus(seed: int):
+    exclude = ds.heldout_phrases()
+    code_files = list(ds.CODE_FILES.values())
+    train_docs = CorpusMaker(seed, exclude).corpus(12000, code_files, 10)
+    eval_docs = CorpusMaker(seed + 1, exclude).corpus(300, [], 0)
+    for doc in train_docs + eval_docs:
+        assert "Human:" not in doc and "Assistant:" not in doc
+    return train_docs, eval_docs
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenizer
+
+def train_tokenizer(docs: list[str]):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=None, byte_fallback=False))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        min_frequency=2,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(docs, trainer=trainer)
+    for i, t in enumerate(SPECIAL_TOKENS):
+        assert tok.token_to_id(t) == i, (t, tok.token_to_id(t))
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        padding_side="left",
+        add_bos_token=False,
+        add_eos_token=False,
+        clean_up_tokenization_spaces=False,
+        model_max_length=1024,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Model
+
+def pack(tokenizer, docs: list[str], seq_len: int):
+    import torch
+
+    ids: list[int] = []
+    for doc in docs:
+        ids.extend(tokenizer(doc)["input_ids"])
+        ids.append(tokenizer.eos_token_id)
+    n = len(ids) // seq_len
+    return torch.tensor(ids[: n * seq_len], dtype=torch.long).view(n, seq_len), len(ids)
+
+
+def eval_loss(model, blocks, batch: int = 32) -> float:
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(blocks), batch):
+            x = blocks[i : i + batch]
+            total += model(input_ids=x, labels=x).loss.item() * len(x)
+            count += len(x)
+    model.train()
+    return total / count
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=MODEL_DIR)
+    ap.add_argument("--steps", type=int, default=STEPS)
+    ap.add_argument("--hidden", type=int, default=HIDDEN)
+    ap.add_argument("--layers", type=int, default=N_LAYER)
+    ap.add_argument("--heads", type=int, default=N_HEAD)
+    ap.add_argument("--lr", type=float, default=LR)
+    args = ap.parse_args()
+
+    t_start = time.time()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BloomConfig, BloomForCausalLM
+
+    torch.set_num_threads(2)
+    torch.manual_seed(SEED)
+    random.seed(SEED)
+    torch.use_deterministic_algorithms(True)
+
+    train_docs, eval_docs = build_corpus(SEED)
+    corpus_chars = sum(len(d) for d in train_docs)
+    tokenizer = train_tokenizer(train_docs)
+    train_blocks, n_train_tokens = pack(tokenizer, train_docs, SEQ_LEN)
+    eval_blocks, n_eval_tokens = pack(tokenizer, eval_docs, SEQ_LEN)
+    print(f"corpus: {len(train_docs)} docs, {corpus_chars} chars, {n_train_tokens} tokens "
+          f"({len(train_blocks)} blocks of {SEQ_LEN}); eval {n_eval_tokens} tokens; vocab {len(tokenizer)}")
+
+    config = BloomConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=args.hidden,
+        n_layer=args.layers,
+        n_head=args.heads,
+        layer_norm_epsilon=1e-5,
+        initializer_range=0.02,
+        use_cache=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        unk_token_id=tokenizer.unk_token_id,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        tie_word_embeddings=True,
+    )
+    model = BloomForCausalLM(config)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model: hidden {args.hidden}, layers {args.layers}, heads {args.heads}, {n_params} parameters")
+
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.01)
+
+    def lr_at(step: int) -> float:
+        if step < WARMUP:
+            return (step + 1) / WARMUP
+        progress = (step - WARMUP) / max(1, args.steps - WARMUP)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    gen = torch.Generator().manual_seed(SEED)
+    model.train()
+    t_train = time.time()
+    order = torch.randperm(len(train_blocks), generator=gen)
+    pos, ema = 0, None
+    for step in range(args.steps):
+        if pos + BATCH > len(order):
+            order, pos = torch.randperm(len(train_blocks), generator=gen), 0
+        x = train_blocks[order[pos : pos + BATCH]]
+        pos += BATCH
+        loss = model(input_ids=x, labels=x).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
+        if step % 100 == 0 or step == args.steps - 1:
+            print(f"step {step:5d}  loss {loss.item():.4f}  avg {ema:.4f}  "
+                  f"{time.time() - t_train:.0f}s", flush=True)
+    train_seconds = time.time() - t_train
+    final_train_loss = eval_loss(model, train_blocks[:256])
+    final_eval_loss = eval_loss(model, eval_blocks)
+    print(f"final loss: train {final_train_loss:.4f}, held-out corpus {final_eval_loss:.4f}")
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+    # Sanity check through the same loading path as a hub checkpoint.
+    model2 = AutoModelForCausalLM.from_pretrained(out)
+    tok2 = AutoTokenizer.from_pretrained(out)
+    assert model2.config.model_type == "bloom", model2.config.model_type
+    assert (tok2.unk_token_id, tok2.bos_token_id, tok2.eos_token_id, tok2.pad_token_id) == (0, 1, 2, 3)
+    eval_blocks2, _ = pack(tok2, eval_docs, SEQ_LEN)
+    assert torch.equal(eval_blocks2, eval_blocks)
+    reloaded_eval_loss = eval_loss(model2, eval_blocks2)
+    print(f"reloaded: model_type={model2.config.model_type}, held-out corpus loss {reloaded_eval_loss:.4f}")
+    model2.eval()
+    sample_rows = [r for r in ds.build_rows()[1]][:3]
+    generations = []
+    for row in sample_rows:
+        prompt = "\n".join(["Human: " + row["instruction"], row["input"]]).strip() + "\n\nAssistant: "
+        enc = tok2(prompt, return_tensors="pt")
+        with torch.no_grad():
+            out_ids = model2.generate(**enc, max_new_tokens=16, do_sample=False)
+        text = tok2.decode(out_ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        generations.append((prompt, text, row["output"]))
+        print(f"base model on task prompt {prompt!r}\n  -> {text!r} (wanted {row['output']!r})")
+
+    size_mb = (out / "model.safetensors").stat().st_size / 1e6
+    total_seconds = time.time() - t_start
+    write_card(out, args, config, n_params, size_mb, len(tokenizer), len(train_docs), corpus_chars,
+               n_train_tokens, final_train_loss, final_eval_loss, train_seconds, total_seconds, generations)
+    print(f"saved {out} ({size_mb:.2f} MB safetensors) in {total_seconds:.0f}s")
+
+
+def write_card(out, args, config, n_params, size_mb, vocab, n_docs, chars, tokens, train_loss,
+               eval_loss_, train_seconds, total_seconds, generations) -> None:
+    gen_lines = "\n".join(
+        f"- `{p!r}` -> `{t!r}` (task answer: `{w}`)" for p, t, w in generations
+    )
+    card = f"""---
+license: apache-2.0
+library_name: transformers
+pipeline_tag: text-generation
+tags: [bloom, tiny, test-model]
+---
+
+# bloom-tiny
+
+The embedded default base model of Bloom PEFT Studio: a small BLOOM causal language model
+(`model_type: bloom`, `BloomForCausalLM`) built from scratch by `scripts/make_model.py`, so the
+extension and its tests work offline with the same `from_pretrained` path as
+`bigscience/bloom-560m`. It is a toy: it knows the project's generated corpus and nothing else.
+
+## Regenerate
+
+```
+.venv/bin/python scripts/make_dataset.py
+.venv/bin/python scripts/make_model.py
+```
+
+Deterministic (fixed seeds, `torch.use_deterministic_algorithms(True)`, 2 threads); float results
+can still differ across CPUs and torch versions.
+
+## Shape
+
+| | |
+|---|---|
+| hidden_size | {config.hidden_size} |
+| n_layer | {config.n_layer} |
+| n_head | {config.n_head} |
+| vocab_size | {config.vocab_size} |
+| parameters | {n_params:,} (word embeddings tied with the LM head) |
+| model.safetensors | {size_mb:.2f} MB (float32) |
+| position encoding | ALiBi (as every BLOOM) |
+
+## Tokenizer
+
+Byte-level BPE trained with HF `tokenizers` on the pretraining corpus (ByteLevel pre-tokenizer
+with the GPT-2 split regex, no prefix space; ByteLevel decoder), {vocab} tokens. Special tokens
+as in BLOOM: `<unk>`=0, `<s>`=1, `</s>`=2, `<pad>`=3. No BOS/EOS is added when encoding (as in
+BLOOM). `padding_side` is `left`, as in BLOOM checkpoints, so batched generation works; training
+code that pads should set what it needs. Saved as `PreTrainedTokenizerFast`
+(tokenizer.json + tokenizer_config.json).
+
+## Pretraining
+
+Corpus: {n_docs:,} generated documents ({chars:,} characters, {tokens:,} tokens): English sentences
+about code, Python and JavaScript snippets whose identifiers (snake_case, camelCase, PascalCase)
+come from a fixed ~140-word vocabulary (`scripts/make_dataset.py`), TODO comments in code, and
+the files of `examples/code-corpus/`. The instruction template (`Human: ...\\n\\nAssistant: `)
+never occurs in it, and the held-out phrases of `examples/code-tasks/heldout.jsonl` are excluded.
+
+Training: {args.steps} steps, batch {BATCH} x {SEQ_LEN} tokens, AdamW (lr {args.lr}, warmup
+{WARMUP}, cosine to 10%), on 2 CPU threads in {train_seconds:.0f} s (whole script
+{total_seconds:.0f} s).
+
+Final loss: {train_loss:.3f} on training blocks, {eval_loss_:.3f} on a held-out generated corpus.
+
+## What it does not know
+
+It has never seen the instruction template, so it does not solve `examples/code-tasks/` before
+fine-tuning. Greedy generations of held-out task prompts from the base model:
+
+{gen_lines}
+"""
+    (out / "README.md").write_text(card, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
