@@ -47,3 +47,38 @@ def load_config(path: str | Path) -> dict:
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}", file=str(path)) from None
     return validate_config(config, str(path))
+
+
+def with_defaults(config: dict) -> dict:
+    """A copy of a valid config with every schema default filled in (echoed in `started`, so the run is self-describing).
+
+    Walks properties (creating absent sub-objects such as training/template/export), $refs and the if/then branches
+    that apply (method-specific options)."""
+    import copy
+
+    def resolve(schema: dict) -> dict:
+        while "$ref" in schema:
+            node: Any = _SCHEMA
+            for part in schema["$ref"].lstrip("#/").split("/"):
+                node = node[part]
+            schema = node
+        return schema
+
+    def fill(value: dict, schema: dict) -> None:
+        schema = resolve(schema)
+        for key, sub in schema.get("properties", {}).items():
+            sub = resolve(sub)
+            if key not in value:
+                if "default" in sub:
+                    value[key] = copy.deepcopy(sub["default"])
+                elif sub.get("type") == "object" and "properties" in sub and key not in schema.get("required", []):
+                    value[key] = {}
+            if isinstance(value.get(key), dict):
+                fill(value[key], sub)
+        for branch in schema.get("allOf", []):
+            if "if" in branch and jsonschema.Draft7Validator(branch["if"]).is_valid(value) and "then" in branch:
+                fill(value, branch["then"])
+
+    out = copy.deepcopy(config)
+    fill(out, _SCHEMA)
+    return out
