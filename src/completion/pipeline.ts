@@ -1,0 +1,192 @@
+// The completion pipeline, top to bottom (Continue-style): prefilter → prompt → cache → debounce → generate (with
+// the request's AbortSignal) → abort check → postprocess → cache. No vscode import: the inline provider, the CLI,
+// the bench and the tests all drive this same class.
+import { CompletionCache } from './cache';
+import { Debouncer } from './debounce';
+import { isComplete, postprocess, type PostprocessContext } from './postprocess';
+import { prefilter } from './prefilter';
+import { buildPrompt, type BuiltPrompt } from './prompt';
+import type { AdapterInfo, Completion, CompletionRequest, CompletionSettings, Generator, SkipReason } from './types';
+
+/** What the pipeline generates with right now; undefined = no adapter loaded (nothing is shown). */
+export interface ActiveGenerator {
+  generator: Generator;
+  adapter: AdapterInfo;
+}
+
+export interface PipelineDeps {
+  /** Resolves the generator for a request (loading the adapter lazily is the caller's business). */
+  getGenerator: () => Promise<ActiveGenerator | undefined> | ActiveGenerator | undefined;
+  settings: () => CompletionSettings;
+  /** Called when a generation fails for a reason other than cancellation (engine crash...). */
+  onError?: (err: unknown) => void;
+  /** Prompt token budget (default 384). */
+  tokenBudget?: number;
+  /** Documents larger than this get nothing (default prefilter.MAX_DOCUMENT_CHARS). */
+  maxDocumentChars?: number;
+  debouncer?: Debouncer;
+  cache?: CompletionCache;
+  now?: () => number;
+}
+
+export interface PipelineStats {
+  requests: number;
+  generations: number;
+  cacheHits: number;
+  lastSkip?: SkipReason;
+  lastLatencyMs?: number;
+  lastEngineMs?: number;
+}
+
+export class CompletionPipeline {
+  readonly cache: CompletionCache;
+  readonly stats: PipelineStats = { requests: 0, generations: 0, cacheHits: 0 };
+  private readonly debouncer: Debouncer;
+  private readonly now: () => number;
+  /** The generation in flight; a newer one aborts it (the engine serves one request at a time). */
+  private inflight: AbortController | undefined;
+
+  constructor(private readonly deps: PipelineDeps) {
+    this.cache = deps.cache ?? new CompletionCache();
+    this.debouncer = deps.debouncer ?? new Debouncer();
+    this.now = deps.now ?? (() => performance.now());
+  }
+
+  /** Forget cached completions and wake waiting requests (adapter or settings changed). */
+  reset(): void {
+    this.cache.clear();
+    this.debouncer.cancelAll();
+    this.inflight?.abort();
+  }
+
+  /** One request from keystroke to completion; undefined when nothing should be shown (see stats.lastSkip). */
+  async complete(req: CompletionRequest, signal?: AbortSignal): Promise<Completion | undefined> {
+    const t0 = this.now();
+    this.stats.requests++;
+    const skip = (why: SkipReason): undefined => {
+      this.stats.lastSkip = why;
+      return undefined;
+    };
+    const settings = this.deps.settings();
+
+    // 1. prefilter
+    const filtered = prefilter(req, settings, this.deps.maxDocumentChars);
+    if (filtered) return skip(filtered);
+
+    // 2. prompt (needs the adapter: its template decides the prompt's form)
+    let active: ActiveGenerator | undefined;
+    try {
+      active = await this.deps.getGenerator();
+    } catch (err) {
+      this.deps.onError?.(err);
+      return skip('error');
+    }
+    if (!active) return skip('no-adapter');
+    if (signal?.aborted) return skip('aborted');
+    const built = buildPrompt(req, active.adapter, { tokenBudget: this.deps.tokenBudget ?? 384 });
+    if (!built) return skip('no-prompt');
+
+    // 3. cache (an exact or typed-through hit answers at once, no debounce)
+    const offset = req.offset ?? req.prefix.length;
+    const scope = cacheScope(active.adapter, settings, req);
+    const hit = this.cache.get(scope, req.prefix, offset);
+    if (hit) {
+      this.stats.cacheHits++;
+      return this.finish(t0, { insertText: hit.completion, cached: true, engineMs: 0, prompt: built.prompt });
+    }
+
+    // 4. debounce: only the latest request survives
+    if (req.trigger !== 'invoke' && !(await this.debouncer.wait(settings.debounceMs, signal))) {
+      return skip(signal?.aborted ? 'aborted' : 'debounced');
+    }
+
+    // 5. generate, tied to the request's signal; streaming stops early once the postprocessed result is final
+    const ppc = postprocessContext(req, built, settings);
+    const tg = this.now();
+    let raw: string;
+    try {
+      const out = await this.generate(active.generator, built, settings, ppc, signal);
+      if (out === undefined) return skip('aborted');
+      raw = out;
+    } catch (err) {
+      if (signal?.aborted || isAbortError(err)) return skip('aborted');
+      this.deps.onError?.(err);
+      return skip('error');
+    }
+    const engineMs = this.now() - tg;
+    this.stats.generations++;
+
+    // 6. abort check: a cancelled request's result is never shown (but a complete one may serve the next request)
+    const text = postprocess(raw, ppc);
+    if (text) this.cache.set(scope, req.prefix, offset, built.lead + text);
+    if (signal?.aborted) return skip('aborted');
+
+    // 7. postprocessed result
+    if (!text) return skip(raw.trim() === '' ? 'blank' : 'duplicate');
+    return this.finish(t0, { insertText: built.lead + text, cached: false, engineMs, prompt: built.prompt });
+  }
+
+  private finish(t0: number, c: Omit<Completion, 'latencyMs'>): Completion {
+    const latencyMs = this.now() - t0;
+    this.stats.lastLatencyMs = latencyMs;
+    this.stats.lastEngineMs = c.engineMs;
+    this.stats.lastSkip = undefined;
+    return { ...c, latencyMs };
+  }
+
+  /** Returns the raw generated text, or undefined when the request was aborted (partial text is discarded). */
+  private async generate(generator: Generator, built: BuiltPrompt, settings: CompletionSettings, ppc: PostprocessContext, signal?: AbortSignal): Promise<string | undefined> {
+    this.inflight?.abort();
+    const ctl = new AbortController();
+    this.inflight = ctl;
+    const onAbort = (): void => ctl.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let streamed = '';
+    let early = false;
+    try {
+      const res = await generator.generate(built.prompt, {
+        maxTokens: settings.maxTokens,
+        temperature: settings.temperature,
+        stop: built.stop,
+        signal: ctl.signal,
+        onToken: (t: string) => {
+          streamed += t;
+          if (!early && isComplete(streamed, ppc)) {
+            early = true;
+            ctl.abort();
+          }
+        },
+      }).catch(err => {
+        if (early && !signal?.aborted) return { text: streamed, finishReason: 'stop' };
+        throw err;
+      });
+      if (signal?.aborted) return undefined;
+      if (early) return streamed;
+      if (res.finishReason === 'aborted') return undefined; // aborted by a newer generation
+      return res.text;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      if (this.inflight === ctl) this.inflight = undefined;
+    }
+  }
+}
+
+function postprocessContext(req: CompletionRequest, built: BuiltPrompt, settings: CompletionSettings): PostprocessContext {
+  if (built.kind === 'template-instruction') {
+    // The answer goes on a new line: it continues the rendered prompt, and what follows is the next lines.
+    const nl = req.suffix.indexOf('\n');
+    return { prefix: built.prompt, suffix: nl < 0 ? '' : req.suffix.slice(nl + 1), mode: settings.mode, stop: built.stop };
+  }
+  return { prefix: req.prefix, suffix: req.suffix, mode: settings.mode, stop: built.stop };
+}
+
+/** Everything besides the prefix that changes the answer. */
+function cacheScope(adapter: AdapterInfo, settings: CompletionSettings, req: CompletionRequest): string {
+  const nl = req.suffix.indexOf('\n');
+  const restOfLine = nl < 0 ? req.suffix : req.suffix.slice(0, nl);
+  return [adapter.key, settings.mode, settings.maxTokens, settings.temperature, restOfLine].join('\u0001');
+}
+
+export function isAbortError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && ((err as { name?: string }).name === 'AbortError' || (err as { code?: string }).code === 'ABORT_ERR');
+}

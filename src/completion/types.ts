@@ -1,0 +1,95 @@
+// The narrow contracts the completion pipeline needs. Nothing here imports vscode, so the pipeline runs under plain
+// node (unit tests, CLI, bench) exactly as it does in the extension host.
+
+/** Options for one generation; mirrors the engine's generate() options (src/inference). */
+export interface GenerateOptions {
+  maxTokens: number;
+  temperature: number;
+  topP?: number;
+  stop?: string[];
+  signal?: AbortSignal;
+  onToken?: (text: string) => void;
+}
+
+export type FinishReason = 'stop' | 'eos' | 'length' | 'aborted' | (string & {});
+
+export interface GenerateResult {
+  text: string;
+  finishReason: FinishReason;
+  /** Engine-side timings in ms, when the engine reports them (prefill/decode split, tokens generated...). */
+  timings?: Record<string, number | undefined>;
+}
+
+/** What the pipeline generates with: the ONNX engine, adapted (engine.ts), or a fake at the test edge. */
+export interface Generator {
+  generate(prompt: string, opts: GenerateOptions): Promise<GenerateResult>;
+}
+
+/** The adapter's training template, as the export manifest records it. */
+export interface PromptTemplate {
+  /** e.g. "Human: {instruction}\n{input}" */
+  prompt: string;
+  /** e.g. "\n\nAssistant: " */
+  response_prefix: string;
+}
+
+/** What the pipeline needs to know about the loaded export (a subset of manifest.json). */
+export interface AdapterInfo {
+  /** Stable identity of the loaded export (its directory); part of every cache key. */
+  key: string;
+  template: PromptTemplate | null;
+  instructionTuned: boolean;
+  /** Token counter of the adapter's tokenizer, when available; otherwise the prompt builder estimates. */
+  countTokens?: (text: string) => number;
+}
+
+/** The user's completion settings (bloomPeft.completions.*), already read from wherever they live. */
+export interface CompletionSettings {
+  enabled: boolean;
+  maxTokens: number;
+  mode: 'singleLine' | 'multiLine';
+  debounceMs: number;
+  temperature: number;
+  /** language id -> on/off; "*" is the default for the rest. */
+  languages: Record<string, boolean>;
+}
+
+export const DEFAULT_SETTINGS: CompletionSettings = {
+  enabled: true, maxTokens: 48, mode: 'singleLine', debounceMs: 150, temperature: 0,
+  languages: { '*': true, markdown: true, plaintext: true },
+};
+
+/** One completion request, built from the editor (provider.ts) or by a headless caller (bench, e2e, CLI). */
+export interface CompletionRequest {
+  /** Document identity (uri); part of the cache scope. */
+  uri: string;
+  languageId: string;
+  /** Text before the cursor. May be a window (the tail) of it; `offset` says where the cursor really is. */
+  prefix: string;
+  /** Text after the cursor (or its head). */
+  suffix: string;
+  /** Absolute cursor offset in the document. Defaults to prefix.length. */
+  offset?: number;
+  /** Whole document length in characters. Defaults to prefix.length + suffix.length. */
+  documentLength?: number;
+  /** 'invoke' = the user asked explicitly (skips the debounce). */
+  trigger?: 'automatic' | 'invoke';
+}
+
+/** A completion ready to show at the cursor. */
+export interface Completion {
+  /** Text to insert at the cursor. */
+  insertText: string;
+  /** True when it came from the cache (no generation). */
+  cached: boolean;
+  /** Milliseconds from the call to the result (debounce included), and the engine's share. */
+  latencyMs: number;
+  engineMs: number;
+  /** The prompt sent to the engine (diagnostics, bench). */
+  prompt: string;
+}
+
+/** Why a request produced nothing; kept on the pipeline for diagnostics, tests and the bench. */
+export type SkipReason =
+  | 'disabled' | 'language' | 'large-file' | 'mid-word' | 'selected-completion' | 'no-adapter' | 'no-prompt'
+  | 'debounced' | 'aborted' | 'blank' | 'duplicate' | 'error';
