@@ -1,0 +1,444 @@
+// The TrainingService core: one object the dashboard, the completions, the vscode commands and the CLI all
+// drive. Validates configs, creates runs, supervises the trainer, follows runs owned by another window,
+// and answers the dashboard's params / preview / check questions. No vscode import.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { validateConfig, type TrainerEvent, type TrainingConfig } from '../protocol';
+import { parseLine } from './jsonLines';
+import { processStartToken, isSameProcessAlive } from './processes';
+import { resolvePython, runProcess, runTrainerJson, tail, trainerEnv, type PythonChoice } from './python';
+import { EventsTail, resolveConfigPaths, RunStore, type RunRecord } from './runStore';
+import { stopForeign, TrainerProcess } from './supervisor';
+import { trainerSourceDir } from './paths';
+import {
+  TrainingError, type CheckReport, type Disposable, type EventListener, type Logger, type ParamsResult, type PreviewRow,
+  type RunEnd, type RunInfo, type RunSummary, type TrainingServiceApi,
+} from './types';
+
+export interface TrainingServiceOptions {
+  /** runs folder; read on every call so a settings change applies to the next run */
+  runsDir: () => string;
+  /** interpreter lookup (settings, Python extension, managed venv...) */
+  python?: () => Promise<PythonChoice>;
+  log?: Logger;
+  stopTimeoutMs?: () => number;
+  /** folder that relative paths in a config are resolved against (workspace folder / config file folder) */
+  baseDir?: () => string | undefined;
+  env?: NodeJS.ProcessEnv;
+  /** tail events of runs another window / the CLI is training (default true) */
+  follow?: boolean;
+}
+
+class Emitter<T extends unknown[]> {
+  private listeners = new Set<(...args: T) => void>();
+  on(listener: (...args: T) => void): Disposable {
+    this.listeners.add(listener);
+    return { dispose: () => this.listeners.delete(listener) };
+  }
+  fire(...args: T): void {
+    for (const l of [...this.listeners]) {
+      try { l(...args); } catch { /* one bad listener must not break the rest */ }
+    }
+  }
+  clear(): void { this.listeners.clear(); }
+}
+
+interface Active {
+  info: RunInfo;
+  proc?: TrainerProcess; // absent: followed (owned by another process)
+  tail?: EventsTail;
+  record?: RunRecord;
+}
+
+const silent: Logger = { trace() {}, info() {}, warn() {}, error() {} };
+
+export class TrainingService implements TrainingServiceApi, Disposable {
+  draftConfig: TrainingConfig | undefined;
+  private active: Active | undefined;
+  private followed = new Map<string, Active>();
+  private readonly events = new Emitter<[string, TrainerEvent]>();
+  private readonly runsChanged = new Emitter<[]>();
+  private readonly ended = new Emitter<[RunEnd]>();
+  private readonly log: Logger;
+  private readonly jsonCache = new Map<string, Promise<unknown>>();
+  private readonly latest = new Map<string, { run: () => void; reject: (e: Error) => void }>();
+  private readonly busyKinds = new Set<string>();
+  private disposed = false;
+
+  constructor(private readonly options: TrainingServiceOptions) {
+    this.log = options.log ?? silent;
+  }
+
+  get store(): RunStore {
+    return new RunStore(this.options.runsDir());
+  }
+
+  onEvent(listener: EventListener): Disposable { return this.events.on(listener); }
+  onRunsChanged(listener: () => void): Disposable { return this.runsChanged.on(listener); }
+  onRunEnded(listener: (end: RunEnd) => void): Disposable { return this.ended.on(listener); }
+
+  current(): RunInfo | undefined {
+    return this.active?.info ?? [...this.followed.values()][0]?.info;
+  }
+
+  /** Validates, creates the run folder, spawns the trainer. Rejects with a TrainingError the user can act on. */
+  async start(config: TrainingConfig, options: { name?: string; baseDir?: string } = {}): Promise<RunInfo> {
+    this.ensureIdle();
+    const resolved = this.prepareConfig(config, options.baseDir);
+    const python = await this.readyPython();
+    this.ensureIdle(); // a second start may have raced us through the awaits
+    const store = this.store;
+    const { id, dir } = store.create(resolved, options.name);
+    try {
+      return await this.launch(store, id, dir, resolved, python, 'train');
+    } catch (e) {
+      fs.rmSync(dir, { recursive: true, force: true }); // nothing ran: leave no empty run behind
+      throw e;
+    }
+  }
+
+  /** Continues a run from its newest complete checkpoint, in the same folder (events.jsonl grows). */
+  async resume(runId: string): Promise<RunInfo> {
+    this.ensureIdle();
+    const store = this.store;
+    const id = store.resolve(runId);
+    if (store.isRunning(id)) throw new TrainingError('run_active', `run ${id} is still training`);
+    const summary = store.summary(id);
+    if (summary.status === 'completed') throw new TrainingError('run_completed', `run ${id} already completed`, 'Start a new run to train further.');
+    const config = store.readConfig(id);
+    const python = await this.readyPython();
+    this.ensureIdle();
+    store.clearStopRequest(id);
+    return this.launch(store, id, store.dir(id), config, python, 'resume');
+  }
+
+  /** Graceful stop of the current run (or of `runId`, even one another window / the CLI supervises). */
+  async stop(runId?: string): Promise<void> {
+    const deadline = this.options.stopTimeoutMs?.() ?? 30_000;
+    const own = this.active;
+    if (own?.proc && (!runId || runId === own.info.id)) {
+      own.info.state = 'stopping';
+      this.store.markStopRequested(own.info.id);
+      this.runsChanged.fire();
+      await own.proc.stop(deadline);
+      return;
+    }
+    const store = this.store;
+    const id = runId ? store.resolve(runId) : [...this.followed.keys()][0];
+    if (!id) return;
+    const record = store.readRecord(id);
+    if (!record || !store.isRunning(id, record)) return;
+    store.markStopRequested(id);
+    const f = this.followed.get(id);
+    if (f) f.info.state = 'stopping';
+    this.runsChanged.fire();
+    await stopForeign(record.pid, deadline, () => isSameProcessAlive(record.pid, record.pidToken));
+    this.unfollow(id, true);
+  }
+
+  async listRuns(): Promise<RunSummary[]> {
+    const owned = new Set(this.active?.proc ? [this.active.info.id] : []);
+    return this.store.list(owned);
+  }
+
+  async readEvents(runId: string): Promise<TrainerEvent[]> {
+    return this.store.readEvents(this.store.resolve(runId));
+  }
+
+  async deleteRun(runId: string): Promise<void> {
+    const store = this.store;
+    const id = store.resolve(runId);
+    if (this.active?.info.id === id) throw new TrainingError('run_active', `run ${id} is training`, 'Stop it first.');
+    store.delete(id);
+    this.runsChanged.fire();
+  }
+
+  /**
+   * `python -m bloom_peft export --run-dir DIR`: ONNX export for the completion engine. Returns the export
+   * folder. The trainer's events go to the log; an error event becomes a TrainingError.
+   */
+  async exportRun(runId: string, opts: { signal?: AbortSignal; onLog?: (line: string) => void } = {}): Promise<string> {
+    const store = this.store;
+    const id = store.resolve(runId);
+    if (store.isRunning(id)) throw new TrainingError('run_active', `run ${id} is still training`, 'Wait for it to finish or stop it first.');
+    const dir = store.dir(id);
+    const python = await this.readyPython();
+    let error: { code?: string; message: string; hint?: string } | undefined;
+    let exportDir: string | undefined;
+    const onLine = (line: string) => {
+      const p = parseLine(line);
+      if (!p) return;
+      if (p.kind === 'event') {
+        const e = p.event as TrainerEvent & Record<string, unknown>;
+        if (e.type === 'error') error = e as { code?: string; message: string; hint?: string };
+        if (typeof e.export_dir === 'string') exportDir = e.export_dir;
+        if (e.type === 'log' || e.type === 'warning') opts.onLog?.(String(e.message));
+      } else {
+        try {
+          const v = JSON.parse(line);
+          if (v && typeof v.export_dir === 'string') exportDir = v.export_dir;
+        } catch { /* plain text */ }
+      }
+    };
+    let buffered = '';
+    const r = await runProcess(python.path, ['-m', 'bloom_peft', 'export', '--run-dir', dir], {
+      cwd: trainerSourceDir(), env: trainerEnv(this.options.env), signal: opts.signal,
+      onStdout: t => { const parts = (buffered + t).split('\n'); buffered = parts.pop() ?? ''; parts.forEach(onLine); },
+      onStderr: t => { for (const l of t.split('\n')) if (l.trim()) this.log.trace(`[export] ${l}`); },
+    });
+    onLine(buffered);
+    fs.appendFileSync(path.join(dir, 'trainer.log'), `=== export exit ${r.code ?? r.signal}\n${r.stderr}`);
+    if (r.code !== 0 || error) {
+      if (error) throw new TrainingError(error.code ?? 'export_failed', error.message, error.hint);
+      throw new TrainingError('export_failed', `export ${r.signal ? `was killed by ${r.signal}` : `exited with code ${r.code}`}: ${tail(r.stderr, 5)}`);
+    }
+    const out = exportDir ?? path.join(dir, 'export');
+    this.runsChanged.fire();
+    return out;
+  }
+
+  /** Trainable / total parameters of a config, without loading weights (cached; latest request wins). */
+  async params(config: TrainingConfig): Promise<ParamsResult> {
+    const resolved = this.prepareConfig(config, undefined, false);
+    const raw = await this.cachedJson<Record<string, unknown>>('params', ['params', '--json', JSON.stringify(resolved)]);
+    const trainable = num(raw.trainable ?? raw.trainable_params);
+    const total = num(raw.total ?? raw.total_params);
+    const percent = typeof raw.percent === 'number' ? raw.percent : typeof raw.trainable_percent === 'number' ? raw.trainable_percent : total ? (trainable / total) * 100 : 0;
+    return { trainable, total, percent };
+  }
+
+  /** The first rows exactly as the model sees them (cached; latest request wins). */
+  async preview(config: TrainingConfig, rows = 3): Promise<PreviewRow[]> {
+    const resolved = this.prepareConfig(config, undefined, false);
+    const raw = await this.cachedJson<unknown>('preview', ['preview', '--json', JSON.stringify(resolved), '--rows', String(rows)]);
+    if (Array.isArray(raw)) return raw as PreviewRow[];
+    const r = raw as { rows?: PreviewRow[] };
+    return Array.isArray(r?.rows) ? r.rows : [];
+  }
+
+  /** Environment report (works without torch). */
+  async check(): Promise<CheckReport> {
+    const python = await this.python();
+    return runTrainerJson<CheckReport>(python.path, ['check'], { env: this.options.env, timeoutMs: 120_000 });
+  }
+
+  /** The Python the next run would use. */
+  python(): Promise<PythonChoice> {
+    return this.options.python ? this.options.python() : resolvePython({ env: this.options.env });
+  }
+
+  /**
+   * Looks for runs another window or the CLI is training on this machine and follows them (tails their
+   * events.jsonl). Runs whose trainer died without an end show as "interrupted" in listRuns (resumable).
+   */
+  async reattach(): Promise<RunSummary[]> {
+    if (this.options.follow === false) return [];
+    const store = this.store;
+    const running: RunSummary[] = [];
+    for (const id of store.ids()) {
+      if (this.active?.info.id === id || this.followed.has(id)) continue;
+      const record = store.readRecord(id);
+      if (!record || !store.isRunning(id, record)) continue;
+      running.push(store.summary(id));
+      this.follow(store, id, record);
+    }
+    if (running.length) this.runsChanged.fire();
+    return running;
+  }
+
+  /** Synchronous: kills our trainer's process tree (deactivate, process exit). Runs show as interrupted. */
+  disposeSync(reason = 'VS Code closed the window'): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const a = this.active;
+    if (a?.proc?.running) {
+      a.proc.killNow(reason);
+      if (a.record) {
+        try {
+          this.store.writeRecord({ ...a.record, endedAt: Date.now(), signal: 'SIGKILL', outcome: 'interrupted' });
+        } catch { /* the folder may be gone */ }
+      }
+    }
+    for (const f of this.followed.values()) f.tail?.dispose();
+    this.followed.clear();
+    for (const p of this.latest.values()) p.reject(new TrainingError('disposed', 'the training service was shut down'));
+    this.latest.clear();
+  }
+
+  dispose(): void {
+    this.disposeSync();
+    this.events.clear();
+    this.runsChanged.clear();
+    this.ended.clear();
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+
+  private ensureIdle(): void {
+    if (this.disposed) throw new TrainingError('disposed', 'the training service was shut down');
+    if (this.active) {
+      throw new TrainingError('busy', `a training run is already in progress (${this.active.info.id})`, 'Stop it first, or wait for it to finish.');
+    }
+  }
+
+  /** Schema validation + relative paths made absolute + data files checked, with field-naming errors. */
+  private prepareConfig(config: TrainingConfig, baseDir?: string, checkFiles = true): TrainingConfig {
+    const issues = validateConfig(config);
+    if (issues.length) {
+      const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
+      throw new TrainingError('invalid_config', `Invalid training config: ${issues[0].message}${more}`,
+        'Fix the field named above; schemas/training-config.schema.json lists every option.', issues);
+    }
+    const base = baseDir ?? this.options.baseDir?.() ?? process.cwd();
+    const resolved = resolveConfigPaths(config, base);
+    if (checkFiles) {
+      for (const field of ['train_file', 'eval_file'] as const) {
+        const p = resolved.data[field];
+        if (p !== undefined && !fs.existsSync(p)) {
+          throw new TrainingError('missing_file', `/data/${field}: file not found: ${p}`,
+            `Pick an existing dataset file (relative paths are resolved against ${base}).`, [{ path: `/data/${field}`, message: `file not found: ${p}` }]);
+        }
+      }
+    }
+    return resolved;
+  }
+
+  private async readyPython(): Promise<PythonChoice> {
+    const python = await this.python();
+    if (!python.ready) {
+      throw new TrainingError('python_not_ready',
+        `The Python environment for training is not ready: ${python.path} (${python.source}) lacks torch, transformers or peft.`,
+        'Run "Bloom PEFT: Set Up Training Environment", or set bloomPeft.pythonPath to an interpreter that has the trainer\'s packages.');
+    }
+    return python;
+  }
+
+  private async launch(store: RunStore, id: string, dir: string, config: TrainingConfig, python: PythonChoice, command: 'train' | 'resume'): Promise<RunInfo> {
+    const info: RunInfo = {
+      id, dir, config, pid: 0, state: 'running', owned: true, resumed: command === 'resume', startedAt: Date.now(), step: 0,
+    };
+    let proc: TrainerProcess;
+    try {
+      proc = await TrainerProcess.start({
+        python: python.path, command, runId: id, runDir: dir, env: this.options.env, log: this.log,
+        onEvent: e => this.onOwnEvent(info, e),
+      });
+    } catch (e) {
+      throw new TrainingError('python_missing', `cannot start the trainer with ${python.path}: ${(e as Error).message}`,
+        'Set bloomPeft.pythonPath, or run "Bloom PEFT: Set Up Training Environment".');
+    }
+    info.pid = proc.pid;
+    const record: RunRecord = {
+      version: 1, id, command, pid: proc.pid, pidToken: processStartToken(proc.pid), host: os.hostname(), ownerPid: process.pid, startedAt: info.startedAt,
+    };
+    store.writeRecord(record);
+    this.active = { info, proc, record };
+    this.log.info(`${command} ${id}: pid ${proc.pid}, python ${python.path} (${python.source})`);
+    this.runsChanged.fire();
+    void proc.exited.then(end => {
+      if (this.disposed) return;
+      try {
+        store.writeRecord({ ...record, endedAt: Date.now(), exitCode: end.exitCode, signal: end.signal, outcome: end.outcome });
+      } catch { /* run folder deleted meanwhile */ }
+      if (this.active?.proc === proc) this.active = undefined;
+      this.log.info(`${id}: ${end.outcome} (${end.signal ? `signal ${end.signal}` : `exit ${end.exitCode}`})`);
+      this.ended.fire(end);
+      this.runsChanged.fire();
+    });
+    return info;
+  }
+
+  private onOwnEvent(info: RunInfo, e: TrainerEvent): void {
+    applyProgress(info, e);
+    this.events.fire(info.id, e);
+  }
+
+  private follow(store: RunStore, id: string, record: RunRecord): void {
+    let config: TrainingConfig;
+    try { config = store.readConfig(id); } catch { return; }
+    const info: RunInfo = {
+      id, dir: store.dir(id), config, pid: record.pid, state: store.stopRequested(id) ? 'stopping' : 'running', owned: false,
+      resumed: record.command === 'resume', startedAt: record.startedAt, step: 0,
+    };
+    for (const e of store.readEvents(id)) applyProgress(info, e);
+    const entry: Active = { info, record };
+    entry.tail = new EventsTail(store.eventsFile(id), e => {
+      applyProgress(info, e);
+      this.events.fire(id, e);
+      if (e.type === 'done') this.unfollow(id, false);
+    });
+    // also notice a trainer that dies without a done event
+    const timer = setInterval(() => {
+      entry.tail?.poll();
+      if (this.followed.has(id) && !isSameProcessAlive(record.pid, record.pidToken)) this.unfollow(id, true);
+    }, 500);
+    timer.unref?.();
+    const tailDispose = entry.tail.dispose.bind(entry.tail);
+    entry.tail.dispose = () => { clearInterval(timer); tailDispose(); };
+    this.followed.set(id, entry);
+    this.log.info(`following ${id}: trained by pid ${record.pid} (another window or the CLI)`);
+  }
+
+  private unfollow(id: string, notify: boolean): void {
+    const f = this.followed.get(id);
+    if (!f) return;
+    f.tail?.poll();
+    f.tail?.dispose();
+    this.followed.delete(id);
+    if (notify) this.runsChanged.fire();
+    else setImmediate(() => this.runsChanged.fire());
+  }
+
+  /** Runs trainer JSON commands with a cache, in-flight sharing, and "latest request wins" per kind. */
+  private async cachedJson<T>(kind: string, args: string[]): Promise<T> {
+    const python = await this.python();
+    const key = `${kind}\0${python.path}\0${args.join('\0')}`;
+    const hit = this.jsonCache.get(key);
+    if (hit) return hit as Promise<T>;
+    // one trainer process per kind at a time; a newer request replaces a waiting older one
+    if (this.busyKinds.has(kind)) {
+      await new Promise<void>((resolve, reject) => {
+        this.latest.get(kind)?.reject(new TrainingError('superseded', `a newer ${kind} request replaced this one`));
+        this.latest.set(kind, { run: resolve, reject });
+      });
+      const again = this.jsonCache.get(key);
+      if (again) return again as Promise<T>;
+    }
+    this.busyKinds.add(kind);
+    const p = runTrainerJson<T>(python.path, args, { env: this.options.env, timeoutMs: 180_000 });
+    this.jsonCache.set(key, p);
+    if (this.jsonCache.size > 64) this.jsonCache.delete(this.jsonCache.keys().next().value as string);
+    try {
+      return await p;
+    } catch (e) {
+      this.jsonCache.delete(key); // do not cache failures (the user may fix the file)
+      throw e;
+    } finally {
+      this.busyKinds.delete(kind);
+      const next = this.latest.get(kind);
+      this.latest.delete(kind);
+      next?.run();
+    }
+  }
+}
+
+function applyProgress(info: RunInfo, e: TrainerEvent): void {
+  if (e.type === 'started') {
+    info.totalSteps = e.total_steps;
+    info.step = e.resumed_from_step ?? info.step;
+  } else if (e.type === 'progress') {
+    info.step = e.step;
+    info.totalSteps = e.total_steps;
+    info.loss = e.loss;
+    info.etaS = e.eta_s;
+    info.tokensPerS = e.tokens_per_s;
+  } else if (e.type === 'done') {
+    info.step = e.step;
+  }
+}
+
+function num(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+}
+

@@ -1,0 +1,138 @@
+// Public types of the training core. The dashboard, the completions and the CLI build against these;
+// nothing here imports vscode.
+import type { ConfigIssue, MethodName, TrainerEvent, TrainingConfig } from '../protocol';
+
+/** Anything with a dispose(); structurally compatible with vscode.Disposable. */
+export interface Disposable { dispose(): void }
+
+/** A run as listed from disk. `running`: a trainer (ours or another window's) is alive for it. */
+export type RunStatus = 'running' | 'completed' | 'stopped' | 'failed' | 'interrupted';
+
+export interface RunSummary {
+  id: string;
+  dir: string;
+  name?: string;
+  method?: MethodName;
+  baseModel?: string;
+  status: RunStatus;
+  /** ms since epoch */
+  startedAt?: number;
+  endedAt?: number;
+  trainableParams?: number;
+  totalParams?: number;
+  /** trainable / total * 100 */
+  trainablePercent?: number;
+  step: number;
+  totalSteps?: number;
+  finalTrainLoss?: number | null;
+  finalEvalLoss?: number | null;
+  /** last train loss seen (running runs) */
+  lastLoss?: number | null;
+  tokensPerS?: number | null;
+  /** the newest complete checkpoint step, if any (what resume continues from) */
+  lastCheckpointStep?: number;
+  adapterDir?: string;
+  exportDir?: string;
+  /** message of the last error event (trainer- or host-written) */
+  error?: { code: string; message: string; hint?: string };
+  /** true when a trainer process for it lives in this process (false: another window/CLI owns it) */
+  owned: boolean;
+  resumable: boolean;
+}
+
+/** The run this service is driving (or following) right now. */
+export interface RunInfo {
+  id: string;
+  dir: string;
+  config: TrainingConfig;
+  pid: number;
+  /** 'stopping': a graceful stop was requested */
+  state: 'running' | 'stopping';
+  /** false: the trainer belongs to another window / CLI; we only tail its events.jsonl */
+  owned: boolean;
+  resumed: boolean;
+  startedAt: number;
+  /** latest progress, for the status bar */
+  step: number;
+  totalSteps?: number;
+  loss?: number | null;
+  etaS?: number | null;
+  tokensPerS?: number | null;
+}
+
+/** How a trainer process ended. */
+export interface RunEnd {
+  runId: string;
+  dir: string;
+  outcome: 'completed' | 'stopped' | 'failed' | 'interrupted';
+  exitCode: number | null;
+  signal: string | null;
+  /** the trainer's own error event, if it sent one */
+  error?: { code: string; message: string; hint?: string };
+  /** last lines of the trainer's stderr */
+  stderrTail: string;
+  /** one line a notification can show: the error event's message (+hint) or the exit status and stderr tail */
+  message: string;
+  /** the stop deadline passed and the process tree was killed */
+  killedAfterDeadline: boolean;
+  adapterDir?: string | null;
+  exportDir?: string | null;
+}
+
+export interface ParamsResult { trainable: number; total: number; percent: number }
+
+/** One row of `preview`: what the trainer returns, passed through (text, token counts...). */
+export type PreviewRow = Record<string, unknown>;
+
+/** `python -m bloom_peft check` output, passed through; `problems` is what the host shows. */
+export interface CheckReport {
+  python?: string;
+  torch?: string | null;
+  problems?: Array<{ code?: string; message: string; hint?: string; severity?: string } | string>;
+  [key: string]: unknown;
+}
+
+/** A user-fixable failure of a service call (bad config, no Python, busy...). */
+export class TrainingError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly hint?: string,
+    readonly issues: ConfigIssue[] = [],
+  ) {
+    super(message);
+    this.name = 'TrainingError';
+  }
+}
+
+/** Logging sink: vscode.LogOutputChannel fits it, and so does a console adapter. */
+export interface Logger {
+  trace(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+  /** raw trainer stderr text (already line-split) */
+  append?(text: string): void;
+}
+
+export type EventListener = (runId: string, event: TrainerEvent) => void;
+
+/** What the dashboard, the completions and the CLI use. */
+export interface TrainingServiceApi {
+  start(config: TrainingConfig, options?: { name?: string }): Promise<RunInfo>;
+  stop(runId?: string): Promise<void>;
+  resume(runId: string): Promise<RunInfo>;
+  current(): RunInfo | undefined;
+  onEvent(listener: EventListener): Disposable;
+  onRunsChanged(listener: () => void): Disposable;
+  onRunEnded(listener: (end: RunEnd) => void): Disposable;
+  listRuns(): Promise<RunSummary[]>;
+  readEvents(runId: string): Promise<TrainerEvent[]>;
+  deleteRun(runId: string): Promise<void>;
+  exportRun(runId: string): Promise<string>;
+  params(config: TrainingConfig): Promise<ParamsResult>;
+  preview(config: TrainingConfig, rows?: number): Promise<PreviewRow[]>;
+  check(): Promise<CheckReport>;
+  /** The dashboard's current form, used by "Start PEFT Training" from the palette. */
+  draftConfig: TrainingConfig | undefined;
+}
