@@ -1,0 +1,559 @@
+"""ONNX export for the completion engine: one "decoder with past" graph serves all seven methods (docs/export.md).
+
+BLOOM uses ALiBi (positions come from the attention mask, not from embeddings), so
+- prompt tuning / P-tuning reduce to the KV cache of their virtual-token embeddings run once through the base model,
+- prefix tuning reduces to the KV cache peft's get_prompt already returns,
+- LoRA / IA3 merge into the weights, BitFit's biases are already in the weights, full fine-tuning is the model.
+The engine prepends prefix_kv.safetensors (when there is one) as the initial past, with attention-mask ones over it.
+
+The export is written to <out>.tmp and swapped in only when complete, so a failed export never destroys a good one.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, ModelError, TrainerError
+
+FORMAT_VERSION = 1
+OPSET = 17
+PROMPT_LEARNING = ("prompt_tuning", "p_tuning", "prefix_tuning")
+MODEL_FILE, DATA_FILE, TOKENIZER_FILE, PREFIX_FILE, MANIFEST_FILE = (
+    "model.onnx", "model.onnx.data", "tokenizer.json", "prefix_kv.safetensors", "manifest.json")
+# protobuf cannot hold more than 2 GiB; keep a margin for the graph itself
+EXTERNAL_DATA_BYTES = 1_800_000_000
+# trace with batch 2, 3 new tokens and 2 past tokens: no dimension is 0 or 1, so none is specialised into the graph
+TRACE_BATCH, TRACE_SEQ, TRACE_PAST = 2, 3, 2
+# an fp32 export whose ORT logits differ from PyTorch by more than this is broken, not imprecise
+FP32_TOLERANCE = 1e-3
+
+
+class ExportError(TrainerError):
+    def __init__(self, message: str, hint: str | None = None, file: str | None = None):
+        super().__init__("export_failed", message, hint, file=file)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# names and shapes of the contract
+
+
+def input_names(num_layers: int) -> list[str]:
+    return ["input_ids", "attention_mask"] + [f"past_key_values.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
+
+
+def output_names(num_layers: int) -> list[str]:
+    return ["logits"] + [f"present.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
+
+
+def _dynamic_axes(num_layers: int) -> dict:
+    axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "total_seq"},
+            "logits": {0: "batch", 1: "seq"}}
+    for name in input_names(num_layers)[2:]:
+        axes[name] = {0: "batch", 2: "past_seq"}
+    for name in output_names(num_layers)[1:]:
+        axes[name] = {0: "batch", 2: "total_seq"}
+    return axes
+
+
+def _shapes(config) -> dict:
+    heads = config.n_head
+    return {"num_layers": config.n_layer, "num_heads": heads, "head_dim": config.hidden_size // heads,
+            "hidden_size": config.hidden_size, "vocab_size": config.vocab_size}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reducing a trained model to (plain BLOOM model, optional constant prefix KV)
+
+
+def _cache_kv(cache) -> list[tuple[Any, Any]]:
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def compute_prefix_kv(peft_model) -> list[tuple[Any, Any]]:
+    """Per layer (key, value) [1, heads, P, head_dim] that make the base model behave like the prompt-learning model."""
+    import torch
+    from peft import PeftType
+
+    cfg = peft_model.active_peft_config
+    base = peft_model.get_base_model()
+    with torch.no_grad():
+        if cfg.peft_type == PeftType.PREFIX_TUNING:
+            return [(k.detach(), v.detach()) for k, v in _cache_kv(peft_model.get_prompt(batch_size=1))]
+        # prompt tuning / P-tuning: peft prepends these embeddings to the input embeddings, so their KV is the prefix
+        prompts = peft_model.get_prompt(batch_size=1).to(base.dtype)
+        mask = torch.ones(prompts.shape[:2], dtype=torch.long, device=prompts.device)
+        out = base.transformer(inputs_embeds=prompts, attention_mask=mask, use_cache=True, return_dict=True)
+        return [(k.detach(), v.detach()) for k, v in _cache_kv(out.past_key_values)]
+
+
+def reduce_for_serving(model, method: str):
+    """(BloomForCausalLM in eval mode, prefix KV or None) that serve exactly what `model` computes."""
+    if method in PROMPT_LEARNING:
+        prefix = compute_prefix_kv(model)
+        return model.get_base_model().eval(), prefix
+    if method in ("lora", "ia3"):
+        return model.merge_and_unload().eval(), None
+    if hasattr(model, "peft_config"):
+        raise ExportError(f"a peft model cannot be exported as method '{method}'")
+    return model.eval(), None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the ONNX graph
+
+
+def _decoder_with_past(model):
+    """A module with the contract's flat signature: (input_ids, attention_mask, *past) -> (logits, *present)."""
+    import torch
+    from transformers.cache_utils import DynamicCache
+
+    class DecoderWithPast(torch.nn.Module):
+        def __init__(self, lm):
+            super().__init__()
+            self.transformer = lm.transformer
+            self.num_layers = lm.config.n_layer
+            # BLOOM ties lm_head to the word embeddings. Traced naively, the exporter folds lm_head's transpose into a
+            # second copy of the vocabulary matrix (1 GB for bloom-560m); instead keep one [hidden, vocab] matrix and
+            # gather the embeddings from its columns (a few columns per step; cheap).
+            self.tied = lm.lm_head.weight.data_ptr() == lm.transformer.word_embeddings.weight.data_ptr()
+            if self.tied:
+                self.vocab_t = torch.nn.Parameter(lm.lm_head.weight.detach().t(), requires_grad=False)
+            else:
+                self.lm_head = lm.lm_head
+
+        def forward(self, input_ids, attention_mask, *past):
+            cache = DynamicCache(tuple((past[2 * i], past[2 * i + 1]) for i in range(self.num_layers)))
+            if self.tied:
+                flat = self.vocab_t.index_select(1, input_ids.reshape(-1)).t()
+                embeds = flat.reshape(input_ids.shape[0], input_ids.shape[1], flat.shape[-1])
+            else:
+                embeds = self.transformer.word_embeddings(input_ids)
+            out = self.transformer(inputs_embeds=embeds, attention_mask=attention_mask, past_key_values=cache,
+                                   use_cache=True, return_dict=True)
+            hidden = out.last_hidden_state
+            logits = torch.matmul(hidden, self.vocab_t) if self.tied else self.lm_head(hidden)
+            present = [t for kv in _cache_kv(out.past_key_values) for t in kv]
+            return (logits.float(), *present)
+
+    return DecoderWithPast(model).eval()
+
+
+def export_onnx(model, path: Path, *, fp16: bool = False) -> dict:
+    """Write the decoder-with-past graph of a plain BLOOM model to `path` (+ path.data when large); returns file info."""
+    import onnx
+    import torch
+
+    path = Path(path)
+    dtype = torch.float16 if fp16 else torch.float32
+    model = model.to(device="cpu", dtype=dtype).eval()
+    shapes = _shapes(model.config)
+    layers, heads, head_dim = shapes["num_layers"], shapes["num_heads"], shapes["head_dim"]
+    wrapper = _decoder_with_past(model)
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, shapes["vocab_size"], (TRACE_BATCH, TRACE_SEQ), generator=gen)
+    mask = torch.ones(TRACE_BATCH, TRACE_PAST + TRACE_SEQ, dtype=torch.long)
+    past = [torch.randn(TRACE_BATCH, heads, TRACE_PAST, head_dim, generator=gen).to(dtype) for _ in range(2 * layers)]
+
+    scratch = path.parent / "onnx-scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    raw = scratch / MODEL_FILE
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings about Python-side branches that hold for every shape we serve
+        torch.onnx.export(wrapper, (ids, mask, *past), str(raw), input_names=input_names(layers),
+                          output_names=output_names(layers), dynamic_axes=_dynamic_axes(layers), opset_version=OPSET,
+                          dynamo=False, do_constant_folding=True)
+    proto = onnx.load(str(raw))  # also pulls in any external data the exporter wrote for large models
+    proto.graph.doc_string = "BLOOM decoder with past (Bloom PEFT Studio export, docs/export.md)"
+    weight_bytes = sum(_tensor_bytes(t) for t in proto.graph.initializer)
+    external = weight_bytes > EXTERNAL_DATA_BYTES
+    for f in path.parent.glob(path.name + "*"):
+        f.unlink()
+    onnx.save_model(proto, str(path), save_as_external_data=external, all_tensors_to_one_file=True,
+                    location=path.name + ".data" if external else None, size_threshold=1024)
+    del proto
+    shutil.rmtree(scratch, ignore_errors=True)
+    onnx.checker.check_model(str(path))  # by path: works past 2 GiB
+    return {"external_data": (path.name + ".data") if external else None, "weight_bytes": weight_bytes}
+
+
+def _tensor_bytes(t) -> int:
+    import onnx.helper
+
+    n = 1
+    for d in t.dims:
+        n *= d
+    try:
+        return n * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+    except (KeyError, TypeError):
+        return n * 4
+
+
+def quantize_int8(src: Path, dst: Path) -> None:
+    """Dynamic int8 quantization of the MatMul weights (activations quantized on the fly by onnxruntime)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    large = Path(str(src) + ".data").exists()
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+                     per_channel=False, use_external_data_format=large,
+                     extra_options={"MatMulConstBOnly": True})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# export folder
+
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    from . import __version__
+
+    out = {}
+    for name in ("torch", "transformers", "peft", "onnx", "onnxruntime"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    out["bloom_peft"] = __version__
+    return out
+
+
+def _special_id(tokenizer, config, name: str):
+    value = getattr(tokenizer, f"{name}_token_id", None) if tokenizer is not None else None
+    return value if value is not None else getattr(config, f"{name}_token_id", None)
+
+
+def save_tokenizer(tokenizer, path: Path) -> None:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ExportError("the tokenizer is not a fast (tokenizers) tokenizer, so it has no tokenizer.json",
+                          hint="BLOOM models ship tokenizer.json; load the model folder that holds it.")
+    backend.save(str(path))
+
+
+def save_prefix_kv(prefix, path: Path, dtype) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {}
+    for i, (k, v) in enumerate(prefix):
+        tensors[f"past_key_values.{i}.key"] = k[:1].to(device="cpu", dtype=dtype).contiguous()
+        tensors[f"past_key_values.{i}.value"] = v[:1].to(device="cpu", dtype=dtype).contiguous()
+    save_file(tensors, str(path), metadata={"format": "bloom_peft.prefix_kv", "prefix_length": str(prefix[0][0].shape[2])})
+
+
+VERIFY_IDS, VERIFY_NEXT = [5, 17, 42], 7
+
+
+def reference_logits(model, prefix):
+    """PyTorch logits of the served model for a fixed short input (3 tokens, then 1 more), prefix included."""
+    import torch
+    from transformers.cache_utils import DynamicCache
+
+    vocab = model.config.vocab_size
+    ids = torch.tensor([[min(i, vocab - 1) for i in VERIFY_IDS + [VERIFY_NEXT]]])
+    p = prefix[0][0].shape[2] if prefix is not None else 0
+    with torch.no_grad():
+        cache = DynamicCache(tuple((k.float().cpu(), v.float().cpu()) for k, v in prefix)) if prefix is not None else None
+        return model.float().cpu()(input_ids=ids, attention_mask=torch.ones(1, p + ids.shape[1], dtype=torch.long),
+                                   past_key_values=cache, use_cache=cache is not None).logits.numpy()
+
+
+def ort_logits(export_dir: Path, config) -> Any:
+    """The same logits from the exported files through onnxruntime: prefill 3 tokens, then decode 1 with the past."""
+    import numpy as np
+    import onnxruntime as ort
+    from safetensors.numpy import load_file
+
+    shapes = _shapes(config)
+    names = input_names(shapes["num_layers"])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = min(2, os.cpu_count() or 1)
+    session = ort.InferenceSession(str(export_dir / MODEL_FILE), opts, providers=["CPUExecutionProvider"])
+    past_type = next(i.type for i in session.get_inputs() if i.name == names[2])
+    np_dtype = np.float16 if "float16" in past_type else np.float32
+    if (export_dir / PREFIX_FILE).exists():
+        stored = load_file(str(export_dir / PREFIX_FILE))
+        past = [stored[n] for n in names[2:]]
+    else:
+        past = [np.zeros((1, shapes["num_heads"], 0, shapes["head_dim"]), np_dtype) for _ in names[2:]]
+    p = past[0].shape[2]
+    vocab = shapes["vocab_size"]
+    ids = np.array([[min(i, vocab - 1) for i in VERIFY_IDS]], np.int64)
+    prefill = session.run(None, {"input_ids": ids, "attention_mask": np.ones((1, p + ids.shape[1]), np.int64),
+                                 **dict(zip(names[2:], past))})
+    step = session.run(None, {"input_ids": np.array([[min(VERIFY_NEXT, vocab - 1)]], np.int64),
+                              "attention_mask": np.ones((1, p + ids.shape[1] + 1), np.int64),
+                              **dict(zip(names[2:], prefill[1:]))})
+    return np.concatenate([prefill[0], step[0]], axis=1)
+
+
+def build_manifest(*, method: str, base_model: str, config, tokenizer, fp16: bool, quantization: str,
+                   prefix_length: int, template: dict | None, instruction_tuned: bool, external_data: str | None,
+                   run_dir: str | None, verification: dict | None = None) -> dict:
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "method": method,
+        "base_model": base_model,
+        "dtype": "float16" if fp16 else "float32",
+        "quantization": quantization,
+        **_shapes(config),
+        "prefix_length": prefix_length,
+        "eos_token_id": _special_id(tokenizer, config, "eos"),
+        "pad_token_id": _special_id(tokenizer, config, "pad"),
+        "bos_token_id": _special_id(tokenizer, config, "bos"),
+        "template": template,
+        "instruction_tuned": instruction_tuned,
+        "files": {"model": MODEL_FILE, "model_data": external_data, "tokenizer": TOKENIZER_FILE,
+                  "prefix_kv": PREFIX_FILE if prefix_length else None},
+        "tools": _versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "run_dir": run_dir,
+    }
+    if verification is not None:
+        manifest["verification"] = verification
+    return manifest
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Replace `out` with the finished `tmp`; the old export survives as out.old until the new one is in place."""
+    old = out.with_name(out.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if out.exists():
+        os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        if old.exists() and not out.exists():
+            os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def export_model(model, tokenizer, method: str, out_dir, *, base_model: str, template: dict | None = None,
+                 instruction_tuned: bool = False, fp16: bool = False, quantize: str = "none",
+                 run_dir: str | None = None, emitter=None, verify: bool = True) -> Path:
+    """Export a trained model (PeftModel for peft methods, BloomForCausalLM for bitfit/full) to `out_dir`."""
+    import torch
+
+    out = Path(out_dir).resolve()
+    if quantize not in ("none", "int8"):
+        raise ConfigError(f"unknown quantization '{quantize}'", field="/export/quantize", hint="Use 'none' or 'int8'.")
+    log = (lambda msg: emitter.log(msg)) if emitter is not None else (lambda msg: None)
+    # a leftover out.old means a swap was interrupted after the old export moved away: put it back first
+    old = out.with_name(out.name + ".old")
+    if old.exists() and not out.exists():
+        os.replace(old, out)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        t0 = time.time()
+        serving, prefix = reduce_for_serving(model, method)
+        dtype = torch.float16 if fp16 else torch.float32
+        reference = reference_logits(serving, prefix) if verify else None  # fp32, before any conversion
+        log(f"export: {method} reduced to {'merged weights' if prefix is None else f'a {prefix[0][0].shape[2]}-token prefix KV'}")
+        if prefix is not None:
+            save_prefix_kv(prefix, tmp / PREFIX_FILE, dtype)
+        info = export_onnx(serving, tmp / MODEL_FILE, fp16=fp16)
+        log(f"export: ONNX graph written ({info['weight_bytes'] / 1e6:.1f} MB of weights) in {time.time() - t0:.1f}s")
+        external = info["external_data"]
+        if quantize == "int8":
+            fp_path = tmp / "model.fp.onnx"
+            os.replace(tmp / MODEL_FILE, fp_path)
+            if external:
+                os.replace(tmp / external, tmp / "model.fp.onnx.data")
+                # onnx resolves external data by the location recorded in the graph: rewrite it for the new name
+                _relocate_external(fp_path, "model.fp.onnx.data")
+            quantize_int8(fp_path, tmp / MODEL_FILE)
+            for f in tmp.glob("model.fp.onnx*"):
+                f.unlink()
+            external = DATA_FILE if (tmp / DATA_FILE).exists() else None
+            log("export: int8 dynamic quantization done")
+        save_tokenizer(tokenizer, tmp / TOKENIZER_FILE)
+        verification = None
+        if verify:
+            diff = float(abs(ort_logits(tmp, serving.config) - reference).max())
+            verification = {"max_abs_logit_diff": diff}
+            if not fp16 and quantize == "none" and not diff <= FP32_TOLERANCE:
+                raise ExportError(f"the exported graph does not reproduce PyTorch (max logit difference {diff:.3g})",
+                                  hint="Report this with the manifest's tool versions; the previous export is kept.")
+            log(f"export: onnxruntime matches PyTorch to {diff:.2g} (max abs logit difference)")
+        manifest = build_manifest(
+            method=method, base_model=base_model, config=serving.config, tokenizer=tokenizer, fp16=fp16,
+            quantization=quantize, prefix_length=int(prefix[0][0].shape[2]) if prefix is not None else 0,
+            template=template, instruction_tuned=instruction_tuned, external_data=external, run_dir=run_dir,
+            verification=verification)
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        _swap_in(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _relocate_external(model_path: Path, location: str) -> None:
+    import onnx
+
+    proto = onnx.load(str(model_path), load_external_data=False)
+    for t in proto.graph.initializer:
+        for entry in t.external_data:
+            if entry.key == "location":
+                entry.value = location
+    onnx.save_model(proto, str(model_path))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# entry points: a run, or a base model + adapter folder
+
+
+def template_for(config: dict | None) -> tuple[dict | None, bool]:
+    """(manifest template, instruction_tuned) of a training config, as data.render_example applies it.
+
+    None (an adapter without its run config) means the project's default recipe: the tutorial's template. Text-corpus
+    runs have no template: the model continues raw text. A hub dataset is assumed to be instruction rows."""
+    from .data import section
+
+    config = config or {"data": {"format": "instruction"}}
+    if config.get("data", {}).get("format") == "text":
+        return None, False
+    tpl = section(config, "template")
+    return {"prompt": tpl["prompt"], "response_prefix": tpl["response_prefix"]}, True
+
+
+def _read_run_config(run_dir: Path) -> dict:
+    from .config import load_config
+
+    return load_config(run_dir / "config.json")
+
+
+def _cpu_base(config: dict):
+    import torch
+
+    from .model_loading import load_base_model
+
+    if config["model"].get("config_only"):
+        torch.manual_seed(config.get("training", {}).get("seed", 42))
+    return load_base_model(config, device="cpu", dtype=torch.float32)
+
+
+def export_run(run_dir, emitter=None, *, out=None, quantize: str | None = None, fp16: bool | None = None) -> Path:
+    """Export RUN_DIR/adapter (trained with RUN_DIR/config.json) to RUN_DIR/export (or `out`)."""
+    from .methods import load_trained, method_options
+
+    run_dir = Path(run_dir).resolve()
+    config = _read_run_config(run_dir)
+    adapter = run_dir / "adapter"
+    if not adapter.is_dir():
+        raise ExportError(f"{adapter} does not exist: the run has not saved an adapter yet",
+                          hint="Export after training finishes (or resume the run to let it finish).", file=str(adapter))
+    export_cfg = config.get("export", {})
+    quantize = quantize or export_cfg.get("quantize", "none")
+    fp16 = export_cfg.get("fp16", False) if fp16 is None else fp16
+    method = method_options(config["method"])["name"]
+    if config["model"].get("config_only") and method != "full" and emitter is not None:
+        emitter.warning("the base model was built from its config with random weights; the export rebuilds it "
+                        "from the run's seed", code="config_only_export")
+    if method == "full":  # the adapter folder is the whole model; the base is not needed
+        base, tokenizer = None, _full_tokenizer(adapter, config["model"]["name_or_path"])
+    else:
+        base, tokenizer = _cpu_base(config)
+    model = load_trained(base, config["method"], adapter)
+    template, instruction_tuned = template_for(config)
+    return export_model(model, tokenizer, method, Path(out) if out else run_dir / "export",
+                        base_model=config["model"]["name_or_path"], template=template,
+                        instruction_tuned=instruction_tuned, fp16=fp16, quantize=quantize, run_dir=str(run_dir),
+                        emitter=emitter)
+
+
+def export_adapter(model_name: str | None, adapter_dir, out, *, emitter=None, quantize: str = "none",
+                   fp16: bool = False) -> Path:
+    """Export a base model + adapter folder (method detected from the folder); no adapter = the base model itself."""
+    from .methods import detect_method, load_trained
+
+    if adapter_dir is None:
+        if not model_name:
+            raise ConfigError("give --run-dir, or --model (and --adapter)", field="--model",
+                              hint="python -m bloom_peft export --model embedded --adapter ADAPTER_DIR --out OUT_DIR")
+        base, tokenizer = _cpu_base({"model": {"name_or_path": model_name}})
+        return export_model(base, tokenizer, "full", out, base_model=model_name, template=None,
+                            instruction_tuned=False, fp16=fp16, quantize=quantize, emitter=emitter)
+    adapter = Path(adapter_dir).resolve()
+    if not adapter.is_dir():
+        raise ExportError(f"adapter folder not found: {adapter}", hint="Give the adapter/ folder of a run.", file=str(adapter))
+    method = detect_method(adapter)
+    # an adapter inside a run folder carries its run's template
+    run_config = None
+    if (adapter.parent / "config.json").is_file():
+        try:
+            run_config = _read_run_config(adapter.parent)
+        except TrainerError:
+            run_config = None
+    if model_name is None:
+        model_name = _adapter_base_name(adapter, method, run_config)
+    if method == "full":
+        base, tokenizer = None, _full_tokenizer(adapter, model_name)
+    else:
+        base, tokenizer = _cpu_base({"model": {"name_or_path": model_name}})
+    model = load_trained(base, adapter)
+    template, instruction_tuned = template_for(run_config)
+    return export_model(model, tokenizer, method, out, base_model=model_name, template=template,
+                        instruction_tuned=instruction_tuned, fp16=fp16, quantize=quantize,
+                        run_dir=str(adapter.parent) if run_config else None, emitter=emitter)
+
+
+def _full_tokenizer(adapter: Path, base_name: str):
+    from .model_loading import load_tokenizer
+
+    return load_tokenizer(str(adapter) if (adapter / TOKENIZER_FILE).is_file() else base_name)
+
+
+def _adapter_base_name(adapter: Path, method: str, run_config: dict | None) -> str:
+    if run_config is not None:
+        return run_config["model"]["name_or_path"]
+    for name in ("adapter_config.json", "bitfit_config.json"):
+        f = adapter / name
+        if f.is_file():
+            base = json.loads(f.read_text(encoding="utf-8")).get("base_model_name_or_path")
+            if base:
+                return base
+    if method == "full":
+        return str(adapter)
+    raise ModelError(f"{adapter} does not name its base model", field="--model",
+                     hint="Pass --model (hub id, folder or 'embedded') with --adapter.")
+
+
+def run(args) -> int:
+    """`python -m bloom_peft export`: events on stdout (log..., then done with export_dir, or error)."""
+    from .protocol import claim_stdout
+
+    emitter = claim_stdout()
+    t0 = time.time()
+    try:
+        if args.run_dir:
+            out = export_run(args.run_dir, emitter, out=args.out, quantize=args.quantize, fp16=True if args.fp16 else None)
+            adapter_dir = str(Path(args.run_dir).resolve() / "adapter")
+        else:
+            if not args.out:
+                raise ConfigError("--out is required with --model/--adapter", field="--out",
+                                  hint="python -m bloom_peft export --model M --adapter A --out DIR")
+            out = export_adapter(args.model, args.adapter, args.out, emitter=emitter,
+                                 quantize=args.quantize or "none", fp16=bool(args.fp16))
+            adapter_dir = str(Path(args.adapter).resolve()) if args.adapter else None
+    except TrainerError as e:
+        emitter.error(**e.event_fields())
+        return e.exit_code
+    except Exception as e:  # noqa: BLE001 - reported to the host as an event, with the traceback on stderr
+        import traceback
+
+        traceback.print_exc()
+        emitter.error("export_failed", f"{type(e).__name__}: {e}", hint="See trainer.log for the traceback; the previous export is kept.")
+        return 1
+    emitter.emit("done", status="completed", step=0, adapter_dir=adapter_dir, export_dir=str(out),
+                 metrics={"runtime_s": round(time.time() - t0, 3)})
+    return 0

@@ -1,0 +1,1 @@
+"""Test support shared by the Python suite and the TypeScript engine's fixtures (no pytest import here)."""

@@ -1,0 +1,132 @@
+"""Parity helpers: adapters for every method (perturbed so none is the identity), a reference ONNX decoding loop
+that follows docs/export.md exactly as the TypeScript engine must, and the PyTorch references it is compared with."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# every method and the variants whose reduction differs (name -> method config)
+VARIANTS: dict[str, dict] = {
+    "full": {"name": "full"},
+    "bitfit": {"name": "bitfit"},
+    "prompt_tuning": {"name": "prompt_tuning", "num_virtual_tokens": 4},
+    "prompt_tuning_text": {"name": "prompt_tuning", "num_virtual_tokens": 6, "init": "text",
+                           "init_text": "Convert the words as asked:"},
+    "p_tuning_mlp": {"name": "p_tuning", "num_virtual_tokens": 4, "encoder_type": "MLP", "encoder_hidden_size": 32},
+    "p_tuning_lstm": {"name": "p_tuning", "num_virtual_tokens": 4, "encoder_type": "LSTM", "encoder_hidden_size": 32},
+    "prefix_tuning": {"name": "prefix_tuning", "num_virtual_tokens": 5},
+    "prefix_tuning_projection": {"name": "prefix_tuning", "num_virtual_tokens": 5, "prefix_projection": True,
+                                 "encoder_hidden_size": 32},
+    "lora": {"name": "lora", "r": 4, "alpha": 8, "target_modules": ["query_key_value", "dense_4h_to_h"]},
+    "ia3": {"name": "ia3"},
+}
+
+
+def perturb_(model, seed: int, scale: float = 0.2) -> None:
+    """Move every trainable parameter away from its initial value (LoRA B and IA3 vectors start as the identity),
+    relative to its own magnitude so trained-looking weights stay in range."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+            if p.requires_grad:
+                ref = p.detach().float().std().item() if p.numel() > 1 else 0.0
+                noise = torch.randn(p.shape, generator=gen) * scale * (ref if ref > 1e-3 else 0.5)
+                p.add_(noise.to(p.dtype))
+
+
+def make_adapter(base_dir, variant: str, adapter_dir, *, seed: int = 0):
+    """Build a trained-looking adapter for `variant` on the base model, save it like the trainer does
+    (methods.save_trained) and return (the in-memory model in eval mode, tokenizer) as the PyTorch reference."""
+    import torch
+
+    from ..methods import apply_method, save_trained
+    from ..model_loading import load_base_model
+
+    torch.manual_seed(seed)
+    base, tokenizer = load_base_model({"model": {"name_or_path": str(base_dir)}})
+    method_cfg = VARIANTS[variant]
+    model = apply_method(base, method_cfg, tokenizer)
+    perturb_(model, seed)
+    model.eval()
+    save_trained(model, method_cfg, adapter_dir, tokenizer)
+    return model, tokenizer
+
+
+# ------------------------------------------------------------------------------------------------ PyTorch side
+
+
+def torch_logits(model, ids: list[int]):
+    """Logits [len(ids), vocab] for one sequence, whatever the method (prompt-learning models return the virtual
+    positions too: they are dropped)."""
+    import torch
+
+    with torch.no_grad():
+        x = torch.tensor([ids])
+        out = model(input_ids=x, attention_mask=torch.ones_like(x)).logits
+    return out[0, -len(ids):].float().numpy()
+
+
+def torch_greedy(model, ids: list[int], steps: int) -> list[int]:
+    """Greedy continuation recomputing the whole sequence each step (no cache: peft's prompt-learning generate path is
+    not trusted)."""
+    seq = list(ids)
+    for _ in range(steps):
+        seq.append(int(torch_logits(model, seq)[-1].argmax()))
+    return seq[len(ids):]
+
+
+# ------------------------------------------------------------------------------------------------ ONNX side
+
+
+class OrtDecoder:
+    """The export contract as a tiny engine: the prefix KV (if any) is the initial past, attention_mask covers prefix +
+    past + new tokens, and each step feeds back the present tensors."""
+
+    def __init__(self, export_dir, threads: int = 2):
+        import numpy as np
+        import onnxruntime as ort
+
+        self.dir = Path(export_dir)
+        self.manifest = json.loads((self.dir / "manifest.json").read_text(encoding="utf-8"))
+        m = self.manifest
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(self.dir / m["files"]["model"]), opts, providers=["CPUExecutionProvider"])
+        self.names = [f"past_key_values.{i}.{kv}" for i in range(m["num_layers"]) for kv in ("key", "value")]
+        self.dtype = np.float16 if m["dtype"] == "float16" else np.float32
+        if m["files"]["prefix_kv"]:
+            from safetensors.numpy import load_file
+
+            stored = load_file(str(self.dir / m["files"]["prefix_kv"]))
+            self.prefix = [stored[n] for n in self.names]
+        else:
+            self.prefix = [np.zeros((1, m["num_heads"], 0, m["head_dim"]), self.dtype) for _ in self.names]
+
+    def initial_past(self, batch: int = 1):
+        import numpy as np
+
+        return [np.repeat(p, batch, axis=0) for p in self.prefix]
+
+    def step(self, ids, past, attention_mask=None):
+        """(logits [batch, seq, vocab], present) for new tokens `ids` [batch, seq] after `past`."""
+        import numpy as np
+
+        ids = np.asarray(ids, dtype=np.int64)
+        if attention_mask is None:
+            attention_mask = np.ones((ids.shape[0], past[0].shape[2] + ids.shape[1]), np.int64)
+        out = self.session.run(None, {"input_ids": ids, "attention_mask": np.asarray(attention_mask, np.int64),
+                                      **dict(zip(self.names, past))})
+        return out[0], out[1:]
+
+    def logits(self, ids: list[int]):
+        return self.step([ids], self.initial_past())[0][0]
+
+    def greedy(self, ids: list[int], steps: int) -> list[int]:
+        logits, past = self.step([ids], self.initial_past())
+        out = []
+        for _ in range(steps):
+            out.append(int(logits[0, -1].argmax()))
+            logits, past = self.step([[out[-1]]], past)
+        return out
