@@ -106,7 +106,7 @@ export class CompletionPipeline {
     let raw: string;
     try {
       const out = await this.generate(active.generator, built, settings, ppc, signal);
-      if (out === undefined) return skip('aborted');
+      if (out === undefined) return skip('aborted'); // partial text: never shown, never cached
       raw = out;
     } catch (err) {
       if (signal?.aborted || isAbortError(err)) return skip('aborted');
@@ -157,12 +157,14 @@ export class CompletionPipeline {
           }
         },
       }).catch(err => {
-        if (early && !signal?.aborted) return { text: streamed, finishReason: 'stop' };
+        // Our own early stop may surface as an AbortError; the streamed text is the complete result then.
+        if (early && isAbortError(err)) return { text: streamed, finishReason: 'stop' };
         throw err;
       });
-      if (signal?.aborted) return undefined;
       if (early) return streamed;
-      if (res.finishReason === 'aborted') return undefined; // aborted by a newer generation
+      // Aborted by the request or by a newer generation: the text is partial.
+      if (res.finishReason === 'aborted') return undefined;
+      // Finished (even if the request was cancelled meanwhile): complete text, which the caller may cache.
       return res.text;
     } finally {
       signal?.removeEventListener('abort', onAbort);

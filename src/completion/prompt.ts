@@ -46,10 +46,12 @@ export function buildPrefixPrompt(req: CompletionRequest, adapter: AdapterInfo, 
 }
 
 export function clipPrefix(prefix: string, offset: number, tokenBudget: number, count: (t: string) => number): string {
-  if (count(prefix) <= tokenBudget) return prefix;
+  const total = count(prefix);
+  if (total <= tokenBudget) return prefix;
   const base = offset - prefix.length; // absolute offset of prefix[0]
-  const charsPerToken = Math.max(1, prefix.length / Math.max(1, count(prefix)));
-  const budgetChars = Math.floor(tokenBudget * charsPerToken);
+  // Chars per token of this text, quantized to powers of 1.25 so the window does not move with every keystroke.
+  const cpt = Math.min(8, Math.max(1, prefix.length / total));
+  const budgetChars = Math.floor(tokenBudget * 1.25 ** Math.floor(Math.log(cpt) / Math.log(1.25)));
   const grid = Math.max(64, Math.floor(budgetChars / 5));
   // Start on the grid at or after (cursor - 80% of the budget); the window is then 60..80% of the budget.
   let start = Math.ceil((offset - Math.floor(budgetChars * 0.8)) / grid) * grid - base;
