@@ -1,0 +1,181 @@
+// The ONNX "decoder with past" session (runs inside the worker only: onnxruntime-node's run() blocks
+// the thread it runs on). Checks the graph against the manifest at load, then runs forward steps.
+import os from 'node:os';
+import * as ort from 'onnxruntime-node';
+import { EngineError } from './errors';
+import { type KvCache, type KvData, emptyKv, fromFloat16Bits, toFloat16Bits } from './kv';
+import type { ExportFiles, ExportManifest } from './manifest';
+import { readSafetensors, tensorData } from './safetensors';
+
+export interface DecoderOptions {
+  /** onnxruntime intra-op threads (default: half the cores, 1..4: leaves room for the editor). */
+  threads?: number;
+}
+
+export class DecoderModel {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly manifest: ExportManifest,
+    /** KV of the trained virtual tokens / prefix (prompt-learning methods), or empty. */
+    readonly prefix: KvCache,
+    private readonly logitsHalf: boolean,
+  ) {}
+
+  static async load(files: ExportFiles, manifest: ExportManifest, opts: DecoderOptions = {}): Promise<DecoderModel> {
+    const threads = opts.threads ?? Math.max(1, Math.min(4, Math.floor(os.availableParallelism() / 2)));
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(files.model, {
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: 'all',
+      });
+    } catch (e) {
+      throw new EngineError('MODEL_LOAD_FAILED', `onnxruntime could not load ${files.model}: ${(e as Error).message}`, {
+        path: files.model,
+        hint: 'the model file is corrupt or incomplete (interrupted export or copy); export the run again',
+        cause: e,
+      });
+    }
+    try {
+      const logitsHalf = checkGraph(session, manifest, files.model);
+      const prefix = manifest.prefix_length > 0 ? loadPrefix(files.prefixKv!, manifest) : emptyKv(manifest.num_layers, manifest.dtype);
+      const model = new DecoderModel(session, manifest, prefix, logitsHalf);
+      await model.probe(files.model);
+      return model;
+    } catch (e) {
+      await session.release().catch(() => {});
+      throw e;
+    }
+  }
+
+  /**
+   * Runs `ids` after the cached positions `past`; returns the logits of the last new position
+   * (float32, a copy) and the new cache (past + ids).
+   */
+  async forward(ids: readonly number[], past: KvCache): Promise<{ logits: Float32Array; kv: KvCache }> {
+    const m = this.manifest;
+    const total = past.length + ids.length;
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]),
+      attention_mask: new ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]),
+    };
+    const dims = [1, m.num_heads, past.length, m.head_dim];
+    for (let i = 0; i < m.num_layers; i++) {
+      feeds[`past_key_values.${i}.key`] = new ort.Tensor(m.dtype, past.keys[i], dims);
+      feeds[`past_key_values.${i}.value`] = new ort.Tensor(m.dtype, past.values[i], dims);
+    }
+    let out: ort.InferenceSession.OnnxValueMapType;
+    try {
+      out = await this.session.run(feeds);
+    } catch (e) {
+      throw new EngineError('INFERENCE_FAILED', `onnxruntime run failed: ${(e as Error).message}`, { cause: e });
+    }
+    const logitsT = out.logits;
+    const v = m.vocab_size;
+    const raw = logitsT.data as Float32Array | Uint16Array;
+    const row = raw.subarray(raw.length - v);
+    const logits = this.logitsHalf ? fromFloat16Bits(row as Uint16Array) : (row as Float32Array).slice();
+    const kv: KvCache = { length: total, keys: [], values: [] };
+    for (let i = 0; i < m.num_layers; i++) {
+      kv.keys.push(out[`present.${i}.key`].data as KvData);
+      kv.values.push(out[`present.${i}.value`].data as KvData);
+    }
+    logitsT.dispose();
+    return { logits, kv };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+
+  /** One real step at load: catches graphs whose dynamic shapes disagree with the manifest. */
+  private async probe(where: string): Promise<void> {
+    const m = this.manifest;
+    const token = m.bos_token_id ?? m.eos_token_id ?? 0;
+    let res: { logits: Float32Array; kv: KvCache };
+    try {
+      res = await this.forward([token], this.prefix);
+    } catch (e) {
+      throw new EngineError('MODEL_MISMATCH', `${where}: a test step failed: ${(e as Error).message}`, {
+        path: where,
+        hint: 'the graph does not follow the export contract for the manifest\'s shapes (docs/export.md); export the run again',
+      });
+    }
+    const want = m.num_heads * (m.prefix_length + 1) * m.head_dim;
+    const got = res.kv.keys[0].length;
+    if (res.logits.length !== m.vocab_size || got !== want) {
+      throw new EngineError('MODEL_MISMATCH', `${where}: a test step returned logits of ${res.logits.length} (manifest vocab_size ${m.vocab_size}) and present.0.key of ${got} values (expected ${want} = heads ${m.num_heads} x ${m.prefix_length + 1} positions x head_dim ${m.head_dim})`, {
+        path: where,
+        hint: 'manifest.json does not describe this model.onnx; export the run again',
+      });
+    }
+  }
+}
+
+/** Checks input/output names, element types and static dims; returns whether logits are float16. */
+function checkGraph(session: ort.InferenceSession, m: ExportManifest, where: string): boolean {
+  const mismatch = (msg: string): never => {
+    throw new EngineError('MODEL_MISMATCH', `${where}: ${msg}`, { path: where, hint: 'manifest.json and model.onnx come from different exports, or the graph was not made by the bloom_peft exporter; export the run again' });
+  };
+  const wantIn = ['input_ids', 'attention_mask'];
+  const wantOut = ['logits'];
+  for (let i = 0; i < m.num_layers; i++) {
+    wantIn.push(`past_key_values.${i}.key`, `past_key_values.${i}.value`);
+    wantOut.push(`present.${i}.key`, `present.${i}.value`);
+  }
+  const missingIn = wantIn.filter(n => !session.inputNames.includes(n));
+  if (missingIn.length) mismatch(`graph lacks input(s) ${missingIn.slice(0, 4).join(', ')}${missingIn.length > 4 ? ', ...' : ''} (manifest num_layers ${m.num_layers}; graph inputs: ${session.inputNames.slice(0, 6).join(', ')}...)`);
+  const extraIn = session.inputNames.filter(n => !wantIn.includes(n));
+  if (extraIn.length) mismatch(`graph has input(s) this engine does not feed: ${extraIn.slice(0, 4).join(', ')} (manifest num_layers ${m.num_layers})`);
+  const missingOut = wantOut.filter(n => !session.outputNames.includes(n));
+  if (missingOut.length) mismatch(`graph lacks output(s) ${missingOut.slice(0, 4).join(', ')}`);
+
+  let logitsHalf = false;
+  const meta = (session as unknown as { inputMetadata?: ort.InferenceSession.ValueMetadata[]; outputMetadata?: ort.InferenceSession.ValueMetadata[] });
+  const kvShape = [null, m.num_heads, null, m.head_dim];
+  const check = (md: ort.InferenceSession.ValueMetadata, shape: (number | null)[], type: string) => {
+    if (!md.isTensor) return mismatch(`"${md.name}" is not a tensor`);
+    if (md.type !== type) mismatch(`"${md.name}" has element type ${md.type}, expected ${type} (manifest dtype ${m.dtype})`);
+    if (md.shape.length !== shape.length) mismatch(`"${md.name}" has rank ${md.shape.length}, expected ${shape.length}`);
+    md.shape.forEach((d, k) => {
+      if (typeof d === 'number' && d >= 0 && shape[k] !== null && d !== shape[k]) {
+        mismatch(`"${md.name}" has dim ${k} = ${d}, expected ${shape[k]} (shape [batch, num_heads ${m.num_heads}, seq, head_dim ${m.head_dim}] / logits [batch, seq, vocab_size ${m.vocab_size}])`);
+      }
+    });
+  };
+  for (const md of meta.inputMetadata ?? []) {
+    if (md.name === 'input_ids' || md.name === 'attention_mask') check(md, [null, null], 'int64');
+    else check(md, kvShape, m.dtype);
+  }
+  for (const md of meta.outputMetadata ?? []) {
+    if (md.name === 'logits') {
+      if (md.isTensor && md.type === 'float16') logitsHalf = true;
+      check(md, [null, null, m.vocab_size], logitsHalf ? 'float16' : 'float32');
+    } else if (md.name.startsWith('present.')) check(md, kvShape, m.dtype);
+  }
+  return logitsHalf;
+}
+
+/** prefix_kv.safetensors -> the initial cache; names and shapes checked against the manifest. */
+function loadPrefix(file: string, m: ExportManifest): KvCache {
+  const tensors = readSafetensors(file);
+  const want = [1, m.num_heads, m.prefix_length, m.head_dim];
+  const kv: KvCache = { length: m.prefix_length, keys: [], values: [] };
+  for (let i = 0; i < m.num_layers; i++) {
+    for (const part of ['key', 'value'] as const) {
+      const name = `past_key_values.${i}.${part}`;
+      const t = tensors.get(name);
+      if (!t) throw new EngineError('PREFIX_KV_INVALID', `${file}: tensor "${name}" is missing (manifest num_layers ${m.num_layers})`, { path: file, field: name, hint: 'export the run again' });
+      if (t.shape.length !== 4 || t.shape.some((d, k) => d !== want[k])) {
+        throw new EngineError('PREFIX_KV_INVALID', `${file}: tensor "${name}" has shape [${t.shape}], expected [${want}] = [1, num_heads, prefix_length, head_dim] from the manifest`, { path: file, field: name, hint: 'manifest.json and prefix_kv.safetensors come from different exports; export the run again' });
+      }
+      let data = tensorData(t);
+      if (m.dtype === 'float16' && data instanceof Float32Array) data = toFloat16Bits(data);
+      if (m.dtype === 'float32' && data instanceof Uint16Array) data = fromFloat16Bits(data);
+      (part === 'key' ? kv.keys : kv.values).push(data);
+    }
+  }
+  return kv;
+}

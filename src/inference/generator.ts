@@ -1,0 +1,126 @@
+// The decode loop (inside the worker): tokenize, reuse the cached KV of the previous prompt where the
+// token ids agree, prefill the rest in chunks, then sample token by token with streaming, stop
+// sequences, EOS, max tokens and cancellation checked before every model step.
+import type { DecoderModel } from './decoder';
+import { EngineError } from './errors';
+import { type KvCache, commonPrefixLength, truncateKv } from './kv';
+import type { FinishReason, GenerateParams, GenerateResult } from './messages';
+import { createRng, sampleToken } from './sampling';
+import { StopMatcher } from './stop';
+import { StreamDecoder, type TextTokenizer } from './tokenizer';
+
+export interface GenerateHooks {
+  /** Polled before every model step; true stops the request with finishReason 'aborted'. */
+  aborted(): boolean;
+  onText?(text: string): void;
+}
+
+/** Logits of the whole prompt at once cost seq x vocab floats; prefill in chunks of about 32 MB. */
+const LOGITS_BUDGET = 8 * 1024 * 1024;
+
+export class Generator {
+  /** Token ids whose KV is in `kv` (after the prefix), from the last request. */
+  private cachedIds: number[] = [];
+  private kv: KvCache;
+  private readonly chunk: number;
+
+  constructor(private readonly model: DecoderModel, private readonly tokenizer: TextTokenizer, prefillChunk?: number) {
+    this.kv = model.prefix;
+    this.chunk = prefillChunk ?? Math.max(1, Math.min(512, Math.floor(LOGITS_BUDGET / model.manifest.vocab_size)));
+  }
+
+  resetCache(): void {
+    this.cachedIds = [];
+    this.kv = this.model.prefix;
+  }
+
+  encode(text: string): number[] {
+    return this.tokenizer.encode(text);
+  }
+
+  async generate(prompt: string, p: GenerateParams, hooks: GenerateHooks): Promise<GenerateResult> {
+    validateParams(p);
+    const m = this.model.manifest;
+    const t0 = performance.now();
+    let ids = this.tokenizer.encode(prompt);
+    // The model needs at least one input token to produce logits.
+    if (ids.length === 0) ids = [m.bos_token_id ?? m.eos_token_id ?? 0];
+
+    // KV reuse: the longest common token prefix with the cached ids; at least one token is always run.
+    let reused = p.reuseCache === false ? 0 : Math.min(commonPrefixLength(this.cachedIds, ids), ids.length - 1);
+    const prefixLen = m.prefix_length;
+    let kv = reused > 0 ? truncateKv(this.kv, prefixLen + reused, m.num_heads, m.head_dim) : this.model.prefix;
+    this.cachedIds = ids.slice(0, reused);
+    this.kv = kv;
+
+    const result = (finishReason: FinishReason, text: string, tokens: number[], tPrefill: number): GenerateResult => ({
+      text,
+      tokens,
+      finishReason,
+      timings: { prefillMs: tPrefill - t0, decodeMs: performance.now() - tPrefill, reusedTokens: reused, promptTokens: ids.length, generatedTokens: tokens.length },
+    });
+
+    let logits: Float32Array | null = null;
+    for (let at = reused; at < ids.length; at += this.chunk) {
+      if (hooks.aborted()) return result('aborted', '', [], performance.now());
+      const part = ids.slice(at, at + this.chunk);
+      ({ logits, kv } = await this.model.forward(part, kv));
+      this.cachedIds = ids.slice(0, at + part.length);
+      this.kv = kv;
+    }
+    const tPrefill = performance.now();
+    if (p.maxTokens === 0) return result('length', '', [], tPrefill);
+
+    const rng = createRng(p.seed);
+    const decoder = new StreamDecoder(this.tokenizer);
+    const stopper = new StopMatcher(p.stop ?? []);
+    const tokens: number[] = [];
+    let text = '';
+    const emit = (s: string) => {
+      if (!s) return;
+      text += s;
+      hooks.onText?.(s);
+    };
+    let finish: FinishReason = 'length';
+    for (;;) {
+      const next = sampleToken(logits!, { temperature: p.temperature ?? 0, topP: p.topP ?? 1 }, rng);
+      if (next === m.eos_token_id) {
+        finish = 'eos';
+        break;
+      }
+      tokens.push(next);
+      const { emit: out, stopped } = stopper.push(decoder.push(next));
+      emit(out);
+      if (stopped) {
+        finish = 'stop';
+        break;
+      }
+      if (tokens.length >= p.maxTokens) break;
+      if (hooks.aborted()) {
+        finish = 'aborted';
+        break;
+      }
+      ({ logits, kv } = await this.model.forward([next], kv));
+      this.cachedIds.push(next);
+      this.kv = kv;
+    }
+    if (finish !== 'stop') {
+      const rest = stopper.push(decoder.flush());
+      emit(rest.emit);
+      if (rest.stopped) finish = 'stop';
+      else emit(stopper.flush());
+    }
+    return result(finish, text, tokens, tPrefill);
+  }
+}
+
+export function validateParams(p: GenerateParams): void {
+  const bad = (field: string, msg: string): never => {
+    throw new EngineError('BAD_REQUEST', `generate option "${field}" ${msg}`, { field });
+  };
+  if (!Number.isInteger(p.maxTokens) || p.maxTokens < 0) bad('maxTokens', `must be an integer >= 0 (got ${p.maxTokens})`);
+  if (p.temperature !== undefined && !(p.temperature >= 0 && Number.isFinite(p.temperature))) bad('temperature', `must be a number >= 0 (got ${p.temperature})`);
+  if (p.topP !== undefined && !(p.topP > 0 && p.topP <= 1)) bad('topP', `must be in (0, 1] (got ${p.topP})`);
+  if (p.stop !== undefined && (!Array.isArray(p.stop) || p.stop.some(s => typeof s !== 'string'))) bad('stop', 'must be an array of strings');
+  if (p.seed !== undefined && !Number.isInteger(p.seed)) bad('seed', `must be an integer (got ${p.seed})`);
+}

@@ -1,0 +1,82 @@
+// The past key/value cache as plain typed arrays, layout [1, num_heads, length, head_dim] per layer
+// (the graph's past_key_values.{i}.key/value inputs and present.{i}.* outputs). float16 is kept as raw
+// Uint16 bits, which is what onnxruntime takes and returns for float16 tensors.
+
+export type KvData = Float32Array | Uint16Array;
+
+export interface KvCache {
+  /** Positions held (prefix tokens + prompt/generated tokens). */
+  length: number;
+  keys: KvData[];
+  values: KvData[];
+}
+
+export function emptyKv(numLayers: number, dtype: 'float32' | 'float16'): KvCache {
+  const mk = () => (dtype === 'float16' ? new Uint16Array(0) : new Float32Array(0));
+  return { length: 0, keys: Array.from({ length: numLayers }, mk), values: Array.from({ length: numLayers }, mk) };
+}
+
+/** The first `keep` positions of the cache (a copy; each head's rows are contiguous). */
+export function truncateKv(kv: KvCache, keep: number, numHeads: number, headDim: number): KvCache {
+  if (keep >= kv.length) return kv;
+  const cut = (a: KvData): KvData => {
+    const out = new (a.constructor as { new (n: number): KvData })(numHeads * keep * headDim);
+    const src = kv.length * headDim;
+    const dst = keep * headDim;
+    for (let h = 0; h < numHeads; h++) out.set(a.subarray(h * src, h * src + dst), h * dst);
+    return out;
+  };
+  return { length: keep, keys: kv.keys.map(cut), values: kv.values.map(cut) };
+}
+
+/** Length of the longest common prefix of two id lists. */
+export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+// IEEE half <-> single conversions, used only when prefix_kv.safetensors and the graph disagree on dtype.
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+export function toFloat16Bits(src: Float32Array): Uint16Array {
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    f32[0] = src[i];
+    const x = u32[0];
+    const sign = (x >>> 16) & 0x8000;
+    let exp = ((x >>> 23) & 0xff) - 127 + 15;
+    let mant = x & 0x7fffff;
+    if (((x >>> 23) & 0xff) === 0xff) out[i] = sign | 0x7c00 | (mant ? 0x200 : 0); // inf / nan
+    else if (exp >= 0x1f) out[i] = sign | 0x7c00; // overflow -> inf
+    else if (exp <= 0) {
+      if (exp < -10) out[i] = sign; // underflow -> 0
+      else {
+        mant |= 0x800000;
+        const shift = 14 - exp;
+        let half = mant >>> shift;
+        if ((mant >>> (shift - 1)) & 1 && ((mant & ((1 << (shift - 1)) - 1)) || half & 1)) half++;
+        out[i] = sign | half;
+      }
+    } else {
+      let half = sign | (exp << 10) | (mant >>> 13);
+      if (mant & 0x1000 && (mant & 0x2fff)) half++; // round to nearest even
+      out[i] = half;
+    }
+  }
+  return out;
+}
+
+export function fromFloat16Bits(src: Uint16Array): Float32Array {
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const h = src[i];
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >>> 10) & 0x1f;
+    const mant = h & 0x3ff;
+    out[i] = exp === 0 ? sign * mant * 2 ** -24 : exp === 0x1f ? (mant ? NaN : sign * Infinity) : sign * (1 + mant / 1024) * 2 ** (exp - 15);
+  }
+  return out;
+}

@@ -1,0 +1,80 @@
+// The typed protocol between the host thread (CompletionEngine) and the inference worker.
+// Requests carry an id; the worker answers each with exactly one `result` or `error`, preceded by any
+// number of `token` notifications. Cancellation does not use messages: the worker is busy inside the
+// decode loop, so the host writes the request id into a SharedArrayBuffer that the worker polls
+// between model steps (ABORT_SLOT).
+import type { SerializedEngineError } from './errors';
+import type { ExportManifest } from './manifest';
+
+export type FinishReason = 'eos' | 'stop' | 'length' | 'aborted';
+
+export interface GenerateParams {
+  /** Tokens to generate at most (0: only prefill the prompt, which warms the KV cache). */
+  maxTokens: number;
+  /** 0 (default) = greedy. */
+  temperature?: number;
+  /** Nucleus mass in (0, 1]; 1 (default) = no cut. */
+  topP?: number;
+  /** Generation ends before the first occurrence of any of these; the text never includes it. */
+  stop?: string[];
+  /** Seed for sampling (same seed, same prompt -> same tokens). */
+  seed?: number;
+  /** false: ignore the cached KV of the previous prompt (default true). */
+  reuseCache?: boolean;
+}
+
+export interface GenerateTimings {
+  /** Queue wait (host) + tokenize + prefill of the prompt tokens not reused. */
+  prefillMs: number;
+  decodeMs: number;
+  /** Prompt tokens whose KV came from the previous request. */
+  reusedTokens: number;
+  promptTokens: number;
+  generatedTokens: number;
+  /** Time the request waited for the worker (earlier requests, or a reload). */
+  queuedMs?: number;
+}
+
+export interface GenerateResult {
+  text: string;
+  /** Generated token ids (EOS excluded; a token that completed a stop sequence included). */
+  tokens: number[];
+  finishReason: FinishReason;
+  timings: GenerateTimings;
+}
+
+export interface WorkerInit {
+  exportDir: string;
+  threads?: number;
+  prefillChunk?: number;
+  /** Int32Array view: slot ABORT_SLOT holds the id of the request to abort. */
+  abortFlag: SharedArrayBuffer;
+}
+export const ABORT_SLOT = 0;
+
+export interface EngineInfo {
+  exportDir: string;
+  loadMs: number;
+  threads: number;
+  modelPath: string;
+}
+
+export type HostToWorker =
+  | { type: 'generate'; id: number; prompt: string; params: GenerateParams; stream: boolean }
+  /** Logits of the last prompt position, computed without the cache (parity checks, scoring). */
+  | { type: 'logits'; id: number; prompt: string }
+  | { type: 'tokenize'; id: number; text: string }
+  | { type: 'resetCache'; id: number }
+  /** Release the session and exit the thread. */
+  | { type: 'close' };
+
+export type WorkerToHost =
+  | { type: 'ready'; manifest: ExportManifest; info: EngineInfo }
+  | { type: 'loadError'; error: SerializedEngineError }
+  | { type: 'token'; id: number; text: string }
+  | { type: 'result'; id: number; result: GenerateResult }
+  | { type: 'logits'; id: number; logits: Float32Array; ids: number[] }
+  | { type: 'tokens'; id: number; ids: number[] }
+  | { type: 'done'; id: number }
+  | { type: 'error'; id: number; error: SerializedEngineError }
+  | { type: 'closed' };

@@ -1,0 +1,51 @@
+// Stop sequences over streamed text. Text that might be the start of a stop sequence is held back, so
+// a consumer never sees (then has to retract) part of a stop string.
+
+export class StopMatcher {
+  private pending = ''; // received but not yet released
+  private readonly maxLen: number;
+
+  constructor(private readonly stops: readonly string[]) {
+    this.stops = stops.filter(s => s.length > 0);
+    this.maxLen = Math.max(0, ...this.stops.map(s => s.length));
+  }
+
+  /** Feeds new text; returns the text that is now safe to emit and whether a stop sequence was hit. */
+  push(text: string): { emit: string; stopped: boolean } {
+    this.pending += text;
+    if (this.stops.length === 0) {
+      const emit = this.pending;
+      this.pending = '';
+      return { emit, stopped: false };
+    }
+    let hit = -1;
+    for (const s of this.stops) {
+      const i = this.pending.indexOf(s);
+      if (i >= 0 && (hit < 0 || i < hit)) hit = i;
+    }
+    if (hit >= 0) {
+      const emit = this.pending.slice(0, hit);
+      this.pending = '';
+      return { emit, stopped: true };
+    }
+    // Keep the longest tail that is a proper prefix of some stop sequence.
+    let keep = 0;
+    for (let k = Math.min(this.maxLen - 1, this.pending.length); k > 0; k--) {
+      const tail = this.pending.slice(this.pending.length - k);
+      if (this.stops.some(s => s.startsWith(tail))) {
+        keep = k;
+        break;
+      }
+    }
+    const emit = this.pending.slice(0, this.pending.length - keep);
+    this.pending = this.pending.slice(this.pending.length - keep);
+    return { emit, stopped: false };
+  }
+
+  /** At the end of generation the held-back text was not a stop sequence after all. */
+  flush(): string {
+    const rest = this.pending;
+    this.pending = '';
+    return rest;
+  }
+}
