@@ -208,6 +208,7 @@ export async function setupManagedEnv(venvDir: string, options: SetupOptions = {
     }
   };
   if (!fs.existsSync(py)) {
+    fs.mkdirSync(path.dirname(venvDir), { recursive: true });
     options.onProgress?.('Creating the virtual environment…');
     await run(base, ['-m', 'venv', venvDir], 'creating the virtual environment');
   }

@@ -1,0 +1,135 @@
+// Progress where the user looks: a status bar item (click opens the dashboard), a cancellable progress
+// notification (cancel = graceful stop), the `bloomPeft.training` context key, and the end-of-run notification.
+import * as vscode from 'vscode';
+import type { TrainingService } from '../service';
+import type { RunEnd, RunInfo } from '../types';
+
+export function formatEta(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return '';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** "step 12/100 · loss 1.234 · ETA 2m 05s" */
+export function progressText(info: RunInfo): string {
+  const parts = [info.totalSteps ? `step ${info.step}/${info.totalSteps}` : `step ${info.step}`];
+  if (typeof info.loss === 'number') parts.push(`loss ${info.loss.toFixed(3)}`);
+  const eta = formatEta(info.etaS);
+  if (eta) parts.push(`ETA ${eta}`);
+  return parts.join(' · ');
+}
+
+export class TrainingProgressUi implements vscode.Disposable {
+  private readonly item: vscode.StatusBarItem;
+  private readonly subscriptions: vscode.Disposable[] = [];
+  private notifiedRun: string | undefined;
+  private notification: { runId: string; report: (pct: number, message: string) => void; finish: () => void } | undefined;
+  private hideTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly training: TrainingService, private readonly actions: { showLog(): void; resume(runId: string): void }) {
+    this.item = vscode.window.createStatusBarItem('bloomPeft.training', vscode.StatusBarAlignment.Left, 50);
+    this.item.name = 'Bloom PEFT Training';
+    this.item.command = 'bloomPeft.openDashboard';
+    this.subscriptions.push(
+      this.item,
+      training.onEvent(runId => this.update(runId)),
+      training.onRunsChanged(() => this.update()),
+      training.onRunEnded(end => this.ended(end)),
+    );
+    this.update();
+  }
+
+  private update(_runId?: string): void {
+    const info = this.training.current();
+    void vscode.commands.executeCommand('setContext', 'bloomPeft.training', !!info);
+    if (!info) {
+      this.notification?.finish();
+      this.notification = undefined;
+      return;
+    }
+    clearTimeout(this.hideTimer);
+    const text = progressText(info);
+    const icon = info.state === 'stopping' ? '$(loading~spin)' : '$(sync~spin)';
+    this.item.text = `${icon} ${info.state === 'stopping' ? 'Stopping' : 'Training'} ${text}`;
+    this.item.tooltip = new vscode.MarkdownString(
+      `**Bloom PEFT** — ${info.config.method.name} on \`${info.config.model.name_or_path}\`\n\nrun \`${info.id}\`${info.owned ? '' : ' (trained by another window or the CLI)'}\n\n${text}\n\nClick to open the dashboard.`);
+    this.item.backgroundColor = undefined;
+    this.item.show();
+    if (this.notifiedRun !== info.id) this.openNotification(info);
+    const pct = info.totalSteps ? (100 * info.step) / info.totalSteps : 0;
+    this.notification?.report(pct, text);
+  }
+
+  private openNotification(info: RunInfo): void {
+    this.notifiedRun = info.id;
+    this.notification?.finish();
+    let last = 0;
+    let finish!: () => void;
+    const done = new Promise<void>(r => (finish = r));
+    let reporter: vscode.Progress<{ message?: string; increment?: number }> | undefined;
+    const state = {
+      runId: info.id,
+      report: (pct: number, message: string) => {
+        const inc = Math.max(0, pct - last);
+        last = Math.max(last, pct);
+        reporter?.report({ increment: inc, message });
+      },
+      finish,
+    };
+    this.notification = state;
+    void vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Bloom PEFT: training ${info.config.method.name}`, cancellable: true },
+      (progress, token) => {
+        reporter = progress;
+        progress.report({ message: progressText(info) });
+        token.onCancellationRequested(() => {
+          // cancel = graceful stop of this run (checkpoint, then exit)
+          void this.training.stop(info.id).catch(e => vscode.window.showErrorMessage(`Bloom PEFT: stop failed: ${(e as Error).message}`));
+        });
+        return done;
+      },
+    );
+  }
+
+  private ended(end: RunEnd): void {
+    if (this.notification?.runId === end.runId) {
+      this.notification.finish();
+      this.notification = undefined;
+    }
+    this.notifiedRun = undefined;
+    const icon = end.outcome === 'completed' ? '$(check)' : end.outcome === 'stopped' ? '$(debug-stop)' : '$(error)';
+    this.item.text = `${icon} Bloom PEFT: ${end.outcome}`;
+    this.item.tooltip = end.message;
+    this.item.backgroundColor = end.outcome === 'failed' ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
+    this.item.show();
+    clearTimeout(this.hideTimer);
+    this.hideTimer = setTimeout(() => { if (!this.training.current()) this.item.hide(); }, 30_000);
+    void vscode.commands.executeCommand('setContext', 'bloomPeft.training', !!this.training.current());
+    void this.notifyEnd(end);
+  }
+
+  private async notifyEnd(end: RunEnd): Promise<void> {
+    if (end.outcome === 'failed') {
+      const pick = await vscode.window.showErrorMessage(`Bloom PEFT: training failed (run ${end.runId}): ${end.message}`, 'Show Log', 'Resume');
+      if (pick === 'Show Log') this.actions.showLog();
+      if (pick === 'Resume') this.actions.resume(end.runId);
+    } else if (end.outcome === 'stopped') {
+      const pick = await vscode.window.showInformationMessage(`Bloom PEFT: ${end.message} Run ${end.runId} can be resumed from its last checkpoint.`, 'Resume', 'Show Log');
+      if (pick === 'Resume') this.actions.resume(end.runId);
+      if (pick === 'Show Log') this.actions.showLog();
+    } else if (end.outcome === 'completed') {
+      const actions = end.exportDir ? ['Use for Completions', 'Open Dashboard'] : ['Open Dashboard'];
+      const pick = await vscode.window.showInformationMessage(`Bloom PEFT: training completed (run ${end.runId}).`, ...actions);
+      if (pick === 'Use for Completions') void vscode.commands.executeCommand('bloomPeft.useAdapter', end.runId, end.dir);
+      if (pick === 'Open Dashboard') void vscode.commands.executeCommand('bloomPeft.openDashboard');
+    }
+  }
+
+  dispose(): void {
+    clearTimeout(this.hideTimer);
+    this.notification?.finish();
+    for (const s of this.subscriptions) s.dispose();
+  }
+}
