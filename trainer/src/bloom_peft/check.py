@@ -1,0 +1,127 @@
+"""`check`: environment report as one JSON line (python, platform, package versions, CUDA/MPS, problems).
+
+Uses only the standard library until it tries torch, so it answers even when torch is missing or broken:
+that is exactly when the host needs it. Exit code 0 whenever a report was written; `ok` is false when a
+problem of level "error" means training cannot run.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import re
+import sys
+from importlib import metadata
+
+from .paths import PROJECT_ROOT
+
+PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "safetensors", "tokenizers", "onnx",
+            "onnxruntime", "jsonschema", "numpy")
+REQUIRED = ("torch", "transformers", "peft", "accelerate", "safetensors", "tokenizers", "jsonschema", "numpy")
+REQUIREMENTS = PROJECT_ROOT / "trainer" / "requirements.txt"
+SETUP_HINT = "Run 'Bloom PEFT: Set Up Training Environment' (or scripts/setup.sh), which installs trainer/requirements.lock."
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _pins() -> dict[str, str]:
+    try:
+        lines = REQUIREMENTS.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {}
+    pins = {}
+    for line in lines:
+        m = re.match(r"^\s*([A-Za-z0-9_.-]+)\s*==\s*([^\s;#]+)", line)
+        if m:
+            pins[m.group(1).lower()] = m.group(2)
+    return pins
+
+
+def _base(version: str) -> str:
+    return version.split("+", 1)[0]  # 2.13.0+cu124 is torch 2.13.0 built for CUDA 12.4
+
+
+def _torch_report(problems: list) -> tuple[dict, dict, str | None]:
+    cuda = {"available": False, "version": None, "devices": []}
+    mps = {"available": False}
+    try:
+        import torch
+    except BaseException as e:  # ImportError, OSError from a missing CUDA library, even SystemExit
+        if _version("torch") is None:
+            problems.append({"code": "torch_missing", "level": "error", "message": "PyTorch is not installed",
+                             "hint": SETUP_HINT})
+        else:
+            problems.append({"code": "torch_broken", "level": "error",
+                             "message": f"PyTorch is installed but fails to import: {type(e).__name__}: {e}",
+                             "hint": "Reinstall torch (a CUDA build needs a matching NVIDIA driver). " + SETUP_HINT})
+        return cuda, mps, None
+    try:
+        cuda["version"] = torch.version.cuda
+        if torch.cuda.is_available():
+            cuda["available"] = True
+            for i in range(torch.cuda.device_count()):
+                p = torch.cuda.get_device_properties(i)
+                cuda["devices"].append({"index": i, "name": p.name, "memory_bytes": int(p.total_memory),
+                                        "capability": f"{p.major}.{p.minor}"})
+        mps["available"] = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    except Exception as e:
+        problems.append({"code": "cuda_error", "level": "warning", "message": f"querying the GPU failed: {e}",
+                         "hint": "Check the NVIDIA driver (nvidia-smi)."})
+    device = "cuda" if cuda["available"] else "mps" if mps["available"] else "cpu"
+    return cuda, mps, device
+
+
+def report() -> dict:
+    problems: list[dict] = []
+    if sys.version_info < (3, 10):
+        problems.append({"code": "python_too_old", "level": "error",
+                         "message": f"Python {platform.python_version()} is too old", "hint": "Use Python 3.10 or newer."})
+    packages = {name: _version(name) for name in PACKAGES}
+    for name in REQUIRED:
+        if packages[name] is None and name != "torch":  # torch gets its own, more specific problem below
+            problems.append({"code": "package_missing", "level": "error", "message": f"{name} is not installed",
+                             "hint": SETUP_HINT})
+    for name in ("onnx", "onnxruntime"):
+        if packages[name] is None:
+            problems.append({"code": "package_missing", "level": "warning",
+                             "message": f"{name} is not installed: training works, ONNX export for completions does not",
+                             "hint": SETUP_HINT})
+    for name, pinned in _pins().items():
+        have = packages.get(name)
+        if have is not None and _base(have) != _base(pinned):
+            problems.append({"code": "version_mismatch", "level": "warning",
+                             "message": f"{name} {have} is installed; this trainer is tested with {pinned}",
+                             "hint": SETUP_HINT})
+    cuda, mps, device = _torch_report(problems)
+    if device == "cpu":
+        problems.append({"code": "no_gpu", "level": "warning", "message": "no CUDA or MPS device: training runs on the CPU",
+                         "hint": "Fine for the embedded model; for bloom-560m and larger use a machine with an NVIDIA GPU "
+                                 "and a CUDA build of torch."})
+    return {
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "packages": packages,
+        "torch": packages["torch"], "transformers": packages["transformers"], "peft": packages["peft"],
+        "accelerate": packages["accelerate"], "onnx": packages["onnx"], "onnxruntime": packages["onnxruntime"],
+        "cuda": cuda,
+        "mps": mps,
+        "device": device,
+        "problems": problems,
+        "ok": not any(p["level"] == "error" for p in problems),
+    }
+
+
+def run(args=None) -> int:
+    out = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):  # whatever importing torch prints stays off the answer
+        result = report()
+    out.write(json.dumps(result) + "\n")
+    out.flush()
+    return 0

@@ -1,0 +1,148 @@
+"""Load a BLOOM base model and its tokenizer: hub id, local folder, or 'embedded' (models/bloom-tiny).
+
+Always through from_pretrained with safetensors only and trust_remote_code off, so the embedded model takes the
+very same path as bigscience/bloom-560m. Every failure is a ModelError naming /model/name_or_path with a hint.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .errors import ModelError
+from .paths import EMBEDDED_MODEL_DIR, resolve_model_path
+
+FIELD = "/model/name_or_path"
+BLOOM_PAD_ID = 3  # BLOOM's <pad>; every bigscience checkpoint uses it
+
+
+def _looks_local(name: str) -> bool:
+    """Hub ids are 'org/name' or 'name'; anything else (absolute, ./, ~, backslash, deeper paths) is a folder."""
+    return (os.path.isabs(name) or name.startswith((".", "~")) or "\\" in name or name.count("/") > 1
+            or os.path.exists(name))
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick TCP probe of the hub. huggingface_hub retries an unreachable host with back-off for ~25 s; the
+    dashboard calls `params` on every form change, so fail fast instead. With a proxy configured we cannot tell
+    locally, so we let the download try."""
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def _hub_call(fn, name: str, what: str, **kwargs):
+    """Run a from_pretrained-style call for a hub id: cache first, then the network if it is reachable."""
+    try:
+        return fn(name, local_files_only=True, **kwargs)
+    except OSError:
+        pass
+    if _offline() or not _hub_reachable():
+        raise ModelError(
+            f"'{name}' is not a local folder and the Hugging Face hub is unreachable (no {what} in the local cache)",
+            hint="Use a local folder with config.json, model.safetensors and tokenizer.json (download it once on a "
+                 "machine with internet, e.g. `huggingface-cli download bigscience/bloom-560m --local-dir DIR`), "
+                 "or 'embedded' for the bundled tiny model.")
+    try:
+        return fn(name, **kwargs)
+    except OSError as e:
+        raise ModelError(f"could not load {what} of '{name}' from the hub: {e}",
+                         hint="Check the model id and revision (e.g. bigscience/bloom-560m), or use a local folder.") from None
+
+
+def _source(name_or_path: str) -> tuple[str, bool]:
+    """(path or hub id, is_local); a missing local folder is an error here, with the hint that fits."""
+    path = resolve_model_path(name_or_path)
+    if name_or_path == "embedded" and not Path(path, "config.json").is_file():
+        raise ModelError(f"the embedded model is missing ({EMBEDDED_MODEL_DIR})",
+                         hint="Reinstall the extension, or rebuild it with the project's model script (see README).")
+    if _looks_local(path):
+        p = Path(path).expanduser()
+        if not p.is_dir():
+            raise ModelError(f"model folder not found: {p.resolve()}",
+                             hint="Give a folder that holds config.json (relative paths are resolved against "
+                                  f"{Path.cwd()}), a hub id such as bigscience/bloom-560m, or 'embedded'.")
+        if not (p / "config.json").is_file():
+            raise ModelError(f"{p.resolve()} has no config.json, so it is not a transformers model folder",
+                             hint="Point /model/name_or_path at the folder saved with save_pretrained (it holds config.json).")
+        return str(p), True
+    return path, False
+
+
+def load_model_config(name_or_path: str, revision: str | None = None):
+    """The model's BloomConfig, without weights; ModelError when it is not a BLOOM model or cannot be found."""
+    from transformers import AutoConfig, BloomConfig
+
+    path, local = _source(name_or_path)
+    kwargs = dict(revision=revision, trust_remote_code=False)
+    try:
+        config = AutoConfig.from_pretrained(path, **kwargs) if local else _hub_call(AutoConfig.from_pretrained, path, "config.json", **kwargs)
+    except ValueError as e:  # unknown model_type, or a config.json transformers cannot read
+        raise ModelError(f"'{name_or_path}': {e}", hint="Bloom PEFT Studio trains BLOOM models (model_type 'bloom').") from None
+    except OSError as e:
+        raise ModelError(f"could not read the config of '{name_or_path}': {e}", hint="Check that config.json is valid JSON.") from None
+    if getattr(config, "model_type", None) != "bloom" or not isinstance(config, BloomConfig):
+        raise ModelError(f"'{name_or_path}' is a '{getattr(config, 'model_type', '?')}' model, not BLOOM",
+                         hint="Choose a BLOOM checkpoint (bigscience/bloom-560m, bloomz-560m, bloom-1b1, ...) or 'embedded'.")
+    return config
+
+
+def load_tokenizer(name_or_path: str, revision: str | None = None, model_config=None):
+    """The model's fast tokenizer, with the pad token set (BLOOM's <pad> = 3; else EOS) so batches can be padded."""
+    from transformers import AutoTokenizer
+
+    path, local = _source(name_or_path)
+    kwargs = dict(revision=revision, trust_remote_code=False)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, **kwargs) if local else _hub_call(AutoTokenizer.from_pretrained, path, "tokenizer", **kwargs)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"could not load the tokenizer of '{name_or_path}': {e}",
+                         hint="The model folder needs tokenizer.json (save the tokenizer with save_pretrained next to the model).") from None
+    if tok.pad_token_id is None:
+        pad_id = getattr(model_config, "pad_token_id", None)
+        if pad_id is None or pad_id >= len(tok):
+            pad_id = BLOOM_PAD_ID if BLOOM_PAD_ID < len(tok) else tok.eos_token_id
+        tok.pad_token = tok.convert_ids_to_tokens(pad_id)
+    return tok
+
+
+def load_base_model(config: dict, *, device=None, dtype=None):
+    """(model, tokenizer) for a training config; config_only builds the architecture with random weights."""
+    import torch
+    from transformers import BloomForCausalLM
+
+    model_cfg = config["model"]
+    name, revision = model_cfg["name_or_path"], model_cfg.get("revision")
+    bloom_config = load_model_config(name, revision)
+    tokenizer = load_tokenizer(name, revision, bloom_config)
+    if model_cfg.get("config_only", False):
+        if dtype is not None:
+            bloom_config.torch_dtype = dtype
+        model = BloomForCausalLM(bloom_config)
+        if dtype is not None:
+            model = model.to(dtype)
+        model.config._name_or_path = resolve_model_path(name)
+    else:
+        path, local = _source(name)
+        kwargs = dict(revision=revision, use_safetensors=True, trust_remote_code=False, dtype=dtype or torch.float32)
+        try:
+            model = (BloomForCausalLM.from_pretrained(path, **kwargs) if local
+                     else _hub_call(BloomForCausalLM.from_pretrained, path, "safetensors weights", **kwargs))
+        except OSError as e:
+            raise ModelError(f"could not load the weights of '{name}': {e}",
+                             hint="Only safetensors weights are loaded (never pickled .bin files): convert the "
+                                  "checkpoint with save_pretrained(safe_serialization=True), or set "
+                                  "model.config_only to train from random weights.") from None
+    if device is not None:
+        model = model.to(device)
+    return model, tokenizer
