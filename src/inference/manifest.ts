@@ -67,6 +67,9 @@ export function readManifest(exportDir: string): { manifest: ExportManifest; fil
     tokenizer: exportFile(dir, manifest.files.tokenizer, 'files.tokenizer', manifestPath),
     prefixKv: manifest.files.prefix_kv === null ? null : exportFile(dir, manifest.files.prefix_kv, 'files.prefix_kv', manifestPath),
   };
+  // External weights (models over 2 GB): onnxruntime's own error for a missing .data file is obscure.
+  const data = (raw as { files: { model_data?: unknown } }).files.model_data;
+  if (typeof data === 'string' && data) exportFile(dir, data, 'files.model_data', manifestPath);
   return { manifest, files };
 }
 
