@@ -2,6 +2,7 @@
 // usage: node esbuild.mjs [--watch] [--production]
 import * as esbuild from 'esbuild';
 import fs from 'node:fs';
+import { configValidatorPlugin } from './webview/build/config-validator-plugin.mjs';
 
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
@@ -27,6 +28,8 @@ const builds = [
     sourcemap: !production, minify: production, logLevel: 'info',
     entryPoints: { webview: 'webview/main.ts' }, outdir: 'dist',
     loader: { '.css': 'css' },
+    // the webview's CSP has no 'unsafe-eval': the config validator is precompiled (ajv standalone)
+    plugins: [configValidatorPlugin],
   },
 ].filter(b => Object.values(b.entryPoints).every(p => fs.existsSync(p)));
 

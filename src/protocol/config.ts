@@ -1,6 +1,7 @@
 // The training config contract. The JSON Schema in schemas/ is the single source of truth; these types mirror it
 // and test/unit/protocol.test.ts checks both against the shared vectors in schemas/vectors/.
-import Ajv, { type ErrorObject } from 'ajv';
+import Ajv from 'ajv';
+import { issuesFromAjvErrors, type ConfigIssue } from './config-issues';
 import schema from '../../schemas/training-config.schema.json';
 
 export const METHOD_NAMES = ['full', 'bitfit', 'prompt_tuning', 'p_tuning', 'prefix_tuning', 'lora', 'ia3'] as const;
@@ -53,8 +54,7 @@ export interface TrainingConfig {
 
 export const TRAINING_CONFIG_SCHEMA = schema;
 
-/** One validation problem, located by the JSON pointer of the offending field ("" = the whole config). */
-export interface ConfigIssue { path: string; message: string }
+export type { ConfigIssue } from './config-issues';
 
 const ajv = new Ajv({ allErrors: true, strict: false });
 const validate = ajv.compile(schema);
@@ -62,20 +62,5 @@ const validate = ajv.compile(schema);
 /** Validates against the shared schema; returns [] when valid. Messages name the field. */
 export function validateConfig(config: unknown): ConfigIssue[] {
   if (validate(config)) return [];
-  return dedupe((validate.errors ?? []).filter(e => e.keyword !== 'if' && e.keyword !== 'allOf').map(toIssue));
-}
-
-function toIssue(e: ErrorObject): ConfigIssue {
-  const path = e.keyword === 'required' ? e.instancePath : e.keyword === 'additionalProperties' ? e.instancePath : e.instancePath;
-  const field = path || '(config)';
-  let message = `${field} ${e.message ?? 'is invalid'}`;
-  if (e.keyword === 'additionalProperties') message = `${field}: unknown option "${(e.params as { additionalProperty: string }).additionalProperty}"`;
-  if (e.keyword === 'required') message = `${field}: missing "${(e.params as { missingProperty: string }).missingProperty}"`;
-  if (e.keyword === 'enum') message = `${field} must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map(v => JSON.stringify(v)).join(', ')}`;
-  return { path, message };
-}
-
-function dedupe(issues: ConfigIssue[]): ConfigIssue[] {
-  const seen = new Set<string>();
-  return issues.filter(i => (seen.has(i.message) ? false : (seen.add(i.message), true)));
+  return issuesFromAjvErrors(validate.errors);
 }

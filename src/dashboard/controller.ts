@@ -1,0 +1,305 @@
+// The dashboard's host side, without vscode: validates every webview message, answers requests through the
+// TrainingService and the host edges, forwards trainer events, keeps the "watched" run so a hidden or
+// reloaded webview can re-attach (snapshot on 'ready' = run row + its events.jsonl), and runs the
+// compare-methods queue (it lives here, not in the webview, so it survives hide/show and reloads).
+import type { TrainingConfig } from '../protocol/config';
+import { validateConfig } from '../protocol/config';
+import type { TrainerEvent } from '../protocol/events';
+import {
+  parseWebviewMessage,
+  type DashboardSnapshot, type HostError, type HostToWebview, type Picked, type PreviewRow,
+  type RequestMethod, type RequestParams, type RequestResult, type RunRow, type WebviewRequest,
+} from '../protocol/messages';
+import type { Disposable, Logger, RunEnd, RunSummary, TrainingServiceApi } from '../training/types';
+import { CompareQueue } from './compare';
+import type { DashboardHost, PlaygroundEngine } from './ports';
+
+const PICKS_KEY = 'bloomPeft.dashboard.picks';
+const WATCHED_KEY = 'bloomPeft.dashboard.watchedRun';
+const MAX_PICKS = 50;
+
+/** A request that failed in a way the user can act on; becomes the response's error. */
+export class DashboardError extends Error {
+  constructor(message: string, readonly hint?: string, readonly issues?: HostError['issues']) { super(message); }
+}
+
+export function toRunRow(s: RunSummary): RunRow {
+  return {
+    id: s.id, name: s.name ?? s.id, method: s.method ?? '?', status: s.status, dir: s.dir,
+    startedAt: s.startedAt ?? null, endedAt: s.endedAt ?? null,
+    trainablePercent: s.trainablePercent ?? null,
+    trainLoss: s.finalTrainLoss ?? s.lastLoss ?? null, evalLoss: s.finalEvalLoss ?? null,
+    tokensPerS: s.tokensPerS ?? null, step: s.step, totalSteps: s.totalSteps ?? null,
+    adapterDir: s.adapterDir ?? null, exportDir: s.exportDir ?? null,
+  };
+}
+
+/** The trainer's preview rows are passed through by the service; pick the fields the dashboard shows. */
+export function toPreviewRow(row: Record<string, unknown>): PreviewRow {
+  const str = (...keys: string[]) => keys.map(k => row[k]).find((v): v is string => typeof v === 'string');
+  const num = (...keys: string[]) => keys.map(k => row[k]).find((v): v is number => typeof v === 'number');
+  const text = str('text', 'full_text', 'decoded') ?? '';
+  const ids = Array.isArray(row.input_ids) ? row.input_ids.length : undefined;
+  return {
+    text,
+    prompt: str('prompt', 'prompt_text'),
+    tokens: num('tokens', 'num_tokens', 'total_tokens', 'length') ?? ids ?? 0,
+    promptTokens: num('prompt_tokens', 'num_prompt_tokens', 'masked_tokens'),
+    truncated: typeof row.truncated === 'boolean' ? row.truncated : undefined,
+  };
+}
+
+const HUB_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)?$/;
+
+export class DashboardController implements Disposable {
+  private post: ((msg: HostToWebview) => void) | undefined;
+  private readonly subscriptions: Disposable[] = [];
+  private readonly generations = new Map<string, AbortController>();
+  private readonly compare: CompareQueue;
+  private runsTimer: ReturnType<typeof setTimeout> | undefined;
+  private genSeq = 0;
+
+  constructor(
+    private readonly training: TrainingServiceApi,
+    private readonly host: DashboardHost,
+    private readonly log: Logger,
+    private readonly engine?: PlaygroundEngine,
+  ) {
+    this.compare = new CompareQueue(training, job => this.notify('compare', job), runId => this.watch(runId));
+    this.subscriptions.push(
+      training.onEvent((runId, event) => this.onTrainerEvent(runId, event)),
+      training.onRunsChanged(() => this.scheduleRuns()),
+      training.onRunEnded(end => this.onRunEnded(end)),
+    );
+  }
+
+  /** Connects a (new) webview; messages go to `post` until the returned disposable runs. */
+  attach(post: (msg: HostToWebview) => void): Disposable {
+    this.post = post;
+    return { dispose: () => { if (this.post === post) this.post = undefined; } };
+  }
+
+  dispose(): void {
+    for (const s of this.subscriptions.splice(0)) s.dispose();
+    for (const g of this.generations.values()) g.abort();
+    this.compare.dispose();
+    clearTimeout(this.runsTimer);
+    this.post = undefined;
+  }
+
+  /** Entry point for every message from the webview. Never throws. */
+  async handle(raw: unknown): Promise<void> {
+    const parsed = parseWebviewMessage(raw);
+    if (!parsed.ok) {
+      this.log.warn(`dashboard: rejected a webview message: ${parsed.error}`);
+      if (parsed.id !== undefined) this.send({ kind: 'response', id: parsed.id, ok: false, error: { message: `Invalid request: ${parsed.error}` } });
+      return;
+    }
+    const msg = parsed.message;
+    if (msg.kind === 'notify') {
+      if (msg.method === 'ready') await this.sendSnapshot();
+      else this.setDraft(msg.params.config);
+      return;
+    }
+    try {
+      const result = await this.dispatch(msg);
+      this.send({ kind: 'response', id: msg.id, ok: true, result });
+    } catch (e) {
+      this.send({ kind: 'response', id: msg.id, ok: false, error: toHostError(e) });
+    }
+  }
+
+  private dispatch(msg: WebviewRequest): Promise<unknown> {
+    // one table keeps method -> handler typed end to end
+    const handlers: { [M in RequestMethod]: (p: RequestParams<M>) => Promise<RequestResult<M>> } = {
+      pickModelFolder: () => this.pick(() => this.host.pickFolder('Choose a BLOOM model folder (config.json + safetensors)')),
+      pickDataset: p => this.pick(() => p.kind === 'folder'
+        ? this.host.pickFolder(p.role === 'train' ? 'Choose a folder of code or text' : 'Choose an eval folder')
+        : this.host.pickFile(p.role === 'train' ? 'Choose a training dataset' : 'Choose an eval dataset', { 'Datasets': ['jsonl', 'json', 'csv', 'txt'], 'All files': ['*'] })),
+      params: async p => this.training.params(this.checkConfig(p.config)),
+      preview: async p => (await this.training.preview(this.checkConfig(p.config), p.rows ?? 3)).map(toPreviewRow),
+      start: async p => {
+        this.requireTrust();
+        const info = await this.training.start(this.checkConfig(p.config));
+        return this.watch(info.id);
+      },
+      stop: async () => { await this.training.stop(); return null; },
+      resume: async p => {
+        this.requireTrust();
+        await this.runById(p.runId);
+        const info = await this.training.resume(p.runId);
+        return this.watch(info.id);
+      },
+      listRuns: async () => (await this.training.listRuns()).map(toRunRow),
+      readEvents: async p => { await this.runById(p.runId); return this.training.readEvents(p.runId); },
+      useAdapter: async p => {
+        const run = await this.runById(p.runId);
+        if (!run.exportDir) throw new DashboardError(`Run "${run.name ?? run.id}" has no ONNX export yet.`, 'Export it first (Export button), then use it for completions.');
+        await this.host.useAdapter(run.id, run.dir);
+        this.notify('completions', { runId: run.id });
+        return null;
+      },
+      exportRun: async p => { await this.runById(p.runId); await this.training.exportRun(p.runId); this.scheduleRuns(); return null; },
+      openFolder: async p => {
+        const run = await this.runById(p.runId);
+        const dir = p.which === 'run' ? run.dir : p.which === 'adapter' ? run.adapterDir : run.exportDir;
+        if (!dir) throw new DashboardError(`Run "${run.name ?? run.id}" has no ${p.which} folder.`);
+        await this.host.revealInOS(dir);
+        return null;
+      },
+      deleteRun: async p => {
+        const run = await this.runById(p.runId);
+        if (run.status === 'running') throw new DashboardError('A running run cannot be deleted.', 'Stop it first.');
+        const ok = await this.host.confirm(`Delete run "${run.name ?? run.id}"?`, `This removes ${run.dir} with its checkpoints, adapter and export.`, 'Delete');
+        if (!ok) return false;
+        await this.training.deleteRun(run.id);
+        if (this.host.state.get<string>(WATCHED_KEY) === run.id) await this.host.state.update(WATCHED_KEY, undefined);
+        this.scheduleRuns();
+        return true;
+      },
+      compareMethods: async p => {
+        this.requireTrust();
+        return this.compare.start(this.checkConfig(p.config), p.methods);
+      },
+      cancelCompare: async () => { await this.compare.cancel(); return null; },
+      generate: async p => this.generate(p.runId, p.prompt, p.maxTokens ?? 64, p.temperature ?? 0, p.template ?? false),
+      cancelGenerate: async p => { this.generations.get(p.genId)?.abort(); return null; },
+    };
+    return (handlers[msg.method] as (p: unknown) => Promise<unknown>)(msg.params);
+  }
+
+  // ---- snapshot / re-attach
+
+  async snapshot(): Promise<DashboardSnapshot> {
+    const runs = (await this.training.listRuns()).map(toRunRow);
+    const live = this.training.current();
+    const watchedId = live?.id ?? this.host.state.get<string>(WATCHED_KEY);
+    const current = runs.find(r => r.id === watchedId);
+    const currentEvents = current ? await this.training.readEvents(current.id).catch(() => [] as TrainerEvent[]) : [];
+    return {
+      current, currentEvents, runs, compare: this.compare.job, completionsRunId: this.host.completionsRunId(),
+      trusted: this.host.isTrusted(), picks: this.picks(),
+    };
+  }
+
+  private async sendSnapshot(): Promise<void> {
+    try {
+      this.notify('init', await this.snapshot());
+    } catch (e) {
+      this.log.error(`dashboard: snapshot failed: ${(e as Error).message}`);
+      this.notify('init', { currentEvents: [], runs: [], trusted: this.host.isTrusted(), picks: this.picks(), completionsRunId: null });
+    }
+  }
+
+  /** Makes `runId` the run the dashboard shows, and tells the webview (row + events so far). */
+  private async watch(runId: string): Promise<RunRow> {
+    await this.host.state.update(WATCHED_KEY, runId);
+    const runs = (await this.training.listRuns()).map(toRunRow);
+    const run = runs.find(r => r.id === runId);
+    if (!run) throw new DashboardError(`Run ${runId} is not in the runs folder.`);
+    const events = await this.training.readEvents(runId).catch(() => [] as TrainerEvent[]);
+    this.notify('current', { run, events });
+    this.notify('runs', { runs });
+    return run;
+  }
+
+  // ---- events
+
+  private onTrainerEvent(runId: string, event: TrainerEvent): void {
+    this.notify('event', { runId, event });
+  }
+
+  private onRunEnded(end: RunEnd): void {
+    this.scheduleRuns();
+    this.compare.onRunEnded(end);
+  }
+
+  private scheduleRuns(): void {
+    clearTimeout(this.runsTimer);
+    this.runsTimer = setTimeout(() => {
+      this.training.listRuns().then(runs => this.notify('runs', { runs: runs.map(toRunRow) }), e => this.log.warn(`dashboard: listing runs failed: ${(e as Error).message}`));
+    }, 150);
+  }
+
+  // ---- config paths: only what a host picker returned may reach the trainer
+
+  private picks(): Picked[] { return this.host.state.get<Picked[]>(PICKS_KEY) ?? []; }
+
+  private async pick(open: () => Promise<string | undefined>): Promise<Picked | null> {
+    const path = await open();
+    if (!path) return null;
+    const label = path.split(/[\\/]/).filter(Boolean).pop() ?? path;
+    const picked = { path, label };
+    await this.host.state.update(PICKS_KEY, [picked, ...this.picks().filter(p => p.path !== path)].slice(0, MAX_PICKS));
+    return picked;
+  }
+
+  /** Schema validation plus the path rule; returns the config to hand to the TrainingService. */
+  checkConfig(config: TrainingConfig): TrainingConfig {
+    const issues = validateConfig(config);
+    if (issues.length) throw new DashboardError(`The configuration is invalid: ${issues[0].message}`, 'Fix the highlighted fields.', issues);
+    const picked = new Set(this.picks().map(p => p.path));
+    const name = config.model.name_or_path;
+    if (name !== 'embedded' && !picked.has(name) && (!HUB_ID.test(name) || name.split('/').some(s => s.startsWith('.')))) {
+      throw new DashboardError(`model "${name}" is neither a hub id nor a folder chosen with the picker.`, 'Use "Choose folder…" for a local model.', [{ path: '/model/name_or_path', message: 'choose the folder with the picker' }]);
+    }
+    for (const key of ['train_file', 'eval_file'] as const) {
+      const value = config.data[key];
+      if (value !== undefined && !picked.has(value)) {
+        throw new DashboardError(`data.${key} "${value}" was not chosen with the file picker.`, 'Use the "Choose…" button next to the field.', [{ path: `/data/${key}`, message: 'choose it with the picker' }]);
+      }
+    }
+    return config;
+  }
+
+  private setDraft(config: TrainingConfig): void {
+    try { this.training.draftConfig = this.checkConfig(config); } catch { /* an unfinished form is not a draft */ }
+  }
+
+  private requireTrust(): void {
+    if (!this.host.isTrusted()) throw new DashboardError('Training is disabled in an untrusted workspace.', 'Trust the workspace (Manage Workspace Trust) to train.');
+  }
+
+  private async runById(runId: string): Promise<RunSummary> {
+    const run = (await this.training.listRuns()).find(r => r.id === runId);
+    if (!run) throw new DashboardError(`No run "${runId}" in the runs folder.`, 'Refresh the history; it may have been deleted.');
+    return run;
+  }
+
+  // ---- playground
+
+  private async generate(runId: string, prompt: string, maxTokens: number, temperature: number, template: boolean): Promise<{ genId: string }> {
+    if (!this.engine) throw new DashboardError('The ONNX completion engine is not available in this window.', 'See the "Bloom PEFT Trainer" log.');
+    const run = await this.runById(runId);
+    if (!run.exportDir) throw new DashboardError(`Run "${run.name ?? run.id}" has no ONNX export.`, 'Export it first (Adapters → Export).');
+    const genId = `g${++this.genSeq}`;
+    const abort = new AbortController();
+    this.generations.set(genId, abort);
+    const engine = this.engine;
+    // answer first so the webview knows the id before the first token arrives
+    setTimeout(() => {
+      engine.generate(run.exportDir!, prompt, { maxTokens, temperature, template, signal: abort.signal, onToken: delta => this.notify('generation', { genId, delta }) })
+        .then(() => this.notify('generation', { genId, done: true }))
+        .catch(e => this.notify('generation', { genId, done: true, error: (e as Error).message }))
+        .finally(() => this.generations.delete(genId));
+    }, 0);
+    return { genId };
+  }
+
+  // ---- posting
+
+  private notify<M extends Extract<HostToWebview, { kind: 'notify' }>['method']>(method: M, params: Extract<HostToWebview, { method: M }>['params']): void {
+    this.send({ kind: 'notify', method, params } as HostToWebview);
+  }
+
+  private send(msg: HostToWebview): void {
+    try { this.post?.(msg); } catch (e) { this.log.warn(`dashboard: post failed: ${(e as Error).message}`); }
+  }
+}
+
+export function toHostError(e: unknown): HostError {
+  if (e instanceof DashboardError) return { message: e.message, hint: e.hint, issues: e.issues };
+  const err = e as { message?: string; hint?: string; issues?: HostError['issues'] };
+  return { message: err?.message ?? String(e), hint: err?.hint, issues: err?.issues?.length ? err.issues : undefined };
+}
+

@@ -1,0 +1,54 @@
+// Adapters: every run that saved something; use its export for inline completions, export it, open its
+// folder, or delete it (the host asks for confirmation in a modal dialog).
+import type { MethodName } from '../../src/protocol/config';
+import type { RunRow } from '../../src/protocol/messages';
+import { badge, button } from '../components';
+import { fill, h } from '../dom';
+import { fmtDate, fmtLoss } from '../format';
+import { request } from '../rpc';
+import { METHOD_LABELS } from '../schema';
+
+export interface AdaptersHost { showError(e: unknown): void; useForCompletions(runId: string): void; refresh(): void }
+
+export class AdaptersSection {
+  readonly el = h('section', { class: 'section adapters', 'aria-labelledby': 'adapters-title' });
+  private rows: RunRow[] = [];
+  private serving: string | null = null;
+  private readonly list = h('ul', { class: 'cards', id: 'adapters-list', 'aria-labelledby': 'adapters-title' });
+  private readonly busy = new Set<string>();
+
+  constructor(private readonly host: AdaptersHost) {
+    fill(this.el, h('h2', { id: 'adapters-title' }, 'Adapters'), this.list);
+    this.render();
+  }
+
+  setRuns(rows: RunRow[]): void { this.rows = rows; this.render(); }
+  setServing(runId: string | null): void { this.serving = runId; this.render(); }
+
+  private render(): void {
+    const rows = this.rows.filter(r => r.adapterDir || r.exportDir);
+    if (!rows.length) { fill(this.list, h('li', { class: 'muted' }, 'No adapters yet: finished runs appear here.')); return; }
+    fill(this.list, ...rows.map(r => this.card(r)));
+  }
+
+  private card(r: RunRow): HTMLElement {
+    const act = (label: string, fn: () => Promise<unknown>, o: { disabled?: boolean; title?: string; appearance?: 'primary' | 'secondary' } = {}) => {
+      const b = button(label, () => {
+        this.busy.add(r.id);
+        b.disabled = true;
+        fn().catch(e => this.host.showError(e)).finally(() => { this.busy.delete(r.id); this.render(); });
+      }, { appearance: o.appearance ?? 'secondary', title: o.title, ariaLabel: `${label}: ${r.name}` });
+      b.disabled = Boolean(o.disabled) || this.busy.has(r.id);
+      return b;
+    };
+    return h('li', { class: 'card', 'data-run': r.id },
+      h('div', { class: 'run-head' }, h('strong', {}, r.name), this.serving === r.id ? badge('serving completions') : null),
+      h('div', { class: 'muted' }, `${METHOD_LABELS[r.method as MethodName] ?? r.method} · ${r.status} · ${fmtDate(r.startedAt)} · eval loss ${fmtLoss(r.evalLoss)}`),
+      h('div', { class: 'muted' }, r.exportDir ? 'ONNX export ready' : 'no ONNX export yet'),
+      h('div', { class: 'actions' },
+        act('Use for completions', async () => this.host.useForCompletions(r.id), { disabled: !r.exportDir, title: r.exportDir ? undefined : 'Export it first', appearance: 'primary' }),
+        act(r.exportDir ? 'Re-export' : 'Export', () => request('exportRun', { runId: r.id }).then(() => this.host.refresh())),
+        act('Open folder', () => request('openFolder', { runId: r.id, which: r.adapterDir ? 'adapter' : 'run' })),
+        act('Delete', () => request('deleteRun', { runId: r.id }).then(deleted => { if (deleted) this.host.refresh(); }), { disabled: r.status === 'running' })));
+  }
+}

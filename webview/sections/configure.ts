@@ -1,0 +1,454 @@
+// Configure: model, method (+ its options and the trainable-parameter count), dataset (+ columns), template
+// (+ live preview with token counts), hyperparameters and output. Every edit is validated against the
+// shared schema at once; messages appear next to their field. Paths come only from host pickers.
+import type { MethodName, TrainingConfig } from '../../src/protocol/config';
+import type { HostError, ParamCounts, PreviewRow } from '../../src/protocol/messages';
+import { button, checkbox, dropdown, progressRing, textArea, textField, type Field } from '../components';
+import { fill, h, pointerId } from '../dom';
+import { fmtCompact, fmtInt, fmtPct } from '../format';
+import { notifyDraft, request, RequestError } from '../rpc';
+import {
+  buildConfig, columnProps, dataOptionKeys, dataProps, exportProps, FORMAT_COLUMNS, hintFor, kindOf, labelFor, METHOD_LABELS,
+  methodOptionVisible, METHODS, methodSpec, placeholderFor, templateProps, trainingProps, usesTemplate, type PropSpec,
+} from '../schema';
+import { save, state, type FormState, type RawValue } from '../store';
+import { shortMessage, validateDraft, type FieldIssue } from '../validation';
+
+const MAIN_TRAINING = ['batch_size', 'grad_accum', 'learning_rate', 'scheduler', 'warmup_ratio', 'max_length', 'eval_every', 'seed', 'precision', 'device', 'num_gpus'];
+const FORMAT_LABELS: Record<FormState['dataFormat'], string> = {
+  instruction: 'Instruction rows (instruction / input / output)', completion: 'Prompt / completion rows',
+  text: 'Plain text or a folder of code', hub: 'Hugging Face hub dataset',
+};
+
+export interface ConfigureHost {
+  /** start succeeded: show the run */
+  started(): void;
+  trusted(): boolean;
+}
+
+export class ConfigureSection {
+  readonly el = h('section', { class: 'section configure', 'aria-labelledby': 'configure-title' });
+  private readonly fields = new Map<string, Field<unknown>>();
+  private issues: FieldIssue[] = [];
+  private hostIssues: FieldIssue[] = [];
+  private readonly touched = new Set<string>();
+  private submitted = false;
+  private paramsSeq = 0;
+  private previewSeq = 0;
+  private paramsTimer: ReturnType<typeof setTimeout> | undefined;
+  private previewTimer: ReturnType<typeof setTimeout> | undefined;
+  private draftTimer: ReturnType<typeof setTimeout> | undefined;
+  private lastParamsKey = '';
+  private lastPreviewKey = '';
+
+  private readonly modelDetail = h('div', { class: 'block' });
+  private readonly methodHelp = h('p', { class: 'explain', id: 'method-explain' });
+  private readonly methodOptions = h('div', { class: 'block grid', id: 'method-options' });
+  private readonly paramsBox = h('div', { class: 'params', id: 'params-count', role: 'status', 'aria-live': 'polite' });
+  private readonly dataDetail = h('div', { class: 'block' });
+  private readonly templateBlock = h('div', { class: 'block' });
+  private readonly previewBox = h('div', { class: 'preview', id: 'preview', 'aria-live': 'polite' });
+  private readonly lengthBlock = h('div', { class: 'block grid' });
+  private readonly summary = h('div', { class: 'form-summary', id: 'form-summary', role: 'alert', hidden: true });
+  private readonly startButton = button('Start training', () => void this.start(), { id: 'start-training' });
+
+  constructor(private readonly host: ConfigureHost) {
+    this.render();
+  }
+
+  private get form(): FormState { return state.form; }
+
+  /** The config as the form stands (not validated). */
+  config(): TrainingConfig { return buildConfig(this.form); }
+
+  /** Validates with every message shown; undefined when invalid. */
+  validConfig(): TrainingConfig | undefined {
+    this.submitted = true;
+    this.changed(false);
+    return this.issues.length ? undefined : this.config();
+  }
+
+  setTrusted(trusted: boolean): void {
+    this.startButton.disabled = !trusted;
+    this.startButton.title = trusted ? '' : 'Training is disabled in an untrusted workspace';
+  }
+
+  // ---- layout
+
+  render(): void {
+    this.fields.clear();
+    const f = this.form;
+    const sourceField = dropdown({
+      id: 'f-model-source', label: 'Base model', value: f.modelSource,
+      options: [
+        { value: 'embedded', label: 'Embedded tiny BLOOM (offline demo)' },
+        { value: 'hub', label: 'Hugging Face hub id' },
+        { value: 'local', label: 'Local folder' },
+      ],
+      onChange: v => { f.modelSource = v as FormState['modelSource']; this.renderModelDetail(); this.changed(); },
+    });
+    const methodField = dropdown({
+      id: 'f-method', label: 'Method', value: f.method,
+      options: METHODS.map(m => ({ value: m, label: METHOD_LABELS[m] })),
+      onChange: v => { f.method = v as MethodName; this.renderMethod(); this.changed(); },
+    });
+    methodField.control.setAttribute('aria-describedby', 'method-explain');
+    const formatField = dropdown({
+      id: 'f-data-format', label: 'Dataset format', value: f.dataFormat,
+      options: (Object.keys(FORMAT_LABELS) as FormState['dataFormat'][]).map(k => ({ value: k, label: FORMAT_LABELS[k] })),
+      onChange: v => { f.dataFormat = v as FormState['dataFormat']; this.renderData(); this.renderTemplate(); this.changed(); },
+    });
+    this.fields.set('/data/format', formatField as Field<unknown>);
+    const lengthMode = dropdown({
+      id: 'f-length-mode', label: 'Train for', value: f.lengthMode,
+      options: [{ value: 'epochs', label: 'a number of epochs' }, { value: 'max_steps', label: 'a number of optimizer steps' }],
+      onChange: v => { f.lengthMode = v as FormState['lengthMode']; this.renderLength(); this.changed(); },
+    });
+    const tprops = trainingProps();
+    const main = h('div', { class: 'block grid' }, ...MAIN_TRAINING.filter(k => k in tprops).map(k => this.schemaField(`/training/${k}`, k, tprops[k], f.training)));
+    const advanced = h('details', { class: 'advanced' }, h('summary', {}, 'Advanced training options'),
+      h('div', { class: 'block grid' }, ...Object.keys(tprops).filter(k => !MAIN_TRAINING.includes(k) && k !== 'epochs' && k !== 'max_steps')
+        .map(k => this.schemaField(`/training/${k}`, k, tprops[k], f.training))));
+    const runName = textField({
+      id: `f-${pointerId('/run_name')}`, label: 'Run name', value: f.runName, placeholder: 'method-date (automatic)',
+      hint: 'Letters, digits, ".", "_" and "-"; names the run folder.',
+      onInput: v => { f.runName = v; this.touch('/run_name'); },
+    });
+    this.fields.set('/run_name', runName as Field<unknown>);
+    const eprops = exportProps();
+
+    fill(this.el,
+      h('h2', { id: 'configure-title', class: 'visually-hidden' }, 'Configure a training run'),
+      h('fieldset', {}, h('legend', {}, 'Model'), sourceField.el, this.modelDetail),
+      h('fieldset', {}, h('legend', {}, 'Method'), methodField.el, this.methodHelp, this.methodOptions, this.paramsBox),
+      h('fieldset', {}, h('legend', {}, 'Dataset'), formatField.el, this.dataDetail),
+      this.templateBlock,
+      h('fieldset', {}, h('legend', {}, 'Hyperparameters'), lengthMode.el, this.lengthBlock, main, advanced),
+      h('fieldset', {}, h('legend', {}, 'Output'), runName.el,
+        h('div', { class: 'block grid' }, ...Object.keys(eprops).map(k => this.schemaField(`/export/${k}`, k, eprops[k], f.export)))),
+      this.summary,
+      h('div', { class: 'actions' }, this.startButton),
+    );
+    this.renderModelDetail();
+    this.renderMethod();
+    this.renderData();
+    this.renderTemplate();
+    this.renderLength();
+    this.setTrusted(this.host.trusted());
+    this.changed(false);
+  }
+
+  private renderModelDetail(): void {
+    const f = this.form;
+    this.forget('/model/');
+    if (f.modelSource === 'embedded') {
+      fill(this.modelDetail, h('p', { class: 'explain' }, 'A small BLOOM shipped with the extension: trains in seconds on a CPU, for trying methods out.'));
+    } else if (f.modelSource === 'hub') {
+      const id = textField({
+        id: 'f-model-name_or_path', label: 'Hub id', value: f.hubId, placeholder: 'bigscience/bloom-560m',
+        hint: 'Any BLOOM checkpoint (bloom-560m … bloom-7b1, bloomz, Langboat/bloom-1b4-zh). Downloaded by the trainer; safetensors only.',
+        onInput: v => { f.hubId = v; this.touch('/model/name_or_path'); },
+      });
+      this.fields.set('/model/name_or_path', id as Field<unknown>);
+      fill(this.modelDetail, id.el);
+    } else {
+      this.fields.set('/model/name_or_path', this.pickerField('f-model-name_or_path', 'Model folder', f.localModel, 'Choose folder…', async () => {
+        const picked = await request('pickModelFolder', {});
+        if (picked) { f.localModel = picked.path; this.touch('/model/name_or_path'); this.renderModelDetail(); }
+      }, this.modelDetail));
+    }
+  }
+
+  private renderMethod(): void {
+    const f = this.form;
+    const spec = methodSpec(f.method);
+    this.methodHelp.textContent = spec.description ?? '';
+    this.forget('/method/');
+    const raw = (f.methodOptions[f.method] ??= {});
+    const keys = Object.keys(spec.properties).filter(k => methodOptionVisible(f.method, k, raw));
+    this.rebuild(this.methodOptions, ...keys.map(k => this.schemaField(`/method/${k}`, k, spec.properties[k], raw, () => {
+      // an option that shows or hides another (init -> init_text, prefix_projection -> encoder size)
+      const visible = Object.keys(spec.properties).filter(x => methodOptionVisible(f.method, x, raw)).join();
+      if (visible !== keys.join()) this.renderMethod();
+    })));
+    if (!keys.length) this.methodOptions.append(h('p', { class: 'explain' }, 'No options.'));
+  }
+
+  private renderData(): void {
+    const f = this.form;
+    this.forget('/data/');
+    const parts: HTMLElement[] = [];
+    if (f.dataFormat !== 'hub') {
+      const folder = f.dataFormat === 'text';
+      const train = h('div', { class: 'block' });
+      this.fields.set('/data/train_file', this.pickerField('f-data-train_file', folder ? 'Training folder or file' : 'Training file', f.trainFile,
+        folder ? 'Choose folder…' : 'Choose file…', async () => {
+          const picked = await request('pickDataset', { kind: folder ? 'folder' : 'file', role: 'train' });
+          if (picked) { f.trainFile = picked.path; this.touch('/data/train_file'); this.renderData(); }
+        }, train, folder ? undefined : 'JSON, JSONL or CSV.'));
+      const evalBlock = h('div', { class: 'block' });
+      this.fields.set('/data/eval_file', this.pickerField('f-data-eval_file', 'Eval file (optional)', f.evalFile, 'Choose…', async () => {
+        const picked = await request('pickDataset', { kind: folder ? 'folder' : 'file', role: 'eval' });
+        if (picked) { f.evalFile = picked.path; this.touch('/data/eval_file'); this.renderData(); }
+      }, evalBlock, 'Without one, the eval split below is held out of the training rows.', f.evalFile ? () => { f.evalFile = ''; this.renderData(); this.changed(); } : undefined));
+      parts.push(train, evalBlock);
+    }
+    const dprops = dataProps();
+    const grid = h('div', { class: 'block grid' }, ...dataOptionKeys(f.dataFormat).map(k => this.schemaField(`/data/${k}`, k, dprops[k], f.data)));
+    parts.push(grid);
+    const roles = FORMAT_COLUMNS[f.dataFormat];
+    if (roles.length) {
+      const cprops = columnProps();
+      const store = new Proxy(f.data, {
+        get: (t, k: string) => t[`columns.${k}`],
+        set: (t, k: string, v: RawValue) => { t[`columns.${k}`] = v; return true; },
+        has: (t, k: string) => `columns.${k}` in t,
+        ownKeys: t => Object.keys(t).filter(k => k.startsWith('columns.')).map(k => k.slice(8)),
+        getOwnPropertyDescriptor: (t, k: string) => Object.getOwnPropertyDescriptor(t, `columns.${k}`),
+      });
+      parts.push(h('details', { class: 'advanced', open: roles.some(r => f.data[`columns.${r}`]) },
+        h('summary', {}, 'Column mapping'),
+        h('div', { class: 'block grid' }, ...roles.map(r => this.schemaField(`/data/columns/${r}`, r, cprops[r], store)))));
+    }
+    this.rebuild(this.dataDetail, ...parts);
+  }
+
+  private renderTemplate(): void {
+    const f = this.form;
+    this.forget('/template/');
+    if (!usesTemplate(f.dataFormat)) { fill(this.templateBlock); return; }
+    const tprops = templateProps();
+    const text = (key: 'prompt' | 'response_prefix', rows: number) => {
+      const field = textArea({
+        id: `f-template-${key}`, label: labelFor(key), rows, value: typeof f.template[key] === 'string' ? f.template[key] as string : '',
+        placeholder: String(tprops[key].default ?? ''), hint: tprops[key].description,
+        onInput: v => { f.template[key] = v; this.touch(`/template/${key}`); },
+      });
+      this.fields.set(`/template/${key}`, field as Field<unknown>);
+      return field.el;
+    };
+    fill(this.templateBlock, h('fieldset', {}, h('legend', {}, 'Template'),
+      h('p', { class: 'explain' }, f.dataFormat === 'completion' ? 'Use {prompt} for the prompt column.' : 'Use {instruction} and {input}; the output follows the response prefix.'),
+      text('prompt', 2), text('response_prefix', 2),
+      h('div', { class: 'block grid' }, this.schemaField('/template/add_eos', 'add_eos', tprops.add_eos, f.template), this.schemaField('/template/mask_prompt', 'mask_prompt', tprops.mask_prompt, f.template)),
+      h('h3', {}, 'Preview (first rows as the model sees them)'),
+      this.previewBox));
+  }
+
+  private renderLength(): void {
+    const f = this.form;
+    this.forget('/training/epochs');
+    this.forget('/training/max_steps');
+    const k = f.lengthMode;
+    this.rebuild(this.lengthBlock, this.schemaField(`/training/${k}`, k, trainingProps()[k], f.training));
+  }
+
+  // ---- fields
+
+  /** A control for one schema property; raw values live in `store[key]`. */
+  private schemaField(pointer: string, key: string, spec: PropSpec, store: Record<string, RawValue>, after?: () => void): HTMLElement {
+    const id = `f-${pointerId(pointer)}`;
+    const label = labelFor(key);
+    const hint = hintFor(spec);
+    const update = (v: RawValue) => { store[key] = v; this.touch(pointer); after?.(); };
+    let field: Field<unknown>;
+    switch (kindOf(spec)) {
+      case 'boolean':
+        field = checkbox({ id, label, hint: spec.description, checked: typeof store[key] === 'boolean' ? store[key] as boolean : Boolean(spec.default), onChange: update }) as Field<unknown>;
+        break;
+      case 'enum': {
+        const values = (spec.enum ?? []).map(String);
+        const options = spec.default === undefined ? [{ value: '', label: '(default)' }, ...values.map(v => ({ value: v, label: v }))] : values.map(v => ({ value: v, label: v }));
+        field = dropdown({ id, label, hint: spec.description, options, value: typeof store[key] === 'string' ? store[key] as string : String(spec.default ?? ''), onChange: update }) as Field<unknown>;
+        break;
+      }
+      default:
+        field = textField({ id, label, hint, placeholder: placeholderFor(spec), value: typeof store[key] === 'string' ? store[key] as string : '', onInput: update }) as Field<unknown>;
+    }
+    this.fields.set(pointer, field);
+    return field.el;
+  }
+
+  /** A read-only path chosen through a host picker, with its button (and an optional clear). */
+  private pickerField(id: string, label: string, value: string, action: string, pick: () => Promise<void>, into: HTMLElement, hint?: string, clear?: () => void): Field<unknown> {
+    const shown = h('div', { class: value ? 'path' : 'path empty', id: `${id}-path`, title: value || undefined }, value || 'Nothing chosen');
+    const pickButton = button(action, () => void pick().catch(e => this.showHostError(e)), { id, appearance: 'secondary', ariaLabel: `${label}: ${action}` });
+    const error = h('div', { class: 'field-error', id: `${id}-error`, role: 'alert', hidden: true });
+    const el = h('div', { class: 'field picker', 'data-field': id },
+      h('span', { class: 'field-label', id: `${id}-label` }, label),
+      h('div', { class: 'picker-row' }, shown, pickButton, clear ? button('Clear', clear, { appearance: 'secondary', ariaLabel: `Clear ${label}` }) : null),
+      hint ? h('div', { class: 'field-hint' }, hint) : null, error);
+    fill(into, el);
+    return {
+      el, control: pickButton, get: () => value, set: () => undefined, setDisabled: d => { pickButton.disabled = d; },
+      setError: m => { error.textContent = m ?? ''; error.hidden = !m; el.classList.toggle('invalid', Boolean(m)); },
+    };
+  }
+
+  private forget(prefix: string): void {
+    for (const k of [...this.fields.keys()]) if (k.startsWith(prefix)) this.fields.delete(k);
+  }
+
+  /** Replace a block's content, keeping keyboard focus on the same control when it is rebuilt. */
+  private rebuild(block: HTMLElement, ...children: HTMLElement[]): void {
+    const focused = document.activeElement?.id;
+    fill(block, ...children);
+    if (focused) (document.getElementById(focused) as HTMLElement | null)?.focus();
+  }
+
+  private touch(pointer: string): void {
+    this.touched.add(pointer);
+    this.changed();
+  }
+
+  // ---- validation, counts, preview
+
+  /** Re-validate, show messages, persist, and refresh the counts / preview / draft when their inputs changed. */
+  changed(persist = true): void {
+    if (persist) save();
+    this.hostIssues = [];
+    const config = this.config();
+    this.issues = validateDraft(config);
+    this.showIssues();
+    const modelMethodOk = !this.issues.some(i => i.field.startsWith('/model') || i.field.startsWith('/method'));
+    const paramsKey = JSON.stringify([config.model, config.method]);
+    if (modelMethodOk && paramsKey !== this.lastParamsKey) {
+      this.lastParamsKey = paramsKey;
+      clearTimeout(this.paramsTimer);
+      this.paramsTimer = setTimeout(() => void this.refreshParams(config), 250);
+    } else if (!modelMethodOk) {
+      this.lastParamsKey = '';
+      fill(this.paramsBox, h('span', { class: 'muted' }, 'Trainable parameters: fix the model/method options first.'));
+    }
+    const valid = this.issues.length === 0;
+    const previewKey = JSON.stringify([config.model, config.data, config.template, config.training?.max_length]);
+    if (usesTemplate(this.form.dataFormat) && valid && previewKey !== this.lastPreviewKey) {
+      this.lastPreviewKey = previewKey;
+      clearTimeout(this.previewTimer);
+      this.previewTimer = setTimeout(() => void this.refreshPreview(config), 400);
+    } else if (!valid && this.form.dataFormat !== 'hub') {
+      this.lastPreviewKey = '';
+      fill(this.previewBox, h('p', { class: 'muted' }, this.form.trainFile ? 'The preview appears when the form is valid.' : 'Choose a training file to preview its rows.'));
+    }
+    if (valid) {
+      clearTimeout(this.draftTimer);
+      this.draftTimer = setTimeout(() => notifyDraft(config), 300);
+    }
+  }
+
+  private showIssues(): void {
+    const all = [...this.issues, ...this.hostIssues];
+    const shown = (i: FieldIssue) => this.submitted || this.touched.has(i.field) || this.hostIssues.includes(i) || this.isTyped(i.field);
+    const byField = new Map<string, string>();
+    const loose: string[] = [];
+    for (const i of all) {
+      if (!shown(i)) continue;
+      const target = this.fieldFor(i.field);
+      if (target) { if (!byField.has(target)) byField.set(target, this.friendly(i)); }
+      else loose.push(i.message);
+    }
+    for (const [pointer, field] of this.fields) field.setError(byField.get(pointer));
+    this.summary.hidden = loose.length === 0 && !(this.submitted && all.length);
+    fill(this.summary, ...(loose.length ? loose : this.submitted && all.length ? [`${all.length} field${all.length > 1 ? 's need' : ' needs'} attention.`] : []).map(m => h('div', {}, m)));
+  }
+
+  /** Number fields report as soon as they hold something (the point of validating as typed). */
+  private isTyped(pointer: string): boolean {
+    const field = this.fields.get(pointer);
+    const v = field?.get();
+    return typeof v === 'string' && v.trim() !== '';
+  }
+
+  /** The displayed field an issue belongs to: itself, or the nearest displayed ancestor. */
+  private fieldFor(pointer: string): string | undefined {
+    for (let p = pointer; p; p = p.slice(0, p.lastIndexOf('/'))) if (this.fields.has(p)) return p;
+    return undefined;
+  }
+
+  private friendly(i: FieldIssue): string {
+    if (i.field === '/data/train_file' && /missing/.test(i.message)) return 'Choose a training file.';
+    if (i.field === '/model/name_or_path' && this.form.modelSource === 'local' && !this.form.localModel) return 'Choose a model folder.';
+    return shortMessage(i);
+  }
+
+  private async refreshParams(config: TrainingConfig): Promise<void> {
+    const seq = ++this.paramsSeq;
+    this.paramsBox.setAttribute('aria-busy', 'true');
+    fill(this.paramsBox, progressRing('Counting parameters'), h('span', { class: 'muted' }, ' Counting parameters…'));
+    try {
+      const counts: ParamCounts = await request('params', { config });
+      if (seq !== this.paramsSeq) return;
+      fill(this.paramsBox,
+        h('span', { class: 'params-label' }, 'Trainable parameters: '),
+        h('strong', { id: 'params-trainable', 'data-value': counts.trainable }, fmtInt(counts.trainable)),
+        h('span', {}, ' of '),
+        h('span', { id: 'params-total', 'data-value': counts.total, title: fmtInt(counts.total) }, fmtCompact(counts.total)),
+        h('span', {}, ' ('),
+        h('strong', { id: 'params-percent', 'data-value': counts.percent }, fmtPct(counts.percent)),
+        h('span', {}, ')'));
+    } catch (e) {
+      if (seq !== this.paramsSeq) return;
+      this.lastParamsKey = '';
+      fill(this.paramsBox, h('span', { class: 'error-text' }, `Parameter count unavailable: ${(e as Error).message}`));
+    } finally {
+      if (seq === this.paramsSeq) this.paramsBox.removeAttribute('aria-busy');
+    }
+  }
+
+  private async refreshPreview(config: TrainingConfig): Promise<void> {
+    const seq = ++this.previewSeq;
+    fill(this.previewBox, progressRing('Loading preview'));
+    try {
+      const rows: PreviewRow[] = await request('preview', { config, rows: 3 });
+      if (seq !== this.previewSeq) return;
+      fill(this.previewBox, ...(rows.length ? rows.map((r, i) => this.previewRow(r, i)) : [h('p', { class: 'muted' }, 'The dataset has no rows.')]));
+    } catch (e) {
+      if (seq !== this.previewSeq) return;
+      this.lastPreviewKey = '';
+      const err = e instanceof RequestError ? e.error : { message: (e as Error).message };
+      fill(this.previewBox, h('div', { class: 'error-text', role: 'alert' }, err.message, err.hint ? h('div', { class: 'field-hint' }, err.hint) : null));
+    }
+  }
+
+  private previewRow(r: PreviewRow, i: number): HTMLElement {
+    const masked = r.prompt && r.text.startsWith(r.prompt) ? r.prompt : '';
+    return h('figure', { class: 'preview-row', 'data-tokens': r.tokens },
+      h('figcaption', {}, `Row ${i + 1}: ${r.tokens} tokens${r.promptTokens !== undefined ? ` (${r.promptTokens} in the prompt${this.form.template.mask_prompt === false ? '' : ', masked from the loss'})` : ''}${r.truncated ? ', truncated to max length' : ''}`),
+      h('pre', {}, masked ? h('span', { class: 'masked', title: 'prompt (masked from the loss)' }, masked) : null, r.text.slice(masked.length)));
+  }
+
+  // ---- start
+
+  private async start(): Promise<void> {
+    const config = this.validConfig();
+    if (!config) { this.focusFirstInvalid(); return; }
+    this.startButton.disabled = true;
+    try {
+      await request('start', { config });
+      this.host.started();
+    } catch (e) {
+      this.showHostError(e);
+    } finally {
+      this.setTrusted(this.host.trusted());
+    }
+  }
+
+  /** A host refusal: its field issues go next to the fields, the rest to the summary. */
+  showHostError(e: unknown): void {
+    const err: HostError = e instanceof RequestError ? e.error : { message: (e as Error).message };
+    this.hostIssues = (err.issues ?? []).map(i => ({ field: i.path, message: i.message }));
+    this.showIssues();
+    if (!this.hostIssues.length || !this.hostIssues.every(i => this.fieldFor(i.field))) {
+      this.summary.hidden = false;
+      fill(this.summary, h('div', {}, err.message), err.hint ? h('div', { class: 'field-hint' }, err.hint) : null);
+    }
+    this.focusFirstInvalid();
+  }
+
+  private focusFirstInvalid(): void {
+    const first = this.el.querySelector('.field.invalid');
+    const control = first?.querySelector('[id^="f-"]') as HTMLElement | null;
+    control?.focus();
+    (first ?? this.summary).scrollIntoView?.({ block: 'center' });
+  }
+}
