@@ -73,6 +73,16 @@ export class DashboardController implements Disposable {
     );
   }
 
+  /** Resend the whole snapshot (workspace trust granted, settings changed). */
+  refresh(): void {
+    void this.sendSnapshot();
+  }
+
+  /** The adapter serving inline completions changed (completion service event). */
+  completionsChanged(runId: string | null): void {
+    this.notify('completions', { runId });
+  }
+
   /** Connects a (new) webview; messages go to `post` until the returned disposable runs. */
   attach(post: (msg: HostToWebview) => void): Disposable {
     this.post = post;
