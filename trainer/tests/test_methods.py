@@ -231,3 +231,18 @@ def test_model_errors_name_the_field(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     err = _expect_model_error("bigscience/bloom-560m", "unreachable")
     assert "local folder" in err.hint
+
+
+def test_prompt_tuning_text_init_for_a_hub_model_stays_offline(monkeypatch):
+    """A model loaded by hub id: peft's TEXT init would call AutoTokenizer(hub id) over the network; the tokenizer in
+    hand is used instead, and the adapter config still names the hub id."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    method = VARIANTS["prompt_tuning-text"]
+    model, tok = load_base_model(config(method))
+    tok.name_or_path = model.config._name_or_path = "bigscience/bloom-560m"
+    peft_model = apply_method(model, method, tok)
+    ids = tok(method["init_text"])["input_ids"]
+    ids = (ids * 6)[: method["num_virtual_tokens"]]
+    assert torch.equal(peft_model.prompt_encoder["default"].embedding.weight.detach(),
+                       peft_model.get_input_embeddings().weight[torch.tensor(ids)].detach())
+    assert peft_model.peft_config["default"].tokenizer_name_or_path == "bigscience/bloom-560m"

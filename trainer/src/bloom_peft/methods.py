@@ -54,12 +54,20 @@ def method_options(method_cfg: dict) -> dict:
     return opts
 
 
-def _tokenizer_source(model, tokenizer) -> str | None:
-    """A name AutoTokenizer can load offline for peft's TEXT init: the tokenizer's own folder, else the model's."""
+def _tokenizer_source(model, tokenizer, scratch: list) -> str | None:
+    """A folder AutoTokenizer can load offline for peft's TEXT init: the tokenizer's own folder, else the model's;
+    for a hub id, the loaded tokenizer saved to a temporary folder (peft would otherwise go to the network)."""
     for cand in (getattr(tokenizer, "name_or_path", None), getattr(model.config, "_name_or_path", None)):
         if cand and Path(cand).is_dir():
             return str(cand)
-    return getattr(tokenizer, "name_or_path", None) or getattr(model.config, "_name_or_path", None)
+    if tokenizer is not None:
+        import tempfile
+
+        tmp = tempfile.TemporaryDirectory(prefix="bloom-peft-tokenizer-")
+        scratch.append(tmp)
+        tokenizer.save_pretrained(tmp.name)
+        return tmp.name
+    return getattr(model.config, "_name_or_path", None)
 
 
 def peft_config(method_cfg: dict, tokenizer_name_or_path: str | None = None):
@@ -114,9 +122,15 @@ def apply_method(model, method_cfg: dict, tokenizer=None):
         return model
     from peft import get_peft_model
 
-    cfg = peft_config(method_cfg, _tokenizer_source(model, tokenizer))
+    scratch: list = []
+    opts = method_options(method_cfg)
+    text_init = name == "prompt_tuning" and opts["init"] == "text"
+    cfg = peft_config(method_cfg, _tokenizer_source(model, tokenizer, scratch) if text_init else None)
     try:
-        return get_peft_model(model, cfg)
+        peft_model = get_peft_model(model, cfg)
+        if scratch:  # the adapter config should name the real tokenizer, not a deleted temporary folder
+            peft_model.peft_config["default"].tokenizer_name_or_path = getattr(tokenizer, "name_or_path", None)
+        return peft_model
     except ValueError as e:
         if "target" in str(e).lower():
             raise ConfigError(f"{name}: {e}", field="/method/target_modules",
@@ -126,6 +140,9 @@ def apply_method(model, method_cfg: dict, tokenizer=None):
     except OSError as e:  # TEXT init could not load the tokenizer
         raise ConfigError(f"prompt tuning text init could not load the tokenizer: {e}", field="/method/init_text",
                           hint="Use a local model folder that holds tokenizer.json, or init 'random'.") from None
+    finally:
+        for tmp in scratch:
+            tmp.cleanup()
 
 
 def count_parameters(model) -> tuple[int, int]:

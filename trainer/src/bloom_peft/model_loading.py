@@ -126,8 +126,6 @@ def load_base_model(config: dict, *, device=None, dtype=None):
     bloom_config = load_model_config(name, revision)
     tokenizer = load_tokenizer(name, revision, bloom_config)
     if model_cfg.get("config_only", False):
-        if dtype is not None:
-            bloom_config.torch_dtype = dtype
         model = BloomForCausalLM(bloom_config)
         if dtype is not None:
             model = model.to(dtype)
