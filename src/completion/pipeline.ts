@@ -5,8 +5,8 @@ import { CompletionCache } from './cache';
 import { Debouncer } from './debounce';
 import { isComplete, postprocess, type PostprocessContext } from './postprocess';
 import { prefilter } from './prefilter';
-import { buildPrompt, type BuiltPrompt } from './prompt';
-import type { AdapterInfo, Completion, CompletionRequest, CompletionSettings, Generator, SkipReason } from './types';
+import { applyHeal, buildPrompt, type BuiltPrompt } from './prompt';
+import type { AdapterInfo, Completion, CompletionRequest, CompletionSettings, GenerateResult, Generator, SkipReason } from './types';
 
 /** What the pipeline generates with right now; undefined = no adapter loaded (nothing is shown). */
 export interface ActiveGenerator {
@@ -104,10 +104,11 @@ export class CompletionPipeline {
     const ppc = postprocessContext(req, built, settings);
     const tg = this.now();
     let raw: string;
+    let timings: GenerateResult['timings'];
     try {
       const out = await this.generate(active.generator, built, settings, ppc, signal);
       if (out === undefined) return skip('aborted'); // partial text: never shown, never cached
-      raw = out;
+      ({ text: raw, timings } = out);
     } catch (err) {
       if (signal?.aborted || isAbortError(err)) return skip('aborted');
       this.deps.onError?.(err);
@@ -123,7 +124,7 @@ export class CompletionPipeline {
 
     // 7. postprocessed result
     if (!text) return skip(raw.trim() === '' ? 'blank' : 'duplicate');
-    return this.finish(t0, { insertText: built.lead + text, cached: false, engineMs, prompt: built.prompt });
+    return this.finish(t0, { insertText: built.lead + text, cached: false, engineMs, prompt: built.prompt, timings });
   }
 
   private finish(t0: number, c: Omit<Completion, 'latencyMs'>): Completion {
@@ -135,7 +136,7 @@ export class CompletionPipeline {
   }
 
   /** Returns the raw generated text, or undefined when the request was aborted (partial text is discarded). */
-  private async generate(generator: Generator, built: BuiltPrompt, settings: CompletionSettings, ppc: PostprocessContext, signal?: AbortSignal): Promise<string | undefined> {
+  private async generate(generator: Generator, built: BuiltPrompt, settings: CompletionSettings, ppc: PostprocessContext, signal?: AbortSignal): Promise<{ text: string; timings: GenerateResult['timings'] } | undefined> {
     this.inflight?.abort();
     const ctl = new AbortController();
     this.inflight = ctl;
@@ -151,21 +152,21 @@ export class CompletionPipeline {
         signal: ctl.signal,
         onToken: (t: string) => {
           streamed += t;
-          if (!early && isComplete(streamed, ppc)) {
+          if (!early && isComplete(applyHeal(streamed, built.heal), ppc)) {
             early = true;
             ctl.abort();
           }
         },
-      }).catch(err => {
+      }).catch((err): GenerateResult => {
         // Our own early stop may surface as an AbortError; the streamed text is the complete result then.
         if (early && isAbortError(err)) return { text: streamed, finishReason: 'stop' };
         throw err;
       });
-      if (early) return streamed;
+      if (early) return { text: applyHeal(streamed, built.heal), timings: res.timings };
       // Aborted by the request or by a newer generation: the text is partial.
       if (res.finishReason === 'aborted') return undefined;
       // Finished (even if the request was cancelled meanwhile): complete text, which the caller may cache.
-      return res.text;
+      return { text: applyHeal(res.text, built.heal), timings: res.timings };
     } finally {
       signal?.removeEventListener('abort', onAbort);
       if (this.inflight === ctl) this.inflight = undefined;

@@ -9,6 +9,12 @@ export interface BuiltPrompt {
   lead: string;
   /** Stop sequences for this prompt (the next template turn). */
   stop: string[];
+  /**
+   * Token healing: trailing spaces/tabs cut from a raw prefix prompt. Byte-level BPE glues a space to the next word
+   * (" a"), so a prompt ending in a bare space is one the model never saw; it generates the space back and the
+   * pipeline removes it (applyHeal).
+   */
+  heal?: string;
   kind: 'prefix' | 'template-answer' | 'template-instruction';
 }
 
@@ -42,7 +48,16 @@ export function buildPrefixPrompt(req: CompletionRequest, adapter: AdapterInfo, 
   const count = counter(adapter);
   const text = clipPrefix(req.prefix, req.offset ?? req.prefix.length, opts.tokenBudget, count);
   if (text.trim() === '') return undefined; // nothing to condition on
-  return { prompt: text, lead: '', stop: [], kind: 'prefix' };
+  const heal = /[ \t]+$/.exec(text)?.[0] ?? '';
+  return heal ? { prompt: text.slice(0, -heal.length), lead: '', stop: [], kind: 'prefix', heal } : { prompt: text, lead: '', stop: [], kind: 'prefix' };
+}
+
+/** Removes from the generated text the whitespace the prompt lost to token healing (as much of it as matches). */
+export function applyHeal(raw: string, heal: string | undefined): string {
+  if (!heal) return raw;
+  let i = 0;
+  while (i < heal.length && i < raw.length && raw[i] === heal[i]) i++;
+  return raw.slice(i);
 }
 
 export function clipPrefix(prefix: string, offset: number, tokenBudget: number, count: (t: string) => number): string {

@@ -16,8 +16,8 @@ export type FinishReason = 'stop' | 'eos' | 'length' | 'aborted' | (string & {})
 export interface GenerateResult {
   text: string;
   finishReason: FinishReason;
-  /** Engine-side timings in ms, when the engine reports them (prefill/decode split, tokens generated...). */
-  timings?: Record<string, number | undefined>;
+  /** Engine-side timings, when the engine reports them (mirrors src/inference GenerateTimings). */
+  timings?: { prefillMs?: number; decodeMs?: number; reusedTokens?: number; promptTokens?: number; generatedTokens?: number; queuedMs?: number };
 }
 
 /** What the pipeline generates with: the ONNX engine, adapted (engine.ts), or a fake at the test edge. */
@@ -87,6 +87,8 @@ export interface Completion {
   engineMs: number;
   /** The prompt sent to the engine (diagnostics, bench). */
   prompt: string;
+  /** The engine's own timings for this generation (absent for cache hits). */
+  timings?: GenerateResult['timings'];
 }
 
 /** Why a request produced nothing; kept on the pipeline for diagnostics, tests and the bench. */

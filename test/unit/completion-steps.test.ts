@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { languageEnabled, midWord, prefilter } from '../../src/completion/prefilter';
-import { buildPrompt, clipPrefix, estimateTokens, renderTemplate, templateLead } from '../../src/completion/prompt';
+import { applyHeal, buildPrompt, clipPrefix, estimateTokens, renderTemplate, templateLead } from '../../src/completion/prompt';
 import {
   cutAtStops, dropBlank, dropDuplicate, isComplete, postprocess, stopAtBlockEnd, stopAtLineEnd, trimRepetition, trimSuffixOverlap,
 } from '../../src/completion/postprocess';
@@ -45,9 +45,27 @@ test('languageEnabled: own entry wins, then "*", then on', () => {
 // ---- prompt
 
 test('prompt: a short prefix is the prompt as is', () => {
-  const p = buildPrompt(req('def add(a, b):\n    return '), plain, { tokenBudget: 100 })!;
-  assert.deepEqual(p, { prompt: 'def add(a, b):\n    return ', lead: '', stop: [], kind: 'prefix' });
+  const p = buildPrompt(req('def add(a, b):\n    return a'), plain, { tokenBudget: 100 })!;
+  assert.deepEqual(p, { prompt: 'def add(a, b):\n    return a', lead: '', stop: [], kind: 'prefix' });
   assert.equal(buildPrompt(req('   \n'), plain, { tokenBudget: 100 }), undefined);
+});
+
+test('prompt: token healing moves trailing spaces from the prompt to the generation', () => {
+  const p = buildPrompt(req('def add(a, b):\n    return '), plain, { tokenBudget: 100 })!;
+  assert.equal(p.prompt, 'def add(a, b):\n    return');
+  assert.equal(p.heal, ' ');
+  const q = buildPrompt(req('def add(a, b):\n    '), plain, { tokenBudget: 100 })!;
+  assert.equal(q.prompt, 'def add(a, b):\n');
+  assert.equal(q.heal, '    ');
+  assert.equal(applyHeal(' a + b', ' '), 'a + b');
+  assert.equal(applyHeal('    return a', '    '), 'return a');
+  assert.equal(applyHeal('      deeper', '    '), '  deeper');
+  assert.equal(applyHeal('  x', '    '), 'x', 'the model wanted less indentation: keep the text');
+  assert.equal(applyHeal('(x)', ' '), '(x)');
+  assert.equal(applyHeal('  ', '    '), '');
+  assert.equal(applyHeal('abc', undefined), 'abc');
+  // Template prompts are tokenized as the trainer did (prompt apart from the answer): no healing there.
+  assert.equal(buildPrompt(req('Human: hi\n\nAssistant: '), tuned, { tokenBudget: 100 })!.heal, undefined);
 });
 
 test('prompt: a long prefix is clipped to the token budget at a line start', () => {
@@ -57,7 +75,7 @@ test('prompt: a long prefix is clipped to the token budget at a line start', () 
   const p = buildPrompt(req(prefix), { ...plain, countTokens: count }, { tokenBudget: 300 })!;
   assert.ok(count(p.prompt) <= 300, `${count(p.prompt)} tokens`);
   assert.ok(count(p.prompt) >= 150, 'uses a good part of the budget');
-  assert.ok(p.prompt.endsWith('\nresult = '));
+  assert.ok(p.prompt.endsWith('\nresult ='));
   assert.match(p.prompt, /^line_\d+ = \d+\n/, 'starts at a line start');
 });
 
