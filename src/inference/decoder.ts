@@ -10,7 +10,14 @@ import { readSafetensors, tensorData } from './safetensors';
 export interface DecoderOptions {
   /** onnxruntime intra-op threads (default: half the cores, 1..4: leaves room for the editor). */
   threads?: number;
+  /**
+   * onnxruntime graph optimization. 'all' (default) decodes fastest on CPU but its layout passes make
+   * session creation slow (seconds for big graphs); 'extended' loads in a fraction of that time.
+   */
+  optimization?: GraphOptimization;
 }
+
+export type GraphOptimization = 'disabled' | 'basic' | 'extended' | 'all';
 
 export class DecoderModel {
   private constructor(
@@ -29,7 +36,7 @@ export class DecoderModel {
         intraOpNumThreads: threads,
         interOpNumThreads: 1,
         executionMode: 'sequential',
-        graphOptimizationLevel: 'all',
+        graphOptimizationLevel: opts.optimization ?? 'all',
       });
     } catch (e) {
       throw new EngineError('MODEL_LOAD_FAILED', `onnxruntime could not load ${files.model}: ${(e as Error).message}`, {

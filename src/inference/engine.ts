@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import type { GraphOptimization } from './decoder';
 import { EngineError, toEngineError } from './errors';
 import type { ExportManifest } from './manifest';
 import { resolveExportDir } from './manifest';
@@ -21,6 +22,8 @@ import {
 export interface EngineOptions {
   /** onnxruntime intra-op threads in the worker (default: half the cores, 1..4). */
   threads?: number;
+  /** onnxruntime graph optimization level (default 'all': fastest decode, slower load). */
+  optimization?: GraphOptimization;
   /** Prompt tokens per prefill step (default: as many as keep the logits under ~32 MB). */
   prefillChunk?: number;
   /** Worker script; default: dist/inference-worker.js next to the bundle, or worker.ts under tsx. */
@@ -184,7 +187,7 @@ class WorkerConnection {
 
   static start(exportDir: string, opts: EngineOptions): Promise<WorkerConnection> {
     const abortFlag = new SharedArrayBuffer(4);
-    const init: WorkerInit = { exportDir, threads: opts.threads, prefillChunk: opts.prefillChunk, abortFlag };
+    const init: WorkerInit = { exportDir, threads: opts.threads, optimization: opts.optimization, prefillChunk: opts.prefillChunk, abortFlag };
     const entry = workerEntry(opts.workerEntry);
     const worker = new Worker(entry.file, { workerData: init, execArgv: entry.execArgv, stdout: false, stderr: false });
     return new Promise<WorkerConnection>((resolve, reject) => {

@@ -84,7 +84,7 @@ export class Generator {
     let finish: FinishReason = 'length';
     for (;;) {
       const next = sampleToken(logits!, { temperature: p.temperature ?? 0, topP: p.topP ?? 1 }, rng);
-      if (next === m.eos_token_id) {
+      if (next === m.eos_token_id && !p.ignoreEos) {
         finish = 'eos';
         break;
       }

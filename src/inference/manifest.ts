@@ -3,7 +3,7 @@
 // fails with a message naming the file and field instead of an onnxruntime stack trace.
 import fs from 'node:fs';
 import path from 'node:path';
-import { METHOD_NAMES, type MethodName } from '../protocol/config';
+import type { MethodName } from '../protocol/config';
 import { EngineError } from './errors';
 
 export const SUPPORTED_FORMAT_VERSION = 1;
@@ -89,7 +89,9 @@ export function checkManifest(raw: unknown, where = 'manifest.json'): ExportMani
       { path: where, field: 'format_version', hint: (m.format_version as number) > SUPPORTED_FORMAT_VERSION ? 'update the extension, or export with the bundled trainer' : REEXPORT },
     );
   }
-  if (!METHOD_NAMES.includes(m.method as MethodName)) bad('method', `must be one of ${METHOD_NAMES.join(', ')} (got ${JSON.stringify(m.method)})`);
+  // Every method is served the same way (docs/export.md), so the engine only needs a name to show;
+  // importing the method list would pull the config validator into the worker.
+  if (typeof m.method !== 'string' || !m.method) bad('method', `must be the training method's name (got ${JSON.stringify(m.method)})`);
   if (typeof m.base_model !== 'string') bad('base_model', 'must be a string');
   if (m.dtype !== 'float32' && m.dtype !== 'float16') bad('dtype', `must be "float32" or "float16" (got ${JSON.stringify(m.dtype)})`);
   if (m.quantization !== undefined && m.quantization !== 'none' && m.quantization !== 'int8') bad('quantization', `must be "none" or "int8" (got ${JSON.stringify(m.quantization)})`);

@@ -4,6 +4,7 @@
 // decode loop, so the host writes the request id into a SharedArrayBuffer that the worker polls
 // between model steps (ABORT_SLOT).
 import type { SerializedEngineError } from './errors';
+import type { GraphOptimization } from './decoder';
 import type { ExportManifest } from './manifest';
 
 export type FinishReason = 'eos' | 'stop' | 'length' | 'aborted';
@@ -21,6 +22,8 @@ export interface GenerateParams {
   seed?: number;
   /** false: ignore the cached KV of the previous prompt (default true). */
   reuseCache?: boolean;
+  /** Keep generating past EOS (benchmarks and tests that need a fixed token count). */
+  ignoreEos?: boolean;
 }
 
 export interface GenerateTimings {
@@ -46,6 +49,7 @@ export interface GenerateResult {
 export interface WorkerInit {
   exportDir: string;
   threads?: number;
+  optimization?: GraphOptimization;
   prefillChunk?: number;
   /** Int32Array view: slot ABORT_SLOT holds the id of the request to abort. */
   abortFlag: SharedArrayBuffer;

@@ -166,7 +166,7 @@ test('manifest checks name the field and give a hint', () => {
   };
   bad({ format_version: 2 }, 'MANIFEST_VERSION', 'format_version');
   bad({ format_version: undefined }, 'MANIFEST_INVALID', 'format_version');
-  bad({ method: 'qlora' }, 'MANIFEST_INVALID', 'method');
+  bad({ method: 7 }, 'MANIFEST_INVALID', 'method');
   bad({ dtype: 'bfloat16' }, 'MANIFEST_INVALID', 'dtype');
   bad({ num_heads: 0 }, 'MANIFEST_INVALID', 'num_heads');
   bad({ hidden_size: 65 }, 'MANIFEST_INVALID', 'hidden_size');
