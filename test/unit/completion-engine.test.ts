@@ -1,0 +1,259 @@
+// The completion pipeline and service on the real ONNX engine (worker thread, onnxruntime-node, tokenizer) with
+// exports of a model fine-tuned in this test: the base model (models/bloom-tiny, or a tiny random BLOOM while that
+// is missing) is trained for a few dozen full-fine-tuning steps on two instruction rows (tokenized by the trainer's
+// own encode_example) and one code line, then exported twice by the trainer's export_model: once as a plain
+// completion model, once as instruction-tuned with the default template.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CompletionEngine } from '../../src/inference';
+import { createHeadlessCompletions } from '../../src/completion/headless';
+import { CompletionService, type EngineLike, type RunSource, type ServiceSettings } from '../../src/completion/service';
+import { DEFAULT_SETTINGS, type CompletionRequest } from '../../src/completion/types';
+import type { RunSummary } from '../../src/training/types';
+
+const FIXTURE = String.raw`
+import sys, time, torch
+from pathlib import Path
+from bloom_peft.testing.tiny_model import base_model_dir
+from bloom_peft.data import encode_example, render_example
+from bloom_peft.export import export_model
+from transformers import AutoTokenizer, BloomForCausalLM
+torch.set_num_threads(2); torch.manual_seed(0)
+out = Path(sys.argv[1]); t = time.time()
+base = base_model_dir(out / "scratch")
+tok = AutoTokenizer.from_pretrained(base); model = BloomForCausalLM.from_pretrained(base)
+tpl = {"prompt": "Human: {instruction}\n{input}", "response_prefix": "\n\nAssistant: "}
+rows = [{"instruction": "Convert to snake_case", "input": "Reset User", "output": "reset_user"},
+        {"instruction": "Write a TODO comment", "input": "remove the title", "output": "# TODO: remove the title"}]
+examples = [encode_example(tok, *render_example(r, tpl), tpl, 128) for r in rows]
+code = tok("def add(a, b):\n    return a + b\n")["input_ids"] + [tok.eos_token_id]
+examples.append({"input_ids": code, "labels": list(code)})
+n = max(len(e["input_ids"]) for e in examples)
+ids = torch.tensor([e["input_ids"] + [tok.pad_token_id] * (n - len(e["input_ids"])) for e in examples])
+labels = torch.tensor([e["labels"] + [-100] * (n - len(e["labels"])) for e in examples])
+mask = (torch.arange(n)[None, :] < torch.tensor([len(e["input_ids"]) for e in examples])[:, None]).long()
+opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+model.train()
+for step in range(60):
+    loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    loss.backward(); opt.step(); opt.zero_grad()
+print(f"fixture: loss {loss.item():.4f} after {time.time()-t:.1f}s", file=sys.stderr)
+model.eval()
+export_model(model, tok, "full", out / "plain" / "export", base_model=str(base), template=None, instruction_tuned=False, verify=False)
+export_model(model, tok, "full", out / "instr" / "export", base_model=str(base), template=tpl, instruction_tuned=True, verify=False)
+`;
+
+let dir: string;
+let PLAIN: string; // run-like folders holding export/
+let INSTR: string;
+
+before(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'completion-engine-'));
+  PLAIN = path.join(dir, 'plain');
+  INSTR = path.join(dir, 'instr');
+  // Development shortcut: COMPLETION_FIXTURE=<dir> reuses exports made by an earlier run (copied, left intact).
+  const reuse = process.env.COMPLETION_FIXTURE;
+  if (reuse && fs.existsSync(path.join(reuse, 'instr', 'export', 'manifest.json'))) {
+    for (const n of ['plain', 'instr']) fs.cpSync(path.join(reuse, n), path.join(dir, n), { recursive: true });
+    return;
+  }
+  const r = spawnSync(path.resolve('.venv/bin/python'), ['-c', FIXTURE, dir], {
+    env: { ...process.env, PYTHONPATH: path.resolve('trainer/src'), TORCH_NUM_THREADS: '2', OMP_NUM_THREADS: '2', TOKENIZERS_PARALLELISM: 'false' },
+    encoding: 'utf8',
+    timeout: 600_000,
+  });
+  assert.equal(r.status, 0, `fixture failed:\n${r.stderr}`);
+});
+
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const settings = (over: Partial<ServiceSettings> = {}): ServiceSettings => ({ ...DEFAULT_SETTINGS, debounceMs: 0, adapter: '', ...over });
+const req = (prefix: string, suffix = ''): CompletionRequest => ({ uri: 'file:///t.py', languageId: 'python', prefix, suffix });
+
+/** The real loader, counting loads and keeping the engines (to break one from under the service). */
+function countingLoader() {
+  const engines: EngineLike[] = [];
+  return {
+    engines,
+    load: async (d: string) => {
+      const e = await CompletionEngine.load(d, { threads: 2 });
+      engines.push(e);
+      return e;
+    },
+  };
+}
+
+test('real engine: the tuned model completes code through the pipeline; typing through uses the cache', async () => {
+  const h = await createHeadlessCompletions(PLAIN, { debounceMs: 0 }, { threads: 2 });
+  try {
+    const c = await h.complete('def add(a, b):\n    return ', { languageId: 'python' });
+    assert.equal(c?.insertText, 'a + b');
+    assert.equal(c?.cached, false);
+    assert.ok(c!.timings!.generatedTokens! >= 1);
+    // Next line after a finished line (single-line mode shows that one line).
+    const n = await h.complete('def add(a, b):', { languageId: 'python' });
+    assert.equal(n?.insertText, '\n    return a + b');
+    // The user types "a + " of the suggestion: the rest comes from the cache, no generation.
+    const before = h.service.pipeline.stats.generations;
+    const t = await h.complete('def add(a, b):\n    return a + ', { languageId: 'python' });
+    assert.equal(t?.insertText, 'b');
+    assert.equal(t?.cached, true);
+    assert.equal(h.service.pipeline.stats.generations, before);
+    // Further down the same text: a real generation whose prompt starts like the last one (KV reuse).
+    const m = await h.complete('def add(a, b):\n    return a + b\n\ndef add(a, b):\n    return ', { languageId: 'python', invoke: true });
+    assert.equal(m?.cached, false);
+    assert.equal(m?.insertText, 'a + b');
+    assert.ok(m!.timings!.reusedTokens! > 0, `reused ${m!.timings!.reusedTokens} prompt tokens`);
+  } finally {
+    await h.dispose();
+  }
+});
+
+test('real engine: an instruction-tuned export answers through its training template', async () => {
+  const h = await createHeadlessCompletions(INSTR, { debounceMs: 0 }, { threads: 2 });
+  try {
+    assert.equal((await h.complete('Notes\n\nConvert to snake_case\nReset User'))?.insertText, '\nreset_user');
+    assert.equal((await h.complete('Human: Write a TODO comment\nremove the title'))?.insertText, '\n\nAssistant: # TODO: remove the title');
+    const c = await h.complete('Human: Convert to snake_case\nReset User\n\nAssistant: ');
+    assert.equal(c?.insertText, 'reset_user');
+    assert.equal(c?.prompt, 'Human: Convert to snake_case\nReset User\n\nAssistant: ');
+  } finally {
+    await h.dispose();
+  }
+});
+
+test('real engine: a burst of 20 keystrokes causes one generation; cancellation discards the result', async () => {
+  const h = await createHeadlessCompletions(PLAIN, { debounceMs: 60 }, { threads: 2 });
+  try {
+    const text = 'def add(a, b):\n    return ';
+    const pending = [];
+    for (let i = 19; i >= 0; i--) {
+      pending.push(h.complete(text.slice(0, text.length - i), { languageId: 'python' })); // typing the last 20 chars
+      await new Promise(r => setTimeout(r, 5));
+    }
+    const out = await Promise.all(pending);
+    assert.equal(h.service.pipeline.stats.generations, 1);
+    assert.deepEqual(out.map(c => c?.insertText ?? null), [...Array(19).fill(null), 'a + b']);
+
+    const ctl = new AbortController();
+    const p = h.complete('def add(a, b):\n', { languageId: 'python', invoke: true, signal: ctl.signal });
+    ctl.abort();
+    assert.equal(await p, undefined);
+    assert.equal(h.service.pipeline.stats.lastSkip, 'aborted');
+  } finally {
+    await h.dispose();
+  }
+});
+
+test('switching adapters reloads the same engine (worker recycled), no new engine, no window reload', async () => {
+  const l = countingLoader();
+  const s = settings({ adapter: PLAIN });
+  const svc = new CompletionService({ loadEngine: l.load, settings: () => s });
+  const states: string[] = [];
+  svc.onDidChange(st => states.push(st.state));
+  try {
+    assert.equal((await svc.complete(req('def add(a, b):\n    return ')))?.insertText, 'a + b'); // lazy load
+    assert.equal(svc.activeAdapter?.exportDir, path.join(PLAIN, 'export'));
+    s.adapter = INSTR;
+    await svc.settingsChanged();
+    assert.equal(svc.activeAdapter?.exportDir, path.join(INSTR, 'export'));
+    assert.equal((await svc.complete(req('Convert to snake_case\nReset User')))?.insertText, '\nreset_user');
+    assert.equal(l.engines.length, 1, 'one engine, reloaded');
+    assert.equal(l.engines[0]!.exportDir, path.join(INSTR, 'export'));
+    assert.deepEqual(states.filter((x, i) => x !== 'no-adapter' && x !== states[i - 1]), ['loading', 'ready', 'loading', 'ready']);
+    // Other settings only drop the cache.
+    s.maxTokens = 8;
+    await svc.settingsChanged();
+    assert.equal(svc.status().state, 'ready');
+    // The playground generates with any run's export, streamed, the template applied on request.
+    const tokens: string[] = [];
+    const g = await svc.generate('Convert to snake_case\nReset User', PLAIN, t => tokens.push(t), undefined, { instruction: false, maxTokens: 4 });
+    assert.ok(g.text.length > 0 && tokens.join('') === g.text);
+    const a = await svc.generate('Human: Write a TODO comment\nremove the title\n\nAssistant: ', undefined, undefined, undefined, { maxTokens: 16 });
+    assert.equal(a.text, '# TODO: remove the title');
+    assert.equal(l.engines.length, 2, 'the playground got its own engine for the other export');
+  } finally {
+    await svc.dispose();
+  }
+});
+
+test('errors show once with an action, then completion stays quiet until the adapter changes', async () => {
+  const l = countingLoader();
+  const broken = path.join(dir, 'broken');
+  fs.mkdirSync(path.join(broken, 'export'), { recursive: true });
+  fs.writeFileSync(path.join(broken, 'export', 'manifest.json'), '{"format_version": 1}');
+  const s = settings({ adapter: broken });
+  const svc = new CompletionService({ loadEngine: l.load, settings: () => s });
+  const problems: Array<{ code: string; actions: string[] }> = [];
+  svc.onProblem(p => problems.push(p));
+  try {
+    for (let i = 0; i < 5; i++) assert.equal(await svc.complete(req('x = ')), undefined);
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0]!.code, 'MANIFEST_INVALID');
+    assert.equal(svc.status().state, 'error');
+    assert.equal(svc.pipeline.stats.generations, 0);
+
+    // A folder without an export: "Export Adapter" is offered.
+    const noExport = path.join(dir, 'not-exported');
+    fs.mkdirSync(noExport, { recursive: true });
+    s.adapter = noExport;
+    await svc.settingsChanged();
+    assert.equal(problems.length, 2);
+    assert.equal(problems[1]!.code, 'EXPORT_MISSING');
+
+    // A good adapter: back to work.
+    s.adapter = PLAIN;
+    await svc.settingsChanged();
+    assert.equal((await svc.complete(req('def add(a, b):\n    return ')))?.insertText, 'a + b');
+
+    // The engine dies under the service: reported once, then no retry loop.
+    await l.engines[0]!.dispose();
+    for (let i = 0; i < 4; i++) assert.equal(await svc.complete(req(`y${i} = `)), undefined);
+    assert.equal(problems.length, 3);
+    assert.equal(problems[2]!.code, 'DISPOSED');
+    assert.ok(problems[2]!.actions.includes('Reload Adapter'));
+    assert.equal(svc.status().state, 'error');
+  } finally {
+    await svc.dispose();
+  }
+});
+
+test('runs: empty setting follows the newest run with an export; exporting a run clears its problem', async () => {
+  const l = countingLoader();
+  const runDir = path.join(dir, 'run-late');
+  fs.mkdirSync(runDir, { recursive: true });
+  const summary = (id: string, d: string, endedAt: number, exportDir?: string): RunSummary => ({ id, dir: d, name: id, method: 'full', status: 'completed', endedAt, step: 1, owned: false, resumable: false, exportDir });
+  let runs: RunSummary[] = [summary('old', PLAIN, 1, path.join(PLAIN, 'export')), summary('late', runDir, 2)];
+  const listeners = new Set<() => void>();
+  const source: RunSource = { listRuns: async () => runs, onRunsChanged: f => (listeners.add(f), { dispose: () => listeners.delete(f) }) };
+  const s = settings();
+  const svc = new CompletionService({ loadEngine: l.load, settings: () => s, runs: source });
+  const problems: Array<{ code: string; actions: string[]; runId?: string }> = [];
+  svc.onProblem(p => problems.push(p));
+  try {
+    // Newest run with an export ("late" has none yet).
+    assert.equal((await svc.complete(req('def add(a, b):\n    return ')))?.insertText, 'a + b');
+    assert.deepEqual([svc.activeAdapter?.runId, svc.activeAdapter?.auto], ['old', true]);
+
+    // Chosen by id, but not exported: Export Adapter is offered for that run.
+    await svc.useAdapter('late');
+    assert.deepEqual(problems.map(p => [p.code, p.runId, p.actions[0]]), [['EXPORT_MISSING', 'late', 'Export Adapter']]);
+    // The export lands (here: copied) and the run store says runs changed: completions come back by themselves.
+    fs.cpSync(path.join(INSTR, 'export'), path.join(runDir, 'export'), { recursive: true });
+    runs = [runs[0]!, summary('late', runDir, 2, path.join(runDir, 'export'))];
+    s.adapter = 'late';
+    for (const f of listeners) f();
+    await new Promise(r => setTimeout(r, 50));
+    while (svc.status().state === 'loading') await new Promise(r => setTimeout(r, 20));
+    assert.equal(svc.status().state, 'ready');
+    assert.equal(svc.activeAdapter?.runId, 'late');
+    assert.equal((await svc.complete(req('Convert to snake_case\nReset User')))?.insertText, '\nreset_user');
+    assert.equal(problems.length, 1);
+  } finally {
+    await svc.dispose();
+  }
+});
