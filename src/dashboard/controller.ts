@@ -49,6 +49,7 @@ export function toPreviewRow(row: Record<string, unknown>): PreviewRow {
   };
 }
 
+const PARAMS_DATA: TrainingConfig['data'] = { format: 'text', train_file: '.' };
 const HUB_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)?$/;
 
 export class DashboardController implements Disposable {
@@ -126,7 +127,8 @@ export class DashboardController implements Disposable {
       pickDataset: p => this.pick(() => p.kind === 'folder'
         ? this.host.pickFolder(p.role === 'train' ? 'Choose a folder of code or text' : 'Choose an eval folder')
         : this.host.pickFile(p.role === 'train' ? 'Choose a training dataset' : 'Choose an eval dataset', { 'Datasets': ['jsonl', 'json', 'csv', 'txt'], 'All files': ['*'] })),
-      params: async p => this.training.params(this.checkConfig(p.config)),
+      // counts depend on model + method only: asked before a dataset is chosen, with the trainer's placeholder data
+      params: async p => this.training.params(this.checkConfig({ ...p.config, data: PARAMS_DATA }, { dataPaths: false })),
       preview: async p => (await this.training.preview(this.checkConfig(p.config), p.rows ?? 3)).map(toPreviewRow),
       start: async p => {
         this.requireTrust();
@@ -245,7 +247,7 @@ export class DashboardController implements Disposable {
   }
 
   /** Schema validation plus the path rule; returns the config to hand to the TrainingService. */
-  checkConfig(config: TrainingConfig): TrainingConfig {
+  checkConfig(config: TrainingConfig, o: { dataPaths?: boolean } = {}): TrainingConfig {
     const issues = validateConfig(config);
     if (issues.length) throw new DashboardError(`The configuration is invalid: ${issues[0].message}`, 'Fix the highlighted fields.', issues);
     const picked = new Set(this.picks().map(p => p.path));
@@ -253,7 +255,7 @@ export class DashboardController implements Disposable {
     if (name !== 'embedded' && !picked.has(name) && (!HUB_ID.test(name) || name.split('/').some(s => s.startsWith('.')))) {
       throw new DashboardError(`model "${name}" is neither a hub id nor a folder chosen with the picker.`, 'Use "Choose folder…" for a local model.', [{ path: '/model/name_or_path', message: 'choose the folder with the picker' }]);
     }
-    for (const key of ['train_file', 'eval_file'] as const) {
+    for (const key of o.dataPaths === false ? [] : ['train_file', 'eval_file'] as const) {
       const value = config.data[key];
       if (value !== undefined && !picked.has(value)) {
         throw new DashboardError(`data.${key} "${value}" was not chosen with the file picker.`, 'Use the "Choose…" button next to the field.', [{ path: `/data/${key}`, message: 'choose it with the picker' }]);

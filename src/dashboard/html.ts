@@ -21,7 +21,8 @@ export function contentSecurityPolicy(cspSource: string, nonce: string): string 
   return [
     "default-src 'none'",
     `img-src ${cspSource} data:`,
-    `style-src ${cspSource}`,
+    // FAST (the toolkit) probes :focus-visible support with a <style> element carrying the csp-nonce meta's nonce
+    `style-src ${cspSource} 'nonce-${nonce}'`,
     `font-src ${cspSource}`,
     `script-src 'nonce-${nonce}'`,
     "connect-src 'none'",
@@ -40,6 +41,7 @@ export function renderDashboardHtml(o: DashboardHtmlOptions): string {
 <meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${attr(contentSecurityPolicy(o.cspSource, o.nonce))}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
+<meta property="csp-nonce" content="${attr(o.nonce)}">
 <link rel="stylesheet" href="${attr(o.styleUri)}">
 <title>Bloom PEFT Dashboard</title>
 </head>

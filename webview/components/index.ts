@@ -2,7 +2,7 @@
 // every other webview file builds controls through these factories, so replacing the toolkit (with
 // @vscode-elements or plain HTML) means rewriting this folder only. Controls expose a small common shape.
 import {
-  provideVSCodeDesignSystem, vsCodeBadge, vsCodeButton, vsCodeCheckbox, vsCodeDataGrid, vsCodeDataGridCell,
+  provideVSCodeDesignSystem, vsCodeButton, vsCodeCheckbox, vsCodeDataGrid, vsCodeDataGridCell,
   vsCodeDataGridRow, vsCodeDivider, vsCodeDropdown, vsCodeOption, vsCodePanels, vsCodePanelTab, vsCodePanelView,
   vsCodeProgressRing, vsCodeTextArea, vsCodeTextField,
 } from '@vscode/webview-ui-toolkit';
@@ -13,7 +13,7 @@ export function registerComponents(): void {
   if (registered) return;
   registered = true;
   provideVSCodeDesignSystem().register(
-    vsCodeBadge(), vsCodeButton(), vsCodeCheckbox(), vsCodeDataGrid(), vsCodeDataGridCell(), vsCodeDataGridRow(),
+    vsCodeButton(), vsCodeCheckbox(), vsCodeDataGrid(), vsCodeDataGridCell(), vsCodeDataGridRow(),
     vsCodeDivider(), vsCodeDropdown(), vsCodeOption(), vsCodePanels(), vsCodePanelTab(), vsCodePanelView(),
     vsCodeProgressRing(), vsCodeTextArea(), vsCodeTextField(),
   );
@@ -97,8 +97,9 @@ export function button(label: string, onClick: () => void, o: { id?: string; app
   return el;
 }
 
+/** The toolkit's <vscode-badge> renders an inline style attribute, which the webview's CSP blocks: a themed span. */
 export function badge(text: string, o: { title?: string } = {}): HTMLElement {
-  return h('vscode-badge', { title: o.title }, text);
+  return h('span', { class: 'badge', title: o.title }, text);
 }
 
 export function divider(): HTMLElement { return h('vscode-divider', { role: 'separator' }); }
