@@ -1,0 +1,168 @@
+// The engine against PyTorch on exports of every method made by the project's exporter: logits and
+// greedy tokens, tokenizer ids, KV reuse, streaming, stop sequences, and clear errors for bad exports.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { CompletionEngine, EngineError } from '../../src/inference';
+import { copyExport, editManifest, parityExports, type ParityReference } from './inference-fixtures';
+
+let exports: { variant: string; dir: string; ref: ParityReference }[];
+let engine: CompletionEngine;
+const opts = { threads: 1, optimization: 'extended' as const };
+
+before(async () => {
+  exports = parityExports();
+  engine = await CompletionEngine.load(exports[0].dir, opts);
+});
+after(async () => {
+  await engine?.dispose();
+});
+
+const byVariant = (v: string) => exports.find(e => e.variant === v)!;
+
+test('fixtures cover all seven methods', () => {
+  const methods = new Set(exports.map(e => e.ref.method));
+  assert.deepEqual([...methods].sort(), ['bitfit', 'full', 'ia3', 'lora', 'p_tuning', 'prefix_tuning', 'prompt_tuning']);
+});
+
+test('parity with PyTorch: last-position logits within 1e-4 and greedy tokens equal, every method', async t => {
+  for (const { variant, dir, ref } of exports) {
+    let worst = 0;
+    await engine.reload(dir);
+    assert.equal(engine.manifest.method, ref.method);
+    for (const p of ref.prompts) {
+      const { logits, ids } = await engine.logits(p.prompt);
+      assert.deepEqual(ids, p.ids, `${variant}: token ids of ${JSON.stringify(p.prompt)}`);
+      let maxDiff = 0;
+      for (let i = 0; i < logits.length; i++) maxDiff = Math.max(maxDiff, Math.abs(logits[i] - p.last_logits[i]));
+      assert.equal(logits.length, p.last_logits.length);
+      assert.ok(maxDiff <= 1e-4, `${variant}: max |logit diff| ${maxDiff} for ${JSON.stringify(p.prompt)}`);
+      worst = Math.max(worst, maxDiff);
+      const r = await engine.generate(p.prompt, { maxTokens: p.greedy.length, ignoreEos: true, reuseCache: false });
+      assert.deepEqual(r.tokens, p.greedy, `${variant}: greedy tokens for ${JSON.stringify(p.prompt)}`);
+      assert.equal(r.finishReason, 'length');
+    }
+    t.diagnostic(`${variant}: max |logit diff| ${worst.toExponential(2)} over ${ref.prompts.length} prompts`);
+  }
+});
+
+test('KV reuse: one more character typed reuses the prompt KV and gives the cold output', async () => {
+  for (const variant of ['lora', 'prefix_tuning']) {
+    await engine.reload(byVariant(variant).dir);
+    const prompt = 'def load_user(user_id):\n    return db.get(user';
+    const typed = prompt + '_';
+    const cold = await engine.generate(typed, { maxTokens: 6, ignoreEos: true, reuseCache: false });
+    assert.equal(cold.timings.reusedTokens, 0);
+    await engine.generate(prompt, { maxTokens: 6, ignoreEos: true });
+    const warm = await engine.generate(typed, { maxTokens: 6, ignoreEos: true });
+    assert.ok(warm.timings.reusedTokens > 0, `${variant}: reused ${warm.timings.reusedTokens}`);
+    assert.ok(warm.timings.reusedTokens < warm.timings.promptTokens);
+    assert.deepEqual(warm.tokens, cold.tokens, variant);
+    assert.equal(warm.text, cold.text);
+    // The same prompt again: everything but the last token comes from the cache.
+    const again = await engine.generate(typed, { maxTokens: 6, ignoreEos: true });
+    assert.equal(again.timings.reusedTokens, again.timings.promptTokens - 1);
+    assert.deepEqual(again.tokens, cold.tokens);
+    // Deleting characters (a shorter prompt) reuses the common part too.
+    const shorter = await engine.generate(prompt.slice(0, -5), { maxTokens: 6, ignoreEos: true });
+    const shorterCold = await engine.generate(prompt.slice(0, -5), { maxTokens: 6, ignoreEos: true, reuseCache: false });
+    assert.ok(shorter.timings.reusedTokens > 0);
+    assert.deepEqual(shorter.tokens, shorterCold.tokens);
+  }
+});
+
+test('streaming, stop sequences, max tokens, seeded sampling', async () => {
+  await engine.reload(byVariant('lora').dir);
+  const prompt = 'Human: Convert to snake_case\nReset User\n\nAssistant: ';
+  const full = await engine.generate(prompt, { maxTokens: 12, ignoreEos: true });
+  assert.equal(full.finishReason, 'length');
+  assert.equal(full.tokens.length, 12);
+  let streamed = '';
+  const s = await engine.generate(prompt, { maxTokens: 12, ignoreEos: true, onToken: t => (streamed += t) });
+  assert.equal(streamed, s.text);
+  assert.equal(s.text, full.text);
+  // Stop at a piece of the greedy text: the result is the text before it, and the stream never shows it.
+  const stop = full.text.slice(3, 5);
+  assert.ok(stop.length === 2, `greedy text too short: ${JSON.stringify(full.text)}`);
+  streamed = '';
+  const st = await engine.generate(prompt, { maxTokens: 12, ignoreEos: true, stop: [stop], onToken: t => (streamed += t) });
+  assert.equal(st.finishReason, 'stop');
+  assert.equal(st.text, full.text.slice(0, full.text.indexOf(stop)));
+  assert.equal(streamed, st.text);
+  // Sampling: the same seed gives the same tokens.
+  const a = await engine.generate(prompt, { maxTokens: 10, temperature: 1.2, topP: 0.95, seed: 42, ignoreEos: true });
+  const b = await engine.generate(prompt, { maxTokens: 10, temperature: 1.2, topP: 0.95, seed: 42, ignoreEos: true });
+  assert.deepEqual(a.tokens, b.tokens);
+  const c = await engine.generate(prompt, { maxTokens: 0 });
+  assert.equal(c.finishReason, 'length');
+  assert.equal(c.text, '');
+  await assert.rejects(engine.generate(prompt, { maxTokens: -1 }), (e: EngineError) => e.code === 'BAD_REQUEST' && e.field === 'maxTokens');
+});
+
+test('EOS ends generation', async () => {
+  // Find a prompt after which the greedy model emits EOS, by making EOS the greedy choice at step k:
+  // we cannot steer the weights, so check the contract on what the model does: either EOS appears in
+  // the ignoreEos run (then the normal run stops right before it), or it never does.
+  await engine.reload(byVariant('full').dir);
+  const eos = engine.manifest.eos_token_id!;
+  for (const p of byVariant('full').ref.prompts) {
+    const long = await engine.generate(p.prompt, { maxTokens: 40, ignoreEos: true, reuseCache: false });
+    const normal = await engine.generate(p.prompt, { maxTokens: 40, reuseCache: false });
+    const at = long.tokens.indexOf(eos);
+    if (at >= 0) {
+      assert.equal(normal.finishReason, 'eos');
+      assert.deepEqual(normal.tokens, long.tokens.slice(0, at));
+    } else assert.deepEqual(normal.tokens, long.tokens);
+  }
+});
+
+test('bad exports fail with clear errors; a failed reload keeps the old export serving', async () => {
+  const good = byVariant('prefix_tuning').dir;
+  await engine.reload(good);
+  const before = await engine.generate('x = ', { maxTokens: 3, ignoreEos: true });
+  const cases: [string, (dir: string) => void, string, RegExp][] = [
+    ['truncated model', d => fs.truncateSync(path.join(d, 'model.onnx'), 1000), 'MODEL_LOAD_FAILED', /model\.onnx/],
+    ['garbage model', d => fs.writeFileSync(path.join(d, 'model.onnx'), 'not an onnx file'), 'MODEL_LOAD_FAILED', /model\.onnx/],
+    ['future format', d => editManifest(d, m => (m.format_version = 2)), 'MANIFEST_VERSION', /format_version 2/],
+    ['no tokenizer', d => fs.rmSync(path.join(d, 'tokenizer.json')), 'FILE_MISSING', /tokenizer\.json/],
+    ['broken tokenizer', d => fs.writeFileSync(path.join(d, 'tokenizer.json'), '{"model": 1'), 'TOKENIZER_INVALID', /tokenizer\.json/],
+    ['layers', d => editManifest(d, m => (m.num_layers -= 1)), 'MODEL_MISMATCH', /past_key_values/],
+    ['heads', d => editManifest(d, m => { m.num_heads *= 2; m.head_dim /= 2; }), 'MODEL_MISMATCH', /num_heads|dim/],
+    ['vocab', d => editManifest(d, m => (m.vocab_size += 1)), 'MODEL_MISMATCH', /vocab_size/],
+    ['prefix length', d => editManifest(d, m => (m.prefix_length += 1)), 'PREFIX_KV_INVALID', /prefix_length/],
+    ['truncated prefix', d => fs.truncateSync(path.join(d, 'prefix_kv.safetensors'), 100), 'PREFIX_KV_INVALID', /prefix_kv\.safetensors/],
+    ['no prefix', d => fs.rmSync(path.join(d, 'prefix_kv.safetensors')), 'FILE_MISSING', /prefix_kv/],
+  ];
+  for (const [name, breakIt, code, re] of cases) {
+    const dir = copyExport(good);
+    try {
+      breakIt(dir);
+      await assert.rejects(engine.reload(dir), (e: EngineError) => {
+        assert.equal(e.code, code, `${name}: ${e.message}`);
+        assert.match(e.message, re, name);
+        assert.ok(e.message.includes(dir), `${name}: the message names the export: ${e.message}`);
+        assert.ok(e.hint, `${name}: has a hint`);
+        return true;
+      });
+      if (name === 'truncated model') await assert.rejects(CompletionEngine.load(dir, opts), (e: EngineError) => e.code === code);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const after = await engine.generate('x = ', { maxTokens: 3, ignoreEos: true });
+  assert.deepEqual(after.tokens, before.tokens);
+  assert.equal(engine.exportDir, good);
+  await assert.rejects(CompletionEngine.load('/nonexistent/export'), (e: EngineError) => e.code === 'EXPORT_NOT_FOUND');
+});
+
+test('a run folder is accepted in place of its export folder', async () => {
+  const run = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'bloom-run-'));
+  try {
+    fs.cpSync(byVariant('lora').dir, path.join(run, 'export'), { recursive: true });
+    await engine.reload(run);
+    assert.equal(engine.exportDir, path.join(run, 'export'));
+  } finally {
+    fs.rmSync(run, { recursive: true, force: true });
+  }
+});
