@@ -3,7 +3,7 @@
 import uPlot from 'uplot';
 
 export interface SeriesSpec { label: string; color: string; dash?: number[]; points?: boolean; scale?: string }
-export interface ChartSpec { id: string; label: string; series: SeriesSpec[]; height?: number; yLabel?: string; y2Label?: string; logY?: boolean }
+export interface ChartSpec { id: string; label: string; series: SeriesSpec[]; height?: number; yLabel?: string; y2Label?: string; logY?: boolean; yFormat?: 'sci' }
 
 const live = new Set<LineChart>();
 
@@ -67,16 +67,21 @@ export class LineChart {
     const fg = themeColor('--vscode-foreground', '#cccccc');
     const grid = themeColor('--vscode-charts-lines', 'rgba(128,128,128,0.35)');
     const font = `11px ${themeColor('--vscode-font-family', 'sans-serif')}`;
-    const axis = (label?: string, scale?: string, side?: number): uPlot.Axis => ({
-      stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, font, labelFont: font, label, scale, side,
-      size: 48, labelSize: label ? 14 : 0,
+    const axis = (label?: string, extra: Partial<uPlot.Axis> = {}): uPlot.Axis => ({
+      stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, font, labelFont: font,
+      ...(label ? { label, labelSize: 14 } : {}), ...extra,
     });
+    const sci = (_u: uPlot, values: number[]) => values.map(v => (v === 0 ? '0' : v.toExponential(1)));
     const hasY2 = this.spec.series.some(s => s.scale === 'y2');
     const opts: uPlot.Options = {
       width: Math.max(160, this.el.clientWidth || 280),
       height: this.spec.height ?? 180,
       scales: { x: { time: false }, y: { distr: this.spec.logY ? 3 : 1 }, ...(hasY2 ? { y2: { auto: true } } : {}) },
-      axes: [axis('step'), axis(this.spec.yLabel, 'y'), ...(hasY2 ? [{ ...axis(this.spec.y2Label, 'y2', 1), grid: { show: false } }] : [])],
+      axes: [
+        axis(undefined, { size: 28 }),
+        axis(this.spec.yLabel, { scale: 'y', size: 52, ...(this.spec.yFormat === 'sci' ? { values: sci } : {}) }),
+        ...(hasY2 ? [axis(this.spec.y2Label, { scale: 'y2', side: 1, grid: { show: false } })] : []),
+      ],
       series: [
         { label: 'step' },
         ...this.spec.series.map(s => {

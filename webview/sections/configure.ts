@@ -271,7 +271,7 @@ export class ConfigureSection {
 
   /** A read-only path chosen through a host picker, with its button (and an optional clear). */
   private pickerField(id: string, label: string, value: string, action: string, pick: () => Promise<void>, into: HTMLElement, hint?: string, clear?: () => void): Field<unknown> {
-    const shown = h('div', { class: value ? 'path' : 'path empty', id: `${id}-path`, title: value || undefined }, value || 'Nothing chosen');
+    const shown = h('div', { class: value ? 'path' : 'path empty', id: `${id}-path`, title: value || undefined }, value ? h('bdi', {}, value) : 'Nothing chosen');
     const pickButton = button(action, () => void pick().catch(e => this.showHostError(e)), { id, appearance: 'secondary', ariaLabel: `${label}: ${action}` });
     const error = h('div', { class: 'field-error', id: `${id}-error`, role: 'alert', hidden: true });
     const el = h('div', { class: 'field picker', 'data-field': id },

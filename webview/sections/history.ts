@@ -21,6 +21,7 @@ export interface HistoryHost {
 }
 
 const label = (m: string) => METHOD_LABELS[m as MethodName] ?? m;
+const fmtLoss3 = (x: number | null | undefined) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(3) : fmtLoss(x));
 
 export class HistorySection {
   readonly el = h('section', { class: 'section history', 'aria-labelledby': 'history-title' });
@@ -66,16 +67,16 @@ export class HistorySection {
 
   private render(): void {
     const sel = new Set(state.historySelection);
+    // narrow sidebar: name with method and status underneath; the two losses share a cell
     const columns: Column<RunRow>[] = [
-      { title: '', width: '32px', cell: r => checkbox({ id: `sel-${r.id}`, label: '', checked: sel.has(r.id), onChange: v => this.select(r.id, v) }).control },
-      { title: 'Run', width: '2fr', cell: r => button(r.name, () => this.host.open(r), { appearance: 'icon', title: `Show ${r.name} in Run`, ariaLabel: `Open run ${r.name}` }) },
-      { title: 'Method', cell: r => label(r.method) },
-      { title: 'Status', cell: r => r.status },
+      { title: '', width: '30px', cell: r => checkbox({ id: `sel-${r.id}`, label: '', checked: sel.has(r.id), onChange: v => this.select(r.id, v) }).control },
+      { title: 'Run', width: 'minmax(90px, 2fr)', cell: r => h('div', { class: 'run-cell' },
+        button(r.name, () => this.host.open(r), { appearance: 'icon', title: `Show ${r.name} in Run`, ariaLabel: `Open run ${r.name}` }),
+        h('div', { class: 'muted small' }, `${label(r.method)} · ${r.status}`)) },
       { title: 'Trainable', cell: r => fmtPct(r.trainablePercent) },
-      { title: 'Train loss', cell: r => fmtLoss(r.trainLoss) },
-      { title: 'Eval loss', cell: r => fmtLoss(r.evalLoss) },
-      { title: 'Time', cell: r => h('span', { title: fmtDate(r.startedAt) }, r.startedAt && r.endedAt ? fmtDuration((r.endedAt - r.startedAt) / 1000) : fmtDate(r.startedAt)) },
-      { title: 'Tokens/s', cell: r => fmtRate(r.tokensPerS, '') },
+      { title: 'Loss train / eval', width: '1.3fr', cell: r => `${fmtLoss3(r.trainLoss)} / ${fmtLoss3(r.evalLoss)}` },
+      { title: 'Time', cell: r => h('span', { title: `started ${fmtDate(r.startedAt)}` }, r.startedAt && r.endedAt ? fmtDuration((r.endedAt - r.startedAt) / 1000) : r.status === 'running' ? 'running' : '—') },
+      { title: 'tok/s', cell: r => fmtRate(r.tokensPerS, '') },
     ];
     // checkboxes in grid cells get their accessible name from the run
     const grid = this.rows.length ? dataGrid('runs-grid', 'Past runs', columns, this.rows, r => r.id) : h('p', { class: 'muted' }, 'No runs yet.');
@@ -156,9 +157,8 @@ export class HistorySection {
       { title: 'Method', width: '1.4fr', cell: e => label(e.method) },
       { title: 'Status', cell: e => h('span', { title: e.error }, e.status) },
       { title: 'Trainable', cell: e => fmtPct(e.trainablePercent) },
-      { title: 'Train loss', cell: e => fmtLoss(e.trainLoss) },
-      { title: 'Eval loss', cell: e => fmtLoss(e.evalLoss) },
-      { title: 'Tokens/s', cell: e => fmtRate(e.tokensPerS, '') },
+      { title: 'Loss train / eval', width: '1.3fr', cell: e => `${fmtLoss3(e.trainLoss)} / ${fmtLoss3(e.evalLoss)}` },
+      { title: 'tok/s', cell: e => fmtRate(e.tokensPerS, '') },
       { title: 'Time', cell: e => fmtDuration(e.runtimeS) },
     ];
     fill(this.jobBox,

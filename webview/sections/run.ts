@@ -53,7 +53,7 @@ export class RunSection {
       series: [{ label: 'train', color: '--vscode-charts-blue' }, { label: 'eval', color: '--vscode-charts-orange', points: true }],
     });
     charts.append(h('h3', {}, 'Learning rate'));
-    this.lrChart = new LineChart(charts, { id: 'chart-lr', label: 'Learning rate chart', yLabel: 'lr', height: 120, series: [{ label: 'lr', color: '--vscode-charts-green' }] });
+    this.lrChart = new LineChart(charts, { id: 'chart-lr', label: 'Learning rate chart', yLabel: 'lr', yFormat: 'sci', height: 120, series: [{ label: 'lr', color: '--vscode-charts-green' }] });
     this.render();
   }
 
@@ -154,7 +154,7 @@ export class RunSection {
     const metric = (label: string, value: string, id: string) => [h('dt', {}, label), h('dd', { id: `final-${id}` }, value)];
     const where = (label: string, path: string | null | undefined, which: 'adapter' | 'export') => h('div', { class: 'where' },
       h('span', { class: 'field-label' }, label),
-      h('div', { class: 'picker-row' }, h('div', { class: path ? 'path' : 'path empty', id: `final-${which}-dir`, title: path ?? undefined }, path ?? 'none'),
+      h('div', { class: 'picker-row' }, h('div', { class: path ? 'path' : 'path empty', id: `final-${which}-dir`, title: path ?? undefined }, path ? h('bdi', {}, path) : 'none'),
         path ? button('Open folder', () => void request('openFolder', { runId: row.id, which }).catch(e => this.host.showError(e)), { appearance: 'secondary', ariaLabel: `Open the ${which} folder` }) : null));
     fill(this.finalBox,
       h('h3', {}, d?.status === 'stopped' ? 'Stopped' : d?.status === 'early_stopped' ? 'Finished (early stop)' : 'Finished'),
