@@ -140,11 +140,20 @@ export class CompletionService {
    * Clears a reported problem and loads at once, so the status bar shows loading → ready.
    */
   async useAdapter(target?: string, force = false): Promise<ActiveAdapter | undefined> {
+    const wanted = target ?? this.deps.settings().adapter;
+    if (!force && this.deps.settings().enabled && (this.state === 'loading' || this.state === 'ready') && this.adapter) {
+      // Already serving (or loading) this export: a command and the settings event may both ask for it.
+      const again = await this.resolve(wanted, false);
+      if (again && samePath(again.exportDir, this.adapter.exportDir) && mtime(path.join(again.exportDir, 'manifest.json')) === this.manifestMtimeSeen(again.exportDir)) {
+        if (this.loading) await this.loading;
+        return this.adapter;
+      }
+    }
     this.epoch++;
     this.problem = undefined;
     this.state = this.deps.settings().enabled ? 'no-adapter' : 'disabled';
     this.pipeline.reset();
-    const resolved = await this.resolve(target ?? this.deps.settings().adapter);
+    const resolved = await this.resolve(wanted);
     if (!resolved) {
       if ((this.state as CompletionState) !== 'error') {
         this.adapter = undefined;
@@ -160,6 +169,17 @@ export class CompletionService {
     }
     await this.load(this.epoch, force);
     return this.adapter;
+  }
+
+  /** Resolves the configured adapter for display (status bar) without loading it or reporting problems. */
+  async refresh(): Promise<void> {
+    const s = this.deps.settings();
+    if (!s.enabled || this.state !== 'no-adapter') return;
+    const r = await this.resolve(s.adapter, false);
+    if (r && this.state === 'no-adapter' && !this.adapter) {
+      this.adapter = r;
+      this.emit();
+    }
   }
 
   /**
@@ -203,7 +223,10 @@ export class CompletionService {
     if (this.engine && this.state === 'ready' && samePath(this.engine.exportDir, dir)) engine = this.engine;
     else engine = await this.playgroundEngine(dir);
     const template = engine.manifest.template;
-    const text = opts.instruction && template ? renderTemplate(template, { instruction: prompt, prompt }) : prompt;
+    // As in the training rows: the first line is the instruction, the rest its input.
+    const nl = prompt.indexOf('\n');
+    const fields = nl < 0 ? { instruction: prompt.trim(), input: '' } : { instruction: prompt.slice(0, nl).trim(), input: prompt.slice(nl + 1).trim() };
+    const text = opts.instruction && template ? renderTemplate(template, { ...fields, prompt: prompt.trim() }) : prompt;
     const { instruction: _ignored, ...gen } = opts;
     return engine.generate(text, { maxTokens: 64, temperature: 0, ...gen, onToken, signal });
   }
@@ -270,6 +293,11 @@ export class CompletionService {
     });
     this.loading = tracked;
     return tracked;
+  }
+
+  /** The manifest mtime the loaded engine was made from; while loading, the current one (it is being loaded). */
+  private manifestMtimeSeen(exportDir: string): number {
+    return this.state === 'loading' ? mtime(path.join(exportDir, 'manifest.json')) : this.manifestMtime;
   }
 
   /** Runs changed: a re-export of the active adapter reloads it; an export that fixes the problem clears it. */
