@@ -9,6 +9,7 @@ import {
 import { CompletionCache, KEY_CHARS } from '../../src/completion/cache';
 import { Debouncer } from '../../src/completion/debounce';
 import { DEFAULT_SETTINGS, type AdapterInfo, type CompletionRequest } from '../../src/completion/types';
+import { statusText } from '../../src/completion/status-text';
 
 const TEMPLATE = { prompt: 'Human: {instruction}\n{input}', response_prefix: '\n\nAssistant: ' };
 const plain: AdapterInfo = { key: 'plain', template: TEMPLATE, instructionTuned: false };
@@ -275,4 +276,19 @@ test('debounce: adaptive delay stretches to the typing rhythm, within bounds', (
   for (let i = 0; i < 10; i++) { void d.wait(0); t += 120; } // 120 ms between keys
   assert.ok(d.delayFor(100) > 100 && d.delayFor(100) <= 200, String(d.delayFor(100)));
   assert.equal(new Debouncer({ adaptive: false, now: () => t }).delayFor(100), 100);
+});
+
+// ---- status bar text
+
+test('status text: adapter, state and last latency', () => {
+  const adapter = { exportDir: '/runs/r1/export', runId: 'r1', label: 'lora-snake', method: 'lora', auto: false };
+  assert.equal(statusText({ state: 'ready', adapter, lastLatencyMs: 41.6, lastEngineMs: 30 }).text, '$(sparkle) lora-snake · 42 ms');
+  assert.match(statusText({ state: 'ready', adapter, lastLatencyMs: 41.6, lastEngineMs: 30 }).tooltip, /engine 30 ms/);
+  assert.equal(statusText({ state: 'loading', adapter }).text, '$(loading~spin) lora-snake');
+  assert.equal(statusText({ state: 'disabled' }).text, '$(circle-slash) Bloom');
+  assert.equal(statusText({ state: 'no-adapter' }).text, '$(sparkle) Bloom: no adapter');
+  assert.equal(statusText({ state: 'ready', adapter: { ...adapter, auto: true } }).text, '$(sparkle) lora-snake (newest)');
+  const err = statusText({ state: 'error', adapter, problem: { code: 'EXPORT_MISSING', message: 'no export', hint: 'export it', actions: ['Export Adapter'] } });
+  assert.equal(err.text, '$(error) lora-snake');
+  assert.match(err.tooltip, /no export/);
 });
