@@ -23,6 +23,6 @@ node esbuild.mjs >/dev/null 2>&1 || node esbuild.mjs
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
   echo "[setup] apt-get install chromium" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
-  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null; } \
     || echo "[setup] warning: could not install chromium; the browser tests need /usr/bin/chromium (or CHROMIUM_PATH)" >&2
 fi
