@@ -52,7 +52,8 @@ export class App {
       this.adapters.setServing(s.completionsRunId ?? null);
       document.body.dataset.ready = 'true';
     });
-    on('current', c => { this.run.attach(c.run ?? undefined, c.events); if (c.run) this.selectTab('run'); });
+    // no tab switch here: a comparison moves from run to run while the user watches its table in History
+    on('current', c => this.run.attach(c.run ?? undefined, c.events));
     on('event', e => this.run.onEvent(e.runId, e.event));
     on('runs', r => this.setRuns(r.runs));
     on('compare', job => this.history.setJob(job));

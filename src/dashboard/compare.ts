@@ -47,11 +47,10 @@ export class CompareQueue implements Disposable {
   }
 
   private async run(job: CompareJob, base: TrainingConfig): Promise<void> {
-    const stamp = new Date().toISOString().replace(/[-:T]/g, '').slice(0, 12);
     for (const entry of job.entries) {
       if (job.state !== 'running') break;
       const method: MethodConfig = base.method.name === entry.method ? base.method : { name: entry.method } as MethodConfig;
-      const config: TrainingConfig = { ...base, method, run_name: `${base.run_name ?? 'compare'}-${stamp}-${entry.method}`.slice(0, 100) };
+      const config: TrainingConfig = { ...base, method, run_name: `${base.run_name ?? 'compare'}-${entry.method}`.slice(0, 100) }; // the run store adds date and uniqueness
       try {
         const ended = new Promise<RunEnd>(resolve => { this.waiting = { runId: '', resolve }; });
         const info = await this.training.start(config);

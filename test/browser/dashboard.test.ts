@@ -234,6 +234,28 @@ describe('dashboard webview', () => {
     await page.waitForFunction(() => document.querySelector('#pg-status')?.textContent === 'Done.');
     assert.match(await text(page, '#pg-output'), /^def reverse\(s\):\n {4}return s\[::-1\]/);
     await d.screenshot('playground-dark');
+
+    // compare methods: the form's data through three methods, one after another, into a results table
+    await tab(page, 'configure');
+    await page.click('#f-data-train_file');
+    await page.waitForFunction(() => /train\.jsonl$/.test(document.querySelector('#f-data-train_file-path')?.textContent ?? ''));
+    await tab(page, 'history');
+    await page.click('#cmp-prompt_tuning');
+    await page.click('#compare-methods');
+    for (let i = 0; i < 4; i++) {
+      await waitFor(() => training.started.length === 3 + i && training.current() !== undefined);
+      const id = training.current()!.id;
+      for (let s = 1; s <= 3; s++) training.emit(id, progress(s, 3));
+      training.emit(id, { v: 1, type: 'eval', time: 1, step: 3, eval_loss: 2 - i / 10 });
+      training.finish();
+    }
+    await page.waitForFunction(() => /Comparison done: 4 of 4 done/.test(document.querySelector('#compare-state')?.textContent ?? ''));
+    assert.deepEqual(training.started.slice(2).map(c => c.method.name), ['lora', 'ia3', 'prefix_tuning', 'prompt_tuning']);
+    assert.equal(await page.locator('#compare-grid vscode-data-grid-row[data-row]').count(), 4);
+    assert.match(await text(page, '#compare-grid vscode-data-grid-row[data-row="prompt_tuning"]'), /completed[\s\S]*\/ 1\.700/);
+    assert.equal(await page.locator('#view-history').isVisible(), true);
+    await page.waitForFunction(() => document.querySelectorAll('#runs-grid vscode-data-grid-row[data-row]').length === 5);
+    await d.screenshot('compare-dark');
     await noProblems(d);
   });
 
