@@ -34,6 +34,7 @@ export interface PipelineStats {
   generations: number;
   cacheHits: number;
   lastSkip?: SkipReason;
+  /** Of the last generated (not cached) completion. */
   lastLatencyMs?: number;
   lastEngineMs?: number;
 }
@@ -129,8 +130,11 @@ export class CompletionPipeline {
 
   private finish(t0: number, c: Omit<Completion, 'latencyMs'>): Completion {
     const latencyMs = this.now() - t0;
-    this.stats.lastLatencyMs = latencyMs;
-    this.stats.lastEngineMs = c.engineMs;
+    // The status bar shows the last generated completion's latency (cache hits are ~0 ms and say nothing).
+    if (!c.cached) {
+      this.stats.lastLatencyMs = latencyMs;
+      this.stats.lastEngineMs = c.engineMs;
+    }
     this.stats.lastSkip = undefined;
     return { ...c, latencyMs };
   }
