@@ -143,7 +143,11 @@ export class TrainerProcess {
         continue;
       }
       const e = l.event;
-      if (e.type === 'done') this.done = e;
+      if (e.type === 'done') {
+        this.done = e;
+        // nothing more to tell it: EOF lets the trainer's stdin reader end before interpreter shutdown
+        this.child.stdin.end();
+      }
       if (e.type === 'error') this.error = e;
       this.appendEvent(e);
       try {

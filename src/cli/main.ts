@@ -1,0 +1,233 @@
+// bloom-peft: the headless CLI. Drives the same TrainingService as the extension, without VS Code.
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { TrainingConfig } from '../protocol';
+import { resolvePython } from '../training/python';
+import { TrainingService } from '../training/service';
+import { TrainingError, type Logger, type RunEnd, type RunSummary } from '../training/types';
+import { formatDuration, ProgressRenderer } from './progress';
+
+const USAGE = `bloom-peft — fine-tune BLOOM models with PEFT methods, headless
+
+usage:
+  bloom-peft train --config FILE [--name NAME]     train a new run (progress bar; Ctrl-C stops gracefully)
+  bloom-peft resume RUN                            continue a run from its newest complete checkpoint
+  bloom-peft stop RUN [--timeout SECONDS]          gracefully stop a run trained by another process
+  bloom-peft export RUN                            ONNX export of a run's adapter (for completions)
+  bloom-peft complete --run RUN [--input TEXT] [--raw] [--max-tokens N] [--temperature T] PROMPT
+                                                   complete PROMPT with a run's ONNX export
+  bloom-peft runs [--json]                         list runs
+  bloom-peft check                                 Python environment report
+
+common options:
+  --runs-dir DIR     where runs live (default: $BLOOM_PEFT_RUNS_DIR or ./.bloom-peft/runs)
+  --python PATH      interpreter for the trainer (default: $BLOOM_PEFT_PYTHON, the project's .venv, python3)
+  --verbose          echo the trainer's stderr (always kept in RUN/trainer.log)
+
+RUN is a run id (a unique prefix or suffix is enough) or a run folder.
+exit codes: 0 completed, 1 failed, 2 stopped, 64 usage error.`;
+
+const EXIT = { ok: 0, failed: 1, stopped: 2, usage: 64 } as const;
+
+class UsageError extends Error {}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string' }, name: { type: 'string' }, 'runs-dir': { type: 'string' }, python: { type: 'string' },
+      timeout: { type: 'string' }, run: { type: 'string' }, input: { type: 'string' }, raw: { type: 'boolean' },
+      'max-tokens': { type: 'string' }, temperature: { type: 'string' }, json: { type: 'boolean' }, verbose: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [command, ...rest] = positionals;
+  if (values.help || !command) {
+    process.stdout.write(USAGE + '\n');
+    return values.help ? EXIT.ok : EXIT.usage;
+  }
+  const runsDir = path.resolve(values['runs-dir'] ?? process.env.BLOOM_PEFT_RUNS_DIR ?? path.join('.bloom-peft', 'runs'));
+  const log: Logger = {
+    trace: () => {}, info: () => {},
+    warn: m => { if (values.verbose) process.stderr.write(`[host] ${m}\n`); },
+    error: m => process.stderr.write(`[host] ${m}\n`),
+    append: t => { if (values.verbose) process.stderr.write(t); },
+  };
+  let baseDir = process.cwd();
+  const training = new TrainingService({
+    runsDir: () => runsDir,
+    python: () => resolvePython({ setting: values.python }),
+    log,
+    stopTimeoutMs: () => seconds(values.timeout, 30) * 1000,
+    baseDir: () => baseDir,
+    follow: false,
+  });
+  const need = (v: string | undefined, what: string): string => {
+    if (!v) throw new UsageError(`${command}: missing ${what}`);
+    return v;
+  };
+
+  switch (command) {
+    case 'train': {
+      const file = path.resolve(need(values.config, '--config FILE'));
+      const config = readConfig(file);
+      baseDir = path.dirname(file); // relative paths in the config are relative to the config file
+      return supervise(training, () => training.start(config, { name: values.name }));
+    }
+    case 'resume':
+      return supervise(training, () => training.resume(need(rest[0], 'RUN')));
+    case 'stop': {
+      const id = training.store.resolve(need(rest[0], 'RUN'));
+      if (!training.store.isRunning(id)) {
+        process.stdout.write(`${id} is not running (${training.store.summary(id).status})\n`);
+        return EXIT.ok;
+      }
+      process.stdout.write(`stopping ${id}…\n`);
+      await training.stop(id);
+      process.stdout.write(`${id}: ${training.store.summary(id).status}\n`);
+      return EXIT.ok;
+    }
+    case 'export': {
+      const id = training.store.resolve(need(rest[0], 'RUN'));
+      process.stdout.write(`exporting ${id}…\n`);
+      const dir = await training.exportRun(id, { onLog: m => process.stdout.write(`  ${m}\n`) });
+      process.stdout.write(`${dir}\n`);
+      return EXIT.ok;
+    }
+    case 'complete':
+      return complete(training, need(values.run, '--run RUN'), need(rest.join(' ') || undefined, 'PROMPT'), values);
+    case 'runs': {
+      const runs = await training.listRuns();
+      if (values.json) process.stdout.write(JSON.stringify(runs, null, 2) + '\n');
+      else process.stdout.write(runsTable(runs, runsDir) + '\n');
+      return EXIT.ok;
+    }
+    case 'check': {
+      const python = await training.python();
+      const report = await training.check();
+      process.stdout.write(JSON.stringify({ python_used: python, ...report }, null, 2) + '\n');
+      return EXIT.ok;
+    }
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+/** Starts (or resumes) and follows a run to its end: progress bar, Ctrl-C = graceful stop, twice = kill. */
+async function supervise(training: TrainingService, launch: () => Promise<{ id: string; dir: string }>): Promise<number> {
+  const render = new ProgressRenderer(process.stdout);
+  const ended = new Promise<RunEnd>(resolve => training.onRunEnded(resolve));
+  training.onEvent((_id, e) => render.event(e));
+  const info = await launch();
+  render.line(`run ${info.id}\n  folder ${info.dir}`);
+  let interrupts = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupts++;
+    if (interrupts === 1 && sig !== 'SIGHUP') {
+      render.line(`${sig}: stopping gracefully (saving a checkpoint)… press Ctrl-C again to kill`);
+      void training.stop().catch(() => {});
+    } else {
+      render.line('killing the trainer');
+      training.disposeSync(`${sig} received`);
+      process.exit(EXIT.stopped);
+    }
+  };
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
+  process.once('exit', () => training.disposeSync('the CLI exited'));
+  const end = await ended;
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(s, onSignal);
+  if (end.outcome === 'failed') {
+    render.line(`failed: ${end.message}`);
+    if (end.error && end.stderrTail) render.line(`last trainer output:\n${end.stderrTail.split('\n').slice(-8).map(l => `  ${l}`).join('\n')}`);
+    render.line(`full log: ${path.join(end.dir, 'trainer.log')}\nresume with: bloom-peft resume ${end.runId}`);
+    return EXIT.failed;
+  }
+  if (end.outcome !== 'completed') {
+    render.line(`${end.message} resume with: bloom-peft resume ${end.runId}`);
+    return EXIT.stopped;
+  }
+  if (end.adapterDir) render.line(`adapter: ${end.adapterDir}`);
+  if (end.exportDir) render.line(`export:  ${end.exportDir}\ntry it:  bloom-peft complete --run ${end.runId} "<prompt>"`);
+  return EXIT.ok;
+}
+
+async function complete(training: TrainingService, runRef: string, prompt: string, values: Record<string, unknown>): Promise<number> {
+  const id = training.store.resolve(runRef);
+  const dir = training.store.dir(id);
+  // loaded lazily: onnxruntime-node is only needed here
+  const { CompletionEngine, formatPrompt } = await import('../inference');
+  const engine = await CompletionEngine.load(dir);
+  try {
+    const m = engine.manifest;
+    const text = !values.raw && m.instruction_tuned && m.template
+      ? formatPrompt(m.template, { instruction: prompt, input: (values.input as string | undefined) ?? '', prompt })
+      : prompt;
+    const result = await engine.generate(text, {
+      maxTokens: Math.max(1, Math.round(seconds(values['max-tokens'] as string | undefined, 64))),
+      temperature: seconds(values.temperature as string | undefined, 0),
+      onToken: t => process.stdout.write(t),
+    });
+    process.stdout.write('\n');
+    process.stderr.write(`[${result.finishReason}; ${result.timings.generatedTokens} tokens in ${Math.round(result.timings.prefillMs + result.timings.decodeMs)} ms]\n`);
+  } finally {
+    await engine.dispose();
+  }
+  return EXIT.ok;
+}
+
+function readConfig(file: string): TrainingConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new TrainingError('missing_file', `${file}: cannot read the config: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'Pass --config with a JSON training config (see examples/demo-config.json).');
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const pos = /position (\d+)/.exec((e as Error).message);
+    const line = pos ? text.slice(0, Number(pos[1])).split('\n').length : undefined;
+    throw new TrainingError('invalid_config', `${file}${line ? `:${line}` : ''}: not valid JSON: ${(e as Error).message}`, 'Fix the JSON syntax (trailing commas and comments are not allowed).');
+  }
+}
+
+export function runsTable(runs: RunSummary[], runsDir: string): string {
+  if (!runs.length) return `no runs in ${runsDir}`;
+  const rows = runs.map(r => [
+    r.id, r.status, r.method ?? '?', r.totalSteps ? `${r.step}/${r.totalSteps}` : String(r.step),
+    fmt(r.finalTrainLoss ?? r.lastLoss), fmt(r.finalEvalLoss), r.tokensPerS ? String(Math.round(r.tokensPerS)) : '-',
+    r.trainablePercent !== undefined ? `${r.trainablePercent.toFixed(3)}%` : '-',
+    r.startedAt ? new Date(r.startedAt).toISOString().replace('T', ' ').slice(0, 19) : '-',
+    r.endedAt && r.startedAt ? formatDuration((r.endedAt - r.startedAt) / 1000) : '-',
+  ]);
+  const head = ['RUN', 'STATUS', 'METHOD', 'STEP', 'LOSS', 'EVAL', 'TOK/S', 'TRAINABLE', 'STARTED', 'TOOK'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => r[i].length)));
+  return [head, ...rows].map(r => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+}
+
+function fmt(v: number | null | undefined): string {
+  return typeof v === 'number' ? v.toFixed(4) : '-';
+}
+
+function seconds(v: string | undefined, fallback: number): number {
+  const n = v === undefined ? NaN : Number(v);
+  return Number.isFinite(n) && n >= 0 ? n : fallback;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    code => { process.exitCode = code; },
+    e => {
+      if (e instanceof UsageError) process.stderr.write(`${e.message}\n\n${USAGE}\n`);
+      else if (e instanceof TrainingError) process.stderr.write(`error: ${e.message}${e.hint ? `\nhint: ${e.hint}` : ''}\n`);
+      else if ((e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') process.stderr.write(`${(e as Error).message}\n\n${USAGE}\n`);
+      else {
+        const hint = (e as { hint?: string }).hint;
+        process.stderr.write(`error: ${process.env.BLOOM_PEFT_DEBUG ? (e as Error).stack : (e as Error).message ?? e}${hint ? `\nhint: ${hint}` : ''}\n`);
+      }
+      process.exitCode = e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? EXIT.usage : EXIT.failed;
+    },
+  );
+}

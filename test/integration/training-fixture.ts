@@ -1,0 +1,71 @@
+// Shared setup for the host's integration tests: the real trainer (project .venv), the embedded model
+// (models/bloom-tiny; a tiny random BLOOM made once in the temp folder while it is missing), tiny configs.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { TrainingConfig } from '../../src/protocol';
+import { TrainingService } from '../../src/training/service';
+import type { TrainerEvent } from '../../src/protocol';
+import type { RunEnd } from '../../src/training';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const PYTHON = process.env.BLOOM_PEFT_PYTHON ?? path.join(ROOT, '.venv', 'bin', 'python');
+export const TRAIN_FILE = path.join(ROOT, 'examples', 'code-tasks', 'train.jsonl');
+/** at most 2 torch threads per trainer (CI has 2 cores) */
+export const ENV: NodeJS.ProcessEnv = { ...process.env, TORCH_NUM_THREADS: '2', OMP_NUM_THREADS: '2', TOKENIZERS_PARALLELISM: 'false' };
+
+let model: string | undefined;
+
+/** "embedded" when models/bloom-tiny is there, else a tiny random BLOOM folder (made once per machine). */
+export function baseModel(): string {
+  if (model) return model;
+  if (fs.existsSync(path.join(ROOT, 'models', 'bloom-tiny', 'model.safetensors'))) return (model = 'embedded');
+  const dir = path.join(os.tmpdir(), 'bloom-peft-host-tests', 'tiny-bloom');
+  if (!fs.existsSync(path.join(dir, 'model.safetensors'))) {
+    execFileSync(PYTHON, ['-c', `from bloom_peft.testing.tiny_model import make_tiny_bloom; make_tiny_bloom(${JSON.stringify(dir)})`],
+      { cwd: path.join(ROOT, 'trainer', 'src'), env: { ...ENV, PYTHONPATH: path.join(ROOT, 'trainer', 'src') }, stdio: 'ignore' });
+  }
+  return (model = dir);
+}
+
+export function tinyConfig(overrides: { training?: TrainingConfig['training']; export?: TrainingConfig['export']; method?: TrainingConfig['method'] } = {}): TrainingConfig {
+  return {
+    model: { name_or_path: baseModel() },
+    method: overrides.method ?? { name: 'lora' },
+    data: { format: 'instruction', train_file: TRAIN_FILE, max_samples: 48, eval_split: 0.1 },
+    training: { max_steps: 4, batch_size: 4, max_length: 48, eval_every: 0, save_every: 2, log_every: 1, num_workers: 0, seed: 1, ...overrides.training },
+    export: { onnx: false, ...overrides.export },
+  };
+}
+
+export function tempDir(name: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `bloom-peft-${name}-`));
+}
+
+export function newService(runsDir: string, env: NodeJS.ProcessEnv = ENV, stopTimeoutMs = 30_000): TrainingService {
+  return new TrainingService({
+    runsDir: () => runsDir,
+    env,
+    stopTimeoutMs: () => stopTimeoutMs,
+    python: async () => ({ path: PYTHON, source: 'env', ready: true }),
+    follow: true,
+  });
+}
+
+/** Records every event of one service and resolves the next run end. */
+export function recorder(service: TrainingService) {
+  const events: Array<{ runId: string; event: TrainerEvent }> = [];
+  service.onEvent((runId, event) => events.push({ runId, event }));
+  return {
+    events,
+    ended: () => new Promise<RunEnd>(resolve => { const d = service.onRunEnded(e => { d.dispose(); resolve(e); }); }),
+    /** resolves on the first event matching `pred` (rejects after timeoutMs) */
+    waitFor: (pred: (e: TrainerEvent) => boolean, timeoutMs = 120_000) => new Promise<TrainerEvent>((resolve, reject) => {
+      const hit = events.find(x => pred(x.event));
+      if (hit) return resolve(hit.event);
+      const timer = setTimeout(() => { d.dispose(); reject(new Error('timed out waiting for an event')); }, timeoutMs);
+      const d = service.onEvent((_id, e) => { if (pred(e)) { clearTimeout(timer); d.dispose(); resolve(e); } });
+    }),
+  };
+}
