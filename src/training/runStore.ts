@@ -230,7 +230,7 @@ export function summarize(events: TrainerEvent[], ctx: SummarizeContext): Omit<R
   };
 }
 
-/** Newest complete checkpoint (checkpoints/step-N with a completion marker or at least a file in it). */
+/** Newest complete checkpoint: checkpoints/step-N holding the COMPLETE marker. */
 export function newestCheckpoint(runDir: string): { step: number; path: string } | undefined {
   let names: string[];
   try {
@@ -241,9 +241,8 @@ export function newestCheckpoint(runDir: string): { step: number; path: string }
   const steps = names.map(n => /^step-(\d+)$/.exec(n)).filter((m): m is RegExpExecArray => !!m).map(m => Number(m[1])).sort((a, b) => b - a);
   for (const step of steps) {
     const p = path.join(runDir, 'checkpoints', `step-${step}`);
-    const files = safeReaddir(p);
-    // the trainer writes its marker last; accept the common names and fall back to "not empty"
-    if (files.some(f => /^(COMPLETE|complete|\.complete|DONE|done)(\.json)?$/.test(f)) || (files.length > 0 && !files.some(f => f.endsWith('.tmp')))) return { step, path: p };
+    // the trainer writes COMPLETE last (trainer/src/bloom_peft/checkpoint.py): without it the checkpoint is partial
+    if (safeReaddir(p).includes('COMPLETE')) return { step, path: p };
   }
   return undefined;
 }
