@@ -100,6 +100,20 @@ test('queued requests run in order; aborting a queued one settles it at once', a
   assert.ok(r3.timings.queuedMs! > 0);
 });
 
+test('a worker that died is replaced on the next request', async () => {
+  await engine.generate('def f(x):', { maxTokens: 2, ignoreEos: true });
+  // The edge we cannot provoke for real (a native crash, out of memory): the thread goes away. Only
+  // while it is idle: terminating a worker inside onnxruntime's run() aborts the whole process
+  // (node-addon-api throws Napi::Error from native code), which is why close() always waits for the
+  // running step first.
+  const conn = (engine as unknown as { current: { worker: { terminate(): Promise<number> }; crashed: boolean } }).current;
+  await conn.worker.terminate();
+  await new Promise(r => setImmediate(r));
+  assert.equal(conn.crashed, true);
+  const r = await engine.generate('x = 1', { maxTokens: 3, ignoreEos: true });
+  assert.equal(r.tokens.length, 3);
+});
+
 test('50 reloads recycle the worker: no request lost, memory bounded', async t => {
   const rss = () => process.memoryUsage().rss / 2 ** 20;
   const results: Promise<GenerateResult>[] = [];
