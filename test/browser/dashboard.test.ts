@@ -167,10 +167,23 @@ describe('dashboard webview', () => {
     assert.equal(await page.locator('#f-training-eval_every').evaluate(el => (el as HTMLInputElement).value), '10');
     assert.match(await text(page, '#f-data-train_file-path'), /examples\/code-tasks\/train\.jsonl$/);
 
+    // Stop (graceful: the trainer checkpoints) then Resume: the curve continues from the checkpoint
+    await tab(page, 'run');
+    await page.click('#run-stop');
+    await page.waitForFunction(() => document.querySelector('#view-run section')?.getAttribute('data-status') === 'stopped');
+    assert.match(await text(page, '#run-final h3'), /Stopped/);
+    await page.waitForFunction(() => !(document.querySelector('#run-resume') as HTMLButtonElement).disabled);
+    training.runs.get(runId)!.step = 28; // the newest checkpoint
+    await page.click('#run-resume');
+    await page.waitForFunction(() => document.querySelector('#view-run section')?.getAttribute('data-status') === 'running');
+    assert.equal(await points(page, 'chart-loss'), 28); // steps after the checkpoint are replayed, not duplicated
+    for (let s = 29; s <= 30; s++) training.emit(runId, progress(s, 40, t0));
+    await page.waitForFunction(() => document.querySelector('#chart-loss')?.getAttribute('data-points') === '30');
+    assert.match(await text(page, '#run-logs'), /resumed from step 28/);
+
     // finish: final metrics and where the adapter and export are
     training.emit(runId, { v: 1, type: 'eval', time: t0 + 30, step: 30, eval_loss: 1.2, perplexity: 3.3 });
     training.finish('completed');
-    await tab(page, 'run');
     await page.locator('#run-final').waitFor({ state: 'visible' });
     assert.equal(await text(page, '#final-eval'), '1.2000');
     assert.match(await text(page, '#final-adapter-dir'), /chart-demo-1\/adapter$/);

@@ -102,7 +102,17 @@ export class FakeTraining implements TrainingServiceApi {
   }
 
   async stop(): Promise<void> { if (this.active) this.finish('stopped'); }
-  async resume(runId: string): Promise<RunInfo> { throw new Error(`resume ${runId}: not used by these tests`); }
+  async resume(runId: string): Promise<RunInfo> {
+    const s = this.runs.get(runId);
+    if (!s || s.status === 'running' || s.status === 'completed') throw new Error(`run ${runId} cannot be resumed`);
+    Object.assign(s, { status: 'running', endedAt: undefined });
+    const config = this.started.find(c => (c.run_name ?? c.method.name) === s.name) ?? this.started[0];
+    this.active = { id: runId, dir: s.dir, config, pid: 2, state: 'running', owned: true, resumed: true, startedAt: Date.now(), step: s.step, totalSteps: s.totalSteps };
+    const p = tinyParams(config);
+    this.emit(runId, { v: 1, type: 'started', time: Date.now() / 1000, config, device: 'cpu', world_size: 1, trainable_params: p.trainable, total_params: p.total, total_steps: s.totalSteps ?? 40, resumed_from_step: s.step });
+    this.changed.fire();
+    return this.active;
+  }
   async listRuns(): Promise<RunSummary[]> { return [...this.runs.values()].sort((a, b) => (b.startedAt ?? 0) - (a.startedAt ?? 0)); }
   async readEvents(runId: string): Promise<TrainerEvent[]> { return [...(this.events.get(runId) ?? [])]; }
   async deleteRun(runId: string): Promise<void> { this.deleted.push(runId); this.runs.delete(runId); this.events.delete(runId); this.changed.fire(); }
