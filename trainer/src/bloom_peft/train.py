@@ -11,7 +11,7 @@ Test hooks (environment variables, used by trainer/tests; harmless when unset):
   BLOOM_PEFT_TEST_SLOW_CHECKPOINT=S  sleep S seconds after each checkpoint file (checkpoint.py)
   BLOOM_PEFT_TEST_STEP_DELAY=S       sleep S seconds per optimizer step (gives stop/kill tests a steady pace)
   BLOOM_PEFT_TEST_NAN_AT_STEP=N      make the loss of step N NaN
-  BLOOM_PEFT_TEST_OOM_ABOVE=N        raise CUDA out-of-memory for every micro-batch of more than N rows
+  BLOOM_PEFT_TEST_OOM_FROM_ROWS=N    raise CUDA out-of-memory for every micro-batch of N rows or more
 Other knobs: BLOOM_PEFT_IGNORE_STDIN=1 (headless runs under nohup: stdin EOF does not stop the run),
 TORCH_NUM_THREADS=N (CPU threads per process).
 """
@@ -126,11 +126,6 @@ def run(args) -> int:
     stop = StopRequest()
     stop.install()
     try:
-        threads = os.environ.get("TORCH_NUM_THREADS")
-        if threads:
-            import torch
-
-            torch.set_num_threads(max(1, int(threads)))
         return train(args, emitter, stop)
     except TrainerError as e:
         emitter.emit("error", **e.event_fields())
@@ -173,6 +168,9 @@ def train(args, emitter: EventEmitter, stop: StopRequest) -> int:
 
     import torch
     from accelerate.utils import set_seed
+
+    if os.environ.get("TORCH_NUM_THREADS"):
+        torch.set_num_threads(max(1, int(os.environ["TORCH_NUM_THREADS"])))
 
     from .data import collate, load_splits
     from .methods import apply_method, count_parameters
@@ -517,7 +515,13 @@ def epoch_loader(rows, batches, start: int, rank: int, world: int, collate_fn, n
         if len(batch) < world:  # every process needs rows or DDP waits forever: repeat rows of a short last batch
             batch = (batch * world)[:world]
         shards.append(batch[rank::world])
-    return iter(DataLoader(rows, batch_sampler=shards, collate_fn=collate_fn, num_workers=num_workers, pin_memory=pin))
+    # its own generator: creating a DataLoader iterator draws a seed, and from the global RNG that draw would shift
+    # the dropout masks of a resumed run against an uninterrupted one
+    import torch
+
+    generator = torch.Generator().manual_seed(len(batches) * 7919 + start)
+    return iter(DataLoader(rows, batch_sampler=shards, collate_fn=collate_fn, num_workers=num_workers, pin_memory=pin,
+                           generator=generator))
 
 
 def split_batch(batch: dict, micro: int) -> list[dict]:
@@ -728,7 +732,7 @@ class TestHooks:
         env = os.environ.get
         self.delay = float(env("BLOOM_PEFT_TEST_STEP_DELAY", "0") or 0)
         self.nan_step = int(env("BLOOM_PEFT_TEST_NAN_AT_STEP", "0") or 0)
-        self.oom_above = int(env("BLOOM_PEFT_TEST_OOM_ABOVE", "0") or 0)
+        self.oom_from = int(env("BLOOM_PEFT_TEST_OOM_FROM_ROWS", "0") or 0)
 
     def step_delay(self) -> None:
         if self.delay:
@@ -738,8 +742,8 @@ class TestHooks:
         return loss * float("nan") if self.nan_step and step == self.nan_step else loss
 
     def maybe_oom(self, chunk: dict) -> None:
-        if self.oom_above and chunk["input_ids"].shape[0] > self.oom_above:
+        if self.oom_from and chunk["input_ids"].shape[0] >= self.oom_from:
             import torch
 
-            raise torch.OutOfMemoryError(f"CUDA out of memory (test hook: micro-batch {chunk['input_ids'].shape[0]} > "
-                                         f"{self.oom_above})")
+            raise torch.OutOfMemoryError(f"CUDA out of memory (test hook: micro-batch {chunk['input_ids'].shape[0]} >= "
+                                         f"{self.oom_from})")

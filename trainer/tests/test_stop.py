@@ -1,0 +1,40 @@
+"""Graceful stop: a stop line on stdin, stdin EOF (the parent went away), SIGTERM and SIGINT all finish the current
+step, save a checkpoint and the adapter, emit done(status=stopped) and exit 0."""
+import json
+import signal
+
+import pytest
+
+from train_harness import TrainerProcess, checkpoint_steps, make_config, model_name, write_config
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return model_name(tmp_path_factory.mktemp("model"))
+
+
+@pytest.mark.parametrize("how", ["stop_line", "stdin_eof", "sigterm", "sigint"])
+def test_graceful_stop(model, tmp_path, how):
+    run = tmp_path / "run"
+    write_config(run, make_config(model, "lora", training={"max_steps": 1000, "save_every": 0}))
+    p = TrainerProcess("train", run, env={"BLOOM_PEFT_TEST_STEP_DELAY": "0.1"})
+    p.wait_step(2)
+    if how == "stop_line":
+        p.send("not json, ignored\n")
+        p.send(json.dumps({"type": "hello"}) + "\n")
+        p.stop()
+    elif how == "stdin_eof":
+        p.close_stdin()
+    else:
+        p.signal(signal.SIGTERM if how == "sigterm" else signal.SIGINT)
+    assert p.finish(timeout=120) == 0, p.stderr_tail()
+
+    done = p.of("done")[-1]
+    assert done["status"] == "stopped" and 2 <= done["step"] < 1000
+    assert done["stop_reason"] == {"stop_line": "stop message", "stdin_eof": "stdin closed",
+                                   "sigterm": "SIGTERM", "sigint": "SIGINT"}[how]
+    assert checkpoint_steps(run) == [done["step"]]
+    assert p.of("checkpoint")[-1]["step"] == done["step"]
+    assert (run / "adapter" / "adapter_config.json").is_file() and done["adapter_dir"] == str(run / "adapter")
+    assert done["export_dir"] is None  # a stop does not spend time exporting
+    assert not p.of("error")

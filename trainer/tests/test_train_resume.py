@@ -1,0 +1,128 @@
+"""Resume: after a graceful stop, a SIGKILL mid-run and a SIGKILL mid-checkpoint, the run reaches the same final
+step, with the same losses as an uninterrupted run, and no corrupt checkpoint is left behind."""
+import math
+import signal
+import time
+
+import pytest
+
+from train_harness import (TrainerProcess, assert_no_partial_checkpoints, checkpoint_steps, make_config, model_name,
+                           run_trainer, write_config)
+
+STEPS, SAVE_EVERY = 12, 4
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    model = model_name(tmp_path_factory.mktemp("model"))
+    # LoRA with dropout: the resumed losses only match if the RNG, data position and optimizer all come back
+    return make_config(model, {"name": "lora", "dropout": 0.1}, training={"max_steps": STEPS, "save_every": SAVE_EVERY})
+
+
+@pytest.fixture(scope="module")
+def reference(config, tmp_path_factory):
+    """The uninterrupted run: its loss at every step."""
+    run = tmp_path_factory.mktemp("reference") / "run"
+    write_config(run, config)
+    rc, events, _ = run_trainer("train", run)
+    assert rc == 0
+    return {e["step"]: e["loss"] for e in events if e["type"] == "progress"}
+
+
+def _losses(*processes) -> dict:
+    out = {}
+    for p in processes:
+        out.update({e["step"]: e["loss"] for e in p.of("progress")})
+    return out
+
+
+def test_stop_then_resume_continues_the_same_curve(config, reference, tmp_path):
+    run = tmp_path / "run"
+    write_config(run, config)
+    first = TrainerProcess("train", run, env={"BLOOM_PEFT_TEST_STEP_DELAY": "0.3"})
+    first.wait_step(5)
+    first.stop()
+    assert first.finish() == 0
+    done = first.of("done")[-1]
+    stopped_at = done["step"]
+    assert done["status"] == "stopped" and 5 <= stopped_at < STEPS
+    assert checkpoint_steps(run)[-1] == stopped_at  # the stop saved a checkpoint at the step it finished
+
+    second = TrainerProcess("resume", run)
+    assert second.finish() == 0
+    started = second.of("started")[0]
+    assert started["resumed_from_step"] == stopped_at and started["total_steps"] == STEPS
+    steps = [e["step"] for e in second.of("progress")]
+    assert steps == list(range(stopped_at + 1, STEPS + 1))
+    assert second.of("done")[-1]["status"] == "completed" and second.of("done")[-1]["step"] == STEPS
+    losses = _losses(first, second)
+    assert sorted(losses) == list(range(1, STEPS + 1))
+    for step, loss in reference.items():
+        assert math.isclose(losses[step], loss, rel_tol=1e-5), (step, losses[step], loss)
+
+
+def test_sigkill_mid_run_and_mid_checkpoint_then_resume(config, reference, tmp_path):
+    run = tmp_path / "run"
+    write_config(run, config)
+    ckpt_root = run / "checkpoints"
+
+    # 1. killed mid-run, just after the first checkpoint
+    p1 = TrainerProcess("train", run, env={"BLOOM_PEFT_TEST_STEP_DELAY": "0.3"})
+    p1.wait_for(lambda e: e["type"] == "checkpoint" and e["step"] == SAVE_EVERY)
+    p1.wait_step(SAVE_EVERY + 1)
+    p1.kill()
+    assert checkpoint_steps(run) == [SAVE_EVERY]
+
+    # 2. resumed, then killed while the next checkpoint is half written
+    p2 = TrainerProcess("resume", run, env={"BLOOM_PEFT_TEST_SLOW_CHECKPOINT": "1.5"})
+    deadline = time.time() + 240
+    while not any(p.name.startswith(".tmp-step-8") and len(list(p.iterdir())) >= 2 for p in ckpt_root.iterdir()):
+        assert time.time() < deadline and p2.proc.poll() is None, p2.stderr_tail()
+        time.sleep(0.05)
+    p2.kill()
+    assert not (ckpt_root / "step-8").exists()
+    assert any(p.name.startswith(".tmp-") for p in ckpt_root.iterdir())  # the torn write is there...
+    assert checkpoint_steps(run) == [SAVE_EVERY]  # ...but is not a checkpoint
+
+    # 3. resumed again: skips the torn write, removes it, finishes the run
+    p3 = TrainerProcess("resume", run)
+    assert p3.finish() == 0
+    assert p3.of("started")[0]["resumed_from_step"] == SAVE_EVERY
+    done = p3.of("done")[-1]
+    assert done["status"] == "completed" and done["step"] == STEPS
+    assert_no_partial_checkpoints(run)
+    assert checkpoint_steps(run) == [8, 12]  # keep_checkpoints = 2
+    for step in range(SAVE_EVERY + 1, STEPS + 1):
+        assert math.isclose(_losses(p3)[step], reference[step], rel_tol=1e-5), step
+
+    # 4. resuming a finished run trains nothing and reports it finished
+    rc, events, p4 = run_trainer("resume", run)
+    assert rc == 0
+    assert [e["type"] for e in events if e["type"] == "progress"] == []
+    assert events[-1]["type"] == "done" and events[-1]["step"] == STEPS and events[-1]["status"] == "completed"
+
+
+def test_resume_without_checkpoint_starts_over(config, tmp_path):
+    run = tmp_path / "run"
+    write_config(run, {**config, "training": {**config["training"], "max_steps": 2}})
+    rc, events, _ = run_trainer("resume", run)
+    assert rc == 0
+    assert any(e["type"] == "warning" and e.get("code") == "no_checkpoint" for e in events)
+    assert events[-1]["type"] == "done" and events[-1]["step"] == 2
+
+
+def test_sigterm_twice_exits_at_once(config, tmp_path):
+    """The first SIGTERM asks for a graceful stop; a second one (an impatient parent) ends the process."""
+    run = tmp_path / "run"
+    write_config(run, {**config, "training": {**config["training"], "max_steps": 500}})
+    p = TrainerProcess("train", run, env={"BLOOM_PEFT_TEST_STEP_DELAY": "0.2", "BLOOM_PEFT_TEST_SLOW_CHECKPOINT": "5"})
+    p.wait_step(1)
+    p.signal(signal.SIGTERM)
+    deadline = time.time() + 60
+    while not (run / "checkpoints").exists():  # it is now writing its stop checkpoint, slowly
+        assert time.time() < deadline
+        time.sleep(0.05)
+    p.signal(signal.SIGTERM)
+    rc = p.finish(timeout=30)
+    assert rc == 128 + signal.SIGTERM
+    assert checkpoint_steps(run) == []  # the interrupted write never became a checkpoint
