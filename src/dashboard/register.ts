@@ -2,31 +2,16 @@
 // The VS Code edges (pickers, modal confirmation, reveal in OS, the useAdapter command, workspace trust,
 // workspaceState) are implemented here; behaviour lives in controller.ts.
 import * as vscode from 'vscode';
-import type { GenerateOptions, GenerateResult } from '../completion/types';
 import type { TrainingServiceApi } from '../training/types';
 import { DashboardController } from './controller';
-import type { DashboardHost, PlaygroundEngine } from './ports';
+import { playgroundEngine, type CompletionsLike } from './playground';
+import type { DashboardHost } from './ports';
 import { DASHBOARD_VIEW_ID, DashboardViewProvider } from './provider';
-
-/** What the dashboard uses of the completion service (src/completion/service.ts fits it structurally). */
-export interface CompletionsLike {
-  generate(prompt: string, adapterRunDir?: string, onToken?: (text: string) => void, signal?: AbortSignal,
-    opts?: Partial<Pick<GenerateOptions, 'maxTokens' | 'temperature'>> & { instruction?: boolean }): Promise<GenerateResult>;
-  readonly activeAdapter?: { runId?: string } | undefined;
-  onDidChange?(listener: (status: { adapter?: { runId?: string } }) => void): { dispose(): void };
-}
 
 export interface DashboardDeps {
   training: TrainingServiceApi;
   completions?: CompletionsLike;
   log: vscode.LogOutputChannel;
-}
-
-export function playgroundEngine(completions: CompletionsLike | undefined): PlaygroundEngine | undefined {
-  if (!completions) return undefined;
-  return {
-    generate: (exportDir, prompt, o) => completions.generate(prompt, exportDir, o.onToken, o.signal, { maxTokens: o.maxTokens, temperature: o.temperature, instruction: o.template }),
-  };
 }
 
 export function registerDashboard(context: vscode.ExtensionContext, deps: DashboardDeps): DashboardController {

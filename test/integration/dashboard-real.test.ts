@@ -1,12 +1,17 @@
 // The dashboard's host side against the real TrainingService and the real trainer (project .venv, the
 // embedded model or the fixture's tiny BLOOM): parameter counts and the preview come from `bloom_peft
-// params/preview`, a short real run streams through the message protocol, and a fresh controller (a window
-// reload) re-attaches to it from its events.jsonl.
+// params/preview`, a short real run streams through the message protocol, a fresh controller (a window
+// reload) re-attaches to it from its events.jsonl, and the playground streams from the run's real ONNX export
+// through the completion service.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import { engineLoader } from '../../src/completion/engine';
+import { CompletionService } from '../../src/completion/service';
+import { DEFAULT_SETTINGS } from '../../src/completion/types';
 import { DashboardController } from '../../src/dashboard/controller';
+import { playgroundEngine } from '../../src/dashboard/playground';
 import type { DashboardSnapshot, HostToWebview, ParamCounts, PreviewRow, RunRow } from '../../src/protocol/messages';
 import { FakeHost } from '../browser/fakes';
 import { baseModel, newService, tempDir, TRAIN_FILE } from './training-fixture';
@@ -14,11 +19,12 @@ import { baseModel, newService, tempDir, TRAIN_FILE } from './training-fixture';
 const T = { timeout: 240_000 };
 const runsDir = tempDir('dashboard-runs');
 const service = newService(runsDir);
-after(() => { service.dispose(); fs.rmSync(runsDir, { recursive: true, force: true }); });
+const completions = new CompletionService({ loadEngine: engineLoader(), settings: () => ({ ...DEFAULT_SETTINGS, adapter: '' }), runs: service });
+after(async () => { await completions.dispose(); service.dispose(); fs.rmSync(runsDir, { recursive: true, force: true }); });
 
 const log = { trace() {}, info() {}, warn() {}, error() {} };
 function connect(host: FakeHost) {
-  const controller = new DashboardController(service, host, log);
+  const controller = new DashboardController(service, host, log, playgroundEngine(completions));
   const sent: HostToWebview[] = [];
   controller.attach(m => sent.push(JSON.parse(JSON.stringify(m))));
   let id = 0;
@@ -61,7 +67,7 @@ test('parameter counts and the preview come from the trainer', T, async () => {
   assert.ok(rows[0].tokens > (rows[0].promptTokens ?? 0) && (rows[0].promptTokens ?? 0) > 0, JSON.stringify(rows[0]));
 });
 
-test('a real run streams to the dashboard and re-attaches after a reload', T, async () => {
+test('a real run streams to the dashboard, re-attaches after a reload, and serves the playground', T, async () => {
   const a = connect(host);
   const name = await modelName(a.call);
   await a.call('pickDataset', { kind: 'file', role: 'train' });
@@ -70,7 +76,7 @@ test('a real run streams to the dashboard and re-attaches after a reload', T, as
     run_name: 'dash-real', model: { name_or_path: name }, method: { name: 'lora', r: 4 },
     data: { format: 'instruction', train_file: TRAIN_FILE, max_samples: 24, eval_split: 0.2 },
     training: { max_steps: 3, batch_size: 4, max_length: 48, eval_every: 0, save_every: 0, log_every: 1, seed: 1 },
-    export: { onnx: false },
+    export: { onnx: true },
   };
   const row = await a.call<RunRow>('start', { config });
   assert.equal(row.status, 'running');
@@ -95,4 +101,15 @@ test('a real run streams to the dashboard and re-attaches after a reload', T, as
   await b.call('openFolder', { runId: row.id, which: 'adapter' });
   assert.equal(host.revealed.at(-1), snap.current!.adapterDir);
   assert.ok(path.isAbsolute(host.revealed.at(-1)!));
+
+  // the playground: greedy generation from the run's ONNX export, streamed as 'generation' notifications
+  assert.ok(snap.current?.exportDir, 'the run exported ONNX');
+  const { genId } = await b.call<{ genId: string }>('generate', { runId: row.id, prompt: 'Convert to snake_case', maxTokens: 6, template: true });
+  const deadline = Date.now() + 120_000;
+  while (!b.notes('generation').some(g => g.genId === genId && g.done) && Date.now() < deadline) await new Promise(r => setTimeout(r, 50));
+  const gen = b.notes('generation').filter(g => g.genId === genId);
+  const done = gen.find(g => g.done);
+  assert.ok(done, 'generation finished');
+  assert.equal(done.error, undefined, done.error);
+  assert.ok(gen.filter(g => g.delta).length >= 1, JSON.stringify(gen));
 });
