@@ -1,6 +1,6 @@
 // The completion pipeline and service on the real ONNX engine (worker thread, onnxruntime-node, tokenizer) with
 // exports of a model fine-tuned in this test: the base model (models/bloom-tiny, or a tiny random BLOOM while that
-// is missing) is trained for a few dozen full-fine-tuning steps on two instruction rows (tokenized by the trainer's
+// is missing) is trained for 40 full-fine-tuning steps on two instruction rows (tokenized by the trainer's
 // own encode_example) and one code line, then exported twice by the trainer's export_model: once as a plain
 // completion model, once as instruction-tuned with the default template.
 import { after, before, test } from 'node:test';
@@ -22,7 +22,7 @@ from bloom_peft.testing.tiny_model import base_model_dir
 from bloom_peft.data import encode_example, render_example
 from bloom_peft.export import export_model
 from transformers import AutoTokenizer, BloomForCausalLM
-torch.set_num_threads(2); torch.manual_seed(0)
+torch.set_num_threads(1); torch.manual_seed(0)  # 1 thread: 10x faster than 2 on a busy 2-core box
 out = Path(sys.argv[1]); t = time.time()
 base = base_model_dir(out / "scratch")
 tok = AutoTokenizer.from_pretrained(base); model = BloomForCausalLM.from_pretrained(base)
@@ -38,7 +38,7 @@ labels = torch.tensor([e["labels"] + [-100] * (n - len(e["labels"])) for e in ex
 mask = (torch.arange(n)[None, :] < torch.tensor([len(e["input_ids"]) for e in examples])[:, None]).long()
 opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
 model.train()
-for step in range(60):
+for step in range(40):
     loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
     loss.backward(); opt.step(); opt.zero_grad()
 print(f"fixture: loss {loss.item():.4f} after {time.time()-t:.1f}s", file=sys.stderr)
@@ -62,7 +62,7 @@ before(() => {
     return;
   }
   const r = spawnSync(path.resolve('.venv/bin/python'), ['-c', FIXTURE, dir], {
-    env: { ...process.env, PYTHONPATH: path.resolve('trainer/src'), TORCH_NUM_THREADS: '2', OMP_NUM_THREADS: '2', TOKENIZERS_PARALLELISM: 'false' },
+    env: { ...process.env, PYTHONPATH: path.resolve('trainer/src'), TORCH_NUM_THREADS: '1', OMP_NUM_THREADS: '1', TOKENIZERS_PARALLELISM: 'false' },
     encoding: 'utf8',
     timeout: 600_000,
   });
@@ -80,7 +80,7 @@ function countingLoader() {
   return {
     engines,
     load: async (d: string) => {
-      const e = await CompletionEngine.load(d, { threads: 2 });
+      const e = await CompletionEngine.load(d, { threads: 1 });
       engines.push(e);
       return e;
     },
@@ -88,7 +88,7 @@ function countingLoader() {
 }
 
 test('real engine: the tuned model completes code through the pipeline; typing through uses the cache', async () => {
-  const h = await createHeadlessCompletions(PLAIN, { debounceMs: 0 }, { threads: 2 });
+  const h = await createHeadlessCompletions(PLAIN, { debounceMs: 0 }, { threads: 1 });
   try {
     const c = await h.complete('def add(a, b):\n    return ', { languageId: 'python' });
     assert.equal(c?.insertText, 'a + b');
@@ -114,7 +114,7 @@ test('real engine: the tuned model completes code through the pipeline; typing t
 });
 
 test('real engine: an instruction-tuned export answers through its training template', async () => {
-  const h = await createHeadlessCompletions(INSTR, { debounceMs: 0 }, { threads: 2 });
+  const h = await createHeadlessCompletions(INSTR, { debounceMs: 0 }, { threads: 1 });
   try {
     assert.equal((await h.complete('Notes\n\nConvert to snake_case\nReset User'))?.insertText, '\nreset_user');
     assert.equal((await h.complete('Human: Write a TODO comment\nremove the title'))?.insertText, '\n\nAssistant: # TODO: remove the title');
@@ -127,7 +127,7 @@ test('real engine: an instruction-tuned export answers through its training temp
 });
 
 test('real engine: a burst of 20 keystrokes causes one generation; cancellation discards the result', async () => {
-  const h = await createHeadlessCompletions(PLAIN, { debounceMs: 60 }, { threads: 2 });
+  const h = await createHeadlessCompletions(PLAIN, { debounceMs: 60 }, { threads: 1 });
   try {
     const text = 'def add(a, b):\n    return ';
     const pending = [];
