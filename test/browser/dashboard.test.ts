@@ -69,13 +69,14 @@ describe('dashboard webview', () => {
     await choose(page, 'f-method', 'prompt_tuning');
     await choose(page, 'f-method-init', 'text');
     await page.locator('#f-method-init_text').waitFor();
-    await d.screenshot('configure-light');
     // Start without a dataset: the missing file is reported at its picker, and nothing reaches the trainer
     await page.click('#start-training');
     await err('f-data-train_file').waitFor({ state: 'visible' });
     assert.match(await err('f-data-train_file').innerText(), /Choose a training file/);
-    assert.match(await err('f-method-init_text').innerText(), /missing "init_text"|init_text/);
+    assert.equal(await err('f-method-init_text').innerText(), 'Required.');
     assert.equal(d.training.started.length, 0);
+    await type(page, 'f-training-learning_rate', '-1');
+    await d.screenshot('configure-light');
     await noProblems(d);
   });
 

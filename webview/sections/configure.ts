@@ -229,7 +229,7 @@ export class ConfigureSection {
     };
     fill(this.templateBlock, h('fieldset', {}, h('legend', {}, 'Template'),
       h('p', { class: 'explain' }, f.dataFormat === 'completion' ? 'Use {prompt} for the prompt column.' : 'Use {instruction} and {input}; the output follows the response prefix.'),
-      text('prompt', 2), text('response_prefix', 2),
+      text('prompt', 2), text('response_prefix', 3),
       h('div', { class: 'block grid' }, this.schemaField('/template/add_eos', 'add_eos', tprops.add_eos, f.template), this.schemaField('/template/mask_prompt', 'mask_prompt', tprops.mask_prompt, f.template)),
       h('h3', {}, 'Preview (first rows as the model sees them)'),
       this.previewBox));
@@ -368,6 +368,8 @@ export class ConfigureSection {
   private friendly(i: FieldIssue): string {
     if (i.field === '/data/train_file' && /missing/.test(i.message)) return 'Choose a training file.';
     if (i.field === '/model/name_or_path' && this.form.modelSource === 'local' && !this.form.localModel) return 'Choose a model folder.';
+    const missing = /: missing "([^"]+)"$/.exec(i.message);
+    if (missing && i.field.endsWith(`/${missing[1]}`)) return 'Required.';
     return shortMessage(i);
   }
 
