@@ -1,11 +1,7 @@
 // The completion pipeline and service on the real ONNX engine (worker thread, onnxruntime-node, tokenizer) with
-// exports of a model fine-tuned in this test: the base model (models/bloom-tiny, or a tiny random BLOOM while that
-// is missing) is trained for 40 full-fine-tuning steps on two instruction rows (tokenized by the trainer's
-// own encode_example) and one code line, then exported twice by the trainer's export_model: once as a plain
-// completion model, once as instruction-tuned with the default template.
+// exports of a model fine-tuned for the test (completion-fixture.ts): a plain one and an instruction-tuned one.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,59 +10,15 @@ import { createHeadlessCompletions } from '../../src/completion/headless';
 import { CompletionService, type EngineLike, type RunSource, type ServiceSettings } from '../../src/completion/service';
 import { DEFAULT_SETTINGS, type CompletionRequest } from '../../src/completion/types';
 import type { RunSummary } from '../../src/training/types';
+import { completionFixture } from './completion-fixture';
 
-const FIXTURE = String.raw`
-import sys, time, torch
-from pathlib import Path
-from bloom_peft.testing.tiny_model import base_model_dir
-from bloom_peft.data import encode_example, render_example
-from bloom_peft.export import export_model
-from transformers import AutoTokenizer, BloomForCausalLM
-torch.set_num_threads(1); torch.manual_seed(0)  # 1 thread: 10x faster than 2 on a busy 2-core box
-out = Path(sys.argv[1]); t = time.time()
-base = base_model_dir(out / "scratch")
-tok = AutoTokenizer.from_pretrained(base); model = BloomForCausalLM.from_pretrained(base)
-tpl = {"prompt": "Human: {instruction}\n{input}", "response_prefix": "\n\nAssistant: "}
-rows = [{"instruction": "Convert to snake_case", "input": "Reset User", "output": "reset_user"},
-        {"instruction": "Write a TODO comment", "input": "remove the title", "output": "# TODO: remove the title"}]
-examples = [encode_example(tok, *render_example(r, tpl), tpl, 128) for r in rows]
-code = tok("def add(a, b):\n    return a + b\n")["input_ids"] + [tok.eos_token_id]
-examples.append({"input_ids": code, "labels": list(code)})
-n = max(len(e["input_ids"]) for e in examples)
-ids = torch.tensor([e["input_ids"] + [tok.pad_token_id] * (n - len(e["input_ids"])) for e in examples])
-labels = torch.tensor([e["labels"] + [-100] * (n - len(e["labels"])) for e in examples])
-mask = (torch.arange(n)[None, :] < torch.tensor([len(e["input_ids"]) for e in examples])[:, None]).long()
-opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-model.train()
-for step in range(40):
-    loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-    loss.backward(); opt.step(); opt.zero_grad()
-print(f"fixture: loss {loss.item():.4f} after {time.time()-t:.1f}s", file=sys.stderr)
-model.eval()
-export_model(model, tok, "full", out / "plain" / "export", base_model=str(base), template=None, instruction_tuned=False, verify=False)
-export_model(model, tok, "full", out / "instr" / "export", base_model=str(base), template=tpl, instruction_tuned=True, verify=False)
-`;
-
-let dir: string;
-let PLAIN: string; // run-like folders holding export/
+let dir: string; // scratch for folders the tests make
+let PLAIN: string; // run-like folders holding export/ (read-only: shared with other test files)
 let INSTR: string;
 
 before(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'completion-engine-'));
-  PLAIN = path.join(dir, 'plain');
-  INSTR = path.join(dir, 'instr');
-  // Development shortcut: COMPLETION_FIXTURE=<dir> reuses exports made by an earlier run (copied, left intact).
-  const reuse = process.env.COMPLETION_FIXTURE;
-  if (reuse && fs.existsSync(path.join(reuse, 'instr', 'export', 'manifest.json'))) {
-    for (const n of ['plain', 'instr']) fs.cpSync(path.join(reuse, n), path.join(dir, n), { recursive: true });
-    return;
-  }
-  const r = spawnSync(path.resolve('.venv/bin/python'), ['-c', FIXTURE, dir], {
-    env: { ...process.env, PYTHONPATH: path.resolve('trainer/src'), TORCH_NUM_THREADS: '1', OMP_NUM_THREADS: '1', TOKENIZERS_PARALLELISM: 'false' },
-    encoding: 'utf8',
-    timeout: 600_000,
-  });
-  assert.equal(r.status, 0, `fixture failed:\n${r.stderr}`);
+  ({ plain: PLAIN, instr: INSTR } = completionFixture());
 });
 
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
