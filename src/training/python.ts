@@ -158,6 +158,12 @@ export async function runTrainerJson<T>(python: string, args: string[], options:
       else result = v;
     } catch { /* not JSON */ }
   }
+  // params / preview answer errors as {"error": {code, message, hint, file, line, field}}
+  const answered = (result as { error?: { code?: string; message?: string; hint?: string; field?: string } } | undefined)?.error;
+  if (answered && typeof answered === 'object' && answered.message) {
+    throw new TrainingError(answered.code ?? 'trainer_error', answered.message, answered.hint,
+      answered.field ? [{ path: answered.field, message: answered.message }] : []);
+  }
   if (r.code === 0 && result !== undefined) return result as T;
   if (errorEvent?.message) throw new TrainingError(errorEvent.code ?? 'trainer_error', errorEvent.message, errorEvent.hint);
   const status = r.signal ? `was killed by ${r.signal}` : `exited with code ${r.code}`;

@@ -200,7 +200,10 @@ export class TrainingService implements TrainingServiceApi, Disposable {
 
   /** Trainable / total parameters of a config, without loading weights (cached; latest request wins). */
   async params(config: TrainingConfig): Promise<ParamsResult> {
-    const resolved = this.prepareConfig(config, undefined, false);
+    // the count needs no dataset: a form without one yet still gets an answer
+    const placeholder = { format: 'instruction', train_file: 'unused.jsonl' } as const;
+    const resolved = { ...this.prepareConfig({ ...config, data: config.data ?? placeholder }, undefined, false) };
+    if (!config.data) delete (resolved as Partial<TrainingConfig>).data;
     const raw = await this.cachedJson<Record<string, unknown>>('params', ['params', '--json', JSON.stringify(resolved)]);
     const trainable = num(raw.trainable ?? raw.trainable_params);
     const total = num(raw.total ?? raw.total_params);
