@@ -179,13 +179,16 @@ export class ConfigureSection {
     this.forget('/data/');
     const parts: HTMLElement[] = [];
     if (f.dataFormat !== 'hub') {
+      // text corpora: a folder of code (usual) or one file; the other formats: one file
       const folder = f.dataFormat === 'text';
+      const pickTrain = (kind: 'file' | 'folder') => async () => {
+        const picked = await request('pickDataset', { kind, role: 'train' });
+        if (picked) { f.trainFile = picked.path; this.touch('/data/train_file'); this.renderData(); }
+      };
       const train = h('div', { class: 'block' });
-      this.fields.set('/data/train_file', this.pickerField('f-data-train_file', folder ? 'Training folder or file' : 'Training file', f.trainFile,
-        folder ? 'Choose folder…' : 'Choose file…', async () => {
-          const picked = await request('pickDataset', { kind: folder ? 'folder' : 'file', role: 'train' });
-          if (picked) { f.trainFile = picked.path; this.touch('/data/train_file'); this.renderData(); }
-        }, train, folder ? undefined : 'JSON, JSONL or CSV.'));
+      this.fields.set('/data/train_file', this.pickerField('f-data-train_file', folder ? 'Code or text folder' : 'Training file', f.trainFile,
+        folder ? 'Choose folder…' : 'Choose file…', pickTrain(folder ? 'folder' : 'file'), train, folder ? 'Files with the extensions below are read and cut into blocks.' : 'JSON, JSONL or CSV.',
+        undefined, folder ? { label: 'File…', run: pickTrain('file') } : undefined));
       const evalBlock = h('div', { class: 'block' });
       this.fields.set('/data/eval_file', this.pickerField('f-data-eval_file', 'Eval file (optional)', f.evalFile, 'Choose…', async () => {
         const picked = await request('pickDataset', { kind: folder ? 'folder' : 'file', role: 'eval' });
@@ -270,13 +273,16 @@ export class ConfigureSection {
   }
 
   /** A read-only path chosen through a host picker, with its button (and an optional clear). */
-  private pickerField(id: string, label: string, value: string, action: string, pick: () => Promise<void>, into: HTMLElement, hint?: string, clear?: () => void): Field<unknown> {
+  private pickerField(id: string, label: string, value: string, action: string, pick: () => Promise<void>, into: HTMLElement, hint?: string, clear?: () => void,
+    extra?: { label: string; run: () => Promise<void> }): Field<unknown> {
     const shown = h('div', { class: value ? 'path' : 'path empty', id: `${id}-path`, title: value || undefined }, value ? h('bdi', {}, value) : 'Nothing chosen');
     const pickButton = button(action, () => void pick().catch(e => this.showHostError(e)), { id, appearance: 'secondary', ariaLabel: `${label}: ${action}` });
     const error = h('div', { class: 'field-error', id: `${id}-error`, role: 'alert', hidden: true });
     const el = h('div', { class: 'field picker', 'data-field': id },
       h('span', { class: 'field-label', id: `${id}-label` }, label),
-      h('div', { class: 'picker-row' }, shown, pickButton, clear ? button('Clear', clear, { appearance: 'secondary', ariaLabel: `Clear ${label}` }) : null),
+      h('div', { class: 'picker-row' }, shown, pickButton,
+        extra ? button(extra.label, () => void extra.run().catch(e => this.showHostError(e)), { id: `${id}-alt`, appearance: 'secondary', ariaLabel: `${label}: ${extra.label}` }) : null,
+        clear ? button('Clear', clear, { appearance: 'secondary', ariaLabel: `Clear ${label}` }) : null),
       hint ? h('div', { class: 'field-hint' }, hint) : null, error);
     fill(into, el);
     return {
