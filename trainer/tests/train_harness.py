@@ -62,7 +62,7 @@ class TrainerProcess:
         self.bad_lines: list[str] = []
         self._cond = threading.Condition()
         full_env = dict(os.environ)
-        full_env.update({"PYTHONPATH": str(TRAINER_SRC), "TORCH_NUM_THREADS": "2", "OMP_NUM_THREADS": "2",
+        full_env.update({"PYTHONPATH": str(TRAINER_SRC), "TORCH_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                          "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
         full_env.update(env or {})
         self.stderr_path = self.run_dir.parent / f"{self.run_dir.name}.{command}.{int(time.time() * 1000)}.stderr"

@@ -231,7 +231,9 @@ def train(args, emitter: EventEmitter, stop: StopRequest) -> int:
     # ---- optimizer (AdamW, no decay on biases/norms, fused on CUDA) and lr schedule with warmup
     from transformers import get_scheduler
 
-    model = model.to(device)
+    fsdp = is_fsdp(accelerator)
+    if not fsdp:  # FSDP shards from the CPU copy in prepare(); everything else trains on the device
+        model = model.to(device)
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [{"params": [p for n, p in trainable if p.ndim >= 2], "weight_decay": t["weight_decay"]},
               {"params": [p for n, p in trainable if p.ndim < 2], "weight_decay": 0.0}]
@@ -251,7 +253,11 @@ def train(args, emitter: EventEmitter, stop: StopRequest) -> int:
         from .methods import load_method_state_dict
 
         load_method_state_dict(unwrapped, method_name, state["weights"])
-        optimizer.load_state_dict(state["optimizer"])
+        if state["optimizer"]["param_groups"]:
+            optimizer.load_state_dict(state["optimizer"])
+        else:
+            emitter.warning("the checkpoint holds no optimizer state (FSDP run): AdamW's moments restart",
+                            code="optimizer_state_missing")
         scheduler.load_state_dict(state["scheduler"])
         if state["scaler"] is not None and accelerator.scaler is not None:
             accelerator.scaler.load_state_dict(state["scaler"])
@@ -291,7 +297,9 @@ def train(args, emitter: EventEmitter, stop: StopRequest) -> int:
         weights = method_weights(accelerator, model, method_name)
         if is_main:
             path = ckpt.save_checkpoint(
-                run_dir, step_now, weights=weights, optimizer_state=optimizer.state_dict(),
+                run_dir, step_now, weights=weights,
+                # FSDP shards the optimizer state across processes; it is not gathered (docs/multi-gpu.md)
+                optimizer_state={"state": {}, "param_groups": []} if fsdp else optimizer.state_dict(),
                 scheduler_state=scheduler.state_dict(),
                 scaler_state=accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
                 trainer_state={**loop, "step": step_now, "elapsed_s": elapsed(), "total_steps": total_steps, "world_size": world,
@@ -437,7 +445,8 @@ def train(args, emitter: EventEmitter, stop: StopRequest) -> int:
         save(step)  # the final state too, so `resume` of a finished run knows it is finished
     adapter_dir = None
     if step > 0:
-        weights_dir = save_adapter(accelerator, model, config["method"], run_dir, tokenizer) if is_main else None
+        full_state = accelerator.get_state_dict(model) if fsdp else None  # collective: every process gathers
+        weights_dir = save_adapter(accelerator, model, config["method"], run_dir, tokenizer, full_state) if is_main else None
         accelerator.wait_for_everyone()
         adapter_dir = str(weights_dir) if weights_dir else None
     if writer is not None:
@@ -643,11 +652,9 @@ def cpu_memory() -> int | None:
 
 def method_weights(accelerator, model, method_name: str) -> dict:
     """The checkpoint's weights; collective under FSDP (every process must call it)."""
-    from accelerate.utils import DistributedType
-
     from .methods import method_state_dict
 
-    if accelerator.distributed_type == DistributedType.FSDP:
+    if is_fsdp(accelerator):
         full = accelerator.get_state_dict(model)  # gathered on the main process
         if method_name != "full":
             names = {n for n, p in accelerator.unwrap_model(model).named_parameters() if p.requires_grad}
@@ -656,7 +663,13 @@ def method_weights(accelerator, model, method_name: str) -> dict:
     return method_state_dict(accelerator.unwrap_model(model), method_name)
 
 
-def save_adapter(accelerator, model, method_cfg: dict, run_dir: Path, tokenizer) -> Path:
+def is_fsdp(accelerator) -> bool:
+    from accelerate.utils import DistributedType
+
+    return accelerator.distributed_type == DistributedType.FSDP
+
+
+def save_adapter(accelerator, model, method_cfg: dict, run_dir: Path, tokenizer, full_state: dict | None = None) -> Path:
     """methods.save_trained into adapter.tmp, then swap it in: a crash never leaves a half-written adapter/."""
     from .methods import save_trained
 
@@ -664,12 +677,35 @@ def save_adapter(accelerator, model, method_cfg: dict, run_dir: Path, tokenizer)
     for p in (tmp, old):
         if p.exists():
             shutil.rmtree(p)
-    save_trained(accelerator.unwrap_model(model), method_cfg, tmp, tokenizer)
+    unwrapped = accelerator.unwrap_model(model)
+    if full_state is None:
+        save_trained(unwrapped, method_cfg, tmp, tokenizer)
+    else:  # FSDP: the parameters are shards; save from the gathered state dict instead
+        save_gathered(unwrapped, method_cfg, tmp, tokenizer, full_state)
     if final.exists():
         os.rename(final, old)
     os.rename(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def save_gathered(model, method_cfg: dict, out: Path, tokenizer, state: dict) -> None:
+    """methods.save_trained's formats, from a state dict gathered across FSDP processes."""
+    from safetensors.torch import save_file
+
+    from .methods import BITFIT_CONFIG, BITFIT_WEIGHTS, PEFT_METHODS
+
+    name = method_cfg["name"]
+    out.mkdir(parents=True, exist_ok=True)
+    if name in PEFT_METHODS or name == "full":
+        model.save_pretrained(str(out), state_dict=state, safe_serialization=True)
+        if name == "full":
+            tokenizer.save_pretrained(str(out))
+    else:
+        biases = {k: v.detach().cpu().contiguous() for k, v in state.items() if k.endswith("bias")}
+        save_file(biases, str(out / BITFIT_WEIGHTS), metadata={"format": "pt", "method": "bitfit"})
+        (out / BITFIT_CONFIG).write_text(json.dumps({"method": "bitfit", "num_tensors": len(biases),
+                                                     "tensors": sorted(biases)}, indent=2) + "\n")
 
 
 def run_export(run_dir: Path, emitter: EventEmitter) -> str | None:
