@@ -128,6 +128,8 @@ def apply_method(model, method_cfg: dict, tokenizer=None):
     cfg = peft_config(method_cfg, _tokenizer_source(model, tokenizer, scratch) if text_init else None)
     try:
         peft_model = get_peft_model(model, cfg)
+        if name == "prefix_tuning":
+            _encode_prefix_once(peft_model.prompt_encoder["default"])
         if scratch:  # the adapter config should name the real tokenizer, not a deleted temporary folder
             peft_model.peft_config["default"].tokenizer_name_or_path = getattr(tokenizer, "name_or_path", None)
         return peft_model
@@ -143,6 +145,20 @@ def apply_method(model, method_cfg: dict, tokenizer=None):
     finally:
         for tmp in scratch:
             tmp.cleanup()
+
+
+def _encode_prefix_once(encoder) -> None:
+    """peft feeds the prefix encoder one identical row of virtual-token ids per batch row; run it on one row and
+    repeat the result (as peft itself does for prompt tuning and P-tuning). Same values and gradients, less work
+    with prefix_projection, and the prefix no longer depends on the batch size: the adapter file, which peft fills
+    from a batch of one, then reproduces the trained model's logits exactly rather than to ~1e-6."""
+    forward = encoder.forward
+
+    def forward_once(prefix):
+        out = forward(prefix[:1])
+        return out.repeat(prefix.shape[0], *([1] * (out.dim() - 1)))
+
+    encoder.forward = forward_once
 
 
 def count_parameters(model) -> tuple[int, int]:
@@ -163,6 +179,7 @@ def _base_name(model) -> str | None:
 
 def save_trained(model, method_cfg: dict, out_dir, tokenizer=None) -> Path:
     """Save what the method trained: a peft adapter, BitFit's biases, or the full model (safetensors always)."""
+    import torch
     from safetensors.torch import save_file
 
     out = Path(out_dir)
@@ -170,7 +187,10 @@ def save_trained(model, method_cfg: dict, out_dir, tokenizer=None) -> Path:
     opts = method_options(method_cfg)
     name = opts["name"]
     if name in PEFT_METHODS:
-        model.save_pretrained(str(out), safe_serialization=True)
+        # no_grad: P-tuning's saved prompts are its encoder's output, and the CPU LSTM kernel without autograd (the one
+        # inference runs) differs from the autograd one in the last bits; save what inference computes
+        with torch.no_grad():
+            model.save_pretrained(str(out), safe_serialization=True)
     elif name == "bitfit":
         biases = {k: p.detach().cpu().contiguous() for k, p in model.named_parameters() if k.endswith("bias")}
         save_file(biases, str(out / BITFIT_WEIGHTS), metadata={"format": "pt", "method": "bitfit"})
