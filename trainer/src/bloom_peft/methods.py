@@ -6,8 +6,9 @@ weight. Method options and their defaults come from schemas/training-config.sche
 
 BLOOM + prefix tuning (transformers 5.18, peft 0.21): peft's get_prompt returns a DynamicCache in the standard
 [batch, heads, tokens, head_dim] layout and BLOOM (since transformers PR #31445) consumes exactly that; ALiBi
-positions come from the attention mask, which peft extends over the virtual tokens. So no workaround is needed:
-test_methods.py checks that a prefix equal to the KV cache of real tokens reproduces the base model's logits.
+positions come from the attention mask, which peft extends over the virtual tokens. So the cache format needs no
+workaround: test_methods.py checks that a prefix equal to the KV cache of real tokens reproduces the base model's
+logits. One change is made for exactness and speed: the prefix encoder runs once per batch (_encode_prefix_once).
 """
 from __future__ import annotations
 
