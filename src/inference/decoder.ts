@@ -26,6 +26,7 @@ export class DecoderModel {
     /** KV of the trained virtual tokens / prefix (prompt-learning methods), or empty. */
     readonly prefix: KvCache,
     private readonly logitsHalf: boolean,
+    readonly threads: number,
   ) {}
 
   static async load(files: ExportFiles, manifest: ExportManifest, opts: DecoderOptions = {}): Promise<DecoderModel> {
@@ -48,7 +49,7 @@ export class DecoderModel {
     try {
       const logitsHalf = checkGraph(session, manifest, files.model);
       const prefix = manifest.prefix_length > 0 ? loadPrefix(files.prefixKv!, manifest) : emptyKv(manifest.num_layers, manifest.dtype);
-      const model = new DecoderModel(session, manifest, prefix, logitsHalf);
+      const model = new DecoderModel(session, manifest, prefix, logitsHalf, threads);
       await model.probe(files.model);
       return model;
     } catch (e) {

@@ -154,6 +154,8 @@ interface Job {
   onAbort?: () => void;
   queuedAt: number;
   startedAt?: number;
+  /** onToken threw: the request is stopped and fails with this. */
+  callbackError?: Error;
 }
 
 type Outgoing = HostToWorker extends infer M ? (M extends { id: number } ? Omit<M, 'id'> : never) : never;
@@ -222,7 +224,10 @@ class WorkerConnection {
       const id = nextRequestId++;
       const job: Job = { id, msg: { ...msg, id } as HostToWorker, resolve: resolve as (v: unknown) => void, reject, onToken: opts.onToken, signal: opts.signal, queuedAt: performance.now() };
       if (opts.signal) {
-        if (opts.signal.aborted) return resolve(abortedBeforeStart(msg, 0) as T);
+        if (opts.signal.aborted) {
+          const v = abortedBeforeStart(msg, 0);
+          return v instanceof Error ? reject(v) : resolve(v as T);
+        }
         job.onAbort = () => this.abort(job);
         opts.signal.addEventListener('abort', job.onAbort, { once: true });
       }
@@ -288,11 +293,18 @@ class WorkerConnection {
     if (!job || job.id !== m.id) return;
     switch (m.type) {
       case 'token':
-        if (!job.signal?.aborted) job.onToken?.(m.text);
+        if (job.signal?.aborted || job.callbackError) return;
+        try {
+          job.onToken?.(m.text);
+        } catch (e) {
+          // A throwing consumer must not take the host down: stop the request and report its error.
+          job.callbackError = e instanceof Error ? e : new Error(String(e));
+          Atomics.store(this.abortView, ABORT_SLOT, job.id);
+        }
         return;
       case 'result':
         m.result.timings.queuedMs = (job.startedAt ?? job.queuedAt) - job.queuedAt;
-        return this.finish(job, m.result);
+        return this.finish(job, job.callbackError ?? m.result);
       case 'logits':
         return this.finish(job, { logits: m.logits, ids: m.ids });
       case 'tokens':
@@ -327,7 +339,7 @@ class WorkerConnection {
 }
 
 function abortedBeforeStart(msg: { type: string }, queuedMs: number): unknown {
-  if (msg.type !== 'generate') return new EngineError('BAD_REQUEST', 'aborted');
+  if (msg.type !== 'generate') return new EngineError('BAD_REQUEST', `${msg.type} request aborted`);
   const result: GenerateResult = {
     text: '',
     tokens: [],

@@ -27,7 +27,7 @@ export interface GenerateParams {
 }
 
 export interface GenerateTimings {
-  /** Queue wait (host) + tokenize + prefill of the prompt tokens not reused. */
+  /** Tokenize + prefill of the prompt tokens not reused (the queue wait is queuedMs). */
   prefillMs: number;
   decodeMs: number;
   /** Prompt tokens whose KV came from the previous request. */

@@ -2,7 +2,7 @@
 // export; the host recycles the whole thread to load another export (session release leaks natively).
 import { parentPort, workerData } from 'node:worker_threads';
 import { DecoderModel } from './decoder';
-import { serializeError } from './errors';
+import { EngineError, serializeError } from './errors';
 import { Generator } from './generator';
 import { readManifest } from './manifest';
 import { ABORT_SLOT, type HostToWorker, type WorkerInit, type WorkerToHost } from './messages';
@@ -22,7 +22,7 @@ async function main(): Promise<void> {
     const tokenizer = TextTokenizer.fromFile(files.tokenizer);
     model = await DecoderModel.load(files, manifest, { threads: init.threads, optimization: init.optimization });
     generator = new Generator(model, tokenizer, init.prefillChunk);
-    send({ type: 'ready', manifest, info: { exportDir: files.dir, loadMs: performance.now() - t0, threads: init.threads ?? 0, modelPath: files.model } });
+    send({ type: 'ready', manifest, info: { exportDir: files.dir, loadMs: performance.now() - t0, threads: model.threads, modelPath: files.model } });
   } catch (e) {
     send({ type: 'loadError', error: serializeError(e, 'MODEL_LOAD_FAILED') });
     return;
@@ -53,6 +53,7 @@ async function main(): Promise<void> {
         }
         case 'logits': {
           const ids = generator.encode(msg.prompt);
+          if (ids.length === 0) throw new EngineError('BAD_REQUEST', 'logits() needs a prompt of at least one token', { field: 'prompt' });
           const { logits } = await model.forward(ids, model.prefix);
           send({ type: 'logits', id: msg.id, logits, ids }, [logits.buffer as ArrayBuffer]);
           break;

@@ -58,10 +58,18 @@ export function fixtures(...parts: ('parity' | 'big')[]): string {
   return root;
 }
 
+/** reference.json of bloom_peft.testing.ts_fixtures (docs/export.md, "Fixtures"). */
 export interface ParityReference {
   variant: string;
   method: string;
-  prompts: { prompt: string; ids: number[]; last_logits: number[]; greedy: number[] }[];
+  prompts: string[];
+  input_ids: number[][];
+  /** The first logits of the last prompt position (a head of the vocabulary). */
+  last_logits: number[][];
+  last_argmax: number[];
+  greedy_ids: number[][];
+  greedy_steps: number;
+  tolerance: number | null;
 }
 
 export function parityExports(): { variant: string; dir: string; ref: ParityReference }[] {
@@ -70,7 +78,7 @@ export function parityExports(): { variant: string; dir: string; ref: ParityRefe
     .readdirSync(root)
     .filter(d => fs.existsSync(path.join(root, d, 'reference.json')))
     .sort()
-    .map(d => ({ variant: d, dir: path.join(root, d), ref: JSON.parse(fs.readFileSync(path.join(root, d, 'reference.json'), 'utf8')) }));
+    .map(d => ({ variant: d, dir: path.join(root, d, 'export'), ref: JSON.parse(fs.readFileSync(path.join(root, d, 'reference.json'), 'utf8')) }));
 }
 
 /**

@@ -2,50 +2,28 @@
 
     .venv/bin/python test/unit/inference_fixtures.py OUT_DIR [parity] [big]
 
-parity: every method variant of bloom_peft.testing.parity on the embedded model (or a tiny random stand-in),
-        exported to OUT/parity/<variant>/ with reference.json: for each prompt the Python tokenizer's ids, the
-        PyTorch (peft model) logits of the last position and a greedy continuation.
+parity: bloom_peft.testing.ts_fixtures for every method variant on the embedded model (or a tiny random
+        stand-in): OUT/parity/<variant>/{adapter,export,reference.json} with the PyTorch (peft model) references,
+        one variant per method.
 big:    a random-weight BLOOM with hidden 512 (decode steps that take a while) exported to OUT/big/.
 Writes OUT/<part>/done last, so a half-written fixture is never reused."""
 from __future__ import annotations
 
-import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 torch.set_num_threads(2)
 
-PROMPTS = [
-    "def load_user(user_id):\n    ",
-    "Human: Convert to snake_case\nReset User\n\nAssistant: ",
-    "naïve café — 中文 😀 done",
-]
-GREEDY_STEPS = 8
-
-
 def parity(out: Path) -> None:
-    from bloom_peft.export import export_model
-    from bloom_peft.testing.parity import VARIANTS, make_adapter, torch_greedy, torch_logits
-    from bloom_peft.testing.tiny_model import base_model_dir
+    """Every method variant: the export helper's fixtures (adapter, export, reference.json per variant)."""
+    from bloom_peft.testing.ts_fixtures import make_fixtures
 
-    base = base_model_dir(out / "scratch")
-    for variant in VARIANTS:
-        t0 = time.time()
-        model, tokenizer = make_adapter(base, variant, out / "scratch" / variant, seed=1)
-        refs = []
-        for prompt in PROMPTS:
-            ids = tokenizer(prompt)["input_ids"]
-            refs.append({"prompt": prompt, "ids": ids, "last_logits": torch_logits(model, ids)[-1].tolist(),
-                         "greedy": torch_greedy(model, ids, GREEDY_STEPS)})
-        method = VARIANTS[variant]["name"]
-        export_model(model, tokenizer, method, out / variant, base_model=str(base), verify=False)
-        (out / variant / "reference.json").write_text(json.dumps({"variant": variant, "method": method, "prompts": refs}))
-        print(f"parity fixture {variant}: {time.time() - t0:.1f}s", file=sys.stderr)
-    shutil.rmtree(out / "scratch", ignore_errors=True)
+    # One variant per method: the graph the engine sees differs by method only (merged weights or a prefix KV);
+    # the other variants (text init, LSTM encoder, prefix projection) are the exporter's parity tests' business.
+    make_fixtures(out, ["full", "bitfit", "prompt_tuning", "p_tuning", "prefix_tuning", "lora", "ia3"])
 
 
 def big(out: Path) -> None:
