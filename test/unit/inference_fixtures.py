@@ -2,9 +2,8 @@
 
     .venv/bin/python test/unit/inference_fixtures.py OUT_DIR [parity] [big]
 
-parity: bloom_peft.testing.ts_fixtures for every method variant on the embedded model (or a tiny random
-        stand-in): OUT/parity/<variant>/{adapter,export,reference.json} with the PyTorch (peft model) references,
-        one variant per method.
+parity: bloom_peft.testing.ts_fixtures, one variant per method, on the embedded model (or a tiny random stand-in):
+        OUT/parity/<variant>/{adapter,export,reference.json} with the PyTorch (peft model) references.
 big:    a random-weight BLOOM with hidden 512 (decode steps that take a while) exported to OUT/big/.
 Writes OUT/<part>/done last, so a half-written fixture is never reused."""
 from __future__ import annotations
@@ -17,8 +16,9 @@ import torch
 
 torch.set_num_threads(2)
 
+
 def parity(out: Path) -> None:
-    """Every method variant: the export helper's fixtures (adapter, export, reference.json per variant)."""
+    """The export helper's fixtures (adapter, export, reference.json per variant)."""
     from bloom_peft.testing.ts_fixtures import make_fixtures
 
     # One variant per method: the graph the engine sees differs by method only (merged weights or a prefix KV);
