@@ -10,6 +10,7 @@ The export is written to <out>.tmp and swapped in only when complete, so a faile
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -123,7 +124,8 @@ def _decoder_with_past(model):
             # gather the embeddings from its columns (a few columns per step; cheap).
             self.tied = lm.lm_head.weight.data_ptr() == lm.transformer.word_embeddings.weight.data_ptr()
             if self.tied:
-                self.vocab_t = torch.nn.Parameter(lm.lm_head.weight.detach().t(), requires_grad=False)
+                # contiguous: index_select on the transposed view takes ~16 s for a 250k vocabulary
+                self.vocab_t = torch.nn.Parameter(lm.lm_head.weight.detach().t().contiguous(), requires_grad=False)
             else:
                 self.lm_head = lm.lm_head
 
@@ -144,6 +146,25 @@ def _decoder_with_past(model):
     return DecoderWithPast(model).eval()
 
 
+@contextlib.contextmanager
+def _shape_inference_without_weights():
+    """The legacy exporter runs ONNX shape inference node by node, copying every weight a node reads into a scratch
+    model each time: minutes for bloom-560m, pure overhead (weight shapes are already known from the trace; only small
+    constants such as shape tensors can matter). Hand it the small parameters only, for the duration of one export."""
+    import torch
+
+    original = torch._C._jit_pass_onnx_graph_shape_type_inference
+
+    def small_params_only(graph, params, opset):
+        return original(graph, {k: v for k, v in params.items() if v.numel() <= 4096}, opset)
+
+    torch._C._jit_pass_onnx_graph_shape_type_inference = small_params_only
+    try:
+        yield
+    finally:
+        torch._C._jit_pass_onnx_graph_shape_type_inference = original
+
+
 def export_onnx(model, path: Path, *, fp16: bool = False) -> dict:
     """Write the decoder-with-past graph of a plain BLOOM model to `path` (+ path.data when large); returns file info."""
     import onnx
@@ -155,43 +176,70 @@ def export_onnx(model, path: Path, *, fp16: bool = False) -> dict:
     shapes = _shapes(model.config)
     layers, heads, head_dim = shapes["num_layers"], shapes["num_heads"], shapes["head_dim"]
     wrapper = _decoder_with_past(model)
+    weight_bytes = sum(t.numel() * t.element_size() for t in wrapper.state_dict().values())
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(0, shapes["vocab_size"], (TRACE_BATCH, TRACE_SEQ), generator=gen)
     mask = torch.ones(TRACE_BATCH, TRACE_PAST + TRACE_SEQ, dtype=torch.long)
     past = [torch.randn(TRACE_BATCH, heads, TRACE_PAST, head_dim, generator=gen).to(dtype) for _ in range(2 * layers)]
 
     scratch = path.parent / "onnx-scratch"
-    scratch.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
     raw = scratch / MODEL_FILE
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), _shape_inference_without_weights():
         warnings.simplefilter("ignore")  # TracerWarnings about Python-side branches that hold for every shape we serve
         torch.onnx.export(wrapper, (ids, mask, *past), str(raw), input_names=input_names(layers),
                           output_names=output_names(layers), dynamic_axes=_dynamic_axes(layers), opset_version=OPSET,
                           dynamo=False, do_constant_folding=True)
-    proto = onnx.load(str(raw))  # also pulls in any external data the exporter wrote for large models
-    proto.graph.doc_string = "BLOOM decoder with past (Bloom PEFT Studio export, docs/export.md)"
-    weight_bytes = sum(_tensor_bytes(t) for t in proto.graph.initializer)
-    external = weight_bytes > EXTERNAL_DATA_BYTES
+    del wrapper
     for f in path.parent.glob(path.name + "*"):
         f.unlink()
-    onnx.save_model(proto, str(path), save_as_external_data=external, all_tensors_to_one_file=True,
-                    location=path.name + ".data" if external else None, size_threshold=1024)
-    del proto
+    data_name = path.name + ".data"
+    if any(f.name != MODEL_FILE for f in scratch.iterdir()):
+        _consolidate_external(raw, path, data_name)  # past 2 GiB torch writes one file per tensor
+    elif weight_bytes > EXTERNAL_DATA_BYTES:
+        onnx.save_model(onnx.load(str(raw)), str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=data_name, size_threshold=1024)
+    else:
+        os.replace(raw, path)
     shutil.rmtree(scratch, ignore_errors=True)
-    onnx.checker.check_model(str(path))  # by path: works past 2 GiB
-    return {"external_data": (path.name + ".data") if external else None, "weight_bytes": weight_bytes}
+    external = (path.parent / data_name).exists()
+    onnx.checker.check_model(str(path))  # by path, so a model with external data is checked too
+    return {"external_data": data_name if external else None, "weight_bytes": weight_bytes}
 
 
-def _tensor_bytes(t) -> int:
-    import onnx.helper
+def _consolidate_external(src: Path, dst: Path, data_name: str) -> None:
+    """Rewrite a model whose tensors live in one file each as dst + one data file, streaming the bytes (no parse)."""
+    import onnx
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
 
-    n = 1
-    for d in t.dims:
-        n *= d
-    try:
-        return n * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
-    except (KeyError, TypeError):
-        return n * 4
+    proto = onnx.load(str(src), load_external_data=False)
+    offset = 0
+    with open(dst.parent / data_name, "wb") as out:
+        for tensor in _get_all_tensors(proto):
+            if not uses_external_data(tensor):
+                continue
+            info = {e.key: e.value for e in tensor.external_data}
+            pad = (-offset) % 4096  # page-aligned, as onnx writes it, so onnxruntime can map it
+            out.write(b"\0" * pad)
+            offset += pad
+            length = 0
+            with open(src.parent / info["location"], "rb") as f:
+                f.seek(int(info.get("offset", 0)))
+                remaining = int(info["length"]) if "length" in info else -1
+                while remaining != 0:
+                    chunk = f.read(1 << 24 if remaining < 0 else min(1 << 24, remaining))
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    length += len(chunk)
+                    remaining = remaining - len(chunk) if remaining > 0 else remaining
+            del tensor.external_data[:]
+            for key, value in (("location", data_name), ("offset", str(offset)), ("length", str(length))):
+                entry = tensor.external_data.add()
+                entry.key, entry.value = key, value
+            offset += length
+    onnx.save_model(proto, str(dst))
 
 
 def quantize_int8(src: Path, dst: Path) -> None:
@@ -273,6 +321,7 @@ def ort_logits(export_dir: Path, config) -> Any:
     names = input_names(shapes["num_layers"])
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = min(2, os.cpu_count() or 1)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting on a shared machine
     session = ort.InferenceSession(str(export_dir / MODEL_FILE), opts, providers=["CPUExecutionProvider"])
     past_type = next(i.type for i in session.get_inputs() if i.name == names[2])
     np_dtype = np.float16 if "float16" in past_type else np.float32
@@ -335,6 +384,15 @@ def _swap_in(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def check_options(quantize: str, fp16: bool) -> None:
+    if quantize not in ("none", "int8"):
+        raise ConfigError(f"unknown quantization '{quantize}'", field="/export/quantize", hint="Use 'none' or 'int8'.")
+    if quantize == "int8" and fp16:
+        # onnxruntime's dynamic quantization takes float32 activations only
+        raise ConfigError("int8 quantization and fp16 cannot be combined", field="/export/fp16",
+                          hint="Choose one: int8 (smallest, CPU) or fp16; int8 quantizes a float32 graph.")
+
+
 def export_model(model, tokenizer, method: str, out_dir, *, base_model: str, template: dict | None = None,
                  instruction_tuned: bool = False, fp16: bool = False, quantize: str = "none",
                  run_dir: str | None = None, emitter=None, verify: bool = True) -> Path:
@@ -342,8 +400,7 @@ def export_model(model, tokenizer, method: str, out_dir, *, base_model: str, tem
     import torch
 
     out = Path(out_dir).resolve()
-    if quantize not in ("none", "int8"):
-        raise ConfigError(f"unknown quantization '{quantize}'", field="/export/quantize", hint="Use 'none' or 'int8'.")
+    check_options(quantize, fp16)
     log = (lambda msg: emitter.log(msg)) if emitter is not None else (lambda msg: None)
     # a leftover out.old means a swap was interrupted after the old export moved away: put it back first
     old = out.with_name(out.name + ".old")
@@ -455,6 +512,7 @@ def export_run(run_dir, emitter=None, *, out=None, quantize: str | None = None, 
     export_cfg = config.get("export", {})
     quantize = quantize or export_cfg.get("quantize", "none")
     fp16 = export_cfg.get("fp16", False) if fp16 is None else fp16
+    check_options(quantize, fp16)
     method = method_options(config["method"])["name"]
     if config["model"].get("config_only") and method != "full" and emitter is not None:
         emitter.warning("the base model was built from its config with random weights; the export rebuilds it "
@@ -476,6 +534,7 @@ def export_adapter(model_name: str | None, adapter_dir, out, *, emitter=None, qu
     """Export a base model + adapter folder (method detected from the folder); no adapter = the base model itself."""
     from .methods import detect_method, load_trained
 
+    check_options(quantize, fp16)
     if adapter_dir is None:
         if not model_name:
             raise ConfigError("give --run-dir, or --model (and --adapter)", field="--model",

@@ -22,18 +22,19 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-def perturb_(model, seed: int, scale: float = 0.2) -> None:
+def perturb_(model, seed: int, scale: float = 0.5) -> None:
     """Move every trainable parameter away from its initial value (LoRA B and IA3 vectors start as the identity),
-    relative to its own magnitude so trained-looking weights stay in range."""
+    relative to its own spread (or, for constant tensors such as zeros and ones, to its magnitude, at least 0.5)."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for _, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
             if p.requires_grad:
-                ref = p.detach().float().std().item() if p.numel() > 1 else 0.0
-                noise = torch.randn(p.shape, generator=gen) * scale * (ref if ref > 1e-3 else 0.5)
-                p.add_(noise.to(p.dtype))
+                t = p.detach().float()
+                spread = t.std().item() if p.numel() > 1 else 0.0
+                ref = spread if spread > 1e-3 else max(t.abs().mean().item(), 0.5)
+                p.add_((torch.randn(p.shape, generator=gen) * scale * ref).to(p.dtype))
 
 
 def make_adapter(base_dir, variant: str, adapter_dir, *, seed: int = 0):
@@ -84,7 +85,7 @@ class OrtDecoder:
     """The export contract as a tiny engine: the prefix KV (if any) is the initial past, attention_mask covers prefix +
     past + new tokens, and each step feeds back the present tensors."""
 
-    def __init__(self, export_dir, threads: int = 2):
+    def __init__(self, export_dir, threads: int = 1):
         import numpy as np
         import onnxruntime as ort
 

@@ -1,0 +1,340 @@
+"""ONNX export parity: for every method, onnxruntime on the export reproduces the PyTorch (peft) model.
+
+Adapters are made with methods.apply_method on the embedded model (a tiny random BLOOM until models/bloom-tiny
+exists), perturbed so none is the identity, saved as the trainer saves them, exported from disk once per session."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import jsonschema
+import numpy as np
+import pytest
+import torch
+
+from bloom_peft import export as E
+from bloom_peft.errors import ConfigError, ModelError
+from bloom_peft.paths import EVENTS_SCHEMA, PROJECT_ROOT
+from bloom_peft.testing.parity import VARIANTS, OrtDecoder, make_adapter, torch_greedy, torch_logits
+from bloom_peft.testing.tiny_model import base_model_dir
+
+# one thread: the models are tiny, and a spinning second thread only loses time on a busy 2-core CI machine
+torch.set_num_threads(1)
+FP32_TOL = 1e-4
+PROMPT = "Human: Convert to snake_case\nshow main worker\n\nAssistant: "
+GREEDY_STEPS = 12
+
+
+@pytest.fixture(scope="session")
+def base_dir(tmp_path_factory):
+    return base_model_dir(tmp_path_factory.mktemp("base"))
+
+
+@pytest.fixture(scope="session")
+def base_logits(base_dir):
+    from bloom_peft.model_loading import load_base_model
+
+    model, tok = load_base_model({"model": {"name_or_path": str(base_dir)}})
+    return torch_logits(model.eval(), tok(PROMPT)["input_ids"])
+
+
+@pytest.fixture(scope="session")
+def exported(base_dir, tmp_path_factory):
+    """variant -> adapter made in memory (the reference), saved, and exported from disk; each exported once."""
+    cache = {}
+
+    def get(variant, **export_kwargs):
+        key = (variant, tuple(sorted(export_kwargs.items())))
+        if key not in cache:
+            d = tmp_path_factory.mktemp(variant)
+            model, tok = make_adapter(base_dir, variant, d / "adapter")
+            out = E.export_adapter(str(base_dir), d / "adapter", d / "export", **export_kwargs)
+            cache[key] = SimpleNamespace(model=model, tokenizer=tok, dir=d, adapter=d / "adapter", export=out,
+                                         decoder=OrtDecoder(out), ids=tok(PROMPT)["input_ids"])
+        return cache[key]
+
+    return get
+
+
+def max_diff(a, b) -> float:
+    return float(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).max())
+
+
+# ------------------------------------------------------------------------------------------------ parity, all methods
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_prefill_logits_match_pytorch(exported, variant):
+    e = exported(variant)
+    assert max_diff(e.decoder.logits(e.ids), torch_logits(e.model, e.ids)) <= FP32_TOL
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_decode_with_past_matches_pytorch(exported, variant):
+    """Prefill, then feed tokens with the present KV: in chunks (the engine's KV reuse) and one at a time."""
+    e = exported(variant)
+    ref = torch_logits(e.model, e.ids)
+    split = len(e.ids) - 4
+    logits, past = e.decoder.step([e.ids[:split]], e.decoder.initial_past())
+    got = [logits[0]]
+    chunk, past = e.decoder.step([e.ids[split:split + 2]], past)
+    got.append(chunk[0])
+    for tok in e.ids[split + 2:]:
+        step, past = e.decoder.step([[tok]], past)
+        got.append(step[0])
+    assert past[0].shape[2] == e.decoder.manifest["prefix_length"] + len(e.ids)
+    assert max_diff(np.concatenate(got), ref) <= FP32_TOL
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_greedy_generation_matches_pytorch(exported, variant):
+    e = exported(variant)
+    assert e.decoder.greedy(e.ids, GREEDY_STEPS) == torch_greedy(e.model, e.ids, GREEDY_STEPS)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_adapter_changes_the_model(exported, base_logits, variant):
+    """Guards the parity tests against an identity adapter (which would also 'match')."""
+    e = exported(variant)
+    assert max_diff(e.decoder.logits(e.ids), base_logits) > 1e-2
+
+
+@pytest.mark.parametrize("variant", ["lora", "prefix_tuning"])
+def test_padded_batch_matches_single_rows(exported, variant):
+    """Dynamic batch: a left-padded batch of two prompts gives each row's own last-position logits."""
+    e = exported(variant)
+    short = e.tokenizer("Human: hi\n\nAssistant: ")["input_ids"]
+    rows = [e.ids, short]
+    width = max(map(len, rows))
+    pad = e.decoder.manifest["pad_token_id"]
+    p = e.decoder.manifest["prefix_length"]
+    ids = np.array([[pad] * (width - len(r)) + r for r in rows], np.int64)
+    mask = np.array([[1] * p + [0] * (width - len(r)) + [1] * len(r) for r in rows], np.int64)
+    logits, _ = e.decoder.step(ids, e.decoder.initial_past(2), attention_mask=mask)
+    for i, r in enumerate(rows):
+        assert max_diff(logits[i, -1], torch_logits(e.model, r)[-1]) <= FP32_TOL
+
+
+# ------------------------------------------------------------------------------------------------ the export folder
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_manifest_and_files_follow_the_contract(exported, variant, base_dir):
+    e = exported(variant)
+    m = json.loads((e.export / "manifest.json").read_text())
+    cfg = json.loads((Path(base_dir) / "config.json").read_text())
+    assert m["format_version"] == 1 and m["method"] == VARIANTS[variant]["name"]
+    assert m["base_model"] == str(base_dir)
+    assert (m["dtype"], m["quantization"]) == ("float32", "none")
+    assert (m["num_layers"], m["num_heads"], m["hidden_size"], m["vocab_size"]) == (
+        cfg["n_layer"], cfg["n_head"], cfg["hidden_size"], cfg["vocab_size"])
+    assert m["head_dim"] * m["num_heads"] == m["hidden_size"]
+    assert (m["eos_token_id"], m["pad_token_id"]) == (e.tokenizer.eos_token_id, e.tokenizer.pad_token_id)
+    assert "bos_token_id" in m
+    assert m["template"] == {"prompt": "Human: {instruction}\n{input}", "response_prefix": "\n\nAssistant: "}
+    assert m["instruction_tuned"] is True
+    assert set(m["tools"]) == {"torch", "transformers", "peft", "onnx", "onnxruntime", "bloom_peft"}
+    assert m["created"].endswith("+00:00") and m["run_dir"] is None
+    prompt_learning = m["method"] in E.PROMPT_LEARNING
+    assert m["prefix_length"] == (VARIANTS[variant].get("num_virtual_tokens", 0) if prompt_learning else 0)
+    assert m["files"] == {"model": "model.onnx", "model_data": None, "tokenizer": "tokenizer.json",
+                          "prefix_kv": "prefix_kv.safetensors" if prompt_learning else None}
+    assert sorted(p.name for p in e.export.iterdir()) == sorted(
+        ["manifest.json", "model.onnx", "tokenizer.json"] + (["prefix_kv.safetensors"] if prompt_learning else []))
+    assert not e.export.with_name("export.tmp").exists()
+    # the tokenizer in the export gives the training tokenizer's ids
+    from tokenizers import Tokenizer
+    assert Tokenizer.from_file(str(e.export / "tokenizer.json")).encode(PROMPT).ids == e.ids
+
+
+def test_onnx_signature_is_the_contract(exported):
+    import onnx
+
+    e = exported("prefix_tuning")
+    m = e.decoder.manifest
+    graph = onnx.load(str(e.export / "model.onnx"), load_external_data=False).graph
+    dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+    inputs = {v.name: (v.type.tensor_type.elem_type, dims(v)) for v in graph.input}
+    outputs = {v.name: (v.type.tensor_type.elem_type, dims(v)) for v in graph.output}
+    i64, f32 = onnx.TensorProto.INT64, onnx.TensorProto.FLOAT
+    assert list(inputs) == E.input_names(m["num_layers"]) and list(outputs) == E.output_names(m["num_layers"])
+    assert inputs["input_ids"] == (i64, ["batch", "seq"])
+    assert inputs["attention_mask"] == (i64, ["batch", "total_seq"])
+    assert inputs["past_key_values.0.key"] == (f32, ["batch", m["num_heads"], "past_seq", m["head_dim"]])
+    assert outputs["logits"] == (f32, ["batch", "seq", m["vocab_size"]])
+    assert outputs["present.1.value"] == (f32, ["batch", m["num_heads"], "total_seq", m["head_dim"]])
+    # one vocabulary matrix (embeddings and lm_head share it), not a folded transposed copy
+    vocab_sized = [t for t in graph.initializer if m["vocab_size"] in t.dims and m["hidden_size"] in t.dims]
+    assert len(vocab_sized) == 1
+
+
+@pytest.mark.parametrize("variant", ["prompt_tuning", "prefix_tuning_projection"])
+def test_prefix_kv_file(exported, variant):
+    from safetensors.numpy import load_file
+
+    e = exported(variant)
+    m = e.decoder.manifest
+    kv = load_file(str(e.export / "prefix_kv.safetensors"))
+    assert sorted(kv) == sorted(E.input_names(m["num_layers"])[2:])
+    for t in kv.values():
+        assert t.shape == (1, m["num_heads"], m["prefix_length"], m["head_dim"]) and t.dtype == np.float32
+
+
+# ------------------------------------------------------------------------------------------------ fp16, int8, large models
+
+
+def test_fp16_export(exported):
+    e = exported("prefix_tuning", fp16=True)
+    m = e.decoder.manifest
+    assert m["dtype"] == "float16"
+    assert e.decoder.prefix[0].dtype == np.float16
+    ref = torch_logits(e.model, e.ids)
+    logits = e.decoder.logits(e.ids)
+    assert logits.dtype == np.float32  # logits stay float32 in every export
+    # documented fp16 tolerance: 1e-2 relative to the largest logit
+    assert max_diff(logits, ref) <= 1e-2 * max(1.0, float(np.abs(ref).max()))
+    assert m["verification"]["max_abs_logit_diff"] <= 1e-2 * max(1.0, float(np.abs(ref).max()))
+
+
+def test_int8_export(exported):
+    fp32, int8 = exported("lora"), exported("lora", quantize="int8")
+    assert int8.decoder.manifest["quantization"] == "int8"
+    ops = {n.op_type for n in __import__("onnx").load(str(int8.export / "model.onnx")).graph.node}
+    assert "MatMulInteger" in ops
+    assert (int8.export / "model.onnx").stat().st_size < (fp32.export / "model.onnx").stat().st_size
+    ref = torch_logits(int8.model, int8.ids)
+    logits = int8.decoder.logits(int8.ids)
+    assert max_diff(logits, ref) <= 0.1 * max(1.0, float(np.abs(ref).max()))
+    assert int(logits[-1].argmax()) == int(ref[-1].argmax())
+
+
+def test_int8_with_fp16_is_refused(exported, base_dir):
+    e = exported("lora")
+    with pytest.raises(ConfigError) as err:
+        E.export_adapter(str(base_dir), e.adapter, e.dir / "bad", quantize="int8", fp16=True)
+    assert err.value.field == "/export/fp16" and err.value.hint and not (e.dir / "bad").exists()
+
+
+def test_external_data_for_large_models(exported, base_dir, monkeypatch, tmp_path):
+    """Models over 2 GiB keep their weights in model.onnx.data (threshold lowered so a tiny model takes that path)."""
+    e = exported("bitfit")
+    monkeypatch.setattr(E, "EXTERNAL_DATA_BYTES", 0)
+    out = E.export_adapter(str(base_dir), e.adapter, tmp_path / "export")
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["files"]["model_data"] == "model.onnx.data" and (out / "model.onnx.data").stat().st_size > 0
+    assert (out / "model.onnx").stat().st_size < 100_000
+    assert max_diff(OrtDecoder(out).logits(e.ids), torch_logits(e.model, e.ids)) <= FP32_TOL
+
+
+def test_per_tensor_external_files_are_consolidated(exported, tmp_path):
+    """Past 2 GiB torch writes one file per tensor; the export streams them into one model.onnx.data."""
+    import shutil
+
+    import onnx
+
+    e = exported("lora")
+    src = tmp_path / "scattered"
+    src.mkdir()
+    onnx.save_model(onnx.load(str(e.export / "model.onnx")), str(src / "model.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=False, size_threshold=0)
+    assert len(list(src.iterdir())) > 10
+    out = tmp_path / "export"
+    shutil.copytree(e.export, out)
+    (out / "model.onnx").unlink()
+    E._consolidate_external(src / "model.onnx", out / "model.onnx", "model.onnx.data")
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["manifest.json", "model.onnx", "model.onnx.data", "tokenizer.json"])
+    onnx.checker.check_model(str(out / "model.onnx"))
+    assert max_diff(OrtDecoder(out).logits(e.ids), torch_logits(e.model, e.ids)) <= FP32_TOL
+
+
+# ------------------------------------------------------------------------------------------------ runs, atomicity, CLI
+
+
+def _write_run(run_dir: Path, base_dir, method_cfg: dict, **extra) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {"model": {"name_or_path": str(base_dir)}, "method": method_cfg,
+              "data": {"format": "instruction", "train_file": str(PROJECT_ROOT / "examples/code-tasks/train.jsonl")}, **extra}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    return run_dir
+
+
+def test_export_run_carries_the_template(exported, base_dir, tmp_path):
+    import shutil
+
+    e = exported("ia3")
+    run = _write_run(tmp_path / "run", base_dir, VARIANTS["ia3"],
+                     template={"prompt": "Task: {instruction}\nInput: {input}", "response_prefix": "\nAnswer: "})
+    shutil.copytree(e.adapter, run / "adapter")
+    out = E.export_run(run)
+    m = json.loads((out / "manifest.json").read_text())
+    assert out == run / "export" and m["run_dir"] == str(run)
+    assert m["template"] == {"prompt": "Task: {instruction}\nInput: {input}", "response_prefix": "\nAnswer: "}
+    assert m["instruction_tuned"] is True
+    assert max_diff(OrtDecoder(out).logits(e.ids), torch_logits(e.model, e.ids)) <= FP32_TOL
+
+
+def test_text_corpus_run_has_no_template(exported, base_dir, tmp_path):
+    import shutil
+
+    e = exported("prompt_tuning")
+    run = _write_run(tmp_path / "run", base_dir, VARIANTS["prompt_tuning"])
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["data"] = {"format": "text", "train_file": str(PROJECT_ROOT / "examples/code-corpus")}
+    (run / "config.json").write_text(json.dumps(cfg))
+    shutil.copytree(e.adapter, run / "adapter")
+    m = json.loads((E.export_run(run) / "manifest.json").read_text())
+    assert m["template"] is None and m["instruction_tuned"] is False
+
+
+def test_failed_export_keeps_the_previous_one(exported, base_dir, monkeypatch):
+    e = exported("lora")
+    before = (e.export / "manifest.json").read_text()
+    files = sorted(p.name for p in e.export.iterdir())
+
+    def broken(*a, **k):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(E, "save_tokenizer", broken)
+    with pytest.raises(OSError):
+        E.export_adapter(str(base_dir), e.adapter, e.export)
+    assert (e.export / "manifest.json").read_text() == before
+    assert sorted(p.name for p in e.export.iterdir()) == files
+    assert not e.export.with_name("export.tmp").exists()
+
+
+def test_bad_inputs_name_what_is_wrong(base_dir, tmp_path):
+    (tmp_path / "not-an-adapter").mkdir()
+    with pytest.raises(ModelError) as err:
+        E.export_adapter(str(base_dir), tmp_path / "not-an-adapter", tmp_path / "out")
+    assert "not-an-adapter" in err.value.message and err.value.hint
+    run = _write_run(tmp_path / "run", base_dir, {"name": "lora"})
+    with pytest.raises(E.ExportError) as err:
+        E.export_run(run)
+    assert "adapter" in err.value.message and err.value.hint and not (run / "export").exists()
+
+
+def _cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT / "trainer" / "src"), TORCH_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "bloom_peft", "export", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    validator = jsonschema.Draft7Validator(json.loads(EVENTS_SCHEMA.read_text()))
+    for event in events:
+        assert not list(validator.iter_errors(event)), event
+    return proc, events
+
+
+def test_cli_exports_and_reports_events(exported, base_dir, tmp_path):
+    e = exported("p_tuning_mlp")
+    proc, events = _cli("--model", str(base_dir), "--adapter", str(e.adapter), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert events[-1]["type"] == "done" and events[-1]["export_dir"] == str((tmp_path / "out").resolve())
+    assert any(ev["type"] == "log" and "onnxruntime matches" in ev["message"] for ev in events)
+    assert max_diff(OrtDecoder(tmp_path / "out").logits(e.ids), torch_logits(e.model, e.ids)) <= FP32_TOL
+
+    proc, events = _cli("--model", str(base_dir), "--adapter", str(tmp_path / "missing"), "--out", str(tmp_path / "o2"))
+    assert proc.returncode == 2
+    assert events[-1]["type"] == "error" and "missing" in events[-1]["message"] and events[-1].get("hint")
