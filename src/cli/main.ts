@@ -25,7 +25,7 @@ common options:
   --python PATH      interpreter for the trainer (default: $BLOOM_PEFT_PYTHON, the project's .venv, python3)
   --verbose          echo the trainer's stderr (always kept in RUN/trainer.log)
 
-RUN is a run id (a unique prefix or suffix is enough) or a run folder.
+RUN is a run id (a unique prefix or suffix is enough), 'latest', or a run folder.
 exit codes: 0 completed, 1 failed, 2 stopped, 64 usage error.`;
 
 const EXIT = { ok: 0, failed: 1, stopped: 2, usage: 64 } as const;

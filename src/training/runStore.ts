@@ -39,7 +39,7 @@ export class RunStore {
     return path.join(this.root, runId);
   }
 
-  /** Finds a run by id, by a unique id prefix / suffix (CLI convenience), or by its folder path. */
+  /** Finds a run by id, 'latest', a unique id prefix / suffix (CLI convenience), or its folder path. */
   resolve(ref: string): string {
     if (path.isAbsolute(ref) || ref.includes(path.sep) || ref.startsWith('.')) {
       const abs = path.resolve(ref);
@@ -49,6 +49,8 @@ export class RunStore {
     }
     const ids = this.ids();
     if (ids.includes(ref)) return ref;
+    // ids start with a timestamp: the last one is the newest run
+    if (ref === 'latest' && ids.length) return ids[ids.length - 1];
     const matches = ids.filter(id => id.startsWith(ref) || id.endsWith(ref));
     if (matches.length === 1) return matches[0];
     if (matches.length > 1) throw new TrainingError('ambiguous_run', `"${ref}" matches ${matches.length} runs: ${matches.slice(0, 5).join(', ')}`, 'Use the full run id.');
