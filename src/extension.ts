@@ -8,7 +8,6 @@ export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('Bloom PEFT Trainer', { log: true });
   context.subscriptions.push(log);
   const training = registerTraining(context, log);
-  void training; // consumed by registerCompletions / registerDashboard once they land
   const completions = registerCompletions(context, { training, log });
   registerDashboard(context, { training, completions, log });
 }
