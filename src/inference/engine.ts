@@ -3,6 +3,7 @@
 // requests to it once it is ready, and lets the old one answer what it already had before it exits:
 // no request is lost, and onnxruntime's native memory goes away with the old thread.
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { GraphOptimization } from './decoder';
@@ -360,5 +361,7 @@ function workerEntry(explicit?: string): { file: string; execArgv?: string[] } {
   if (!file) throw new EngineError('WORKER_CRASHED', `inference worker script not found next to ${__dirname}`, { hint: 'run `npm run build` (it writes dist/inference-worker.js)' });
   if (!file.endsWith('.ts')) return { file };
   // Node 20 workers ignore tsx's --import hooks for the main script; the CJS require hook works.
-  return { file, execArgv: ['--require', require.resolve('tsx/cjs'), ...process.execArgv.filter(a => a === '--expose-gc')] };
+  // (createRequire: keeps esbuild from trying to resolve tsx, which the bundles never need.)
+  const tsx = createRequire(__filename).resolve('tsx/cjs');
+  return { file, execArgv: ['--require', tsx, ...process.execArgv.filter(a => a === '--expose-gc')] };
 }
