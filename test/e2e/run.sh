@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# End-to-end tests in a real VS Code (code-server) driven by playwright-core + Debian's chromium.
+# Called by scripts/test.sh; on its own: `bash test/e2e/run.sh [scenario-name-filter...]`.
+# Flow: harness (installed once into the cache, reused) -> .vsix (npm run package) -> fresh state + demo workspace
+# -> code-server on a free 127.0.0.1 port -> scenarios (screenshots in test-results/e2e/) -> stop (always).
+# env: BLOOM_PEFT_E2E_HOME (cache), E2E_VSIX (use this .vsix instead of packaging), E2E_HEADED=1 (needs a display),
+#      E2E_KEEP=1 (leave the state dir for inspection; it is wiped at the next run anyway)
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/lib.sh"
+cd "$REPO"
+RESULTS=$REPO/test-results/e2e
+STATE=$E2E_HOME/state-test
+WORKSPACE=$STATE/workspace
+t() { local s=$(date +%s); "$@"; e2e_log "$(( $(date +%s) - s ))s: ${*:1:3}"; }
+
+t bash "$HERE/setup.sh"
+[ -x "$PYTHON_FOR_TRAINER" ] || { e2e_log "no trainer Python at $PYTHON_FOR_TRAINER: run npm run setup first"; exit 1; }
+
+VSIX=${E2E_VSIX:-}
+if [ -z "$VSIX" ]; then
+  t npm run --silent package >"$E2E_HOME/package.log" 2>&1 || { cat "$E2E_HOME/package.log" >&2; exit 1; }
+  VSIX=$REPO/dist/bloom-peft-studio.vsix
+fi
+
+rm -rf "$RESULTS"; mkdir -p "$RESULTS"
+t e2e_fresh_state "$VSIX"
+e2e_fill_workspace
+PORT=$(e2e_free_port)
+
+cleanup() {
+  local rc=$?
+  e2e_stop
+  # the extension must have ended its trainers on shutdown; anything left is a bug: report it, then end it
+  local left
+  left=$(e2e_trainer_pids)
+  if [ -n "$left" ]; then
+    e2e_log "FAIL: trainer processes left after VS Code stopped: $left"
+    kill -KILL $left 2>/dev/null || true
+    [ $rc -ne 0 ] || rc=1
+  fi
+  mkdir -p "$RESULTS/logs"
+  cp "$STATE/server.log" "$RESULTS/logs/" 2>/dev/null || true
+  cp -r "$STATE/user-data/logs/." "$RESULTS/logs/" 2>/dev/null || true
+  find "$WORKSPACE/.bloom-peft/runs" -maxdepth 2 \( -name trainer.log -o -name events.jsonl -o -name run.json \) 2>/dev/null |
+    while read -r f; do d=$RESULTS/logs/runs/$(basename "$(dirname "$f")"); mkdir -p "$d"; cp "$f" "$d/"; done
+  [ "${E2E_KEEP:-0}" = 1 ] || rm -rf "$STATE"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# one CPU thread per trainer: code-server, the extension host and chromium share these 2 cores
+TORCH_NUM_THREADS=1 OMP_NUM_THREADS=1 e2e_start
+CS_URL=http://127.0.0.1:$PORT WORKSPACE=$WORKSPACE RESULTS=$RESULTS REPO=$REPO STATE=$STATE \
+  node "$HERE/driver.mjs" "$@"
