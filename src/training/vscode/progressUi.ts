@@ -2,24 +2,8 @@
 // notification (cancel = graceful stop), the `bloomPeft.training` context key, and the end-of-run notification.
 import * as vscode from 'vscode';
 import type { TrainingService } from '../service';
+import { progressText } from '../format';
 import type { RunEnd, RunInfo } from '../types';
-
-export function formatEta(seconds: number | null | undefined): string {
-  if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return '';
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-}
-
-/** "step 12/100 · loss 1.234 · ETA 2m 05s" */
-export function progressText(info: RunInfo): string {
-  const parts = [info.totalSteps ? `step ${info.step}/${info.totalSteps}` : `step ${info.step}`];
-  if (typeof info.loss === 'number') parts.push(`loss ${info.loss.toFixed(3)}`);
-  const eta = formatEta(info.etaS);
-  if (eta) parts.push(`ETA ${eta}`);
-  return parts.join(' · ');
-}
 
 export class TrainingProgressUi implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
@@ -27,6 +11,7 @@ export class TrainingProgressUi implements vscode.Disposable {
   private notifiedRun: string | undefined;
   private notification: { runId: string; report: (pct: number, message: string) => void; finish: () => void } | undefined;
   private hideTimer: NodeJS.Timeout | undefined;
+  private contextOn: boolean | undefined;
 
   constructor(private readonly training: TrainingService, private readonly actions: { showLog(): void; resume(runId: string): void }) {
     this.item = vscode.window.createStatusBarItem('bloomPeft.training', vscode.StatusBarAlignment.Left, 50);
@@ -43,10 +28,11 @@ export class TrainingProgressUi implements vscode.Disposable {
 
   private update(_runId?: string): void {
     const info = this.training.current();
-    void vscode.commands.executeCommand('setContext', 'bloomPeft.training', !!info);
+    this.setTrainingContext(!!info);
     if (!info) {
       this.notification?.finish();
       this.notification = undefined;
+      this.notifiedRun = undefined; // a later resume of the same run gets its own notification
       return;
     }
     clearTimeout(this.hideTimer);
@@ -60,6 +46,13 @@ export class TrainingProgressUi implements vscode.Disposable {
     if (this.notifiedRun !== info.id) this.openNotification(info);
     const pct = info.totalSteps ? (100 * info.step) / info.totalSteps : 0;
     this.notification?.report(pct, text);
+  }
+
+  /** the `bloomPeft.training` context key (view title menu), set only on change: events come several a second */
+  private setTrainingContext(on: boolean): void {
+    if (on === this.contextOn) return;
+    this.contextOn = on;
+    void vscode.commands.executeCommand('setContext', 'bloomPeft.training', on);
   }
 
   private openNotification(info: RunInfo): void {
@@ -106,7 +99,7 @@ export class TrainingProgressUi implements vscode.Disposable {
     this.item.show();
     clearTimeout(this.hideTimer);
     this.hideTimer = setTimeout(() => { if (!this.training.current()) this.item.hide(); }, 30_000);
-    void vscode.commands.executeCommand('setContext', 'bloomPeft.training', !!this.training.current());
+    this.setTrainingContext(!!this.training.current());
     void this.notifyEnd(end);
   }
 
