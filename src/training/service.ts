@@ -312,7 +312,7 @@ export class TrainingService implements TrainingServiceApi, Disposable {
     if (!python.ready) {
       throw new TrainingError('python_not_ready',
         `The Python environment for training is not ready: ${python.path} (${python.source}) lacks torch, transformers or peft.`,
-        'Run "Bloom PEFT: Set Up Training Environment", or set bloomPeft.pythonPath to an interpreter that has the trainer\'s packages.');
+        'Run "Bloom PEFT: Set Up Training Environment" (VS Code) or `npm run setup` (creates .venv for the CLI), or point bloomPeft.pythonPath / --python / $BLOOM_PEFT_PYTHON at an interpreter that has them.');
     }
     return python;
   }

@@ -197,7 +197,9 @@ export class TrainerProcess {
       // persist the reason so the run history shows it after a reload
       this.appendEvent({
         v: 1, type: 'error', time: Date.now() / 1000, code: 'trainer_exited', message,
-        hint: 'Out of memory or killed from outside? Resume continues from the last checkpoint; "Show Trainer Log" has the full output.',
+        hint: /No module named/.test(stderrTail)
+          ? 'The trainer\'s Python packages are missing: run "Bloom PEFT: Set Up Training Environment" (or `npm run setup` for the CLI).'
+          : 'Out of memory or killed from outside? Resume continues from the last checkpoint; "Show Trainer Log" has the full output.',
       } as TrainerEvent);
     } else if (outcome === 'stopped') {
       message = this.killedAfterDeadline ? 'Training stopped (the trainer did not stop in time and was killed).' : 'Training stopped.';
