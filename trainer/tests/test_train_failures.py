@@ -1,12 +1,15 @@
 """Failures: NaN loss (exit 3, last good checkpoint kept), CUDA OOM back-off (through the test hook: there is no GPU
-here), bad config / dataset / model (exit 2, an error naming file, line or field, and nothing saved before lost)."""
+here), bad config / dataset / model (exit 2, an error naming file, line or field, and nothing saved before lost).
+
+Most run in-process (train.run_with: the CLI's error contract and exit codes, without an interpreter start-up each);
+the bad-config case runs the real command line."""
 import hashlib
 import json
 import shutil
 
 import pytest
 
-from train_harness import checkpoint_steps, make_config, model_name, run_trainer, write_config
+from train_harness import checkpoint_steps, make_config, model_name, run_in_process, run_trainer, write_config
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +22,7 @@ def finished_run(model, tmp_path_factory):
     """A run that finished (adapter, checkpoints, config): bad follow-ups must leave it exactly as it is."""
     run = tmp_path_factory.mktemp("finished") / "run"
     write_config(run, make_config(model, "lora", training={"max_steps": 2}))
-    rc, _, _ = run_trainer("train", run)
+    rc, _ = run_in_process("train", run)
     assert rc == 0
     return run
 
@@ -44,7 +47,7 @@ def only_error(events) -> dict:
 def test_nan_loss_stops_with_exit_3_and_keeps_the_last_checkpoint(model, tmp_path):
     run = tmp_path / "run"
     write_config(run, make_config(model, "lora", training={"max_steps": 20, "save_every": 3}))
-    rc, events, _ = run_trainer("train", run, env={"BLOOM_PEFT_TEST_NAN_AT_STEP": "5"})
+    rc, events = run_in_process("train", run, env={"BLOOM_PEFT_TEST_NAN_AT_STEP": "5"})
     assert rc == 3
     error = only_error(events)
     assert error["code"] == "nan_loss" and error["step"] == 5 and "step 5" in error["message"] and error["hint"]
@@ -57,7 +60,7 @@ def test_nan_loss_stops_with_exit_3_and_keeps_the_last_checkpoint(model, tmp_pat
 def test_cuda_oom_halves_the_micro_batch_and_keeps_the_effective_batch(model, tmp_path):
     run = tmp_path / "run"
     write_config(run, make_config(model, "lora", training={"max_steps": 3, "batch_size": 8}))
-    rc, events, _ = run_trainer("train", run, env={"BLOOM_PEFT_TEST_OOM_FROM_ROWS": "3"})
+    rc, events = run_in_process("train", run, env={"BLOOM_PEFT_TEST_OOM_FROM_ROWS": "3"})
     assert rc == 0
     warnings = [e for e in events if e["type"] == "warning" and e.get("code") == "oom_retry"]
     assert len(warnings) == 2  # 8 -> 4 -> 2 rows per forward pass
@@ -72,7 +75,7 @@ def test_cuda_oom_halves_the_micro_batch_and_keeps_the_effective_batch(model, tm
 def test_cuda_oom_at_micro_batch_1_is_an_error_with_a_hint(model, tmp_path):
     run = tmp_path / "run"
     write_config(run, make_config(model, "lora", training={"max_steps": 3, "batch_size": 2}))
-    rc, events, _ = run_trainer("train", run, env={"BLOOM_PEFT_TEST_OOM_FROM_ROWS": "1"})
+    rc, events = run_in_process("train", run, env={"BLOOM_PEFT_TEST_OOM_FROM_ROWS": "1"})
     assert rc == 2
     error = only_error(events)
     assert error["code"] == "out_of_memory" and error["step"] == 1 and "max_length" in error["hint"]
@@ -102,7 +105,7 @@ def test_bad_dataset_row_names_file_line_and_field_and_loses_nothing(finished_ru
     config["data"]["train_file"] = str(data)
     new_config = tmp_path / "new.json"
     new_config.write_text(json.dumps(config))
-    rc, events, _ = run_trainer("train", run, "--config", str(new_config))
+    rc, events = run_in_process("train", run, str(new_config))
     assert rc == 2
     error = only_error(events)
     assert error["code"] == "invalid_data" and error["file"] == str(data) and error["line"] == 3
@@ -116,7 +119,7 @@ def test_resume_with_a_broken_dataset_keeps_the_checkpoints(finished_run, tmp_pa
     config["data"]["train_file"] = str(tmp_path / "missing.jsonl")
     (run / "config.json").write_text(json.dumps(config))
     before = snapshot(run)
-    rc, events, _ = run_trainer("resume", run)
+    rc, events = run_in_process("resume", run)
     assert rc == 2
     error = only_error(events)
     assert error["code"] == "invalid_data" and error["field"] == "/data/train_file"
@@ -130,7 +133,7 @@ def test_non_bloom_model_is_refused(tmp_path):
                                                    "vocab_size": 10}))
     run = tmp_path / "run"
     write_config(run, make_config(str(gpt2), "lora"))
-    rc, events, _ = run_trainer("train", run)
+    rc, events = run_in_process("train", run)
     assert rc == 2
     error = only_error(events)
     assert error["code"] == "invalid_model" and error["field"] == "/model/name_or_path" and "BLOOM" in error["hint"]
@@ -139,7 +142,7 @@ def test_non_bloom_model_is_refused(tmp_path):
 
 def test_retraining_a_finished_run_archives_its_outputs(finished_run, tmp_path):
     run, before = copy_run(finished_run, tmp_path)
-    rc, events, _ = run_trainer("train", run)
+    rc, events = run_in_process("train", run)
     assert rc == 0
     warning = [e for e in events if e["type"] == "warning" and e.get("code") == "previous_run_archived"]
     assert len(warning) == 1

@@ -1,13 +1,9 @@
 """Every method trains on the embedded model: the held-out loss ends below the base model's, and the saved adapter
 reloads (peft, or the project's loader for BitFit/full) with the same logits as the trained weights had.
 
-The loop runs in-process here (train.train with an in-memory protocol channel) to spare seven interpreter
+The loop runs in-process here (train.run_with with an in-memory protocol channel) to spare seven interpreter
 start-ups; the process-level behaviour (stdout discipline, signals, kills) is covered by test_stop.py,
 test_train_resume.py and test_train_failures.py. Every emitted line is still validated against the schema."""
-import argparse
-import io
-import json
-
 import pytest
 import torch
 
@@ -15,9 +11,7 @@ from bloom_peft import checkpoint as ckpt
 from bloom_peft.data import load_splits
 from bloom_peft.methods import apply_method, count_parameters, load_method_state_dict, load_trained
 from bloom_peft.model_loading import load_base_model
-from bloom_peft.protocol import EventEmitter
-from bloom_peft.train import StopRequest, train
-from train_harness import EVENT_VALIDATOR, eval_loss, make_config, model_name, write_config
+from train_harness import eval_loss, make_config, model_name, run_in_process, write_config
 
 # Short runs that reliably beat the base model on held-out rows (tuned on models/bloom-tiny, 2 CPU threads);
 # learning rates are the methods' defaults unless set here.
@@ -47,14 +41,9 @@ def base_eval(model):
     return eval_loss(base, rows, tok.pad_token_id), rows, tok.pad_token_id
 
 
-def run_in_process(run_dir, config) -> tuple[int, list[dict]]:
+def train_in_process(run_dir, config) -> tuple[int, list[dict]]:
     write_config(run_dir, config)
-    stream = io.StringIO()
-    rc = train(argparse.Namespace(command="train", run_dir=str(run_dir), config=None), EventEmitter(stream), StopRequest())
-    events = [json.loads(line) for line in stream.getvalue().splitlines()]
-    for e in events:
-        assert not list(EVENT_VALIDATOR.iter_errors(e)), e
-    return rc, events
+    return run_in_process("train", run_dir)
 
 
 @pytest.mark.parametrize("method", list(RUNS))
@@ -63,11 +52,11 @@ def test_method_learns_and_reloads(method, model, base_eval, tmp_path):
     method_cfg, training = RUNS[method]
     config = make_config(model, method_cfg, training=training)
     run = tmp_path / "run"
-    rc, events = run_in_process(run, config)
+    rc, events = train_in_process(run, config)
     assert rc == 0, events[-1]
 
-    started, done = events[0], events[-1]
-    assert started["type"] == "started" and done["type"] == "done" and done["status"] == "completed"
+    started, done = [e for e in events if e["type"] == "started"][0], events[-1]
+    assert done["type"] == "done" and done["status"] == "completed"
     assert started["config"]["method"]["name"] == method and started["config"]["training"]["learning_rate"] > 0
     assert started["world_size"] == 1 and started["total_steps"] == training["max_steps"]
     assert [e["step"] for e in events if e["type"] == "progress"] == list(range(1, training["max_steps"] + 1))
@@ -98,7 +87,7 @@ def test_method_learns_and_reloads(method, model, base_eval, tmp_path):
 
 def test_train_with_export_writes_onnx(model, tmp_path):
     config = make_config(model, "lora", training={"max_steps": 2}, export=True)
-    rc, events = run_in_process(tmp_path / "run", config)
+    rc, events = train_in_process(tmp_path / "run", config)
     assert rc == 0
     done = events[-1]
     assert done["export_dir"] == str(tmp_path / "run" / "export")

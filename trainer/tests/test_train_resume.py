@@ -7,7 +7,7 @@ import time
 import pytest
 
 from train_harness import (TrainerProcess, assert_no_partial_checkpoints, checkpoint_steps, make_config, model_name,
-                           run_trainer, write_config)
+                           run_in_process, write_config)
 
 STEPS, SAVE_EVERY = 12, 4
 
@@ -24,7 +24,7 @@ def reference(config, tmp_path_factory):
     """The uninterrupted run: its loss at every step."""
     run = tmp_path_factory.mktemp("reference") / "run"
     write_config(run, config)
-    rc, events, _ = run_trainer("train", run)
+    rc, events = run_in_process("train", run)  # same numerics as a trainer process: 1 thread, seeded
     assert rc == 0
     return {e["step"]: e["loss"] for e in events if e["type"] == "progress"}
 
@@ -96,7 +96,7 @@ def test_sigkill_mid_run_and_mid_checkpoint_then_resume(config, reference, tmp_p
         assert math.isclose(_losses(p3)[step], reference[step], rel_tol=1e-5), step
 
     # 4. resuming a finished run trains nothing and reports it finished
-    rc, events, p4 = run_trainer("resume", run)
+    rc, events = run_in_process("resume", run)
     assert rc == 0
     assert [e["type"] for e in events if e["type"] == "progress"] == []
     assert events[-1]["type"] == "done" and events[-1]["step"] == STEPS and events[-1]["status"] == "completed"
@@ -105,7 +105,7 @@ def test_sigkill_mid_run_and_mid_checkpoint_then_resume(config, reference, tmp_p
 def test_resume_without_checkpoint_starts_over(config, tmp_path):
     run = tmp_path / "run"
     write_config(run, {**config, "training": {**config["training"], "max_steps": 2}})
-    rc, events, _ = run_trainer("resume", run)
+    rc, events = run_in_process("resume", run)
     assert rc == 0
     assert any(e["type"] == "warning" and e.get("code") == "no_checkpoint" for e in events)
     assert events[-1]["type"] == "done" and events[-1]["step"] == 2

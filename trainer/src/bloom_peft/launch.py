@@ -68,6 +68,8 @@ def launch(args, config: dict, run_dir: Path, emitter, stop) -> int:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_DIR.parent), env.get("PYTHONPATH")) if p)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
+    env["BLOOM_PEFT_LAUNCHED"] = "1"
+    env.pop("BLOOM_PEFT_IGNORE_STDIN", None)  # the workers' stdin is this process's stop channel
     proc = subprocess.Popen(worker_command(args, run_dir, n), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
 
     seen = {"error": None, "done": False}

@@ -78,8 +78,13 @@ class StopRequest:
             else:
                 self.request(signal.Signals(signum).name)
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, handler)
+        signal.signal(signal.SIGTERM, handler)
+        if os.environ.get("BLOOM_PEFT_LAUNCHED") == "1":
+            # a worker of launch.py: a terminal Ctrl-C reaches the whole group, and torchrun then signals us once
+            # more, which would count as "second signal: exit now"; the supervisor's pipe close is the stop
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        else:
+            signal.signal(signal.SIGINT, handler)
         if watch_stdin and os.environ.get("BLOOM_PEFT_IGNORE_STDIN") != "1" and sys.stdin is not None:
             threading.Thread(target=self._read_stdin, name="stdin-control", daemon=True).start()
 
@@ -125,6 +130,12 @@ def run(args) -> int:
     emitter = claim_stdout(enabled=rank == 0)  # every other write goes to stderr from here on
     stop = StopRequest()
     stop.install()
+    return run_with(args, emitter, stop)
+
+
+def run_with(args, emitter: EventEmitter, stop: StopRequest) -> int:
+    """train/resume under the error contract: TrainerError -> its error event and exit code; anything else ->
+    `internal` and 1 (traceback on stderr). The tests call this in-process with an in-memory channel."""
     try:
         return train(args, emitter, stop)
     except TrainerError as e:
@@ -186,6 +197,7 @@ def train(args, emitter: EventEmitter, stop: StopRequest) -> int:
                         code="world_size_mismatch")
 
     # ---- model, method, data (every user error surfaces here, before the run directory is touched)
+    emitter.log(f"loading {config['model']['name_or_path']} on {device} ({precision}, {world} process(es))")
     set_seed(t["seed"])
     model, tokenizer = load_base_model(config, dtype=torch.float32)
     if t["gradient_checkpointing"]:
@@ -311,6 +323,7 @@ def train(args, emitter: EventEmitter, stop: StopRequest) -> int:
         return path
 
     # ---- the loop
+    OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # torch < 2.5: cuda's only
     hooks = TestHooks()
     model.train()
     status = "completed"
@@ -325,9 +338,11 @@ def train(args, emitter: EventEmitter, stop: StopRequest) -> int:
             status = "stopped"
             break
         if loader_iter is None:
-            loader_iter = epoch_loader(train_rows, epoch_batches(loop["epoch"]), loop["batch_in_epoch"] * grad_accum,
+            batches = epoch_batches(loop["epoch"])
+            loader_iter = epoch_loader(train_rows, batches, loop["batch_in_epoch"] * grad_accum,
                                        rank, world, collate_rows, t["num_workers"], device.type == "cuda")
-        step_batches = [next(loader_iter) for _ in range(min(grad_accum, remaining_in_epoch(loop, grad_accum, epoch_batches)))]
+        left_in_epoch = len(batches) - loop["batch_in_epoch"] * grad_accum  # the epoch's last step may be short
+        step_batches = [next(loader_iter) for _ in range(min(grad_accum, left_in_epoch))]
 
         # forward + backward over the micro-batches; on CUDA OOM halve the micro-batch (the effective batch stays)
         lr = scheduler.get_last_lr()[0]
@@ -336,7 +351,7 @@ def train(args, emitter: EventEmitter, stop: StopRequest) -> int:
             try:
                 loss_sum, tokens, samples = forward_backward(model, step_batches, loop["micro_batch"], accelerator,
                                                              hooks, step + 1)
-            except torch.OutOfMemoryError:
+            except OUT_OF_MEMORY:
                 oom = True
             if not oom:
                 break
@@ -509,10 +524,6 @@ def make_epoch_batches(rows: list, global_batch: int, seed: int, group_by_length
         return [order[i:i + global_batch] for i in range(0, len(order), global_batch)]
 
     return batches
-
-
-def remaining_in_epoch(loop: dict, grad_accum: int, epoch_batches) -> int:
-    return len(epoch_batches(loop["epoch"])) - loop["batch_in_epoch"] * grad_accum
 
 
 def epoch_loader(rows, batches, start: int, rank: int, world: int, collate_fn, num_workers: int, pin: bool):
@@ -781,5 +792,5 @@ class TestHooks:
         if self.oom_from and chunk["input_ids"].shape[0] >= self.oom_from:
             import torch
 
-            raise torch.OutOfMemoryError(f"CUDA out of memory (test hook: micro-batch {chunk['input_ids'].shape[0]} >= "
+            raise getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)(f"CUDA out of memory (test hook: micro-batch {chunk['input_ids'].shape[0]} >= "
                                          f"{self.oom_from})")
