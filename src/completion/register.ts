@@ -36,6 +36,7 @@ function clamp(v: number, lo: number, hi: number): number {
 
 export function registerCompletions(context: vscode.ExtensionContext, deps: CompletionDeps): CompletionService {
   let settings = readSettings();
+  const reread = (): void => void (settings = readSettings());
   const service = new CompletionService({
     loadEngine: engineLoader(),
     settings: () => settings,
@@ -56,14 +57,17 @@ export function registerCompletions(context: vscode.ExtensionContext, deps: Comp
     vscode.workspace.onDidChangeConfiguration(e => {
       if (!e.affectsConfiguration(SECTION)) return;
       settings = readSettings();
-      void service.settingsChanged();
+      void service.settingsChanged({ bookkeepingOnly: selecting > 0 });
     }),
-    vscode.commands.registerCommand('bloomPeft.useAdapter', (a?: unknown, b?: unknown) => useAdapterCommand(service, deps.training, a, b)),
+    vscode.commands.registerCommand('bloomPeft.useAdapter', (a?: unknown, b?: unknown) => useAdapterCommand(service, deps.training, reread, a, b)),
     vscode.commands.registerCommand('bloomPeft.toggleCompletions', () => toggle()),
     { dispose: () => void service.dispose() },
   );
   return service;
 }
+
+/** >0 while select() writes settings that it then applies itself (one load, one report, not two). */
+let selecting = 0;
 
 /** Writes a completions setting where it takes effect: the workspace when one is open, else the user settings. */
 async function writeSetting(key: 'adapter' | 'enabled', value: unknown): Promise<void> {
@@ -86,9 +90,9 @@ async function toggle(): Promise<boolean> {
  * bloomPeft.useAdapter: with an argument (run id, run dir or export dir; the host passes (runId, runDir), the
  * dashboard (runDir)) it selects that adapter; without, a quick pick of the runs that have an export.
  */
-async function useAdapterCommand(service: CompletionService, runs: RunSource, a?: unknown, b?: unknown): Promise<string | undefined> {
+async function useAdapterCommand(service: CompletionService, runs: RunSource, reread: () => void, a?: unknown, b?: unknown): Promise<string | undefined> {
   const arg = typeof b === 'string' && b ? b : typeof a === 'string' && a ? a : undefined;
-  if (arg) return select(service, arg);
+  if (arg) return select(service, reread, arg);
 
   type Item = vscode.QuickPickItem & { run?: RunSummary; action?: 'auto' | 'browse' | 'toggle' | 'reload' };
   const all = await runs.listRuns().catch(() => [] as RunSummary[]);
@@ -111,30 +115,38 @@ async function useAdapterCommand(service: CompletionService, runs: RunSource, a?
   );
   const pick = await vscode.window.showQuickPick(items, { title: 'Bloom PEFT: adapter for inline completions', placeHolder: active ? `Now: ${active.label}` : 'Choose a tuned adapter' });
   if (!pick) return undefined;
-  if (pick.run) return select(service, pick.run.dir);
+  if (pick.run) return select(service, reread, pick.run.dir);
   switch (pick.action) {
     case 'auto':
-      return select(service, '');
+      return select(service, reread, '');
     case 'toggle':
       await toggle();
+      reread();
+      await service.settingsChanged();
       return undefined;
     case 'reload':
       await service.useAdapter(undefined, true);
       return service.activeAdapter?.exportDir;
     case 'browse': {
       const uris = await vscode.window.showOpenDialog({ title: 'Export folder (with manifest.json) or run folder', canSelectFolders: true, canSelectFiles: false, canSelectMany: false });
-      return uris?.[0] ? select(service, uris[0].fsPath) : undefined;
+      return uris?.[0] ? select(service, reread, uris[0].fsPath) : undefined;
     }
   }
   return undefined;
 }
 
 /** Stores the choice in the setting (so it survives reloads) and loads it now; turns completions on if off. */
-async function select(service: CompletionService, target: string): Promise<string | undefined> {
+async function select(service: CompletionService, reread: () => void, target: string): Promise<string | undefined> {
   const c = vscode.workspace.getConfiguration(SECTION);
-  if (!c.get<boolean>('enabled', true)) await writeSetting('enabled', true);
-  if (c.get<string>('adapter', '') !== target) await writeSetting('adapter', target);
-  // Same value as before (e.g. choosing it again after an error): no configuration event, so start over here.
+  selecting++;
+  try {
+    if (!c.get<boolean>('enabled', true)) await writeSetting('enabled', true);
+    if (c.get<string>('adapter', '') !== target) await writeSetting('adapter', target);
+  } finally {
+    selecting--;
+  }
+  reread(); // the configuration event may come later than the write
+  // Applied here, also when the value did not change (choosing it again after an error starts over).
   const chosen = await service.useAdapter(target);
   return chosen?.exportDir;
 }

@@ -87,7 +87,8 @@ export class CompletionService {
   private manifestMtime = 0;
   private playground: { engine: EngineLike; dir: string } | undefined;
   private disposed = false;
-  private lastSettings: { adapter: string; enabled: boolean };
+  /** The settings last acted on; a configuration event that changes nothing (a late duplicate) is ignored. */
+  private lastSettings: ServiceSettings;
   private readonly changeListeners = new Set<Listener<CompletionStatus>>();
   private readonly problemListeners = new Set<Listener<CompletionProblem>>();
   private readonly runsSub: { dispose(): void } | undefined;
@@ -101,7 +102,7 @@ export class CompletionService {
     });
     const s = deps.settings();
     this.state = s.enabled ? 'no-adapter' : 'disabled';
-    this.lastSettings = { adapter: s.adapter, enabled: s.enabled };
+    this.lastSettings = { ...s };
     this.runsSub = deps.runs?.onRunsChanged?.(() => void this.runsChanged());
   }
 
@@ -141,6 +142,7 @@ export class CompletionService {
    */
   async useAdapter(target?: string, force = false): Promise<ActiveAdapter | undefined> {
     const wanted = target ?? this.deps.settings().adapter;
+    this.lastSettings = { ...this.deps.settings() };
     if (!force && this.deps.settings().enabled && (this.state === 'loading' || this.state === 'ready') && this.adapter) {
       // Already serving (or loading) this export: a command and the settings event may both ask for it.
       const again = await this.resolve(wanted, false);
@@ -186,10 +188,13 @@ export class CompletionService {
    * Settings changed. Turning off stops everything; a new adapter setting (or any change after a problem) starts
    * over; other changes (tokens, mode, temperature...) only drop cached completions.
    */
-  async settingsChanged(): Promise<void> {
+  async settingsChanged(opts: { bookkeepingOnly?: boolean } = {}): Promise<void> {
     const s = this.deps.settings();
     const prev = this.lastSettings;
-    this.lastSettings = { adapter: s.adapter, enabled: s.enabled };
+    if (JSON.stringify(prev) === JSON.stringify(s)) return;
+    this.lastSettings = { ...s };
+    // The caller applies the change itself (a command that writes the setting, then calls useAdapter).
+    if (opts.bookkeepingOnly) return this.pipeline.reset();
     if (!s.enabled) {
       this.epoch++;
       this.pipeline.reset();
@@ -264,15 +269,19 @@ export class CompletionService {
   }
 
   private load(epoch: number, force = false): Promise<void> {
-    const run = (async () => {
+    // Loads run one after the other (two first loads at once would make two engines); a superseded one is skipped.
+    const prev = this.loading ?? Promise.resolve();
+    const run = prev.then(async () => {
+      if (epoch !== this.epoch || this.disposed) return;
       const target = this.adapter;
       if (!target) return;
       this.setState('loading');
       const t0 = performance.now();
       try {
         const same = this.engine && samePath(this.engine.exportDir, target.exportDir) && mtime(path.join(target.exportDir, 'manifest.json')) === this.manifestMtime;
-        if (this.engine && (force || !same)) await this.engine.reload(target.exportDir); // recycles the worker
-        else {
+        if (this.engine) {
+          if (force || !same) await this.engine.reload(target.exportDir); // recycles the worker
+        } else {
           const engine = await this.deps.loadEngine(target.exportDir);
           if (this.disposed) return void (await engine.dispose());
           this.engine = engine;
@@ -287,7 +296,7 @@ export class CompletionService {
       this.adapterInfo = { key: `${target.exportDir}@${this.manifestMtime}`, template: m.template, instructionTuned: m.instruction_tuned };
       this.deps.log?.info(`completions: ${target.label} (${target.exportDir}) ready in ${Math.round(performance.now() - t0)} ms`);
       this.setState('ready');
-    })();
+    });
     const tracked = run.finally(() => {
       if (this.loading === tracked) this.loading = undefined;
     });

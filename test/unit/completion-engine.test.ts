@@ -121,6 +121,15 @@ test('switching adapters reloads the same engine (worker recycled), no new engin
     s.maxTokens = 8;
     await svc.settingsChanged();
     assert.equal(svc.status().state, 'ready');
+    // Off and on again: the same engine serves on (no second worker, no reload of the same export).
+    s.enabled = false;
+    await svc.settingsChanged();
+    assert.equal(svc.status().state, 'disabled');
+    assert.equal(await svc.complete(req('def add(a, b):\n    return ')), undefined);
+    s.enabled = true;
+    await svc.settingsChanged();
+    assert.equal(svc.status().state, 'ready');
+    assert.equal(l.engines.length, 1);
     // The playground generates with any run's export, streamed, the template applied on request.
     const tokens: string[] = [];
     const g = await svc.generate('Convert to snake_case\nReset User', PLAIN, t => tokens.push(t), undefined, { instruction: false, maxTokens: 4 });
