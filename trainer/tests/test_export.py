@@ -201,8 +201,13 @@ def test_fp16_export(exported):
 def test_int8_export(exported):
     fp32, int8 = exported("lora"), exported("lora", quantize="int8")
     assert int8.decoder.manifest["quantization"] == "int8"
-    ops = {n.op_type for n in __import__("onnx").load(str(int8.export / "model.onnx")).graph.node}
-    assert "MatMulInteger" in ops
+    import onnx
+
+    graph = onnx.load(str(int8.export / "model.onnx")).graph
+    assert "MatMulInteger" in {n.op_type for n in graph.node}
+    # the vocabulary matrix (lm_head and embeddings) exists once, in int8: no float32 copy left behind
+    vocab = [t for t in graph.initializer if int8.decoder.manifest["vocab_size"] in t.dims]
+    assert len(vocab) == 1 and vocab[0].data_type != onnx.TensorProto.FLOAT
     assert (int8.export / "model.onnx").stat().st_size < (fp32.export / "model.onnx").stat().st_size
     ref = torch_logits(int8.model, int8.ids)
     logits = int8.decoder.logits(int8.ids)
@@ -287,6 +292,29 @@ def test_text_corpus_run_has_no_template(exported, base_dir, tmp_path):
     shutil.copytree(e.adapter, run / "adapter")
     m = json.loads((E.export_run(run) / "manifest.json").read_text())
     assert m["template"] is None and m["instruction_tuned"] is False
+
+
+def test_config_only_run_rebuilds_the_same_random_base(base_dir, tmp_path):
+    """A run on random weights (model.config_only) saves no base; the export rebuilds it from the run's seed the way
+    the trainer built it (set_seed, then load_base_model), so the export still serves what was trained."""
+    from accelerate.utils import set_seed
+
+    from bloom_peft.methods import apply_method, save_trained
+    from bloom_peft.model_loading import load_base_model
+    from bloom_peft.testing.parity import perturb_
+
+    run = _write_run(tmp_path / "run", base_dir, VARIANTS["lora"], training={"seed": 7})
+    config = json.loads((run / "config.json").read_text())
+    config["model"]["config_only"] = True
+    (run / "config.json").write_text(json.dumps(config))
+    set_seed(7)
+    base, tok = load_base_model(config, dtype=torch.float32)
+    model = apply_method(base, VARIANTS["lora"], tok)
+    perturb_(model, 1)
+    save_trained(model.eval(), VARIANTS["lora"], run / "adapter", tok)
+    ids = tok(PROMPT)["input_ids"]
+    out = E.export_run(run)
+    assert max_diff(OrtDecoder(out).logits(ids), torch_logits(model, ids)) <= FP32_TOL
 
 
 def test_failed_export_keeps_the_previous_one(exported, base_dir, monkeypatch):
