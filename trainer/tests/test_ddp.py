@@ -18,7 +18,7 @@ def model(tmp_path_factory):
 
 def test_two_process_ddp_run_stops_resumes_and_learns(model, tmp_path):
     config = make_config(model, "lora", training={"max_steps": STEPS, "batch_size": 4, "num_gpus": 2,
-                                                  "learning_rate": 3e-3, "save_every": 0})
+                                                  "save_every": 0, "eval_every": 4})
     run = tmp_path / "run"
     write_config(run, config)
     env = {"OMP_NUM_THREADS": "1", "TORCH_NUM_THREADS": "1"}
@@ -42,9 +42,9 @@ def test_two_process_ddp_run_stops_resumes_and_learns(model, tmp_path):
     final = second.of("done")[0]
     assert final["status"] == "completed" and final["step"] == STEPS
 
-    losses = [e["loss"] for e in first.of("progress") + second.of("progress")]
-    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3, losses
+    # the held-out loss (per-batch train losses are too noisy to compare) falls below the base model's and keeps falling
     torch.set_num_threads(1)  # 1 thread: far faster than 2 on a busy 2-core box
     base, tok = load_base_model(config)
     _, held = load_splits(config, tok)
-    assert final["metrics"]["eval_loss"] < eval_loss(base, held, tok.pad_token_id)
+    evals = [e["eval_loss"] for e in first.of("eval") + second.of("eval")]
+    assert len(evals) == 3 and evals[-1] < evals[0] < eval_loss(base, held, tok.pad_token_id), evals

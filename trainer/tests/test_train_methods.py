@@ -20,7 +20,7 @@ RUNS = {
     "bitfit": ({"name": "bitfit"}, {"max_steps": 20}),
     "prompt_tuning": ({"name": "prompt_tuning", "num_virtual_tokens": 8}, {"max_steps": 20}),
     "p_tuning": ({"name": "p_tuning", "num_virtual_tokens": 8, "encoder_hidden_size": 64}, {"max_steps": 20}),
-    "prefix_tuning": ({"name": "prefix_tuning", "num_virtual_tokens": 8}, {"max_steps": 20}),
+    "prefix_tuning": ({"name": "prefix_tuning", "num_virtual_tokens": 8}, {"max_steps": 20, "learning_rate": 3e-2}),
     "lora": ({"name": "lora"}, {"max_steps": 20}),
     "ia3": ({"name": "ia3"}, {"max_steps": 20}),
 }
@@ -93,3 +93,34 @@ def test_train_with_export_writes_onnx(model, tmp_path):
     assert done["export_dir"] == str(tmp_path / "run" / "export")
     assert (tmp_path / "run" / "export" / "model.onnx").is_file()
     assert (tmp_path / "run" / "export" / "manifest.json").is_file()
+
+
+def test_options_accumulation_checkpointing_workers_give_the_same_losses(model, tmp_path):
+    """grad_accum 2 x batch 4 == batch 8 (token-weighted step loss); gradient checkpointing and DataLoader workers
+    change how, not what, the model computes."""
+    common = {"max_steps": 3, "group_by_length": False}
+    runs = {
+        "plain": {"batch_size": 8},
+        "accum": {"batch_size": 4, "grad_accum": 2, "gradient_checkpointing": True, "num_workers": 1},
+    }
+    losses = {}
+    for name, training in runs.items():
+        rc, events = train_in_process(tmp_path / name, make_config(model, {"name": "lora", "dropout": 0.0},
+                                                                   training={**common, **training}))
+        assert rc == 0, events[-1]
+        started = [e for e in events if e["type"] == "started"][0]
+        assert started["effective_batch_size"] == 8
+        losses[name] = [e["loss"] for e in events if e["type"] == "progress"]
+    assert losses["accum"] == pytest.approx(losses["plain"], rel=1e-4)
+
+
+def test_early_stopping(model, tmp_path):
+    # a learning rate so small the eval loss cannot improve: patience 2 ends the run after the third eval
+    config = make_config(model, "lora", training={"max_steps": 50, "eval_every": 1, "early_stopping_patience": 2,
+                                                  "learning_rate": 1e-12})
+    rc, events = train_in_process(tmp_path / "run", config)
+    assert rc == 0
+    done = events[-1]
+    assert done["status"] == "early_stopped" and done["step"] == 3
+    assert len([e for e in events if e["type"] == "eval"]) == 3
+    assert (tmp_path / "run" / "adapter" / "adapter_config.json").is_file()

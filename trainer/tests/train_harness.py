@@ -21,7 +21,10 @@ TIMEOUT = float(os.environ.get("BLOOM_PEFT_TEST_TIMEOUT", "240"))  # generous: C
 
 
 def model_name(scratch: Path) -> str:
-    """'embedded' (models/bloom-tiny) when it is there, else a tiny random BLOOM made once in `scratch`."""
+    """'embedded' (models/bloom-tiny) when it is there, else a tiny random BLOOM made once in `scratch`;
+    BLOOM_PEFT_TEST_MODEL=PATH runs the training tests on another base model."""
+    if os.environ.get("BLOOM_PEFT_TEST_MODEL"):
+        return os.environ["BLOOM_PEFT_TEST_MODEL"]
     if (EMBEDDED_MODEL_DIR / "model.safetensors").is_file():
         return "embedded"
     from bloom_peft.testing.tiny_model import make_tiny_bloom
