@@ -368,7 +368,7 @@ def train(args, emitter: EventEmitter, stop: StopRequest) -> int:
                                        "fine-tuning, or a GPU with more memory.", step=step + 1)
             loop["micro_batch"] = micro // 2
             emitter.warning(f"CUDA out of memory at step {step + 1} with micro-batch {micro}: retrying with micro-batch "
-                            f"{micro // 2} and {batch_size // (micro // 2) * grad_accum} accumulation steps "
+                            f"{micro // 2} and {math.ceil(batch_size / (micro // 2)) * grad_accum} accumulation steps "
                             "(same effective batch)", code="oom_retry")
 
         # one number per process, summed: loss, non-pad tokens, rows
@@ -459,7 +459,10 @@ def train(args, emitter: EventEmitter, stop: StopRequest) -> int:
     if step > 0:
         save(step)  # the final state too, so `resume` of a finished run knows it is finished
     adapter_dir = None
-    if step > 0:
+    finished_before = start_step >= total_steps and (run_dir / "adapter").is_dir()  # `resume` of a finished run
+    if finished_before:
+        adapter_dir = str(run_dir / "adapter")
+    elif step > 0:
         full_state = accelerator.get_state_dict(model) if fsdp else None  # collective: every process gathers
         weights_dir = save_adapter(accelerator, model, config["method"], run_dir, tokenizer, full_state) if is_main else None
         accelerator.wait_for_everyone()
@@ -471,7 +474,8 @@ def train(args, emitter: EventEmitter, stop: StopRequest) -> int:
         return EXIT_OK
     export_dir = None
     if status != "stopped" and config["export"]["onnx"] and adapter_dir:
-        export_dir = run_export(run_dir, emitter)
+        done_before = finished_before and (run_dir / "export" / "manifest.json").is_file()
+        export_dir = str(run_dir / "export") if done_before else run_export(run_dir, emitter)
     emitter.emit("done", status=status, step=step, adapter_dir=adapter_dir, export_dir=export_dir,
                  metrics={"train_loss": loop["last_train_loss"], "eval_loss": loop["last_eval_loss"],
                           "best_eval_loss": loop["best_eval"], "runtime_s": time.time() - t_start,
