@@ -15,6 +15,11 @@ export interface DecoderOptions {
    * session creation slow (seconds for big graphs); 'extended' loads in a fraction of that time.
    */
   optimization?: GraphOptimization;
+  /**
+   * Let onnxruntime pre-pack MatMul weights at load (default false). For a bloom-560m graph pre-packing
+   * takes a minute of session creation (2.6 s without) and decode steps were no faster with it.
+   */
+  prepack?: boolean;
 }
 
 export type GraphOptimization = 'disabled' | 'basic' | 'extended' | 'all';
@@ -38,6 +43,7 @@ export class DecoderModel {
         interOpNumThreads: 1,
         executionMode: 'sequential',
         graphOptimizationLevel: opts.optimization ?? 'all',
+        extra: { session: { disable_prepacking: opts.prepack ? '0' : '1' } },
       });
     } catch (e) {
       throw new EngineError('MODEL_LOAD_FAILED', `onnxruntime could not load ${files.model}: ${(e as Error).message}`, {

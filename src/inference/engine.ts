@@ -25,6 +25,8 @@ export interface EngineOptions {
   threads?: number;
   /** onnxruntime graph optimization level (default 'all': fastest decode, slower load). */
   optimization?: GraphOptimization;
+  /** Pre-pack MatMul weights at load (default false: slow loads of big graphs, no faster decode). */
+  prepack?: boolean;
   /** Prompt tokens per prefill step (default: as many as keep the logits under ~32 MB). */
   prefillChunk?: number;
   /** Worker script; default: dist/inference-worker.js next to the bundle, or worker.ts under tsx. */
@@ -190,7 +192,7 @@ class WorkerConnection {
 
   static start(exportDir: string, opts: EngineOptions): Promise<WorkerConnection> {
     const abortFlag = new SharedArrayBuffer(4);
-    const init: WorkerInit = { exportDir, threads: opts.threads, optimization: opts.optimization, prefillChunk: opts.prefillChunk, abortFlag };
+    const init: WorkerInit = { exportDir, threads: opts.threads, optimization: opts.optimization, prepack: opts.prepack, prefillChunk: opts.prefillChunk, abortFlag };
     const entry = workerEntry(opts.workerEntry);
     const worker = new Worker(entry.file, { workerData: init, execArgv: entry.execArgv, stdout: false, stderr: false });
     return new Promise<WorkerConnection>((resolve, reject) => {

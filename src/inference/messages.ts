@@ -50,6 +50,7 @@ export interface WorkerInit {
   exportDir: string;
   threads?: number;
   optimization?: GraphOptimization;
+  prepack?: boolean;
   prefillChunk?: number;
   /** Int32Array view: slot ABORT_SLOT holds the id of the request to abort. */
   abortFlag: SharedArrayBuffer;

@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   try {
     const { manifest, files } = readManifest(init.exportDir);
     const tokenizer = TextTokenizer.fromFile(files.tokenizer);
-    model = await DecoderModel.load(files, manifest, { threads: init.threads, optimization: init.optimization });
+    model = await DecoderModel.load(files, manifest, { threads: init.threads, optimization: init.optimization, prepack: init.prepack });
     generator = new Generator(model, tokenizer, init.prefillChunk);
     send({ type: 'ready', manifest, info: { exportDir: files.dir, loadMs: performance.now() - t0, threads: model.threads, modelPath: files.model } });
   } catch (e) {
