@@ -23,6 +23,8 @@ export interface TrainerProcessOptions {
   maxLineBytes?: number;
   /** extra args after --run-dir (tests) */
   extraArgs?: string[];
+  /** how long the process may take to exit after its `done` event before its tree is killed (default 10 s) */
+  postDoneGraceMs?: number;
 }
 
 const STDERR_TAIL_LINES = 20;
@@ -44,10 +46,12 @@ export class TrainerProcess {
   private killedAfterDeadline = false;
   private interrupted = false;
   private exitedFlag = false;
+  private readonly postDoneGraceMs: number;
 
   private constructor(child: ChildProcessWithoutNullStreams, private readonly options: TrainerProcessOptions) {
     this.child = child;
     this.pid = child.pid!;
+    this.postDoneGraceMs = options.postDoneGraceMs ?? 10_000;
     this.parser = new JsonLinesParser({ maxLineBytes: options.maxLineBytes });
     this.eventsFile = path.join(options.runDir, 'events.jsonl');
     this.traceLog = fs.createWriteStream(path.join(options.runDir, 'trainer.log'), { flags: 'a' });
@@ -108,8 +112,9 @@ export class TrainerProcess {
     this.requestStop();
     const timer = setTimeout(() => {
       if (!this.running) return;
-      this.killedAfterDeadline = true;
-      this.options.log?.warn(`trainer did not stop within ${Math.round(deadlineMs / 1000)} s: killing its process tree`);
+      // after `done` the stop itself succeeded; only the teardown was slow
+      this.killedAfterDeadline = !this.done;
+      this.options.log?.warn(`trainer did not exit within ${Math.round(deadlineMs / 1000)} s of the stop request: killing its process tree`);
       killGroupSync(this.pid);
     }, deadlineMs);
     try {
@@ -147,6 +152,13 @@ export class TrainerProcess {
         this.done = e;
         // nothing more to tell it: EOF lets the trainer's stdin reader end before interpreter shutdown
         this.child.stdin.end();
+        // `done` is written after every output (checkpoint, adapter, export): a slow interpreter teardown
+        // (DataLoader workers, torch finalizers; seconds on a loaded CPU) must not hold the run open
+        setTimeout(() => {
+          if (!this.running) return;
+          this.options.log?.info(`trainer ${this.pid} still tearing down ${Math.round(this.postDoneGraceMs / 1000)} s after done: ending its process tree`);
+          killGroupSync(this.pid);
+        }, this.postDoneGraceMs).unref();
       }
       if (e.type === 'error') this.error = e;
       this.appendEvent(e);

@@ -1,12 +1,10 @@
 // Shared setup for the host's integration tests: the real trainer (project .venv), the embedded model
-// (models/bloom-tiny; a tiny random BLOOM made once in the temp folder while it is missing), tiny configs.
-import { execFileSync } from 'node:child_process';
+// (models/bloom-tiny), tiny configs.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { TrainingConfig } from '../../src/protocol';
+import type { TrainerEvent, TrainingConfig } from '../../src/protocol';
 import { TrainingService } from '../../src/training/service';
-import type { TrainerEvent } from '../../src/protocol';
 import type { RunEnd } from '../../src/training';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -15,18 +13,10 @@ export const TRAIN_FILE = path.join(ROOT, 'examples', 'code-tasks', 'train.jsonl
 /** at most 2 torch threads per trainer (CI has 2 cores) */
 export const ENV: NodeJS.ProcessEnv = { ...process.env, TORCH_NUM_THREADS: '2', OMP_NUM_THREADS: '2', TOKENIZERS_PARALLELISM: 'false' };
 
-let model: string | undefined;
-
-/** "embedded" when models/bloom-tiny is there, else a tiny random BLOOM folder (made once per machine). */
+/** The embedded model (models/bloom-tiny, "embedded" in a config): what a user's first run trains. */
 export function baseModel(): string {
-  if (model) return model;
-  if (fs.existsSync(path.join(ROOT, 'models', 'bloom-tiny', 'model.safetensors'))) return (model = 'embedded');
-  const dir = path.join(os.tmpdir(), 'bloom-peft-host-tests', 'tiny-bloom');
-  if (!fs.existsSync(path.join(dir, 'model.safetensors'))) {
-    execFileSync(PYTHON, ['-c', `from bloom_peft.testing.tiny_model import make_tiny_bloom; make_tiny_bloom(${JSON.stringify(dir)})`],
-      { cwd: path.join(ROOT, 'trainer', 'src'), env: { ...ENV, PYTHONPATH: path.join(ROOT, 'trainer', 'src') }, stdio: 'ignore' });
-  }
-  return (model = dir);
+  if (!fs.existsSync(path.join(ROOT, 'models', 'bloom-tiny', 'model.safetensors'))) throw new Error('models/bloom-tiny is missing (scripts/make_model.py makes it)');
+  return 'embedded';
 }
 
 export function tinyConfig(overrides: { training?: TrainingConfig['training']; export?: TrainingConfig['export']; method?: TrainingConfig['method'] } = {}): TrainingConfig {

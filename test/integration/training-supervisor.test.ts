@@ -29,7 +29,7 @@ test('start -> events -> done: every event persisted, run listed as completed, n
   const service = newService(runs);
   const rec = recorder(service);
   const ended = rec.ended();
-  const info = await service.start(tinyConfig({ training: { max_steps: 4 }, export: { onnx: true } }), { name: 'smoke' });
+  const info = await service.start(tinyConfig({ training: { max_steps: 4 } }), { name: 'smoke' });
   assert.match(info.id, /^\d{8}-\d{6}-lora-smoke$/);
   assert.equal(service.current()?.id, info.id);
   assert.ok(info.pid > 0);
@@ -38,7 +38,7 @@ test('start -> events -> done: every event persisted, run listed as completed, n
   assert.equal(service.current(), undefined);
 
   const types = rec.events.map(e => e.event.type);
-  assert.equal(types[0], 'started');
+  assert.equal(types.filter(t => t !== 'log')[0], 'started');
   assert.equal(types.at(-1), 'done');
   assert.equal(types.filter(t => t === 'progress').length, 4);
   assert.ok(rec.events.every(e => e.runId === info.id));
@@ -56,13 +56,14 @@ test('start -> events -> done: every event persisted, run listed as completed, n
   assert.ok(summary.trainablePercent! > 0 && summary.trainablePercent! < 100);
   assert.equal(typeof summary.finalTrainLoss, 'number');
   assert.ok(summary.adapterDir && fs.existsSync(summary.adapterDir));
-  assert.ok(summary.exportDir && fs.existsSync(path.join(summary.exportDir, 'manifest.json')));
+  assert.equal(summary.exportDir, undefined, 'this config exports nothing at the end');
   assert.equal(summary.resumable, false);
   assert.deepEqual(await waitGroupGone(info.pid, 3000), [], 'no process of the trainer group may be left');
 
-  // export on demand goes through the same trainer CLI
+  // export on demand (the Export Adapter command) goes through the same trainer CLI
   const exported = await service.exportRun(info.id);
   assert.ok(fs.existsSync(path.join(exported, 'model.onnx')));
+  assert.equal((await service.listRuns())[0].exportDir, exported);
   service.dispose();
 });
 
@@ -82,8 +83,8 @@ test('graceful stop lands within the deadline, kills the DataLoader workers too,
   const end = await ended;
   const took = Date.now() - t0;
   assert.equal(end.outcome, 'stopped', end.message);
-  assert.equal(end.killedAfterDeadline, false);
-  assert.ok(took < 20_000, `stop took ${took} ms`);
+  assert.equal(end.killedAfterDeadline, false, 'done (stopped) arrived within the deadline');
+  assert.ok(took < 21_000, `the process tree was gone ${took} ms after the stop request`);
   const done = rec.events.map(e => e.event).find(e => e.type === 'done');
   assert.equal(done && done.type === 'done' && done.status, 'stopped');
   assert.ok(rec.events.some(e => e.event.type === 'checkpoint'), 'a stop saves a checkpoint');
