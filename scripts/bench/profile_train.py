@@ -39,18 +39,14 @@ os.environ.update(TORCH_NUM_THREADS=str(a.threads), BLOOM_PEFT_IGNORE_STDIN="1",
 sys.path.insert(0, str(ROOT / "trainer/src"))
 sys.argv = ["bloom_peft", "train", "--run-dir", str(work / "run"), "--config", str(cfg)]
 prof = cProfile.Profile()
-real_stdout = sys.stdout
-sys.stdout = io.StringIO()  # the protocol channel; not what we are here for
-try:
+try:  # bloom_peft claims stdout for its protocol events; the report goes to stderr and a file
     prof.runcall(runpy.run_module, "bloom_peft", run_name="__main__")
 except SystemExit:
     pass
-finally:
-    events = sys.stdout.getvalue()
-    sys.stdout = real_stdout
-done = [json.loads(x) for x in events.splitlines() if '"type":"done"' in x.replace(" ", "")]
-print("done:", done[-1]["metrics"] if done else events[-2000:])
+report = []
 for key in ("tottime", "cumulative"):
     s = io.StringIO()
     pstats.Stats(prof, stream=s).sort_stats(key).print_stats(a.top)
-    print(f"==== by {key}\n" + s.getvalue().split("\n", 6)[-1])
+    report.append(f"==== by {key}\n" + s.getvalue())
+(work / "profile.txt").write_text("\n".join(report))
+print("\n".join(report), f"(also in {work / 'profile.txt'})", file=sys.stderr)
