@@ -13,7 +13,7 @@ Test hooks (environment variables, used by trainer/tests; harmless when unset):
   BLOOM_PEFT_TEST_NAN_AT_STEP=N      make the loss of step N NaN
   BLOOM_PEFT_TEST_OOM_FROM_ROWS=N    raise CUDA out-of-memory for every micro-batch of N rows or more
 Other knobs: BLOOM_PEFT_IGNORE_STDIN=1 (headless runs under nohup: stdin EOF does not stop the run),
-TORCH_NUM_THREADS=N (CPU threads per process).
+TORCH_NUM_THREADS=N (CPU threads per process), BLOOM_PEFT_PYTHON_GELU=1 (keep BLOOM's Python GELU).
 """
 from __future__ import annotations
 
@@ -200,6 +200,10 @@ def train(args, emitter: EventEmitter, stop: StopRequest) -> int:
     emitter.log(f"loading {config['model']['name_or_path']} on {device} ({precision}, {world} process(es))")
     set_seed(t["seed"])
     model, tokenizer = load_base_model(config, dtype=torch.float32)
+    if os.environ.get("BLOOM_PEFT_PYTHON_GELU") != "1":  # same formula, one kernel (docs/benchmarks.md)
+        from .model_loading import fuse_bloom_gelu
+
+        fuse_bloom_gelu(model)
     if t["gradient_checkpointing"]:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
