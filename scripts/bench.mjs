@@ -1,7 +1,7 @@
 // `npm run bench` (not a test): CPU benchmarks against baselines run in the same invocation, results appended
 // to docs/benchmarks.md with the date and the machine.
 //
-//   node scripts/bench.mjs [--only train,engine,pipeline] [--steps 60] [--eval-every 5] [--no-write]
+//   node scripts/bench.mjs [--only train,engine,pipeline] [--steps 60] [--eval-every 5] [--no-write] [--engine-json F]
 //
 // train:    the tutorial's HF Trainer recipe vs `python -m bloom_peft train` (scripts/bench/train_bench.py)
 // engine:   the TS engine vs transformers generate, warm vs cold, decode ms/token of a bloom-560m-shaped export
@@ -95,9 +95,12 @@ function trainPart() {
 
 function engineExports() {
   const dir = path.join(CACHE, '560m');
+  // --engine-json FILE: format the JSON of a finished `scripts/bench-engine.ts --out <CACHE>/560m` run instead
+  const saved = opt('engine-json', '');
+  if (saved) return { dir, result: JSON.parse(fs.readFileSync(saved, 'utf8')), table: [] };
   log('engine: bloom-560m-shaped random weights, exports fp32 + int8 (cached in ' + dir + '; the first export takes minutes)');
   const [out, err] = run('node', ['--import', 'tsx', 'scripts/bench-engine.ts', '--shape', '560m', '--threads', THREADS, '--tokens', '32', '--out', dir]);
-  return { dir, result: lastJson(out.replace(/\n(?=[^{\s])/g, '\n')), table: err.trim().split('\n').filter(l => l.startsWith('|') || l.startsWith('bloom-') || l.startsWith('PyTorch')) };
+  return { dir, result: JSON.parse(out.slice(out.indexOf('{'))), table: err.trim().split('\n').filter(l => l.startsWith('|') || l.startsWith('bloom-') || l.startsWith('PyTorch')) };
 }
 
 function enginePart(e) {
