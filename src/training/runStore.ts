@@ -49,8 +49,14 @@ export class RunStore {
     }
     const ids = this.ids();
     if (ids.includes(ref)) return ref;
-    // ids start with a timestamp: the last one is the newest run
-    if (ref === 'latest' && ids.length) return ids[ids.length - 1];
+    // the newest run: the timestamp in its name, then when its config was written (same-second runs)
+    if (ref === 'latest' && ids.length) {
+      const key = (id: string) => [id.slice(0, 15), statTime(path.join(this.root, id, 'config.json'), 'mtime') ?? 0] as const;
+      return ids.reduce((best, id) => {
+        const [a, b] = [key(id), key(best)];
+        return a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]) ? id : best;
+      });
+    }
     const matches = ids.filter(id => id.startsWith(ref) || id.endsWith(ref));
     if (matches.length === 1) return matches[0];
     if (matches.length > 1) throw new TrainingError('ambiguous_run', `"${ref}" matches ${matches.length} runs: ${matches.slice(0, 5).join(', ')}`, 'Use the full run id.');
@@ -330,8 +336,13 @@ function pad(n: number): string {
   return String(n).padStart(2, '0');
 }
 
-function statTime(p: string): number | undefined {
-  try { return fs.statSync(p).birthtimeMs || fs.statSync(p).mtimeMs; } catch { return undefined; }
+function statTime(p: string, which: 'birth' | 'mtime' = 'birth'): number | undefined {
+  try {
+    const st = fs.statSync(p);
+    return which === 'mtime' ? st.mtimeMs : st.birthtimeMs || st.mtimeMs;
+  } catch {
+    return undefined;
+  }
 }
 
 function safeReaddir(dir: string): string[] {

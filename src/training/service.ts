@@ -139,7 +139,19 @@ export class TrainingService implements TrainingServiceApi, Disposable {
 
   async listRuns(): Promise<RunSummary[]> {
     const owned = new Set(this.active?.proc ? [this.active.info.id] : []);
-    return this.store.list(owned);
+    const store = this.store;
+    const runs = store.list(owned);
+    // a run started elsewhere (CLI, another window) after we activated: follow it from now on
+    if (this.options.follow !== false && !this.disposed) {
+      let found = false;
+      for (const r of runs) {
+        if (r.status !== 'running' || owned.has(r.id) || this.followed.has(r.id)) continue;
+        const record = store.readRecord(r.id);
+        if (record) { this.follow(store, r.id, record); found = true; }
+      }
+      if (found) setImmediate(() => this.runsChanged.fire());
+    }
+    return runs;
   }
 
   async readEvents(runId: string): Promise<TrainerEvent[]> {

@@ -68,6 +68,7 @@ test('run store: timestamped names, clashes, lookup by prefix/suffix/folder, del
   assert.equal(c.id, '20250102-030405-ia3-my-run-');
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(a.dir, 'config.json'), 'utf8')), config());
   assert.equal(store.resolve('lora-2'), b.id);
+  assert.equal(store.resolve('latest'), c.id, 'the run created last, even within the same second');
   assert.equal(store.resolve(c.dir), c.id);
   assert.throws(() => store.resolve('20250102'), (e: TrainingError) => e.code === 'ambiguous_run');
   assert.throws(() => store.resolve('nope'), (e: TrainingError) => e.code === 'no_run' && /bloom-peft runs/.test(e.hint!));
