@@ -125,7 +125,7 @@ for (const f of [...files].sort()) {
   const abs = path.join(root, f);
   const data = fs.readFileSync(abs);
   bytes += data.length;
-  add(`extension/${f}`, data, fs.statSync(abs).mode & 0o777);
+  add(`extension/${f}`, data, fs.statSync(abs).mode & 0o111 ? 0o755 : 0o644); // readable by whoever installs it
 }
 const central = [];
 for (const e of entries) {

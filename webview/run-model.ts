@@ -42,7 +42,8 @@ export class RunModel {
         // a resume restarts from its checkpoint: drop the curve beyond it so x stays increasing
         const from = e.resumed_from_step ?? 0;
         this.truncate(from);
-        this.log(e.time, 'info', e.resumed_from_step !== undefined
+        // the trainer sends resumed_from_step: 0 for a fresh start
+        this.log(e.time, 'info', from > 0
           ? `resumed from step ${e.resumed_from_step} on ${e.device}` : `started on ${e.device} (${e.world_size} process${e.world_size > 1 ? 'es' : ''}), ${e.total_steps} steps`);
         break;
       }

@@ -229,6 +229,13 @@ export class DashboardController implements Disposable {
   private scheduleRuns(): void {
     clearTimeout(this.runsTimer);
     this.runsTimer = setTimeout(() => {
+      // A run started or resumed elsewhere (palette, CLI, another window) is shown like one started from the form;
+      // otherwise the Run tab keeps showing the previous run while this one trains.
+      const live = this.training.current();
+      if (live && this.host.state.get<string>(WATCHED_KEY) !== live.id) {
+        void this.watch(live.id).catch(e => this.log.warn(`dashboard: cannot show run ${live.id}: ${(e as Error).message}`));
+        return; // watch() sends the runs too
+      }
       this.training.listRuns().then(runs => this.notify('runs', { runs: runs.map(toRunRow) }), e => this.log.warn(`dashboard: listing runs failed: ${(e as Error).message}`));
     }, 150);
   }

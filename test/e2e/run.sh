@@ -19,7 +19,8 @@ t bash "$HERE/setup.sh"
 
 VSIX=${E2E_VSIX:-}
 if [ -z "$VSIX" ]; then
-  t npm run --silent package >"$E2E_HOME/package.log" 2>&1 || { cat "$E2E_HOME/package.log" >&2; exit 1; }
+  package() { npm run --silent package >"$E2E_HOME/package.log" 2>&1 || { cat "$E2E_HOME/package.log" >&2; return 1; }; }
+  t package
   VSIX=$REPO/dist/bloom-peft-studio.vsix
 fi
 

@@ -5,6 +5,11 @@ import path from 'node:path';
 
 export const EXTENSION_TITLE = 'Bloom PEFT';
 
+/** An error that ends a waitUntil() at once (other errors thrown by the predicate are retried). */
+export function fatal(message) {
+  return Object.assign(new Error(message), { fatal: true });
+}
+
 /** Polls pred() until it returns a truthy value; returns it. */
 export async function waitUntil(pred, { timeout = 30_000, interval = 250, what = 'a condition' } = {}) {
   const end = Date.now() + timeout;
@@ -13,7 +18,10 @@ export async function waitUntil(pred, { timeout = 30_000, interval = 250, what =
     try {
       const v = await pred();
       if (v) return v;
-    } catch (e) { last = e; }
+    } catch (e) {
+      if (e?.fatal) throw e;
+      last = e;
+    }
     if (Date.now() > end) throw new Error(`timed out after ${Math.round(timeout / 1000)} s waiting for ${what}${last ? ` (last error: ${last.message.split('\n')[0]})` : ''}`);
     await new Promise(r => setTimeout(r, interval));
   }
@@ -86,8 +94,14 @@ export class Workbench {
   async chooseInFileDialog(absPath, { timeout = 20_000 } = {}) {
     const input = this.quickInput().locator('input.input');
     await input.waitFor({ state: 'visible', timeout });
-    await input.fill(absPath);
-    await waitUntil(async () => (await input.inputValue()) === absPath, { timeout: 5000, what: 'the path in the file dialog' });
+    // the dialog fills in its start folder asynchronously and may overwrite what was typed before: wait for it,
+    // then type until the path holds
+    await waitUntil(async () => (await input.inputValue()).endsWith('/'), { timeout: 10_000, what: 'the file dialog start folder' }).catch(() => {});
+    await waitUntil(async () => {
+      if ((await input.inputValue()) !== absPath) await input.fill(absPath);
+      await new Promise(r => setTimeout(r, 400));
+      return (await input.inputValue()) === absPath;
+    }, { timeout: 15_000, interval: 100, what: `the path ${absPath} in the file dialog` });
     await this.page.keyboard.press('Enter');
     await waitUntil(async () => !(await this.quickInput().isVisible()), { timeout: 10_000, what: 'the file dialog to close' })
       .catch(async () => { await this.page.keyboard.press('Enter'); });
