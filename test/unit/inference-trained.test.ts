@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CompletionEngine, formatPrompt } from '../../src/inference';
-import { PYTHON, PY_ENV, ROOT } from './inference-fixtures';
+import { PYTHON, PY_ENV, ROOT, bundledWorker } from './inference-fixtures';
 
 const TRAIN_STEPS = 80;
 
@@ -56,7 +56,7 @@ test('an adapter trained in the test answers held-out prompts in the trained for
     assert.ok(done?.export_dir, `done event with export_dir: ${JSON.stringify(done)}`);
     t.diagnostic(`trained ${TRAIN_STEPS} steps and exported in ${((performance.now() - t0) / 1000).toFixed(0)} s; final loss ${done.metrics?.train_loss}`);
 
-    engine = await CompletionEngine.load(runDir, { threads: 2 });
+    engine = await CompletionEngine.load(runDir, { threads: 2, workerEntry: await bundledWorker() });
     assert.equal(engine.manifest.method, 'lora');
     assert.ok(engine.manifest.template, 'instruction runs record their template');
     const template = engine.manifest.template!;
