@@ -82,15 +82,17 @@ e2e_start() {
   e2e_log "code-server did not answer /healthz in 30 s"; cat "$STATE/server.log" >&2; return 1
 }
 
-# Ends exactly the process group e2e_start made (code-server, its extension host, and a trainer started from it):
-# SIGTERM, then SIGKILL after 10 s.
+# Ends exactly the process group e2e_start made (code-server and its extension host; trainers have groups of their
+# own). SIGTERM to the server first, so it shuts its extension host down as when a window closes; then SIGTERM to
+# the group after 10 s, SIGKILL after 20 s.
 e2e_stop() {
   [ -f "$STATE/server.pid" ] || return 0
   local pid i
   pid=$(cat "$STATE/server.pid")
-  kill -TERM -- "-$pid" 2>/dev/null || true
-  for i in $(seq 1 50); do
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 100); do
     kill -0 -- "-$pid" 2>/dev/null || { rm -f "$STATE/server.pid"; return 0; }
+    [ "$i" = 50 ] && kill -TERM -- "-$pid" 2>/dev/null
     sleep 0.2
   done
   kill -KILL -- "-$pid" 2>/dev/null || true
