@@ -49,6 +49,30 @@ test('parity with PyTorch: last-position logits within 1e-4 and greedy tokens eq
   }
 });
 
+test('float16 export (prefix tuning): same argmax as PyTorch, greedy tokens as onnxruntime in Python, KV reuse', async t => {
+  const [{ dir, ref }] = parityExports('fp16');
+  await engine.reload(dir);
+  assert.equal(engine.manifest.dtype, 'float16');
+  assert.ok(engine.manifest.prefix_length > 0);
+  let worst = 0;
+  for (const [k, prompt] of ref.prompts.entries()) {
+    const { logits } = await engine.logits(prompt);
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+    assert.equal(best, ref.last_argmax[k]);
+    for (let i = 0; i < ref.last_logits[k].length; i++) worst = Math.max(worst, Math.abs(logits[i] - ref.last_logits[k][i]));
+  }
+  // float16 weights and KV: the same tokens as the Python reference decoder on the same export.
+  const r = await engine.generate(ref.prompts[0], { maxTokens: ref.greedy_steps, ignoreEos: true, reuseCache: false });
+  assert.deepEqual(r.tokens, ref.python_onnxruntime_greedy_ids);
+  const cold = await engine.generate('def load_user(user_', { maxTokens: 6, ignoreEos: true, reuseCache: false });
+  await engine.generate('def load_user(user', { maxTokens: 6, ignoreEos: true });
+  const warm = await engine.generate('def load_user(user_', { maxTokens: 6, ignoreEos: true });
+  assert.ok(warm.timings.reusedTokens > 0);
+  assert.deepEqual(warm.tokens, cold.tokens);
+  t.diagnostic(`float16: max |logit diff| vs PyTorch float32 ${worst.toExponential(2)}`);
+});
+
 test('KV reuse: one more character typed reuses the prompt KV and gives the cold output', async () => {
   for (const variant of ['lora', 'prefix_tuning']) {
     await engine.reload(byVariant(variant).dir);

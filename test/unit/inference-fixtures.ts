@@ -43,8 +43,8 @@ function cacheKey(): string {
   return h.digest('hex').slice(0, 16);
 }
 
-/** Folder holding the requested fixture parts ('parity', 'big'), built on first use. */
-export function fixtures(...parts: ('parity' | 'big')[]): string {
+/** Folder holding the requested fixture parts (see inference_fixtures.py), built on first use. */
+export function fixtures(...parts: ('parity' | 'fp16' | 'big')[]): string {
   const root = path.join(os.tmpdir(), 'bloom-peft-engine-fixtures', cacheKey());
   const missing = parts.filter(p => !fs.existsSync(path.join(root, p, 'done')));
   if (missing.length) {
@@ -72,8 +72,8 @@ export interface ParityReference {
   tolerance: number | null;
 }
 
-export function parityExports(): { variant: string; dir: string; ref: ParityReference }[] {
-  const root = path.join(fixtures('parity'), 'parity');
+export function parityExports(part: 'parity' | 'fp16' = 'parity'): { variant: string; dir: string; ref: ParityReference & { python_onnxruntime_greedy_ids: number[] } }[] {
+  const root = path.join(fixtures(part), part);
   return fs
     .readdirSync(root)
     .filter(d => fs.existsSync(path.join(root, d, 'reference.json')))

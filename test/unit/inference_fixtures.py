@@ -1,9 +1,10 @@
 """Exports for the TypeScript engine tests (test/unit/inference*.test.ts), made with the project's exporter.
 
-    .venv/bin/python test/unit/inference_fixtures.py OUT_DIR [parity] [big]
+    .venv/bin/python test/unit/inference_fixtures.py OUT_DIR [parity] [fp16] [big]
 
 parity: bloom_peft.testing.ts_fixtures, one variant per method, on the embedded model (or a tiny random stand-in):
         OUT/parity/<variant>/{adapter,export,reference.json} with the PyTorch (peft model) references.
+fp16:   the same for prefix tuning exported in float16, OUT/fp16/prefix_tuning/.
 big:    a random-weight BLOOM with hidden 512 (decode steps that take a while) exported to OUT/big/.
 Writes OUT/<part>/done last, so a half-written fixture is never reused."""
 from __future__ import annotations
@@ -26,6 +27,13 @@ def parity(out: Path) -> None:
     make_fixtures(out, ["full", "bitfit", "prompt_tuning", "p_tuning", "prefix_tuning", "lora", "ia3"])
 
 
+def fp16(out: Path) -> None:
+    """A float16 export with a prefix KV: float16 past tensors, prefix conversion and KV slicing in the engine."""
+    from bloom_peft.testing.ts_fixtures import make_fixtures
+
+    make_fixtures(out, ["prefix_tuning"], fp16=True)
+
+
 def big(out: Path) -> None:
     from transformers import BloomConfig, BloomForCausalLM
 
@@ -43,13 +51,13 @@ def big(out: Path) -> None:
 
 def main() -> None:
     root = Path(sys.argv[1])
-    for part in sys.argv[2:] or ["parity", "big"]:
+    for part in sys.argv[2:] or ["parity", "fp16", "big"]:
         dest = root / part
         if (dest / "done").exists():
             continue
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
-        {"parity": parity, "big": big}[part](dest)
+        {"parity": parity, "fp16": fp16, "big": big}[part](dest)
         (dest / "done").write_text("ok")
 
 
