@@ -29,8 +29,14 @@ export function tinyConfig(overrides: { training?: TrainingConfig['training']; e
   };
 }
 
+const temps: string[] = [];
+process.on('exit', () => { for (const d of temps) fs.rmSync(d, { recursive: true, force: true }); });
+
+/** A scratch folder, removed when the test process exits. */
 export function tempDir(name: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `bloom-peft-${name}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `bloom-peft-${name}-`));
+  temps.push(dir);
+  return dir;
 }
 
 export function newService(runsDir: string, env: NodeJS.ProcessEnv = ENV, stopTimeoutMs = 30_000): TrainingService {

@@ -17,7 +17,9 @@ import { TrainingError } from '../../src/training/types';
 const ROOT = path.resolve(__dirname, '..', '..');
 const vectors = JSON.parse(fs.readFileSync(path.join(ROOT, 'schemas/vectors/events.json'), 'utf8'));
 const completed: TrainerEvent[] = vectors.transcripts['completed-run'];
-const tmp = (name: string) => fs.mkdtempSync(path.join(os.tmpdir(), `bloom-peft-${name}-`));
+const temps: string[] = [];
+process.on('exit', () => { for (const d of temps) fs.rmSync(d, { recursive: true, force: true }); });
+const tmp = (name: string) => { const d = fs.mkdtempSync(path.join(os.tmpdir(), `bloom-peft-${name}-`)); temps.push(d); return d; };
 const config = (over: Partial<TrainingConfig> = {}): TrainingConfig => ({
   model: { name_or_path: 'embedded' }, method: { name: 'lora' }, data: { format: 'instruction', train_file: 'data/train.jsonl' }, ...over,
 });

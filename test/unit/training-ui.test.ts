@@ -26,6 +26,7 @@ test('quick pick: seven methods with descriptions, each giving a config the sche
 
 test('data format inferred from the file: alpaca rows, prompt/completion rows, code folders and text files', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bloom-peft-fmt-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   const write = (name: string, text: string) => { fs.writeFileSync(path.join(dir, name), text); return path.join(dir, name); };
   assert.equal(inferDataFormat(path.join(ROOT, 'examples', 'code-tasks', 'train.jsonl')), 'instruction');
   assert.equal(inferDataFormat(path.join(ROOT, 'examples', 'code-tasks', 'train.csv')), 'instruction');
