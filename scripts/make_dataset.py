@@ -7,7 +7,6 @@ examples/code-tasks/  an alpaca-style instruction dataset (instruction, input, o
                       small code-flavoured copy-and-transform tasks that the embedded base model
                       (models/bloom-tiny) has not been taught in the instruction template:
                         "Convert to snake_case"   "get user name"  -> "get_user_name"
-                                                  "Get User Name"  -> "get_user_name"
                         "Write a TODO comment"    "fix the login bug" -> "# TODO: fix the login bug"
                       train.jsonl / train.json / train.csv hold the same training rows;
                       heldout.jsonl holds rows whose inputs (as word sequences, ignoring case)
@@ -90,11 +89,8 @@ def make_todo(rng: random.Random) -> tuple[str, ...]:
     return tuple(words)
 
 
-def snake_row(words: tuple[str, ...], rng: random.Random) -> dict:
-    text = " ".join(words)
-    if rng.random() < 0.25:
-        text = " ".join(w.capitalize() for w in words)
-    return {"instruction": SNAKE_INSTRUCTION, "input": text, "output": "_".join(words)}
+def snake_row(words: tuple[str, ...]) -> dict:
+    return {"instruction": SNAKE_INSTRUCTION, "input": " ".join(words), "output": "_".join(words)}
 
 
 def todo_row(words: tuple[str, ...]) -> dict:
@@ -121,8 +117,8 @@ def build_rows(seed: int = SEED) -> tuple[list[dict], list[dict]]:
     held_todo = unique(make_todo, rng, N_HELDOUT_TODO, taken)
     train_snake = unique(make_phrase, rng, N_TRAIN_SNAKE, taken)
     train_todo = unique(make_todo, rng, N_TRAIN_TODO, taken)
-    train = [snake_row(w, rng) for w in train_snake] + [todo_row(w) for w in train_todo]
-    heldout = [snake_row(w, rng) for w in held_snake] + [todo_row(w) for w in held_todo]
+    train = [snake_row(w) for w in train_snake] + [todo_row(w) for w in train_todo]
+    heldout = [snake_row(w) for w in held_snake] + [todo_row(w) for w in held_todo]
     rng.shuffle(train)
     rng.shuffle(heldout)
     return train, heldout

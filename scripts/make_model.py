@@ -35,17 +35,29 @@ import make_dataset as ds  # noqa: E402  (vocabulary and phrase generator)
 SEED = 1234
 VOCAB_SIZE = 4096
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]  # ids 0..3, as in BLOOM
+# Spaces and underscores are tokens of their own, so a word has the same token whether it
+# follows a space, an underscore or a line start: "load hidden cache" -> load|Ġ|hidden|Ġ|cache and
+# "load_hidden_cache" -> load|_|hidden|_|cache. Copying words between the two forms is then plain
+# in-context copying, which a model this small learns quickly. Runs of spaces (indentation) stay
+# one pre-token, so BPE can merge them.
+SPLIT_PATTERN = r"_| +"
 MODEL_DIR = ROOT / "models" / "bloom-tiny"
 
 # Model and training shape (the defaults are what models/bloom-tiny was built with).
 HIDDEN = 128
 N_LAYER = 4
-N_HEAD = 4
-SEQ_LEN = 128
+# 8 heads, not 4: BLOOM's ALiBi slopes for 8 heads start at 0.5, steep enough for a head to look at the
+# previous token, which the copying ("induction") circuit is built on; with 4 heads (slopes from 0.25) the
+# same run had not learned to copy after 2,000 steps, with 8 it copies from about step 1,300.
+N_HEAD = 8
+SEQ_LEN = 64
 BATCH = 16
-STEPS = 1500
-LR = 3e-3
+STEPS = 3500
+DRILL_FRACTION = 0.55  # the first 55% of the steps read only the copy drill; the rest, drill and general mixed
+LR = 2e-3
 WARMUP = 100
+N_DOCS = 12000
+N_DRILL_DOCS = 8000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,7 +128,7 @@ class CorpusMaker:
         arg = self.noun()
         other = self.phrase()
         lines = []
-        if r.random() < 0.5:
+        if r.random() < 0.7:
             lines.append(f"# {' '.join(p)}")
         lines.append(f"def {'_'.join(p)}({arg}, {self.adj()}_{self.noun()}=None):")
         lines.append(f'    """{sentence_case(" ".join(p))}."""')
@@ -156,31 +168,115 @@ class CorpusMaker:
         return "\n".join(lines) + "\n"
 
     def identifier_notes(self) -> str:
-        """Lists that show words next to their identifier spellings, as in style guides."""
+        """Style-guide notes that show words next to their identifier spellings."""
         r = self.rng
         rows = []
-        for _ in range(r.randint(2, 4)):
+        for _ in range(r.randint(3, 6)):
             p = self.phrase()
             style = r.random()
-            if style < 0.5:
+            if style < 0.4:
                 rows.append(f"- the {' '.join(p)} helper is named `{'_'.join(p)}` in Python.")
-            elif style < 0.8:
+            elif style < 0.6:
                 rows.append(f"- the {' '.join(p)} helper is named `{camel(p)}` in JavaScript.")
-            else:
+            elif style < 0.7:
                 rows.append(f"- the {' '.join(p)} type is named `{camel(p, upper_first=True)}`.")
+            else:
+                rows.append(f"- `{'_'.join(p)}`: {' '.join(p)}.")
         return "\n".join(rows) + "\n"
+
+    def markdown_section(self) -> str:
+        """A Markdown API section: Title Case heading, then the snake_case function."""
+        p = self.phrase()
+        title = " ".join(w.capitalize() for w in p)
+        return (f"## {title}\n\nUse `{'_'.join(p)}({self.noun()})` to {' '.join(p)}. "
+                f"It returns the {self.adj()} {self.noun()}.\n")
+
+    def todo_block(self) -> str:
+        """Code with TODO comments in it."""
+        r = self.rng
+        lines = []
+        for _ in range(r.randint(1, 3)):
+            indent = r.choice(["", "    ", "        "])
+            if r.random() < 0.7:
+                lines.append(f"{indent}# TODO: {' '.join(self.todo())}")
+            else:
+                lines.append(f"{indent}// TODO: {' '.join(self.todo())}")
+            lines.append(f"{indent}{'_'.join(self.phrase())}({self.noun()})")
+        return "\n".join(lines) + "\n"
+
+    def shell_session(self) -> str:
+        """Shell and REPL transcripts: commands whose output repeats or transforms their argument."""
+        r = self.rng
+        lines = []
+        for _ in range(r.randint(2, 5)):
+            style = r.random()
+            words = " ".join(self.todo() if r.random() < 0.4 else self.phrase())
+            if style < 0.3:
+                lines += [f"$ echo {words}", words]
+            elif style < 0.5:
+                lines += [f'>>> print("{words}")', words]
+            elif style < 0.6:
+                lines += [f'> console.log("{words}")', words]
+            elif style < 0.75:
+                lines += [f'$ echo "# TODO: {words}" >> notes.txt', f"$ tail -1 notes.txt", f"# TODO: {words}"]
+            else:
+                p = self.phrase()
+                lines += [f'>>> "_".join("{" ".join(p)}".split())', f"'{'_'.join(p)}'"]
+        return "\n".join(lines) + "\n"
+
+    def comment_and_def(self) -> str:
+        """A comment line, then the function it names."""
+        p = self.phrase()
+        return f"# {' '.join(p)}\ndef {'_'.join(p)}({self.noun()}):\n    pass\n"
+
+    def drill(self) -> str:
+        """Copy drill, read alone at the start of pretraining (a curriculum): random word sequences (so only
+        copying predicts them) written once and repeated, as plain text, as a snake_case name, after a TODO."""
+        r = self.rng
+        lines = []
+        for _ in range(r.randint(2, 4)):
+            while True:
+                words = [r.choice(ds.VOCABULARY) for _ in range(r.randint(2, 5))]
+                if " ".join(words) not in self.exclude:
+                    break
+            text, snake = " ".join(words), "_".join(words)
+            style = r.random()
+            if style < 0.3:
+                lines += [f"$ echo {text}", text]
+            elif style < 0.6:
+                lines += [f"# {text}", f"def {snake}(x):", "    pass"]
+            elif style < 0.8:
+                lines += [f"- the {text} helper is named `{snake}`."]
+            else:
+                lines += [f"# TODO: {text}", f"{snake}()"]
+        return "\n".join(lines) + "\n"
+
+    def exports(self) -> str:
+        """A module's imports and __all__ list (the same names twice)."""
+        names = ["_".join(self.phrase()) for _ in range(self.rng.randint(2, 4))]
+        quoted = ", ".join(f'"{n}"' for n in names)
+        return (f"from .{self.noun()}_{self.noun()} import {', '.join(names)}\n\n"
+                f"__all__ = [{quoted}]\n")
 
     def document(self) -> str:
         kind = self.rng.random()
-        if kind < 0.30:
+        if kind < 0.10:
             return self.english()
-        if kind < 0.60:
+        if kind < 0.32:
             return self.python_function()
-        if kind < 0.70:
+        if kind < 0.37:
             return self.python_class()
-        if kind < 0.90:
+        if kind < 0.45:
             return self.js_function()
-        return self.identifier_notes()
+        if kind < 0.57:
+            return self.identifier_notes()
+        if kind < 0.64:
+            return self.markdown_section()
+        if kind < 0.70:
+            return self.todo_block()
+        if kind < 0.90:
+            return self.shell_session()
+        return self.exports()
 
     def corpus(self, n_docs: int, code_files: list[str], file_repeats: int) -> list[str]:
         docs = [self.document() for _ in range(n_docs)]
@@ -190,24 +286,31 @@ class CorpusMaker:
 
 
 def build_corpus(seed: int):
+    """(drill docs, general docs, held-out general docs)."""
     exclude = ds.heldout_phrases()
     code_files = list(ds.CODE_FILES.values())
-    train_docs = CorpusMaker(seed, exclude).corpus(12000, code_files, 10)
+    maker = CorpusMaker(seed, exclude)
+    drill_docs = [maker.drill() for _ in range(N_DRILL_DOCS)]
+    train_docs = maker.corpus(N_DOCS, code_files, 10)
     eval_docs = CorpusMaker(seed + 1, exclude).corpus(300, [], 0)
-    for doc in train_docs + eval_docs:
+    for doc in drill_docs + train_docs + eval_docs:
         assert "Human:" not in doc and "Assistant:" not in doc
-    return train_docs, eval_docs
+    return drill_docs, train_docs, eval_docs
 
 
 # ---------------------------------------------------------------------------------------------
 # Tokenizer
 
 def train_tokenizer(docs: list[str]):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token=None, byte_fallback=False))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    # Like BLOOM: a Split pre-tokenizer, then ByteLevel (here with the GPT-2 regex for the rest).
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(SPLIT_PATTERN), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True),
+    ])
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
@@ -262,6 +365,81 @@ def eval_loss(model, blocks, batch: int = 32) -> float:
     return total / count
 
 
+def copy_probe(model, tokenizer, n: int = 12) -> tuple[int, int, int]:
+    """How many held-out phrases the model copies in plain code contexts (no instruction template).
+
+    Returns hits for: "# phrase\ndef" -> " phrase_as_snake(", "$ echo phrase\n" -> "phrase",
+    and the number of phrases tried. A diagnostic of in-context copying, which fine-tuning needs.
+    """
+    import torch
+
+    rows = [r for r in ds.build_rows()[1] if r["instruction"] == ds.SNAKE_INSTRUCTION][:n]
+    was_training = model.training
+    model.eval()
+    snake = echo = 0
+    with torch.no_grad():
+        for row in rows:
+            phrase = row["input"].lower()
+            for prompt, want in ((f"# {phrase}\ndef", f" {row['output']}("), (f"$ echo {phrase}\n", phrase + "\n")):
+                enc = tokenizer(prompt, return_tensors="pt")
+                out = model.generate(**enc, max_new_tokens=12, do_sample=False,
+                                     pad_token_id=tokenizer.pad_token_id)
+                text = tokenizer.decode(out[0, enc["input_ids"].shape[1]:])
+                hit = text.startswith(want)
+                if prompt.startswith("#"):
+                    snake += hit
+                else:
+                    echo += hit
+    model.train(was_training)
+    return snake, echo, len(rows)
+
+
+def pretrain(model, tokenizer, drill_blocks, train_blocks, steps: int, lr: float,
+             batch: int = BATCH, probe_every: int = 0) -> list[tuple[int, float]]:
+    """AdamW with warmup and cosine decay; drill blocks alone for the first DRILL_FRACTION of steps, then
+    drill and general blocks mixed (so the copying learned first is kept)."""
+    import torch
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
+
+    def lr_at(step: int) -> float:
+        if step < WARMUP:
+            return (step + 1) / WARMUP
+        progress = (step - WARMUP) / max(1, steps - WARMUP)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    gen = torch.Generator().manual_seed(SEED)
+    drill_steps = int(steps * DRILL_FRACTION)
+    mixed_blocks = torch.cat([drill_blocks, train_blocks])
+    model.train()
+    t0 = time.time()
+    history = []
+    ema = None
+    source, order, pos = None, None, 0
+    for step in range(steps):
+        blocks = drill_blocks if step < drill_steps else mixed_blocks
+        if blocks is not source or pos + batch > len(order):
+            source, order, pos = blocks, torch.randperm(len(blocks), generator=gen), 0
+        x = blocks[order[pos : pos + batch]]
+        pos += batch
+        loss = model(input_ids=x, labels=x).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
+        history.append((step, loss.item()))
+        if step % 100 == 0 or step == steps - 1:
+            msg = f"step {step:5d}  loss {loss.item():.4f}  avg {ema:.4f}  {time.time() - t0:.0f}s"
+            if probe_every and (step % probe_every == 0 or step == steps - 1):
+                snake, echo, n = copy_probe(model, tokenizer)
+                msg += f"  copy probe: snake {snake}/{n} echo {echo}/{n}"
+            print(msg, flush=True)
+    return history
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=MODEL_DIR)
@@ -270,6 +448,10 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=N_LAYER)
     ap.add_argument("--heads", type=int, default=N_HEAD)
     ap.add_argument("--lr", type=float, default=LR)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=BATCH)
+    ap.add_argument("--probe-every", type=int, default=0,
+                    help="print an in-context copy probe every N steps (diagnostic)")
     args = ap.parse_args()
 
     t_start = time.time()
@@ -277,21 +459,24 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, BloomConfig, BloomForCausalLM
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
     random.seed(SEED)
     torch.use_deterministic_algorithms(True)
 
-    train_docs, eval_docs = build_corpus(SEED)
-    corpus_chars = sum(len(d) for d in train_docs)
-    tokenizer = train_tokenizer(train_docs)
+    drill_docs, train_docs, eval_docs = build_corpus(SEED)
+    corpus_chars = sum(len(d) for d in drill_docs + train_docs)
+    tokenizer = train_tokenizer(drill_docs + train_docs)
+    drill_blocks, n_drill_tokens = pack(tokenizer, drill_docs, SEQ_LEN)
     train_blocks, n_train_tokens = pack(tokenizer, train_docs, SEQ_LEN)
     eval_blocks, n_eval_tokens = pack(tokenizer, eval_docs, SEQ_LEN)
-    print(f"corpus: {len(train_docs)} docs, {corpus_chars} chars, {n_train_tokens} tokens "
-          f"({len(train_blocks)} blocks of {SEQ_LEN}); eval {n_eval_tokens} tokens; vocab {len(tokenizer)}")
+    print(f"corpus: {len(drill_docs)} drill + {len(train_docs)} general docs, {corpus_chars} chars, "
+          f"{n_drill_tokens} + {n_train_tokens} tokens; eval {n_eval_tokens} tokens; "
+          f"tokenizer {len(tokenizer)} tokens")
 
     config = BloomConfig(
-        vocab_size=len(tokenizer),
+        # Padded to a multiple of 128 like BLOOM's 250880 (its tokenizer has 250680 tokens).
+        vocab_size=-(-len(tokenizer) // 128) * 128,
         hidden_size=args.hidden,
         n_layer=args.layers,
         n_head=args.heads,
@@ -308,39 +493,13 @@ def main() -> None:
     )
     model = BloomForCausalLM(config)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"model: hidden {args.hidden}, layers {args.layers}, heads {args.heads}, {n_params} parameters")
+    print(f"model: hidden {args.hidden}, layers {args.layers}, heads {args.heads}, "
+          f"vocab {config.vocab_size}, {n_params} parameters")
 
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.01)
-
-    def lr_at(step: int) -> float:
-        if step < WARMUP:
-            return (step + 1) / WARMUP
-        progress = (step - WARMUP) / max(1, args.steps - WARMUP)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    gen = torch.Generator().manual_seed(SEED)
-    model.train()
     t_train = time.time()
-    order = torch.randperm(len(train_blocks), generator=gen)
-    pos, ema = 0, None
-    for step in range(args.steps):
-        if pos + BATCH > len(order):
-            order, pos = torch.randperm(len(train_blocks), generator=gen), 0
-        x = train_blocks[order[pos : pos + BATCH]]
-        pos += BATCH
-        loss = model(input_ids=x, labels=x).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
-        if step % 100 == 0 or step == args.steps - 1:
-            print(f"step {step:5d}  loss {loss.item():.4f}  avg {ema:.4f}  "
-                  f"{time.time() - t_train:.0f}s", flush=True)
+    pretrain(model, tokenizer, drill_blocks, train_blocks, args.steps, args.lr, args.batch, args.probe_every)
     train_seconds = time.time() - t_train
-    final_train_loss = eval_loss(model, train_blocks[:256])
+    final_train_loss = eval_loss(model, train_blocks[:512])
     final_eval_loss = eval_loss(model, eval_blocks)
     print(f"final loss: train {final_train_loss:.4f}, held-out corpus {final_eval_loss:.4f}")
 
@@ -351,6 +510,7 @@ def main() -> None:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+    fix_tokenizer_files(out, tokenizer)
 
     # Sanity check through the same loading path as a hub checkpoint.
     model2 = AutoModelForCausalLM.from_pretrained(out)
@@ -361,6 +521,8 @@ def main() -> None:
     assert torch.equal(eval_blocks2, eval_blocks)
     reloaded_eval_loss = eval_loss(model2, eval_blocks2)
     print(f"reloaded: model_type={model2.config.model_type}, held-out corpus loss {reloaded_eval_loss:.4f}")
+    snake, echo, n = copy_probe(model2, tok2)
+    print(f"copy probe (plain code contexts, held-out phrases): snake {snake}/{n}, echo {echo}/{n}")
     model2.eval()
     sample_rows = [r for r in ds.build_rows()[1]][:3]
     generations = []
@@ -375,13 +537,32 @@ def main() -> None:
 
     size_mb = (out / "model.safetensors").stat().st_size / 1e6
     total_seconds = time.time() - t_start
-    write_card(out, args, config, n_params, size_mb, len(tokenizer), len(train_docs), corpus_chars,
-               n_train_tokens, final_train_loss, final_eval_loss, train_seconds, total_seconds, generations)
+    write_card(out, args, config, n_params, size_mb, len(tokenizer), len(drill_docs), len(train_docs),
+               corpus_chars, n_drill_tokens + n_train_tokens, final_train_loss, final_eval_loss,
+               train_seconds, total_seconds, generations, (snake, echo, n))
     print(f"saved {out} ({size_mb:.2f} MB safetensors) in {total_seconds:.0f}s")
 
 
-def write_card(out, args, config, n_params, size_mb, vocab, n_docs, chars, tokens, train_loss,
-               eval_loss_, train_seconds, total_seconds, generations) -> None:
+def fix_tokenizer_files(out: Path, tokenizer) -> None:
+    """Name the tokenizer class as BLOOM checkpoints do and write special_tokens_map.json.
+
+    transformers 5 writes tokenizer_class "TokenizersBackend", which transformers 4 cannot load;
+    "BloomTokenizerFast" (what bigscience/bloom-560m names) loads in both.
+    """
+    import json
+
+    cfg_path = out / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["tokenizer_class"] = "BloomTokenizerFast"
+    cfg["add_prefix_space"] = False
+    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    special = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
+    (out / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
+
+
+def write_card(out, args, config, n_params, size_mb, vocab, n_drill, n_docs, chars, tokens, train_loss,
+               eval_loss_, train_seconds, total_seconds, generations, probe) -> None:
+    drill_pct = round(DRILL_FRACTION * 100)
     gen_lines = "\n".join(
         f"- `{p!r}` -> `{t!r}` (task answer: `{w}`)" for p, t, w in generations
     )
@@ -423,8 +604,11 @@ can still differ across CPUs and torch versions.
 
 ## Tokenizer
 
-Byte-level BPE trained with HF `tokenizers` on the pretraining corpus (ByteLevel pre-tokenizer
-with the GPT-2 split regex, no prefix space; ByteLevel decoder), {vocab} tokens. Special tokens
+Byte-level BPE trained with HF `tokenizers` on the pretraining corpus, {vocab} tokens. Pre-tokenizer:
+a Split that isolates `_` and runs of spaces (pattern `{SPLIT_PATTERN}`), then ByteLevel (GPT-2 regex, no
+prefix space); ByteLevel decoder. A word is therefore the same token after a space, an underscore or a
+line start (`load hidden cache` -> `load|Ġ|hidden|Ġ|cache`, `load_hidden_cache` -> `load|_|hidden|_|cache`),
+so turning words into identifiers is plain in-context copying. Special tokens
 as in BLOOM: `<unk>`=0, `<s>`=1, `</s>`=2, `<pad>`=3. No BOS/EOS is added when encoding (as in
 BLOOM). `padding_side` is `left`, as in BLOOM checkpoints, so batched generation works; training
 code that pads should set what it needs. Saved as `PreTrainedTokenizerFast`
@@ -432,8 +616,11 @@ code that pads should set what it needs. Saved as `PreTrainedTokenizerFast`
 
 ## Pretraining
 
-Corpus: {n_docs:,} generated documents ({chars:,} characters, {tokens:,} tokens): English sentences
-about code, Python and JavaScript snippets whose identifiers (snake_case, camelCase, PascalCase)
+Corpus: {n_drill:,} copy-drill documents and {n_docs:,} general documents ({chars:,} characters,
+{tokens:,} tokens). The drill writes random sequences of the vocabulary's words and repeats them (echo
+output, a comment then the snake_case function, a TODO then a call), so only copying predicts the repeat;
+it is read alone for the first {drill_pct}% of the steps, then mixed with the general documents: English
+sentences about code, Python and JavaScript snippets whose identifiers (snake_case, camelCase, PascalCase)
 come from a fixed ~140-word vocabulary (`scripts/make_dataset.py`), TODO comments in code, and
 the files of `examples/code-corpus/`. The instruction template (`Human: ...\\n\\nAssistant: `)
 never occurs in it, and the held-out phrases of `examples/code-tasks/heldout.jsonl` are excluded.
@@ -443,6 +630,10 @@ Training: {args.steps} steps, batch {BATCH} x {SEQ_LEN} tokens, AdamW (lr {args.
 {total_seconds:.0f} s).
 
 Final loss: {train_loss:.3f} on training blocks, {eval_loss_:.3f} on a held-out generated corpus.
+
+In-context copying (outside the instruction template, on held-out phrases): `# stop main row\\ndef` ->
+` stop_main_row(` for {probe[0]}/{probe[2]} phrases, `$ echo stop main row\\n` -> `stop main row` for {probe[1]}/{probe[2]}.
+This is what lets a short fine-tune answer held-out rows exactly (`scripts/check_learnable.py`).
 
 ## What it does not know
 

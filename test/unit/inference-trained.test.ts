@@ -1,11 +1,9 @@
 // End to end through the real trainer: LoRA on the embedded model with examples/code-tasks, the export
-// the trainer writes at the end of the run, and the engine completing held-out prompts with what the
-// adapter learned. The base model answers these prompts with code that runs on (models/bloom-tiny/
-// README.md); the trained adapter answers in the trained form and ends with EOS: a snake_case
-// identifier for "Convert to snake_case", a "# TODO: " comment for "Write a TODO comment". Exact
-// answers need the input copied, which this 1.3M-parameter model does not learn at any step count a
-// test can afford (0/20 held-out rows after 400-600 steps of LoRA, or of full fine-tuning), so the
-// exact-match rate is reported, not asserted.
+// the trainer writes at the end of the run, and the engine completing held-out prompts (inputs never seen in
+// training) with what the adapter learned. The base model answers these prompts with code that runs on
+// (models/bloom-tiny/README.md); the trained adapter answers exactly: "stop main row" -> "stop_main_row",
+// "remove the title" -> "# TODO: remove the title", then EOS. The base model was pretrained to copy words in
+// context, so a short LoRA run learns the task, not just its form.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -15,7 +13,7 @@ import path from 'node:path';
 import { CompletionEngine, formatPrompt } from '../../src/inference';
 import { PYTHON, PY_ENV, ROOT, bundledWorker } from './inference-fixtures';
 
-const TRAIN_STEPS = 80;
+const TRAIN_STEPS = 200;
 
 function runTrainer(runDir: string, configFile: string): Promise<{ code: number | null; stderr: string; events: any[] }> {
   return new Promise((resolve, reject) => {
@@ -33,7 +31,7 @@ function runTrainer(runDir: string, configFile: string): Promise<{ code: number 
   });
 }
 
-test('an adapter trained in the test answers held-out prompts in the trained form', async t => {
+test('an adapter trained in the test answers held-out prompts with the trained answers', async t => {
   const embedded = path.join(ROOT, 'models', 'bloom-tiny', 'model.safetensors');
   assert.ok(fs.existsSync(embedded), 'the embedded model models/bloom-tiny is needed (scripts/make_model.py)');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bloom-engine-trained-'));
@@ -61,21 +59,20 @@ test('an adapter trained in the test answers held-out prompts in the trained for
     assert.ok(engine.manifest.template, 'instruction runs record their template');
     const template = engine.manifest.template!;
     const rows = fs.readFileSync(path.join(ROOT, 'examples/code-tasks/heldout.jsonl'), 'utf8').trim().split('\n').map(l => JSON.parse(l));
-    const FORM: Record<string, (out: string, row: { input: string }) => boolean> = {
-      'Convert to snake_case': out => /^[a-z][a-z0-9]*(_[a-z0-9]+)+$/.test(out),
-      'Write a TODO comment': out => /^# TODO: [a-z]+( [a-z]+)+$/.test(out),
-    };
-    let formed = 0;
     let exact = 0;
-    const shown: string[] = [];
+    let eos = 0;
+    const wrong: string[] = [];
     for (const row of rows) {
       const r = await engine.generate(formatPrompt(template, row), { maxTokens: 24 });
-      if (r.finishReason === 'eos' && FORM[row.instruction]?.(r.text, row)) formed++;
-      if (r.text === row.output) exact++;
-      if (shown.length < 4) shown.push(`${JSON.stringify(row.input)} -> ${JSON.stringify(r.text)} (${r.finishReason}; data: ${JSON.stringify(row.output)})`);
+      if (r.finishReason === 'eos') eos++;
+      if (r.text === row.output && r.finishReason === 'eos') exact++;
+      else if (wrong.length < 5) wrong.push(`${JSON.stringify(row.input)} -> ${JSON.stringify(r.text)} (${r.finishReason}; wanted ${JSON.stringify(row.output)})`);
     }
-    t.diagnostic(`held-out rows answered in the trained form: ${formed}/${rows.length}; exact ${exact}/${rows.length}; ${shown.join('; ')}`);
-    assert.ok(formed / rows.length >= 0.8, `only ${formed}/${rows.length} held-out answers in the trained form`);
+    t.diagnostic(`held-out rows answered exactly: ${exact}/${rows.length} (ended with EOS: ${eos}); misses: ${wrong.join('; ') || 'none'}`);
+    // The first held-out row is the one the README's demo and the end-to-end ghost-text scenario type.
+    const first = await engine.generate(formatPrompt(template, rows[0]), { maxTokens: 24 });
+    assert.equal(first.text, rows[0].output, `the first held-out row ${JSON.stringify(rows[0].input)}`);
+    assert.ok(exact / rows.length >= 0.7, `only ${exact}/${rows.length} held-out rows answered exactly; ${wrong.join('; ')}`);
   } finally {
     await engine?.dispose();
     fs.rmSync(tmp, { recursive: true, force: true });
