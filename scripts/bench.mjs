@@ -10,6 +10,7 @@
 //           (scripts/bench/pipeline.ts)
 // Exports are cached under $TMPDIR/bloom-peft-bench (delete it to re-export).
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -122,7 +123,9 @@ function enginePart(e) {
 }
 
 function pipelinePart(exportsDir) {
-  const embedded = path.join(CACHE, 'embedded');
+  // keyed by the embedded weights' hash, so a regenerated models/bloom-tiny is exported afresh
+  const weights = fs.readFileSync(path.join(ROOT, 'models/bloom-tiny/model.safetensors'));
+  const embedded = path.join(CACHE, `embedded-${createHash('sha256').update(weights).digest('hex').slice(0, 12)}`);
   if (!fs.existsSync(path.join(embedded, 'manifest.json'))) {
     log('pipeline: exporting the embedded model');
     run(PY, ['-m', 'bloom_peft', 'export', '--model', 'embedded', '--out', embedded], pyEnv);

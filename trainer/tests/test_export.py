@@ -212,7 +212,13 @@ def test_int8_export(exported):
     ref = torch_logits(int8.model, int8.ids)
     logits = int8.decoder.logits(int8.ids)
     assert max_diff(logits, ref) <= 0.1 * max(1.0, float(np.abs(ref).max()))
-    assert int(logits[-1].argmax()) == int(ref[-1].argmax())
+    # int8 rounding may swap near-tied candidates (docs/export.md), so the next-token choice is checked over every
+    # position: mostly the same token, and never one outside the reference's top 5
+    ours, theirs = logits.reshape(-1, logits.shape[-1]), ref.reshape(-1, ref.shape[-1])
+    agree = float((ours.argmax(-1) == theirs.argmax(-1)).mean())
+    top5 = np.argsort(-theirs, axis=-1)[:, :5]
+    assert agree >= 0.8, f"int8 picks the same next token at only {agree:.0%} of positions"
+    assert all(int(o) in set(t) for o, t in zip(ours.argmax(-1), top5))
 
 
 def test_int8_with_fp16_is_refused(exported, base_dir):
