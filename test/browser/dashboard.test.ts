@@ -3,6 +3,8 @@
 // validation next to fields, parameter counts that follow the method, a loss chart that grows with progress
 // events, state that survives a reload, and the history / adapters / playground flows; saves screenshots
 // (light, dark, high contrast) to test-results/screenshots/.
+import fs from 'node:fs';
+import path from 'node:path';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
@@ -123,7 +125,9 @@ describe('dashboard webview', () => {
     await page.click('#f-data-train_file');
     await page.waitForFunction(() => document.querySelectorAll('.preview-row').length === 3);
     assert.match(await text(page, '.preview-row figcaption'), /Row 1: \d+ tokens \(\d+ in the prompt, masked from the loss\)/);
-    assert.match(await text(page, '.preview-row pre'), /^Human: Convert to snake_case\nshow main worker\n\nAssistant: show_main_worker$/);
+    // the first row of examples/code-tasks/train.jsonl, rendered through the default template
+    const first = JSON.parse(fs.readFileSync(path.resolve('examples/code-tasks/train.jsonl'), 'utf8').split('\n')[0]!);
+    assert.equal(await text(page, '.preview-row pre'), `Human: ${first.instruction}\n${first.input}\n\nAssistant: ${first.output}`);
     await type(page, 'f-run_name', 'chart-demo');
     await type(page, 'f-training-eval_every', '10');
     await page.click('#start-training');

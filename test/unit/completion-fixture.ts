@@ -31,7 +31,7 @@ n = max(len(e["input_ids"]) for e in examples)
 ids = torch.tensor([e["input_ids"] + [tok.pad_token_id] * (n - len(e["input_ids"])) for e in examples])
 labels = torch.tensor([e["labels"] + [-100] * (n - len(e["labels"])) for e in examples])
 mask = (torch.arange(n)[None, :] < torch.tensor([len(e["input_ids"]) for e in examples])[:, None]).long()
-opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+opt = torch.optim.AdamW(model.parameters(), lr=3e-3)  # 1e-2 diverges on the 8-head embedded model
 model.train()
 for step in range(40):
     loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
