@@ -58,6 +58,7 @@ export class App {
     on('runs', r => this.setRuns(r.runs));
     on('compare', job => this.history.setJob(job));
     on('completions', c => this.adapters.setServing(c.runId));
+    on('environment', () => this.configure.environmentChanged());
     watchTheme();
     notifyReady();
   }

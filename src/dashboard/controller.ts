@@ -79,6 +79,12 @@ export class DashboardController implements Disposable {
     void this.sendSnapshot();
   }
 
+  /** The trainer's Python may have changed: the webview asks for counts and preview again (a failure shown
+   *  before, e.g. torch missing from the interpreter used while settings were still loading, is retried). */
+  environmentChanged(): void {
+    this.notify('environment', {});
+  }
+
   /** The adapter serving inline completions changed (completion service event). */
   completionsChanged(runId: string | null): void {
     this.notify('completions', { runId });

@@ -45,6 +45,11 @@ export function registerDashboard(context: vscode.ExtensionContext, deps: Dashbo
     vscode.commands.registerCommand('bloomPeft.openDashboard', () => vscode.commands.executeCommand(`${DASHBOARD_VIEW_ID}.focus`)),
   );
   context.subscriptions.push(vscode.workspace.onDidGrantWorkspaceTrust(() => controller.refresh()));
+  // The first window of a new profile can answer before the user settings have loaded (pythonPath empty, so the
+  // system Python without torch is asked); when the setting arrives or changes, counts and preview are redone.
+  context.subscriptions.push(vscode.workspace.onDidChangeConfiguration(e => {
+    if (e.affectsConfiguration('bloomPeft.pythonPath')) controller.environmentChanged();
+  }));
   const sub = deps.completions?.onDidChange?.(s => controller.completionsChanged(s.adapter?.runId ?? null));
   if (sub) context.subscriptions.push(sub);
   return controller;

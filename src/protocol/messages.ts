@@ -135,6 +135,8 @@ export interface HostNotificationMap {
   compare: CompareJob;
   generation: { genId: string; delta?: string; done?: boolean; error?: string };
   completions: { runId: string | null };
+  /** The trainer's Python may have changed (pythonPath setting, environment set up): ask for counts and preview again. */
+  environment: Record<string, never>;
 }
 export type HostNotification = { [M in keyof HostNotificationMap]: { kind: 'notify'; method: M; params: HostNotificationMap[M] } }[keyof HostNotificationMap];
 export type HostToWebview = HostResponse | HostNotification;

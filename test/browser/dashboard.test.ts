@@ -8,7 +8,7 @@ import path from 'node:path';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { ensureBundle, launch, openDashboard, progress, serve, tinyParams, type Dashboard, type Served } from './harness';
+import { ensureBundle, FakeTraining, launch, openDashboard, progress, serve, tinyParams, type Dashboard, type Served } from './harness';
 
 let browser: Browser;
 let server: Served;
@@ -115,6 +115,20 @@ describe('dashboard webview', () => {
     await type(page, 'f-method-r', '16');
     await page.waitForFunction(n => Number(document.querySelector('#params-trainable')?.getAttribute('data-value')) === n, expect({ name: 'lora', r: 16 }).trainable);
     assert.deepEqual(d.training.paramsCalls.at(-1)?.method, { name: 'lora', r: 16 });
+    await noProblems(d);
+  });
+
+  test('a count that failed (no torch in the Python used) is asked again when the Python setting changes', async () => {
+    const training = new FakeTraining();
+    training.paramsFailure = "ModuleNotFoundError: No module named 'torch'";
+    const d = await openDashboard(browser, server.url, { training });
+    const { page } = d;
+    await page.waitForFunction(() => /Parameter count unavailable: ModuleNotFoundError/.test(document.querySelector('#params-count')?.textContent ?? ''));
+    const calls = training.paramsCalls.length;
+    training.paramsFailure = undefined;
+    d.controller.environmentChanged(); // what bloomPeft.pythonPath changing (or arriving late) does
+    await page.waitForFunction(() => Number(document.querySelector('#params-trainable')?.getAttribute('data-value')) > 0);
+    assert.equal(training.paramsCalls.length, calls + 1);
     await noProblems(d);
   });
 

@@ -117,7 +117,13 @@ export class FakeTraining implements TrainingServiceApi {
   async readEvents(runId: string): Promise<TrainerEvent[]> { return [...(this.events.get(runId) ?? [])]; }
   async deleteRun(runId: string): Promise<void> { this.deleted.push(runId); this.runs.delete(runId); this.events.delete(runId); this.changed.fire(); }
   async exportRun(runId: string): Promise<string> { const s = this.runs.get(runId)!; s.exportDir = path.join(s.dir, 'export'); this.changed.fire(); return s.exportDir; }
-  async params(config: TrainingConfig): Promise<ParamsResult> { this.paramsCalls.push(config); return tinyParams(config); }
+  /** When set, `params` fails with this message (an interpreter without torch, say). */
+  paramsFailure: string | undefined;
+  async params(config: TrainingConfig): Promise<ParamsResult> {
+    this.paramsCalls.push(config);
+    if (this.paramsFailure) throw new Error(this.paramsFailure);
+    return tinyParams(config);
+  }
   async preview(config: TrainingConfig, rows = 3): Promise<PreviewRow[]> {
     // the template applied to the real file's first rows; "tokens" approximated by words and symbols
     const lines = fs.readFileSync(config.data.train_file!, 'utf8').split('\n').filter(Boolean).slice(0, rows);

@@ -302,6 +302,13 @@ export class ConfigureSection {
     if (focused) (document.getElementById(focused) as HTMLElement | null)?.focus();
   }
 
+  /** The host's Python may have changed: forget what was asked, so counts and preview are requested again. */
+  environmentChanged(): void {
+    this.lastParamsKey = '';
+    this.lastPreviewKey = '';
+    this.changed(false);
+  }
+
   private touch(pointer: string): void {
     this.touched.add(pointer);
     this.changed();
