@@ -2,7 +2,9 @@
 // warm (one more character typed) vs cold latency, decode ms/token for a bloom-560m-shaped model with
 // random weights in fp32 and int8 against this machine's memory-bandwidth bound.
 //
-//   node --import tsx scripts/bench-engine.ts [--shape 560m|small] [--threads 2] [--tokens 32] [--out DIR]
+//   node --import tsx scripts/bench-engine.ts [--shape 560m|small|embedded] [--threads 2] [--tokens 32] [--out DIR]
+//
+// 560m and small: random weights of those shapes. embedded: models/bloom-tiny itself (the default completion model).
 //
 // Exports are made by the project's exporter into DIR (default: the temp folder), reused when present.
 // Prints one JSON object (and a markdown table on stderr) for docs/benchmarks.md.
@@ -18,6 +20,7 @@ const arg = (name: string, dflt: string) => {
   return i > 0 ? process.argv[i + 1] : dflt;
 };
 const shape = arg('shape', '560m');
+if (!['560m', 'small', 'embedded'].includes(shape)) throw new Error(`--shape must be 560m, small or embedded, not ${shape}`);
 const threads = Number(arg('threads', '2'));
 const tokens = Number(arg('tokens', '32'));
 const out = path.resolve(arg('out', path.join(os.tmpdir(), 'bloom-peft-bench-engine', shape)));
@@ -39,7 +42,8 @@ out, threads, tokens, prompt = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv
 torch.set_num_threads(threads)
 tok = load_tokenizer(str(base_model_dir(out / "scratch")))
 torch.manual_seed(0)
-model = BloomForCausalLM(BloomConfig(${SHAPES[shape]}, bos_token_id=1, eos_token_id=2, pad_token_id=3)).eval()
+model = ${shape === 'embedded' ? 'BloomForCausalLM.from_pretrained(str(base_model_dir(out / "scratch")))'
+  : `BloomForCausalLM(BloomConfig(${SHAPES[shape]}, bos_token_id=1, eos_token_id=2, pad_token_id=3))`}.eval()
 for name, q in (("fp32", "none"), ("int8", "int8")):
     if not (out / name / "manifest.json").exists():
         t = time.time()

@@ -101,7 +101,17 @@ function engineExports() {
   if (saved) return { dir, result: JSON.parse(fs.readFileSync(saved, 'utf8')), table: [] };
   log('engine: bloom-560m-shaped random weights, exports fp32 + int8 (cached in ' + dir + '; the first export takes minutes)');
   const [out, err] = run('node', ['--import', 'tsx', 'scripts/bench-engine.ts', '--shape', '560m', '--threads', THREADS, '--tokens', '32', '--out', dir]);
-  return { dir, result: JSON.parse(out.slice(out.indexOf('{'))), table: err.trim().split('\n').filter(l => l.startsWith('|') || l.startsWith('bloom-') || l.startsWith('PyTorch')) };
+  const result = JSON.parse(out.slice(out.indexOf('{')));
+  // the default completion model itself (models/bloom-tiny), exported into a folder keyed by its weights
+  log('engine: the embedded model (models/bloom-tiny) vs transformers generate');
+  const [eout] = run('node', ['--import', 'tsx', 'scripts/bench-engine.ts', '--shape', 'embedded', '--threads', THREADS, '--tokens', '32', '--out', embeddedCacheDir() + '-engine']);
+  const embedded = JSON.parse(eout.slice(eout.indexOf('{')));
+  return { dir, result, embedded, table: err.trim().split('\n').filter(l => l.startsWith('|') || l.startsWith('bloom-') || l.startsWith('PyTorch')) };
+}
+
+function embeddedCacheDir() {
+  const weights = fs.readFileSync(path.join(ROOT, 'models/bloom-tiny/model.safetensors'));
+  return path.join(CACHE, `embedded-${createHash('sha256').update(weights).digest('hex').slice(0, 12)}`);
 }
 
 function enginePart(e) {
@@ -117,6 +127,9 @@ function enginePart(e) {
     `- first token (cold prefill): engine fp32 ${f(fp32.coldFirstTokenMs, 0)} ms vs PyTorch ${f(r.torch.first_token_ms, 0)} ms = ${f(r.torch.first_token_ms / fp32.coldFirstTokenMs, 2)}x`,
     `- warm (one more character typed) / cold first token: fp32 **${f(fp32.warmOverCold * 100, 0)}%**, int8 **${f(int8.warmOverCold * 100, 0)}%** (goal <= 25%)`,
     `- decode vs memory-bandwidth bound (model bytes / copy bandwidth ${f(r.machine.copyBandwidthGBs)} GB/s): fp32 ${f(fp32.overBound, 2)}x the bound, int8 **${f(int8.overBound, 2)}x** the bound (goal <= 2x)`,
+    ...(e.embedded ? [
+      `- the embedded model (models/bloom-tiny, the default completion model; prompt ${e.embedded.engine.fp32.promptTokens} tokens): engine decode fp32 ${f(e.embedded.engine.fp32.decodeMsPerToken, 2)} vs PyTorch generate ${f(e.embedded.torch.decode_ms_per_token, 2)} ms/token = **${f(e.embedded.torch.decode_ms_per_token / e.embedded.engine.fp32.decodeMsPerToken, 2)}x faster**; first token ${f(e.embedded.engine.fp32.coldFirstTokenMs, 1)} vs ${f(e.embedded.torch.first_token_ms, 1)} ms = ${f(e.embedded.torch.first_token_ms / e.embedded.engine.fp32.coldFirstTokenMs, 2)}x; warm/cold first token ${f(e.embedded.engine.fp32.warmOverCold * 100, 0)}%`,
+    ] : []),
     '',
     ...e.table,
   ].join('\n');
@@ -124,8 +137,7 @@ function enginePart(e) {
 
 function pipelinePart(exportsDir) {
   // keyed by the embedded weights' hash, so a regenerated models/bloom-tiny is exported afresh
-  const weights = fs.readFileSync(path.join(ROOT, 'models/bloom-tiny/model.safetensors'));
-  const embedded = path.join(CACHE, `embedded-${createHash('sha256').update(weights).digest('hex').slice(0, 12)}`);
+  const embedded = embeddedCacheDir();
   if (!fs.existsSync(path.join(embedded, 'manifest.json'))) {
     log('pipeline: exporting the embedded model');
     run(PY, ['-m', 'bloom_peft', 'export', '--model', 'embedded', '--out', embedded], pyEnv);

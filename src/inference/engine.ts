@@ -25,7 +25,7 @@ export interface EngineOptions {
   threads?: number;
   /** onnxruntime graph optimization level (default 'all': fastest decode, slower load). */
   optimization?: GraphOptimization;
-  /** Pre-pack MatMul weights at load (default false: slow loads of big graphs, no faster decode). */
+  /** Pre-pack MatMul weights at load (default true: faster decode and prefill for a slower load). */
   prepack?: boolean;
   /** Prompt tokens per prefill step (default: as many as keep the logits under ~32 MB). */
   prefillChunk?: number;
