@@ -158,7 +158,7 @@ function pipelinePart(exportsDir) {
   return [
     '### Completion pipeline (CPU): keystroke -> ghost text',
     '',
-    `Headless pipeline (src/completion/headless.ts: prefilter, debounce ${150} ms, cache, engine, post-processing), ${THREADS} engine threads, default settings (48 tokens max, single line). Cold: a document the engine has not seen (first request on each code-corpus window: 6 for the embedded model, 3 for the 560m shapes); warm: the same document with one more character typed (6 / 3 keystrokes each). Total includes the debounce; engine = the engine's share. Milliseconds, p50 / p95.`,
+    `Headless pipeline (src/completion/headless.ts: prefilter, debounce 150 ms, adaptive up to 300 ms while requests come faster than that, as here; cache, engine, post-processing), ${THREADS} engine threads, default settings (48 tokens max, single line). Cold: a document the engine has not seen (first request on each code-corpus window: 6 for the embedded model, 3 for the 560m shapes); warm: the same document with one more character typed (6 / 3 keystrokes each). Total includes the debounce, and counts empty answers (dropped by post-processing) by their wall time; engine = the engine's share, known for shown completions only. Milliseconds, p50 / p95.`,
     '',
     '| export | load ms | cold engine | cold total | warm engine | warm total | warm/cold engine p50 | samples | peak RSS MiB |',
     '|---|---|---|---|---|---|---|---|---|',
