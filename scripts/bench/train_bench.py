@@ -36,6 +36,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=100, help="optimizer steps (8 rows each)")
     p.add_argument("--eval-every", type=int, default=10)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=42, help="data order and init of both sides")
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--project-batch", type=int, default=8, help="the project's micro-batch (grad_accum = 8 / it)")
     p.add_argument("--group-by-length", choices=["on", "off", "both"], default="both",
@@ -116,7 +117,7 @@ def baseline(a: argparse.Namespace) -> dict:
     args = TrainingArguments(
         output_dir=out, per_device_train_batch_size=1, gradient_accumulation_steps=8, learning_rate=a.lr,
         max_steps=a.steps, logging_steps=10, eval_strategy="no", save_strategy="no",
-        report_to=[], seed=42, use_cpu=True, dataloader_num_workers=0, disable_tqdm=True)
+        report_to=[], seed=a.seed, use_cpu=True, dataloader_num_workers=0, disable_tqdm=True)
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=collator, callbacks=[Clock()])
     trainer.train()
@@ -137,7 +138,7 @@ def project(a: argparse.Namespace, work: Path, grouped: bool) -> dict:
         "training": {"max_steps": a.steps, "batch_size": micro, "grad_accum": max(1, 8 // micro), "learning_rate": a.lr,
                      "scheduler": "linear", "warmup_ratio": 0.0, "weight_decay": 0.0, "max_grad_norm": 1.0,
                      "max_length": a.max_length, "eval_every": a.eval_every, "save_every": 0, "log_every": 10,
-                     "seed": 42, "precision": "fp32", "device": "cpu", "group_by_length": grouped},
+                     "seed": a.seed, "precision": "fp32", "device": "cpu", "group_by_length": grouped},
         "export": {"onnx": False},
     }
     run_dir = work / f"project-run-{'grouped' if grouped else 'shuffled'}"
