@@ -124,6 +124,7 @@ describe('dashboard webview', () => {
     const d = await openDashboard(browser, server.url, { training });
     const { page } = d;
     await page.waitForFunction(() => /Parameter count unavailable: ModuleNotFoundError/.test(document.querySelector('#params-count')?.textContent ?? ''));
+    assert.match(await text(page, '#params-count'), /Set Up Training Environment/); // the way out is named
     const calls = training.paramsCalls.length;
     training.paramsFailure = undefined;
     d.controller.environmentChanged(); // what bloomPeft.pythonPath changing (or arriving late) does

@@ -121,7 +121,8 @@ export class FakeTraining implements TrainingServiceApi {
   paramsFailure: string | undefined;
   async params(config: TrainingConfig): Promise<ParamsResult> {
     this.paramsCalls.push(config);
-    if (this.paramsFailure) throw new Error(this.paramsFailure);
+    // as TrainingService's errors: a message and a hint
+    if (this.paramsFailure) throw Object.assign(new Error(this.paramsFailure), { hint: 'The trainer\'s packages are missing: run "Bloom PEFT: Set Up Training Environment".' });
     return tinyParams(config);
   }
   async preview(config: TrainingConfig, rows = 3): Promise<PreviewRow[]> {

@@ -404,7 +404,9 @@ export class ConfigureSection {
     } catch (e) {
       if (seq !== this.paramsSeq) return;
       this.lastParamsKey = '';
-      fill(this.paramsBox, h('span', { class: 'error-text' }, `Parameter count unavailable: ${(e as Error).message}`));
+      const err = e instanceof RequestError ? e.error : { message: (e as Error).message, hint: undefined };
+      fill(this.paramsBox, h('span', { class: 'error-text' }, `Parameter count unavailable: ${err.message}`),
+        err.hint ? h('div', { class: 'field-hint' }, err.hint) : null);
     } finally {
       if (seq === this.paramsSeq) this.paramsBox.removeAttribute('aria-busy');
     }
