@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the embedded default base model, models/bloom-tiny (deterministic).
 
-    .venv/bin/python scripts/make_model.py            # about 3 minutes on 2 CPU cores
+    .venv/bin/python scripts/make_model.py            # about 8 minutes on 2 CPU cores (3,500 steps)
 
 Steps:
  1. Generate a pretraining corpus from text the project owns: English sentences about code,
