@@ -66,8 +66,12 @@ e2e_fill_workspace() {
 }
 
 # Starts code-server on 127.0.0.1:$PORT in its own process group (PGID = its PID) and waits for /healthz.
+# BLOOM_PEFT_PYTHON (the lookup's first choice) names the trainer's Python besides the pythonPath user setting: in
+# two of three fresh-clone CI runs the first window of a new profile asked for parameter counts with neither the
+# setting nor a later configuration change in sight for 90 s, so the system python3 (no torch) answered
+# (docs/e2e.md, "Known issues").
 e2e_start() {
-  XDG_CONFIG_HOME=$STATE/xdg/config XDG_DATA_HOME=$STATE/xdg/data XDG_CACHE_HOME=$STATE/xdg/cache EXTENSIONS_GALLERY='{}' \
+  BLOOM_PEFT_PYTHON=$PYTHON_FOR_TRAINER XDG_CONFIG_HOME=$STATE/xdg/config XDG_DATA_HOME=$STATE/xdg/data XDG_CACHE_HOME=$STATE/xdg/cache EXTENSIONS_GALLERY='{}' \
     setsid node "$CS_DIR/out/node/entry.js" --bind-addr "127.0.0.1:$PORT" --auth none \
     --disable-telemetry --disable-update-check --disable-workspace-trust --disable-getting-started-override \
     --config "$STATE/config.yaml" --user-data-dir "$STATE/user-data" --extensions-dir "$STATE/extensions" \
