@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -20,29 +21,24 @@ import torch
 from peft import LoraConfig, PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "trainer" / "src"))
+from bloom_peft.data import collate, encode_example, render_example  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def prompt_of(row: dict) -> str:
-    return "\n".join(["Human: " + row["instruction"], row["input"]]).strip() + "\n\nAssistant: "
+    return render_example(row)[0]
 
 
-def encode(tok, row: dict) -> tuple[list[int], list[int]]:
-    p = tok(prompt_of(row))["input_ids"]
-    r = tok(row["output"] + tok.eos_token)["input_ids"]
-    return p + r, [-100] * len(p) + r
+def encode(tok, row: dict) -> dict:
+    """The trainer's own encoding (bloom_peft.data): tutorial template, EOS, -100 on the prompt."""
+    return encode_example(tok, *render_example(row), None, 256)
 
 
-def collate(tok, items):
-    n = max(len(i) for i, _ in items)
-    ids = torch.full((len(items), n), tok.pad_token_id)
-    labels = torch.full((len(items), n), -100)
-    mask = torch.zeros((len(items), n), dtype=torch.long)
-    for k, (i, l) in enumerate(items):  # right padding for training
-        ids[k, : len(i)] = torch.tensor(i)
-        labels[k, : len(l)] = torch.tensor(l)
-        mask[k, : len(i)] = 1
-    return ids, labels, mask
+def batch(tok, rows: list[dict]):
+    b = collate(rows, tok.pad_token_id)
+    return b["input_ids"], b["labels"], b["attention_mask"]
 
 
 def mean_loss(model, tok, rows) -> float:
@@ -51,7 +47,7 @@ def mean_loss(model, tok, rows) -> float:
     total = 0.0
     with torch.no_grad():
         for i in range(0, len(items), 16):
-            ids, labels, mask = collate(tok, items[i : i + 16])
+            ids, labels, mask = batch(tok, items[i : i + 16])
             total += model(input_ids=ids, attention_mask=mask, labels=labels).loss.item() * len(ids)
     model.train()
     return total / len(items)
@@ -73,7 +69,7 @@ def accuracy(model, tok, rows, show: int = 0) -> float:
     return hits / len(rows)
 
 
-def run(method: str, steps: int, lr: float, batch: int, model_dir: Path, data_dir: Path, n_eval: int, seed: int):
+def run(method: str, steps: int, lr: float, batch_size: int, model_dir: Path, data_dir: Path, n_eval: int, seed: int):
     torch.manual_seed(seed)
     rng = random.Random(seed)
     tok = AutoTokenizer.from_pretrained(model_dir)
@@ -96,10 +92,10 @@ def run(method: str, steps: int, lr: float, batch: int, model_dir: Path, data_di
     t0 = time.time()
     order: list[int] = []
     for step in range(steps):
-        if len(order) < batch:
+        if len(order) < batch_size:
             order = list(range(len(items)))
             rng.shuffle(order)
-        ids, labels, mask = collate(tok, [items[order.pop()] for _ in range(batch)])
+        ids, labels, mask = batch(tok, [items[order.pop()] for _ in range(batch_size)])
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
         opt.step()
@@ -109,7 +105,7 @@ def run(method: str, steps: int, lr: float, batch: int, model_dir: Path, data_di
     secs = time.time() - t0
     after = mean_loss(model, tok, held)
     acc = accuracy(model, tok, held, show=3)
-    print(f"{method}: {trainable} trainable, {steps} steps, batch {batch}, lr {lr}: {secs:.0f}s; "
+    print(f"{method}: {trainable} trainable, {steps} steps, batch {batch_size}, lr {lr}: {secs:.0f}s; "
           f"held-out loss {before:.3f} -> {after:.3f}; exact match {acc:.0%} on {len(held)} held-out rows")
     return acc
 

@@ -224,11 +224,6 @@ class CorpusMaker:
                 lines += [f'>>> "_".join("{" ".join(p)}".split())', f"'{'_'.join(p)}'"]
         return "\n".join(lines) + "\n"
 
-    def comment_and_def(self) -> str:
-        """A comment line, then the function it names."""
-        p = self.phrase()
-        return f"# {' '.join(p)}\ndef {'_'.join(p)}({self.noun()}):\n    pass\n"
-
     def drill(self) -> str:
         """Copy drill, read alone at the start of pretraining (a curriculum): random word sequences (so only
         copying predicts them) written once and repeated, as plain text, as a snake_case name, after a TODO."""

@@ -5,9 +5,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { configureRun, events, listRunIds, progressSteps, shownStatus, waitDone, waitNewRun } from '../dashboard.mjs';
 import { SHORT as BASE } from '../training.mjs';
+import { waitUntil } from '../vscode.mjs';
 
 const SHORT = { ...BASE, max_steps: 60 };
-import { waitUntil } from '../vscode.mjs';
 
 export default {
   title: 'palette: Start PEFT Training starts a run, Stop stops it, Resume finishes it',
