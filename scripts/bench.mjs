@@ -19,6 +19,9 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PY = fs.existsSync(path.join(ROOT, '.venv/bin/python')) ? path.join(ROOT, '.venv/bin/python') : 'python3';
 const CACHE = path.join(os.tmpdir(), 'bloom-peft-bench');
+// Bumped when the exporter's graph changes, so cached exports are made again (2: new_key_values outputs).
+const EXPORT_REV = 'r2';
+const CACHE_560M = path.join(CACHE, `560m-${EXPORT_REV}`);
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => {
   const i = argv.indexOf(`--${name}`);
@@ -95,7 +98,7 @@ function trainPart() {
 }
 
 function engineExports() {
-  const dir = path.join(CACHE, '560m');
+  const dir = CACHE_560M;
   // --engine-json FILE: format the JSON of a finished `scripts/bench-engine.ts --out <CACHE>/560m` run instead
   const saved = opt('engine-json', '');
   if (saved) return { dir, result: JSON.parse(fs.readFileSync(saved, 'utf8')), table: [] };
@@ -111,7 +114,7 @@ function engineExports() {
 
 function embeddedCacheDir() {
   const weights = fs.readFileSync(path.join(ROOT, 'models/bloom-tiny/model.safetensors'));
-  return path.join(CACHE, `embedded-${createHash('sha256').update(weights).digest('hex').slice(0, 12)}`);
+  return path.join(CACHE, `embedded-${createHash('sha256').update(weights).digest('hex').slice(0, 12)}-${EXPORT_REV}`);
 }
 
 function enginePart(e) {
@@ -144,7 +147,7 @@ function pipelinePart(exportsDir) {
   }
   const targets = [['embedded (bloom-tiny)', embedded]];
   for (const q of ['fp32', 'int8']) {
-    const d = path.join(exportsDir ?? path.join(CACHE, '560m'), q);
+    const d = path.join(exportsDir ?? CACHE_560M, q);
     if (fs.existsSync(path.join(d, 'manifest.json'))) targets.push([`bloom-560m shape, ${q}`, d]);
   }
   const rows = [];

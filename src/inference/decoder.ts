@@ -3,7 +3,7 @@
 import os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { EngineError } from './errors';
-import { type KvCache, type KvData, emptyKv, fromFloat16Bits, toFloat16Bits } from './kv';
+import { type KvCache, type KvData, emptyKv, fromFloat16Bits, resizeKv, toFloat16Bits, writeSlots } from './kv';
 import type { ExportFiles, ExportManifest } from './manifest';
 import { readSafetensors, tensorData } from './safetensors';
 
@@ -20,7 +20,16 @@ export interface DecoderOptions {
    * decode 1.3-1.7x faster and fp32 prefill 2x faster, for 1-8 s more load (docs/engine.md, "Load time and speed").
    */
   prepack?: boolean;
+  /**
+   * Keep the cache in slots the engine owns and fetch only the new positions' KV (default true when the graph has
+   * `new_key_values.*` outputs, exports since 2026-11-28). false feeds `present` back as the past, as older exports
+   * require: onnxruntime-node then copies the whole cache out of every step (docs/engine.md, "Slotted cache").
+   */
+  slottedCache?: boolean;
 }
+
+/** Slots are added in steps of this many positions (fewer reallocations; the free ones are masked out). */
+const SLOT_STEP = 64;
 
 export type GraphOptimization = 'disabled' | 'basic' | 'extended' | 'all';
 
@@ -32,6 +41,8 @@ export class DecoderModel {
     readonly prefix: KvCache,
     private readonly logitsHalf: boolean,
     readonly threads: number,
+    /** true: the slotted-cache path (see DecoderOptions.slottedCache). */
+    readonly slotted: boolean,
   ) {}
 
   static async load(files: ExportFiles, manifest: ExportManifest, opts: DecoderOptions = {}): Promise<DecoderModel> {
@@ -55,7 +66,8 @@ export class DecoderModel {
     try {
       const logitsHalf = checkGraph(session, manifest, files.model);
       const prefix = manifest.prefix_length > 0 ? loadPrefix(files.prefixKv!, manifest) : emptyKv(manifest.num_layers, manifest.dtype);
-      const model = new DecoderModel(session, manifest, prefix, logitsHalf, threads);
+      const slotted = opts.slottedCache !== false && session.outputNames.includes('new_key_values.0.key');
+      const model = new DecoderModel(session, manifest, prefix, logitsHalf, threads, slotted);
       await model.probe(files.model);
       return model;
     } catch (e) {
@@ -65,24 +77,38 @@ export class DecoderModel {
   }
 
   /**
-   * Runs `ids` after the cached positions `past`; returns the logits of the last new position
-   * (float32, a copy) and the new cache (past + ids).
+   * Runs `ids` after the cached positions `past`; returns the logits of the last new position (float32, a copy) and
+   * the cache of past + ids. The slotted path writes the new positions into `past`'s free slots when it has room
+   * (else into a larger copy): after this call, use only the returned cache. `reserve` = the positions the caller
+   * expects to hold in all, so a growing cache is reallocated once.
    */
-  async forward(ids: readonly number[], past: KvCache): Promise<{ logits: Float32Array; kv: KvCache }> {
+  async forward(ids: readonly number[], past: KvCache, reserve = 0): Promise<{ logits: Float32Array; kv: KvCache }> {
     const m = this.manifest;
-    const total = past.length + ids.length;
+    const n = ids.length;
+    const total = past.length + n;
+    // Without room for the new tokens the past goes in packed (no masked slots to attend over: a cold prefill costs
+    // what it would without slots) and the slotted cache is made after the step.
+    const roomy = this.slotted && past.capacity >= total;
+    const kv = roomy || past.capacity === past.length ? past : resizeKv(past, past.length, m.num_heads, m.head_dim);
+    const slots = kv.capacity;
+    // ones for the held positions and the new tokens; zeros hide the free slots in between
+    const mask = new BigInt64Array(slots + n);
+    mask.fill(1n, 0, kv.length).fill(1n, slots);
     const feeds: Record<string, ort.Tensor> = {
-      input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]),
-      attention_mask: new ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]),
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, n]),
+      attention_mask: new ort.Tensor('int64', mask, [1, slots + n]),
     };
-    const dims = [1, m.num_heads, past.length, m.head_dim];
+    const dims = [1, m.num_heads, slots, m.head_dim];
     for (let i = 0; i < m.num_layers; i++) {
-      feeds[`past_key_values.${i}.key`] = new ort.Tensor(m.dtype, past.keys[i], dims);
-      feeds[`past_key_values.${i}.value`] = new ort.Tensor(m.dtype, past.values[i], dims);
+      feeds[`past_key_values.${i}.key`] = new ort.Tensor(m.dtype, kv.keys[i], dims);
+      feeds[`past_key_values.${i}.value`] = new ort.Tensor(m.dtype, kv.values[i], dims);
     }
+    const kvOut = this.slotted ? 'new_key_values' : 'present';
+    const fetches = ['logits'];
+    for (let i = 0; i < m.num_layers; i++) fetches.push(`${kvOut}.${i}.key`, `${kvOut}.${i}.value`);
     let out: ort.InferenceSession.OnnxValueMapType;
     try {
-      out = await this.session.run(feeds);
+      out = await this.session.run(feeds, fetches);
     } catch (e) {
       throw new EngineError('INFERENCE_FAILED', `onnxruntime run failed: ${(e as Error).message}`, { cause: e });
     }
@@ -91,13 +117,29 @@ export class DecoderModel {
     const raw = logitsT.data as Float32Array | Uint16Array;
     const row = raw.subarray(raw.length - v);
     const logits = this.logitsHalf ? fromFloat16Bits(row as Uint16Array) : (row as Float32Array).slice();
-    const kv: KvCache = { length: total, keys: [], values: [] };
-    for (let i = 0; i < m.num_layers; i++) {
-      kv.keys.push(out[`present.${i}.key`].data as KvData);
-      kv.values.push(out[`present.${i}.value`].data as KvData);
-    }
     logitsT.dispose();
-    return { logits, kv };
+    if (!this.slotted) {
+      const next: KvCache = { length: total, capacity: total, keys: [], values: [] };
+      for (let i = 0; i < m.num_layers; i++) {
+        next.keys.push(out[`present.${i}.key`].data as KvData);
+        next.values.push(out[`present.${i}.value`].data as KvData);
+      }
+      return { logits, kv: next };
+    }
+    const want = m.num_heads * n * m.head_dim;
+    const dst = roomy ? kv : resizeKv(kv, Math.ceil(Math.max(total, reserve, kv.capacity * 1.25) / SLOT_STEP) * SLOT_STEP, m.num_heads, m.head_dim);
+    for (let i = 0; i < m.num_layers; i++) {
+      for (const [part, to] of [['key', dst.keys[i]], ['value', dst.values[i]]] as const) {
+        const fresh = out[`new_key_values.${i}.${part}`].data as KvData;
+        if (fresh.length !== want) {
+          throw new EngineError('MODEL_MISMATCH', `new_key_values.${i}.${part} has ${fresh.length} values for ${n} new token(s), expected ${want} = heads ${m.num_heads} x ${n} x head_dim ${m.head_dim}`, {
+            hint: 'manifest.json does not describe this model.onnx; export the run again',
+          });
+        }
+        writeSlots(to, dst.capacity, kv.length, fresh, n, m.num_heads, m.head_dim);
+      }
+    }
+    return { logits, kv: { length: total, capacity: dst.capacity, keys: dst.keys, values: dst.values } };
   }
 
   async release(): Promise<void> {
@@ -117,10 +159,10 @@ export class DecoderModel {
         hint: 'the graph does not follow the export contract for the manifest\'s shapes (docs/export.md); export the run again',
       });
     }
-    const want = m.num_heads * (m.prefix_length + 1) * m.head_dim;
+    const want = m.num_heads * res.kv.capacity * m.head_dim;
     const got = res.kv.keys[0].length;
-    if (res.logits.length !== m.vocab_size || got !== want) {
-      throw new EngineError('MODEL_MISMATCH', `${where}: a test step returned logits of ${res.logits.length} (manifest vocab_size ${m.vocab_size}) and present.0.key of ${got} values (expected ${want} = heads ${m.num_heads} x ${m.prefix_length + 1} positions x head_dim ${m.head_dim})`, {
+    if (res.logits.length !== m.vocab_size || got !== want || res.kv.length !== m.prefix_length + 1) {
+      throw new EngineError('MODEL_MISMATCH', `${where}: a test step returned logits of ${res.logits.length} (manifest vocab_size ${m.vocab_size}) and a cache of ${got} values for ${res.kv.length} positions (expected ${want} = heads ${m.num_heads} x ${res.kv.capacity} x head_dim ${m.head_dim}, ${m.prefix_length + 1} positions)`, {
         path: where,
         hint: 'manifest.json does not describe this model.onnx; export the run again',
       });
@@ -167,7 +209,7 @@ function checkGraph(session: ort.InferenceSession, m: ExportManifest, where: str
     if (md.name === 'logits') {
       if (md.isTensor && md.type === 'float16') logitsHalf = true;
       check(md, [null, null, m.vocab_size], logitsHalf ? 'float16' : 'float32');
-    } else if (md.name.startsWith('present.')) check(md, kvShape, m.dtype);
+    } else if (md.name.startsWith('present.') || md.name.startsWith('new_key_values.')) check(md, kvShape, m.dtype);
   }
   return logitsHalf;
 }
@@ -176,7 +218,7 @@ function checkGraph(session: ort.InferenceSession, m: ExportManifest, where: str
 function loadPrefix(file: string, m: ExportManifest): KvCache {
   const tensors = readSafetensors(file);
   const want = [1, m.num_heads, m.prefix_length, m.head_dim];
-  const kv: KvCache = { length: m.prefix_length, keys: [], values: [] };
+  const kv: KvCache = { length: m.prefix_length, capacity: m.prefix_length, keys: [], values: [] };
   for (let i = 0; i < m.num_layers; i++) {
     for (const part of ['key', 'value'] as const) {
       const name = `past_key_values.${i}.${part}`;

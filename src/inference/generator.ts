@@ -49,7 +49,8 @@ export class Generator {
     // KV reuse: the longest common token prefix with the cached ids; at least one token is always run.
     let reused = p.reuseCache === false ? 0 : Math.min(commonPrefixLength(this.cachedIds, ids), ids.length - 1);
     const prefixLen = m.prefix_length;
-    let kv = reused > 0 ? truncateKv(this.kv, prefixLen + reused, m.num_heads, m.head_dim) : this.model.prefix;
+    let kv = reused > 0 ? truncateKv(this.kv, prefixLen + reused) : this.model.prefix;
+    const reserve = prefixLen + ids.length + p.maxTokens;
     this.cachedIds = ids.slice(0, reused);
     this.kv = kv;
 
@@ -64,7 +65,7 @@ export class Generator {
     for (let at = reused; at < ids.length; at += this.chunk) {
       if (hooks.aborted()) return result('aborted', '', [], performance.now());
       const part = ids.slice(at, at + this.chunk);
-      ({ logits, kv } = await this.model.forward(part, kv));
+      ({ logits, kv } = await this.model.forward(part, kv, reserve));
       this.cachedIds = ids.slice(0, at + part.length);
       this.kv = kv;
     }
@@ -100,7 +101,7 @@ export class Generator {
         finish = 'aborted';
         break;
       }
-      ({ logits, kv } = await this.model.forward([next], kv));
+      ({ logits, kv } = await this.model.forward([next], kv, reserve));
       this.cachedIds.push(next);
       this.kv = kv;
     }

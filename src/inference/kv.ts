@@ -7,26 +7,45 @@ export type KvData = Float32Array | Uint16Array;
 export interface KvCache {
   /** Positions held (prefix tokens + prompt/generated tokens). */
   length: number;
+  /**
+   * Positions each array has room for: [1, num_heads, capacity, head_dim]. A packed cache (the graph's `present`)
+   * has capacity == length; a slotted cache has free slots after `length`, which the engine masks out and fills
+   * in place (docs/export.md, "Slotted cache").
+   */
+  capacity: number;
   keys: KvData[];
   values: KvData[];
 }
 
 export function emptyKv(numLayers: number, dtype: 'float32' | 'float16'): KvCache {
   const mk = () => (dtype === 'float16' ? new Uint16Array(0) : new Float32Array(0));
-  return { length: 0, keys: Array.from({ length: numLayers }, mk), values: Array.from({ length: numLayers }, mk) };
+  return { length: 0, capacity: 0, keys: Array.from({ length: numLayers }, mk), values: Array.from({ length: numLayers }, mk) };
 }
 
-/** The first `keep` positions of the cache (a copy; each head's rows are contiguous). */
-export function truncateKv(kv: KvCache, keep: number, numHeads: number, headDim: number): KvCache {
-  if (keep >= kv.length) return kv;
-  const cut = (a: KvData): KvData => {
-    const out = new (a.constructor as { new (n: number): KvData })(numHeads * keep * headDim);
-    const src = kv.length * headDim;
-    const dst = keep * headDim;
-    for (let h = 0; h < numHeads; h++) out.set(a.subarray(h * src, h * src + dst), h * dst);
+/** The first `keep` positions: the same arrays with fewer positions counted (later slots become free). */
+export function truncateKv(kv: KvCache, keep: number): KvCache {
+  return keep >= kv.length ? kv : { ...kv, length: keep };
+}
+
+/**
+ * A copy of `kv`'s positions in arrays of `capacity` slots per head (capacity == length gives the packed layout the
+ * graph's past inputs take). Each head's rows are contiguous, so heads move one block at a time.
+ */
+export function resizeKv(kv: KvCache, capacity: number, numHeads: number, headDim: number): KvCache {
+  if (capacity < kv.length) throw new RangeError(`resizeKv: capacity ${capacity} < length ${kv.length}`);
+  const move = (a: KvData): KvData => {
+    const out = new (a.constructor as { new (n: number): KvData })(numHeads * capacity * headDim);
+    const rows = kv.length * headDim;
+    for (let h = 0; h < numHeads; h++) out.set(a.subarray(h * kv.capacity * headDim, h * kv.capacity * headDim + rows), h * capacity * headDim);
     return out;
   };
-  return { length: keep, keys: kv.keys.map(cut), values: kv.values.map(cut) };
+  return { length: kv.length, capacity, keys: kv.keys.map(move), values: kv.values.map(move) };
+}
+
+/** Writes `fresh` ([1, num_heads, n, head_dim]) into slots length..length+n-1 of `dst` (capacity slots per head). */
+export function writeSlots(dst: KvData, capacity: number, length: number, fresh: KvData, n: number, numHeads: number, headDim: number): void {
+  const rows = n * headDim;
+  for (let h = 0; h < numHeads; h++) dst.set(fresh.subarray(h * rows, (h + 1) * rows), (h * capacity + length) * headDim);
 }
 
 /** Length of the longest common prefix of two id lists. */

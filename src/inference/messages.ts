@@ -51,6 +51,7 @@ export interface WorkerInit {
   threads?: number;
   optimization?: GraphOptimization;
   prepack?: boolean;
+  slottedCache?: boolean;
   prefillChunk?: number;
   /** Int32Array view: slot ABORT_SLOT holds the id of the request to abort. */
   abortFlag: SharedArrayBuffer;
@@ -62,6 +63,8 @@ export interface EngineInfo {
   loadMs: number;
   threads: number;
   modelPath: string;
+  /** 'slotted': engine-owned KV slots (exports with new_key_values outputs); 'packed': present fed back. */
+  kvCache: 'slotted' | 'packed';
 }
 
 export type HostToWorker =

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { argmax, createRng, sampleToken } from '../../src/inference/sampling';
 import { StopMatcher } from '../../src/inference/stop';
 import { parseSafetensors, tensorData } from '../../src/inference/safetensors';
-import { commonPrefixLength, fromFloat16Bits, toFloat16Bits, truncateKv } from '../../src/inference/kv';
+import { commonPrefixLength, fromFloat16Bits, resizeKv, toFloat16Bits, truncateKv, writeSlots } from '../../src/inference/kv';
 import { checkManifest, readManifest } from '../../src/inference/manifest';
 import { EngineError } from '../../src/inference/errors';
 import { validateParams } from '../../src/inference/generator';
@@ -124,14 +124,22 @@ test('safetensors: parses tensors and rejects truncated or inconsistent files', 
   err(huge, /exceeds the file size/);
 });
 
-test('KV truncation keeps the first positions of every head', () => {
+test('KV truncation, resizing and slot writes keep every head\'s positions in order', () => {
   // 2 heads, 3 positions, head_dim 2: value = head*100 + pos*10 + d
   const mk = () => Float32Array.from({ length: 12 }, (_, i) => Math.floor(i / 6) * 100 + Math.floor((i % 6) / 2) * 10 + (i % 2));
-  const kv = { length: 3, keys: [mk()], values: [mk()] };
-  const cut = truncateKv(kv, 2, 2, 2);
+  const kv = { length: 3, capacity: 3, keys: [mk()], values: [mk()] };
+  const cut = truncateKv(kv, 2);
   assert.equal(cut.length, 2);
-  assert.deepEqual(Array.from(cut.keys[0]), [0, 1, 10, 11, 100, 101, 110, 111]);
-  assert.equal(truncateKv(kv, 3, 2, 2), kv);
+  assert.equal(cut.keys[0], kv.keys[0]); // a view: no copy until the slots are reused
+  assert.equal(truncateKv(kv, 3), kv);
+  const packed = resizeKv(cut, 2, 2, 2);
+  assert.deepEqual(Array.from(packed.keys[0]), [0, 1, 10, 11, 100, 101, 110, 111]);
+  const roomy = resizeKv(cut, 4, 2, 2);
+  assert.deepEqual(Array.from(roomy.keys[0]), [0, 1, 10, 11, 0, 0, 0, 0, 100, 101, 110, 111, 0, 0, 0, 0]);
+  // one new position per head: [head0: 20, 21], [head1: 120, 121]
+  writeSlots(roomy.keys[0], 4, 2, Float32Array.from([20, 21, 120, 121]), 1, 2, 2);
+  assert.deepEqual(Array.from(roomy.keys[0]), [0, 1, 10, 11, 20, 21, 0, 0, 100, 101, 110, 111, 120, 121, 0, 0]);
+  assert.throws(() => resizeKv(kv, 2, 2, 2), RangeError);
   assert.equal(commonPrefixLength([1, 2, 3], [1, 2, 4, 5]), 2);
   assert.equal(commonPrefixLength([], [1]), 0);
 });

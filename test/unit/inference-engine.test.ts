@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CompletionEngine, EngineError } from '../../src/inference';
+import { DecoderModel } from '../../src/inference/decoder';
+import { readManifest } from '../../src/inference/manifest';
 import { copyExport, editManifest, parityExports, type ParityReference } from './inference-fixtures';
 
 let exports: { variant: string; dir: string; ref: ParityReference }[];
@@ -46,6 +48,55 @@ test('parity with PyTorch: last-position logits within 1e-4 and greedy tokens eq
       assert.equal(r.finishReason, 'length');
     }
     t.diagnostic(`${variant}: max |logit diff| ${worst.toExponential(2)}, ${ref.prompts.length} prompts x ${ref.greedy_steps} greedy tokens equal`);
+  }
+});
+
+test('slotted and packed KV caches give the same tokens (the packed path serves exports older than new_key_values)', async t => {
+  for (const variant of ['lora', 'prefix_tuning']) {
+    const { dir, ref } = byVariant(variant);
+    const packed = await CompletionEngine.load(dir, { ...opts, slottedCache: false });
+    try {
+      await engine.reload(dir);
+      assert.equal(engine.info.kvCache, 'slotted');
+      assert.equal(packed.info.kvCache, 'packed');
+      for (const prompt of ref.prompts) {
+        const a = await engine.generate(prompt, { maxTokens: 80, ignoreEos: true, reuseCache: false });
+        const b = await packed.generate(prompt, { maxTokens: 80, ignoreEos: true, reuseCache: false });
+        assert.deepEqual(a.tokens, b.tokens, `${variant}: ${JSON.stringify(prompt)}`);
+      }
+      // typing, deleting and typing again: each request reuses a truncated cache and writes over its free slots
+      let text = ref.prompts[0];
+      for (const edit of ['x', '<del>', '<del>', 'yz', '(']) {
+        text = edit === '<del>' ? text.slice(0, -1) : text + edit;
+        const a = await engine.generate(text, { maxTokens: 8, ignoreEos: true });
+        const b = await packed.generate(text, { maxTokens: 8, ignoreEos: true, reuseCache: false });
+        assert.deepEqual(a.tokens, b.tokens, `${variant}: after ${edit}`);
+      }
+      t.diagnostic(`${variant}: ${ref.prompts.length} prompts x 80 tokens and 5 edits agree`);
+    } finally {
+      await packed.dispose();
+    }
+  }
+  // Without a reservation the slots grow step by step (64, 80, 128, ...): every reallocation keeps the cache intact.
+  const { manifest, files } = readManifest(byVariant('prefix_tuning').dir);
+  const [slotted, plain] = await Promise.all([true, false].map(s => DecoderModel.load(files, manifest, { threads: 1, slottedCache: s })));
+  try {
+    let a = await slotted.forward([5, 17, 42], slotted.prefix);
+    let b = await plain.forward([5, 17, 42], plain.prefix);
+    const capacities = new Set<number>();
+    for (let step = 0; step < 150; step++) {
+      let worst = 0;
+      for (let i = 0; i < a.logits.length; i++) worst = Math.max(worst, Math.abs(a.logits[i] - b.logits[i]));
+      assert.ok(worst <= 1e-4, `step ${step}: max |logit diff| ${worst}`);
+      capacities.add(a.kv.capacity);
+      const next = a.logits.indexOf(Math.max(...a.logits));
+      a = await slotted.forward([next], a.kv);
+      b = await plain.forward([next], b.kv);
+    }
+    assert.equal(a.kv.length, manifest.prefix_length + 153);
+    assert.ok(capacities.size >= 3, `capacities seen: ${[...capacities]}`);
+  } finally {
+    await Promise.all([slotted.release(), plain.release()]);
   }
 });
 

@@ -165,9 +165,43 @@ def test_onnx_signature_is_the_contract(exported):
     assert inputs["past_key_values.0.key"] == (f32, ["batch", m["num_heads"], "past_seq", m["head_dim"]])
     assert outputs["logits"] == (f32, ["batch", "seq", m["vocab_size"]])
     assert outputs["present.1.value"] == (f32, ["batch", m["num_heads"], "total_seq", m["head_dim"]])
+    assert outputs["new_key_values.1.value"] == (f32, ["batch", m["num_heads"], "seq", m["head_dim"]])
     # one vocabulary matrix (embeddings and lm_head share it), not a folded transposed copy
     vocab_sized = [t for t in graph.initializer if m["vocab_size"] in t.dims and m["hidden_size"] in t.dims]
     assert len(vocab_sized) == 1
+
+
+@pytest.mark.parametrize("variant", ["lora", "prefix_tuning"])
+def test_slotted_cache_matches_present(exported, variant):
+    """The TS engine's fast path (docs/export.md, "Slotted cache"): a fixed-capacity past whose unused slots are
+    masked with zeros, and only new_key_values fetched and written into the next free slots. Its logits and greedy
+    tokens must equal the plain path (present fed back as the past)."""
+    e = exported(variant)
+    d, m = e.decoder, e.decoder.manifest
+    layers = m["num_layers"]
+    present = [f"present.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+    new = E.new_kv_names(layers)
+    prefix = d.initial_past()
+    p, cap, steps = prefix[0].shape[2], prefix[0].shape[2] + len(e.ids) + 9, 8
+    # garbage in the free slots: masking, not zeros, must make them invisible
+    slots = [np.concatenate([t, np.full((1, m["num_heads"], cap - p, m["head_dim"]), 7.0, t.dtype)], axis=2) for t in prefix]
+    length, plain_past, ids = p, prefix, [e.ids]
+    for _ in range(steps):
+        n = len(ids[0])
+        mask = np.zeros((1, cap + n), np.int64)
+        mask[0, :length] = 1
+        mask[0, cap:] = 1
+        out = d.session.run(["logits", *new], {"input_ids": np.array(ids, np.int64), "attention_mask": mask,
+                                               **dict(zip(d.names, slots))})
+        ref_logits, plain_past = d.step(ids, plain_past)
+        assert max_diff(out[0], ref_logits) <= 1e-4
+        for slot, fresh, full in zip(slots, out[1:], plain_past):
+            assert fresh.shape == (1, m["num_heads"], n, m["head_dim"])
+            assert max_diff(fresh, full[:, :, -n:]) <= 1e-5
+            slot[:, :, length:length + n] = fresh
+        length += n
+        ids = [[int(out[0][0, -1].argmax())]]
+    assert length == p + len(e.ids) + steps - 1 <= cap
 
 
 @pytest.mark.parametrize("variant", ["prompt_tuning", "prefix_tuning_projection"])

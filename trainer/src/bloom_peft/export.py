@@ -49,7 +49,14 @@ def input_names(num_layers: int) -> list[str]:
 
 
 def output_names(num_layers: int) -> list[str]:
-    return ["logits"] + [f"present.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
+    return (["logits"] + [f"present.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
+            + new_kv_names(num_layers))
+
+
+def new_kv_names(num_layers: int) -> list[str]:
+    """The KV of the new positions only (the last `seq` of present): an engine that keeps its own cache fetches these
+    instead of present, so each step copies a few rows out of onnxruntime instead of the whole cache."""
+    return [f"new_key_values.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
 
 
 def _dynamic_axes(num_layers: int) -> dict:
@@ -57,8 +64,10 @@ def _dynamic_axes(num_layers: int) -> dict:
             "logits": {0: "batch", 1: "seq"}}
     for name in input_names(num_layers)[2:]:
         axes[name] = {0: "batch", 2: "past_seq"}
-    for name in output_names(num_layers)[1:]:
+    for name in output_names(num_layers)[1:2 * num_layers + 1]:
         axes[name] = {0: "batch", 2: "total_seq"}
+    for name in new_kv_names(num_layers):
+        axes[name] = {0: "batch", 2: "seq"}
     return axes
 
 
@@ -110,7 +119,7 @@ def reduce_for_serving(model, method: str):
 
 
 def _decoder_with_past(model):
-    """A module with the contract's flat signature: (input_ids, attention_mask, *past) -> (logits, *present)."""
+    """A module with the contract's flat signature: (input_ids, attention_mask, *past) -> (logits, *present, *new)."""
     import torch
     from transformers.cache_utils import DynamicCache
 
@@ -141,7 +150,9 @@ def _decoder_with_past(model):
             hidden = out.last_hidden_state
             logits = torch.matmul(hidden, self.vocab_t) if self.tied else self.lm_head(hidden)
             present = [t for kv in _cache_kv(out.past_key_values) for t in kv]
-            return (logits.float(), *present)
+            seq = input_ids.shape[1]
+            new = [t[:, :, t.shape[2] - seq:, :] for t in present]
+            return (logits.float(), *present, *new)
 
     return DecoderWithPast(model).eval()
 
@@ -338,9 +349,10 @@ def ort_logits(export_dir: Path, config) -> Any:
     p = past[0].shape[2]
     vocab = shapes["vocab_size"]
     ids = np.array([[min(i, vocab - 1) for i in VERIFY_IDS]], np.int64)
-    prefill = session.run(None, {"input_ids": ids, "attention_mask": np.ones((1, p + ids.shape[1]), np.int64),
-                                 **dict(zip(names[2:], past))})
-    step = session.run(None, {"input_ids": np.array([[min(VERIFY_NEXT, vocab - 1)]], np.int64),
+    fetch = output_names(shapes["num_layers"])[:1 + len(names) - 2]  # logits and present
+    prefill = session.run(fetch, {"input_ids": ids, "attention_mask": np.ones((1, p + ids.shape[1]), np.int64),
+                                  **dict(zip(names[2:], past))})
+    step = session.run(fetch, {"input_ids": np.array([[min(VERIFY_NEXT, vocab - 1)]], np.int64),
                               "attention_mask": np.ones((1, p + ids.shape[1] + 1), np.int64),
                               **dict(zip(names[2:], prefill[1:]))})
     return np.concatenate([prefill[0], step[0]], axis=1)
