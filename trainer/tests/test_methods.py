@@ -246,3 +246,26 @@ def test_prompt_tuning_text_init_for_a_hub_model_stays_offline(monkeypatch):
     assert torch.equal(peft_model.prompt_encoder["default"].embedding.weight.detach(),
                        peft_model.get_input_embeddings().weight[torch.tensor(ids)].detach())
     assert peft_model.peft_config["default"].tokenizer_name_or_path == "bigscience/bloom-560m"
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_response_loss_equals_the_models_loss(variant, batch):
+    """The trainer computes logits from the first label position on only (train.response_loss_sum): same loss and
+    same gradients as the model's own loss over all positions, for every method (prompt learning prepends tokens)."""
+    from bloom_peft.train import first_label_position, label_count, response_loss_sum
+
+    model, _ = fresh(VARIANTS[variant])
+    model.eval()  # no dropout: both passes see the same network
+    first = first_label_position(batch["labels"])
+    assert first > 0  # the prompt is skipped: that is the point
+    ref = model(**batch).loss
+    ref.backward()
+    ref_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    n = label_count(batch)
+    loss = response_loss_sum(model, batch, first) / n
+    loss.backward()
+    assert abs(loss.item() - ref.item()) <= 1e-5 * max(1.0, abs(ref.item()))
+    for name, g in ref_grads.items():
+        p = dict(model.named_parameters())[name]
+        assert torch.allclose(p.grad, g, rtol=1e-4, atol=1e-6), name

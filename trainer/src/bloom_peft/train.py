@@ -567,6 +567,31 @@ def label_count(chunk: dict) -> int:
     return int((chunk["labels"][:, 1:] != -100).sum())  # the model predicts token t+1 from t
 
 
+def first_label_position(labels) -> int:
+    """The first position whose next token is a label in any row (0 when there are none)."""
+    has = (labels[:, 1:] != -100).any(dim=0).nonzero()
+    return int(has[0]) if len(has) else 0
+
+
+def response_loss_sum(model, chunk: dict, first: int):
+    """Summed cross-entropy over the label tokens of `chunk` (already on the device), the logits computed from
+    position `first` on only (`logits_to_keep`). The prompt's logits would be masked out anyway, and with the
+    instruction template most of a row is prompt; the [tokens x vocabulary] lm_head and softmax are the largest
+    cost of a small model's step and the largest tensor of a big one's (250,880 columns for bloom-560m).
+    Counting from the end also holds for prompt-learning methods, which prepend virtual tokens.
+    BLOOM_PEFT_FULL_LOGITS=1 computes every position's logits (the A/B baseline in docs/benchmarks.md)."""
+    import torch.nn.functional as F
+
+    if os.environ.get("BLOOM_PEFT_FULL_LOGITS") == "1":
+        first = 0
+    labels = chunk["labels"]
+    keep = labels.shape[1] - first
+    out = model(input_ids=chunk["input_ids"], attention_mask=chunk["attention_mask"], logits_to_keep=keep)
+    logits = out.logits[:, :-1]  # positions first..seq-2 predict labels first+1..seq-1
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels[:, first + 1:].reshape(-1),
+                           ignore_index=-100, reduction="sum")
+
+
 def forward_backward(model, batches: list[dict], micro: int, accelerator, hooks: "TestHooks", step: int):
     """Accumulate gradients over the step's micro-batches; the loss is the token-weighted mean of the step."""
     import torch
@@ -578,12 +603,13 @@ def forward_backward(model, batches: list[dict], micro: int, accelerator, hooks:
     tokens = samples = 0
     for i, (chunk, n) in enumerate(zip(chunks, counts)):
         hooks.maybe_oom(chunk)
+        first = first_label_position(chunk["labels"])  # on the CPU copy: no device sync
         chunk = {k: v.to(accelerator.device, non_blocking=True) for k, v in chunk.items()}
         sync = i == len(chunks) - 1
         with contextlib.nullcontext() if sync else accelerator.no_sync(model):
-            out = model(input_ids=chunk["input_ids"], attention_mask=chunk["attention_mask"], labels=chunk["labels"])
             # a chunk whose responses were all truncated away has no labels: keep the graph, add nothing
-            loss = out.loss * (n / total_labels) if n else out.logits.sum() * 0.0
+            loss = response_loss_sum(model, chunk, first) / total_labels if n else \
+                model(input_ids=chunk["input_ids"], attention_mask=chunk["attention_mask"], logits_to_keep=1).logits.sum() * 0.0
             loss = hooks.maybe_nan(loss, step)
             accelerator.backward(loss)
         loss_sum += loss.detach().float()
@@ -611,10 +637,11 @@ def evaluate_loss(model, rows: list, collate_fn, batch_size: int, accelerator, s
                 n = label_count(batch)
                 if not n:
                     continue
+                first = first_label_position(batch["labels"])
                 batch = {k: v.to(accelerator.device) for k, v in batch.items()}
                 with accelerator.autocast():
-                    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
-                total += torch.tensor([out.loss.float().item() * n, n], dtype=torch.float64, device=accelerator.device)
+                    loss_sum = response_loss_sum(model, batch, first)
+                total += torch.tensor([loss_sum.item(), n], dtype=torch.float64, device=accelerator.device)
     finally:
         model.train()
     if world > 1:
