@@ -1,7 +1,8 @@
 // `npm run bench` (not a test): CPU benchmarks against baselines run in the same invocation, results appended
 // to docs/benchmarks.md with the date and the machine.
 //
-//   node scripts/bench.mjs [--only train,engine,pipeline] [--steps 60] [--eval-every 5] [--no-write] [--engine-json F]
+//   node scripts/bench.mjs [--only train,engine,pipeline] [--steps 60] [--eval-every 5] [--seeds 42,1,2,3]
+//        [--threads 2] [--train-threads N] [--no-write] [--engine-json F]
 //
 // train:    the tutorial's HF Trainer recipe vs `python -m bloom_peft train` (scripts/bench/train_bench.py)
 // engine:   the TS engine vs transformers generate, warm vs cold, decode ms/token of a bloom-560m-shaped export
@@ -73,24 +74,33 @@ print(json.dumps({"copy_GBs": 2 * a.nbytes / best / 1e9}))`])[0]);
 function trainPart() {
   const steps = opt('steps', '60');
   const every = opt('eval-every', '5');
-  log(`train: baseline (HF Trainer, batch 1 x accum 8) and the project trainer, ${steps} steps each (a few minutes)`);
-  const r = lastJson(run(PY, ['scripts/bench/train_bench.py', '--steps', steps, '--eval-every', every, '--threads', '1'], pyEnv)[0]);
+  // Several seeds: with 8-row steps a run crosses the target between two evals 5 steps apart, so one seed's
+  // ratio swings by tens of percent; the median is the figure, each seed's row is kept.
+  const seeds = opt('seeds', '42,1,2,3').split(',').map(s => s.trim()).filter(Boolean);
+  const trainThreads = opt('train-threads', THREADS);
+  log(`train: baseline (HF Trainer, batch 1 x accum 8) and the project trainer, ${steps} steps each, seeds ${seeds.join(', ')}, ${trainThreads} thread(s) (a few minutes)`);
+  const results = seeds.map(seed => lastJson(run(PY, ['scripts/bench/train_bench.py', '--steps', steps, '--eval-every', every, '--threads', trainThreads, '--seed', seed], pyEnv)[0]));
+  const r = results[0];
   const names = Object.keys(r).filter(k => k === 'baseline' || k.startsWith('project_'));
-  const rows = names.map(k => {
-    const x = r[k];
-    const hit = r.time_to_target[k];
-    const sp = k === 'baseline' ? 1 : r.speedup_time_to_target[k];
-    return `| ${k} | ${hit ? `${f(hit.t)} s (step ${hit.step})` : 'not reached'} | **${f(sp, 2)}x** | ${f(x.tokens_per_s, 0)} | ${f(k === 'baseline' ? 1 : r.speedup_tokens_per_s[k], 2)}x | ${f(x.train_s_excl_eval)} | ${f(x.eval_s)} | ${f(Math.min(...x.evals.map(e => e.eval_loss)), 3)} | ${f(x.peak_rss_mib, 0)} |`;
-  });
-  const curve = names.map(k => `- ${k}: ${r[k].evals.map(e => `${e.step}:${f(e.eval_loss, 3)}@${f(e.t, 0)}s`).join(' ')}`);
+  const median = xs => [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1];
+  const seedRows = results.flatMap((x, i) => names.map(k => {
+    const hit = x.time_to_target[k];
+    const sp = k === 'baseline' ? 1 : x.speedup_time_to_target[k];
+    return `| ${seeds[i]} | ${k} | ${hit ? `${f(hit.t)} s (step ${hit.step})` : 'not reached'} | **${f(sp, 2)}x** | ${f(x[k].tokens_per_s, 0)} | ${f(k === 'baseline' ? 1 : x.speedup_tokens_per_s[k], 2)}x | ${f(x[k].train_s_excl_eval)} | ${f(x[k].eval_s)} | ${f(Math.min(...x[k].evals.map(e => e.eval_loss)), 3)} | ${f(x[k].peak_rss_mib, 0)} |`;
+  }));
+  const medians = names.filter(k => k !== 'baseline').map(k => `- ${k}: time to target **${f(median(results.map(x => x.speedup_time_to_target[k])), 2)}x** (seeds: ${results.map(x => f(x.speedup_time_to_target[k], 2)).join(', ')}), tokens/s ${f(median(results.map(x => x.speedup_tokens_per_s[k])), 2)}x`);
+  const curve = results.flatMap((x, i) => names.map(k => `- seed ${seeds[i]}, ${k}: ${x[k].evals.map(e => `${e.step}:${f(e.eval_loss, 3)}@${f(e.t, 0)}s`).join(' ')}`));
   return [
     `### Training (CPU): time to the same eval loss`,
     '',
-    `${r.method} fine-tuning of ${path.relative(ROOT, r.model)} on examples/code-tasks (400 train rows, 60 held-out), lr ${r.lr} linear, 8 rows per optimizer step, ${r.steps} steps, eval every ${r.eval_every} steps (token-weighted held-out loss, same definition on both sides), torch threads ${r.threads}. Baseline: the tutorial's recipe (HF Trainer, per_device_train_batch_size 1, gradient_accumulation_steps 8, fp32, DataCollatorForSeq2Seq, Human/Assistant template, -100 prompt masking, max length 256). Project: \`python -m bloom_peft train\`, micro-batch 8, with and without length grouping. Target eval loss = the lowest loss every run reaches: **${f(r.target_eval_loss, 4)}**. Times are wall time from the start of the training loop (evals included). Load average at the end: ${r.load_average.map(x => x.toFixed(1)).join(' ')}.`,
+    `${r.method} fine-tuning of ${path.relative(ROOT, r.model)} on examples/code-tasks (400 train rows, 60 held-out), lr ${r.lr} linear, 8 rows per optimizer step, ${r.steps} steps, eval every ${r.eval_every} steps (token-weighted held-out loss, same definition on both sides), torch threads ${r.threads}, seeds ${seeds.join(', ')} (data order and initialization of both sides). Baseline: the tutorial's recipe (HF Trainer, per_device_train_batch_size 1, gradient_accumulation_steps 8, fp32, DataCollatorForSeq2Seq, Human/Assistant template, -100 prompt masking, max length 256). Project: \`python -m bloom_peft train\`, micro-batch 8, with and without length grouping. Per seed, target eval loss = the lowest loss every run of that seed reaches (${results.map(x => f(x.target_eval_loss, 3)).join(', ')}). Times are wall time from the start of the training loop (evals included). Load average at the end: ${results.at(-1).load_average.map(x => x.toFixed(1)).join(' ')}.`,
     '',
-    '| run | time to target | speedup | tokens/s (excl. eval) | tokens/s ratio | train s | eval s | best eval loss | peak RSS MiB |',
-    '|---|---|---|---|---|---|---|---|---|',
-    ...rows,
+    'Medians over the seeds:',
+    ...medians,
+    '',
+    '| seed | run | time to target | speedup | tokens/s (excl. eval) | tokens/s ratio | train s | eval s | best eval loss | peak RSS MiB |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...seedRows,
     '',
     'Eval curves (step:loss@seconds):',
     ...curve,
