@@ -43,6 +43,11 @@ export class DecoderModel {
     readonly threads: number,
     /** true: the slotted-cache path (see DecoderOptions.slottedCache). */
     readonly slotted: boolean,
+    /**
+     * true: the graph takes `logits_to_keep` and computes the last position's logits only (exports since
+     * 2026-11-28), so a prompt can be prefilled in one run; older graphs compute [seq x vocab] logits.
+     */
+    readonly lastLogitsOnly: boolean,
   ) {}
 
   static async load(files: ExportFiles, manifest: ExportManifest, opts: DecoderOptions = {}): Promise<DecoderModel> {
@@ -67,7 +72,8 @@ export class DecoderModel {
       const logitsHalf = checkGraph(session, manifest, files.model);
       const prefix = manifest.prefix_length > 0 ? loadPrefix(files.prefixKv!, manifest) : emptyKv(manifest.num_layers, manifest.dtype);
       const slotted = opts.slottedCache !== false && session.outputNames.includes('new_key_values.0.key');
-      const model = new DecoderModel(session, manifest, prefix, logitsHalf, threads, slotted);
+      const lastLogitsOnly = session.inputNames.includes('logits_to_keep');
+      const model = new DecoderModel(session, manifest, prefix, logitsHalf, threads, slotted, lastLogitsOnly);
       await model.probe(files.model);
       return model;
     } catch (e) {
@@ -98,6 +104,7 @@ export class DecoderModel {
       input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, n]),
       attention_mask: new ort.Tensor('int64', mask, [1, slots + n]),
     };
+    if (this.lastLogitsOnly) feeds.logits_to_keep = new ort.Tensor('int64', BigInt64Array.of(1n), []);
     const dims = [1, m.num_heads, slots, m.head_dim];
     for (let i = 0; i < m.num_layers; i++) {
       feeds[`past_key_values.${i}.key`] = new ort.Tensor(m.dtype, kv.keys[i], dims);
@@ -176,6 +183,7 @@ function checkGraph(session: ort.InferenceSession, m: ExportManifest, where: str
     throw new EngineError('MODEL_MISMATCH', `${where}: ${msg}`, { path: where, hint: 'manifest.json and model.onnx come from different exports, or the graph was not made by the bloom_peft exporter; export the run again' });
   };
   const wantIn = ['input_ids', 'attention_mask'];
+  if (session.inputNames.includes('logits_to_keep')) wantIn.push('logits_to_keep');
   const wantOut = ['logits'];
   for (let i = 0; i < m.num_layers; i++) {
     wantIn.push(`past_key_values.${i}.key`, `past_key_values.${i}.value`);
@@ -203,6 +211,7 @@ function checkGraph(session: ort.InferenceSession, m: ExportManifest, where: str
   };
   for (const md of meta.inputMetadata ?? []) {
     if (md.name === 'input_ids' || md.name === 'attention_mask') check(md, [null, null], 'int64');
+    else if (md.name === 'logits_to_keep') check(md, [], 'int64');
     else check(md, kvShape, m.dtype);
   }
   for (const md of meta.outputMetadata ?? []) {

@@ -15,8 +15,12 @@ export interface GenerateHooks {
   onText?(text: string): void;
 }
 
-/** Logits of the whole prompt at once cost seq x vocab floats; prefill in chunks of about 32 MB. */
+/**
+ * Graphs without `logits_to_keep` return the logits of every prompt position (seq x vocab floats): prefill those
+ * in chunks of about 32 MB. Others return the last position's only; their chunks bound activations instead.
+ */
 const LOGITS_BUDGET = 8 * 1024 * 1024;
+const MAX_CHUNK = 512;
 
 export class Generator {
   /** Token ids whose KV is in `kv` (after the prefix), from the last request. */
@@ -26,7 +30,7 @@ export class Generator {
 
   constructor(private readonly model: DecoderModel, private readonly tokenizer: TextTokenizer, prefillChunk?: number) {
     this.kv = model.prefix;
-    this.chunk = prefillChunk ?? Math.max(1, Math.min(512, Math.floor(LOGITS_BUDGET / model.manifest.vocab_size)));
+    this.chunk = prefillChunk ?? (model.lastLogitsOnly ? MAX_CHUNK : Math.max(1, Math.min(MAX_CHUNK, Math.floor(LOGITS_BUDGET / model.manifest.vocab_size))));
   }
 
   resetCache(): void {

@@ -163,7 +163,8 @@ def test_onnx_signature_is_the_contract(exported):
     assert inputs["input_ids"] == (i64, ["batch", "seq"])
     assert inputs["attention_mask"] == (i64, ["batch", "total_seq"])
     assert inputs["past_key_values.0.key"] == (f32, ["batch", m["num_heads"], "past_seq", m["head_dim"]])
-    assert outputs["logits"] == (f32, ["batch", "seq", m["vocab_size"]])
+    assert inputs["logits_to_keep"] == (i64, [])
+    assert outputs["logits"] == (f32, ["batch", "logits_seq", m["vocab_size"]])
     assert outputs["present.1.value"] == (f32, ["batch", m["num_heads"], "total_seq", m["head_dim"]])
     assert outputs["new_key_values.1.value"] == (f32, ["batch", m["num_heads"], "seq", m["head_dim"]])
     # one vocabulary matrix (embeddings and lm_head share it), not a folded transposed copy
@@ -192,15 +193,23 @@ def test_slotted_cache_matches_present(exported, variant):
         mask[0, :length] = 1
         mask[0, cap:] = 1
         out = d.session.run(["logits", *new], {"input_ids": np.array(ids, np.int64), "attention_mask": mask,
-                                               **dict(zip(d.names, slots))})
+                                               "logits_to_keep": np.array(1, np.int64), **dict(zip(d.names, slots))})
         ref_logits, plain_past = d.step(ids, plain_past)
-        assert max_diff(out[0], ref_logits) <= 1e-4
+        assert out[0].shape == (1, 1, m["vocab_size"])  # the last position's only
+        assert max_diff(out[0][:, -1], ref_logits[:, -1]) <= 1e-4
         for slot, fresh, full in zip(slots, out[1:], plain_past):
             assert fresh.shape == (1, m["num_heads"], n, m["head_dim"])
             assert max_diff(fresh, full[:, :, -n:]) <= 1e-5
             slot[:, :, length:length + n] = fresh
         length += n
         ids = [[int(out[0][0, -1].argmax())]]
+    # logits_to_keep k keeps the last k positions; 0 keeps all
+    for k, want in ((0, len(e.ids)), (3, 3), (len(e.ids) + 5, len(e.ids))):
+        mask = np.ones((1, p + len(e.ids)), np.int64)
+        out = d.session.run(["logits"], {"input_ids": np.array([e.ids], np.int64), "attention_mask": mask,
+                                         "logits_to_keep": np.array(k, np.int64), **dict(zip(d.names, prefix))})[0]
+        full = d.step([e.ids], prefix)[0]
+        assert out.shape[1] == want and max_diff(out, full[:, -want:]) <= 1e-4, k
     assert length == p + len(e.ids) + steps - 1 <= cap
 
 
@@ -211,7 +220,7 @@ def test_prefix_kv_file(exported, variant):
     e = exported(variant)
     m = e.decoder.manifest
     kv = load_file(str(e.export / "prefix_kv.safetensors"))
-    assert sorted(kv) == sorted(E.input_names(m["num_layers"])[2:])
+    assert sorted(kv) == sorted(E.past_names(m["num_layers"]))
     for t in kv.values():
         assert t.shape == (1, m["num_heads"], m["prefix_length"], m["head_dim"]) and t.dtype == np.float32
 

@@ -44,8 +44,14 @@ class ExportError(TrainerError):
 # names and shapes of the contract
 
 
+def past_names(num_layers: int) -> list[str]:
+    return [f"past_key_values.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
+
+
 def input_names(num_layers: int) -> list[str]:
-    return ["input_ids", "attention_mask"] + [f"past_key_values.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
+    # logits_to_keep (int64 scalar, exports since 2026-11-28): 0 = logits of every new position, k = of the last k.
+    # A prompt's logits are [seq x vocab]: for bloom-560m the lm_head over them is about half of a prefill's work.
+    return ["input_ids", "attention_mask"] + past_names(num_layers) + ["logits_to_keep"]
 
 
 def output_names(num_layers: int) -> list[str]:
@@ -61,8 +67,8 @@ def new_kv_names(num_layers: int) -> list[str]:
 
 def _dynamic_axes(num_layers: int) -> dict:
     axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "total_seq"},
-            "logits": {0: "batch", 1: "seq"}}
-    for name in input_names(num_layers)[2:]:
+            "logits": {0: "batch", 1: "logits_seq"}}
+    for name in past_names(num_layers):
         axes[name] = {0: "batch", 2: "past_seq"}
     for name in output_names(num_layers)[1:2 * num_layers + 1]:
         axes[name] = {0: "batch", 2: "total_seq"}
@@ -119,7 +125,8 @@ def reduce_for_serving(model, method: str):
 
 
 def _decoder_with_past(model):
-    """A module with the contract's flat signature: (input_ids, attention_mask, *past) -> (logits, *present, *new)."""
+    """A module with the contract's flat signature: (input_ids, attention_mask, *past, logits_to_keep) ->
+    (logits, *present, *new)."""
     import torch
     from transformers.cache_utils import DynamicCache
 
@@ -138,7 +145,8 @@ def _decoder_with_past(model):
             else:
                 self.lm_head = lm.lm_head
 
-        def forward(self, input_ids, attention_mask, *past):
+        def forward(self, input_ids, attention_mask, *past_and_keep):
+            past, logits_to_keep = past_and_keep[:-1], past_and_keep[-1]
             cache = DynamicCache(tuple((past[2 * i], past[2 * i + 1]) for i in range(self.num_layers)))
             if self.tied:
                 flat = self.vocab_t.index_select(1, input_ids.reshape(-1)).t()
@@ -148,6 +156,11 @@ def _decoder_with_past(model):
             out = self.transformer(inputs_embeds=embeds, attention_mask=attention_mask, past_key_values=cache,
                                    use_cache=True, return_dict=True)
             hidden = out.last_hidden_state
+            # positions counted from the end (seq-1 ... 0); kept: the last logits_to_keep of them, or all for 0.
+            # Tensor arithmetic only: a Python int here would freeze the traced value into the graph.
+            from_end = torch.arange(hidden.shape[1], device=hidden.device).flip(0)
+            kept = torch.nonzero((from_end < logits_to_keep) | (logits_to_keep <= 0)).reshape(-1)
+            hidden = hidden.index_select(1, kept)
             logits = torch.matmul(hidden, self.vocab_t) if self.tied else self.lm_head(hidden)
             present = [t for kv in _cache_kv(out.past_key_values) for t in kv]
             seq = input_ids.shape[1]
@@ -201,7 +214,7 @@ def export_onnx(model, path: Path, *, fp16: bool = False) -> dict:
     raw = scratch / MODEL_FILE
     with torch.no_grad(), warnings.catch_warnings(), _shape_inference_without_weights():
         warnings.simplefilter("ignore")  # TracerWarnings about Python-side branches that hold for every shape we serve
-        torch.onnx.export(wrapper, (ids, mask, *past), str(raw), input_names=input_names(layers),
+        torch.onnx.export(wrapper, (ids, mask, *past, torch.tensor(0)), str(raw), input_names=input_names(layers),
                           output_names=output_names(layers), dynamic_axes=_dynamic_axes(layers), opset_version=OPSET,
                           dynamo=False, do_constant_folding=True)
     del wrapper
@@ -334,27 +347,28 @@ def ort_logits(export_dir: Path, config) -> Any:
     from safetensors.numpy import load_file
 
     shapes = _shapes(config)
-    names = input_names(shapes["num_layers"])
+    names = past_names(shapes["num_layers"])
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = min(2, os.cpu_count() or 1)
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting on a shared machine
     session = ort.InferenceSession(str(export_dir / MODEL_FILE), opts, providers=["CPUExecutionProvider"])
-    past_type = next(i.type for i in session.get_inputs() if i.name == names[2])
+    past_type = next(i.type for i in session.get_inputs() if i.name == names[0])
     np_dtype = np.float16 if "float16" in past_type else np.float32
     if (export_dir / PREFIX_FILE).exists():
         stored = load_file(str(export_dir / PREFIX_FILE))
-        past = [stored[n] for n in names[2:]]
+        past = [stored[n] for n in names]
     else:
-        past = [np.zeros((1, shapes["num_heads"], 0, shapes["head_dim"]), np_dtype) for _ in names[2:]]
+        past = [np.zeros((1, shapes["num_heads"], 0, shapes["head_dim"]), np_dtype) for _ in names]
     p = past[0].shape[2]
     vocab = shapes["vocab_size"]
     ids = np.array([[min(i, vocab - 1) for i in VERIFY_IDS]], np.int64)
-    fetch = output_names(shapes["num_layers"])[:1 + len(names) - 2]  # logits and present
+    fetch = output_names(shapes["num_layers"])[:1 + len(names)]  # logits and present
+    every = {"logits_to_keep": np.array(0, np.int64)}
     prefill = session.run(fetch, {"input_ids": ids, "attention_mask": np.ones((1, p + ids.shape[1]), np.int64),
-                                  **dict(zip(names[2:], past))})
+                                  **dict(zip(names, past)), **every})
     step = session.run(fetch, {"input_ids": np.array([[min(VERIFY_NEXT, vocab - 1)]], np.int64),
                               "attention_mask": np.ones((1, p + ids.shape[1] + 1), np.int64),
-                              **dict(zip(names[2:], prefill[1:]))})
+                              **dict(zip(names, prefill[1:])), **every})
     return np.concatenate([prefill[0], step[0]], axis=1)
 
 

@@ -119,7 +119,7 @@ class OrtDecoder:
             attention_mask = np.ones((ids.shape[0], past[0].shape[2] + ids.shape[1]), np.int64)
         present = [n.replace("past_key_values", "present") for n in self.names]
         out = self.session.run(["logits", *present], {"input_ids": ids, "attention_mask": np.asarray(attention_mask, np.int64),
-                                                      **dict(zip(self.names, past))})
+                                                      "logits_to_keep": np.array(0, np.int64), **dict(zip(self.names, past))})
         return out[0], out[1:]
 
     def logits(self, ids: list[int]):
