@@ -250,7 +250,9 @@ def test_int8_export(exported):
     assert "MatMulInteger" in {n.op_type for n in graph.node}
     # the vocabulary matrix (lm_head and embeddings) exists once, in int8: no float32 copy left behind
     vocab = [t for t in graph.initializer if int8.decoder.manifest["vocab_size"] in t.dims]
-    assert len(vocab) == 1 and vocab[0].data_type != onnx.TensorProto.FLOAT
+    # ... and signed (export._signed_shared_weights): onnxruntime's uint8 x int8 kernel, not the slower uint8 x uint8
+    assert len(vocab) == 1 and vocab[0].data_type == onnx.TensorProto.INT8
+    assert not [t.name for t in graph.initializer if t.data_type == onnx.TensorProto.UINT8 and len(t.dims) == 2]
     assert (int8.export / "model.onnx").stat().st_size < (fp32.export / "model.onnx").stat().st_size
     ref = torch_logits(int8.model, int8.ids)
     logits = int8.decoder.logits(int8.ids)
@@ -280,6 +282,14 @@ def test_external_data_for_large_models(exported, base_dir, monkeypatch, tmp_pat
     assert m["files"]["model_data"] == "model.onnx.data" and (out / "model.onnx.data").stat().st_size > 0
     assert (out / "model.onnx").stat().st_size < (out / "model.onnx.data").stat().st_size / 5  # graph + tiny tensors
     assert max_diff(OrtDecoder(out).logits(e.ids), torch_logits(e.model, e.ids)) <= FP32_TOL
+    # int8 from an external-data float graph (bloom-560m's path): data file rewritten once, not appended to
+    q = E.export_adapter(str(base_dir), e.adapter, tmp_path / "export-int8", quantize="int8")
+    mq = json.loads((q / "manifest.json").read_text())
+    assert mq["files"]["model_data"] == "model.onnx.data"
+    size = (q / "model.onnx.data").stat().st_size
+    assert size < (out / "model.onnx.data").stat().st_size / 3  # int8, and the shifted matrix written once
+    ref = torch_logits(e.model, e.ids)
+    assert max_diff(OrtDecoder(q).logits(e.ids), ref) <= 0.1 * max(1.0, float(np.abs(ref).max()))
 
 
 def test_per_tensor_external_files_are_consolidated(exported, tmp_path):

@@ -279,6 +279,47 @@ def quantize_int8(src: Path, dst: Path) -> None:
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gather"],
                      per_channel=False, use_external_data_format=large,
                      extra_options={"MatMulConstBOnly": True})
+    _signed_shared_weights(Path(dst))
+
+
+def _signed_shared_weights(path: Path) -> None:
+    """quantize_dynamic stores the vocabulary matrix as uint8, not int8: the input-embedding Gather, which comes first,
+    quantizes it, and the lm_head MatMul reuses it. onnxruntime's uint8 x uint8 kernel reads it at about half the rate
+    of its uint8 x int8 one, and it is half of bloom-560m's int8 bytes. Shifting such a weight and its zero point by
+    -128 keeps every q - zero_point, so the graph computes the same values (measured: the same logits, decode step
+    1.1-1.2x faster)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(path))  # external data too: the tensors are rewritten
+    inits = {t.name: t for t in proto.graph.initializer}
+    readers: dict[str, set] = {}
+    for node in proto.graph.node:
+        for name in node.input:
+            readers.setdefault(name, set()).add(node.op_type)
+    # ops that take int8 where they took uint8, with the zero point's type following the data's
+    accepting = {"Gather", "DequantizeLinear", "MatMulInteger"}
+    targets = set()
+    for node in proto.graph.node:
+        if node.op_type != "MatMulInteger" or len(node.input) < 4:
+            continue
+        weight, zero_point = inits.get(node.input[1]), inits.get(node.input[3])
+        if (weight is None or zero_point is None or weight.data_type != onnx.TensorProto.UINT8
+                or not readers[weight.name] | readers[zero_point.name] <= accepting):
+            continue
+        targets.update((weight.name, zero_point.name))
+    if not targets:
+        return
+    for name in targets:
+        t = inits[name]
+        t.CopyFrom(numpy_helper.from_array((numpy_helper.to_array(t).astype(np.int16) - 128).astype(np.int8), name))
+    data = Path(str(path) + ".data")
+    external = data.exists()
+    if external:
+        data.unlink()  # loaded above; onnx appends to an existing data file
+    onnx.save_model(proto, str(path), save_as_external_data=external, all_tensors_to_one_file=True,
+                    location=data.name, size_threshold=1024)
 
 
 # ---------------------------------------------------------------------------------------------------------------
