@@ -81,9 +81,16 @@ def make_workdir(a: argparse.Namespace) -> Path:
     words = sorted({w for f in (ROOT / "examples/code-corpus").iterdir() for w in f.read_text().split() if w.isidentifier()})
     rng = random.Random(0)
     rows = []
+
+    def words_for(n_tokens: int) -> str:  # counted in tokens: identifiers split into several
+        out: list[str] = []
+        while len(tok(" ".join(out))["input_ids"]) < n_tokens:
+            out.append(rng.choice(words))
+        return " ".join(out)
+
     for i in range(64):
-        inp = " ".join(rng.choice(words) for _ in range(a.seq // 8))
-        out = " ".join(rng.choice(words) for _ in range(a.seq))
+        # a prompt of ~1/8 of the window (the response must not be truncated away: the trainer drops such rows)
+        inp, out = words_for(max(1, a.seq // 8 - 12)), words_for(a.seq + 8)
         rows.append({"instruction": f"Continue the code {i}", "input": inp, "output": out})
     for r in rows[:2]:  # every row must fill the window, or tokens/s would count padding
         assert len(tok(r["instruction"] + r["input"] + r["output"])["input_ids"]) > a.seq
