@@ -63,7 +63,7 @@ first, decode = sorted(firsts)[1], sorted(decodes)[1]
 a = torch.ones(64 * 2**20); b = torch.empty_like(a); best = 1e9
 for _ in range(7):
     t = time.perf_counter(); b.copy_(a); best = min(best, time.perf_counter() - t)
-print(json.dumps({"copy_bytes_per_s": 2 * a.numel() * 4 / best,"first_token_ms": first * 1000, "decode_ms_per_token": decode * 1000,
+print(json.dumps({"copy_bytes_per_s": 2 * a.numel() * 4 / best, "first_token_ms": first * 1000, "decode_ms_per_token": decode * 1000,
                   "prompt_tokens": ids.shape[1], "weight_bytes": sum(p.numel() * p.element_size() for p in model.parameters()),
                   "torch": torch.__version__, "threads": threads}))
 `;

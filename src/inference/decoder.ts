@@ -48,7 +48,15 @@ export class DecoderModel {
      * 2026-11-28), so a prompt can be prefilled in one run; older graphs compute [seq x vocab] logits.
      */
     readonly lastLogitsOnly: boolean,
-  ) {}
+  ) {
+    const names = (base: string) => Array.from({ length: manifest.num_layers }, (_, i) => [`${base}.${i}.key`, `${base}.${i}.value`]).flat();
+    this.pastNames = names('past_key_values');
+    this.fetches = ['logits', ...names(slotted ? 'new_key_values' : 'present')];
+  }
+
+  /** Graph input names of the past, and the outputs a step fetches: the same every step. */
+  private readonly pastNames: string[];
+  private readonly fetches: string[];
 
   static async load(files: ExportFiles, manifest: ExportManifest, opts: DecoderOptions = {}): Promise<DecoderModel> {
     const threads = opts.threads ?? Math.max(1, Math.min(4, Math.floor(os.availableParallelism() / 2)));
@@ -107,15 +115,12 @@ export class DecoderModel {
     if (this.lastLogitsOnly) feeds.logits_to_keep = new ort.Tensor('int64', BigInt64Array.of(1n), []);
     const dims = [1, m.num_heads, slots, m.head_dim];
     for (let i = 0; i < m.num_layers; i++) {
-      feeds[`past_key_values.${i}.key`] = new ort.Tensor(m.dtype, kv.keys[i], dims);
-      feeds[`past_key_values.${i}.value`] = new ort.Tensor(m.dtype, kv.values[i], dims);
+      feeds[this.pastNames[2 * i]] = new ort.Tensor(m.dtype, kv.keys[i], dims);
+      feeds[this.pastNames[2 * i + 1]] = new ort.Tensor(m.dtype, kv.values[i], dims);
     }
-    const kvOut = this.slotted ? 'new_key_values' : 'present';
-    const fetches = ['logits'];
-    for (let i = 0; i < m.num_layers; i++) fetches.push(`${kvOut}.${i}.key`, `${kvOut}.${i}.value`);
     let out: ort.InferenceSession.OnnxValueMapType;
     try {
-      out = await this.session.run(feeds, fetches);
+      out = await this.session.run(feeds, this.fetches);
     } catch (e) {
       throw new EngineError('INFERENCE_FAILED', `onnxruntime run failed: ${(e as Error).message}`, { cause: e });
     }

@@ -180,7 +180,6 @@ def test_slotted_cache_matches_present(exported, variant):
     e = exported(variant)
     d, m = e.decoder, e.decoder.manifest
     layers = m["num_layers"]
-    present = [f"present.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
     new = E.new_kv_names(layers)
     prefix = d.initial_past()
     p, cap, steps = prefix[0].shape[2], prefix[0].shape[2] + len(e.ids) + 9, 8

@@ -54,9 +54,12 @@ def input_names(num_layers: int) -> list[str]:
     return ["input_ids", "attention_mask"] + past_names(num_layers) + ["logits_to_keep"]
 
 
+def present_names(num_layers: int) -> list[str]:
+    return [f"present.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
+
+
 def output_names(num_layers: int) -> list[str]:
-    return (["logits"] + [f"present.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
-            + new_kv_names(num_layers))
+    return ["logits"] + present_names(num_layers) + new_kv_names(num_layers)
 
 
 def new_kv_names(num_layers: int) -> list[str]:
@@ -70,7 +73,7 @@ def _dynamic_axes(num_layers: int) -> dict:
             "logits": {0: "batch", 1: "logits_seq"}}
     for name in past_names(num_layers):
         axes[name] = {0: "batch", 2: "past_seq"}
-    for name in output_names(num_layers)[1:2 * num_layers + 1]:
+    for name in present_names(num_layers):
         axes[name] = {0: "batch", 2: "total_seq"}
     for name in new_kv_names(num_layers):
         axes[name] = {0: "batch", 2: "seq"}
@@ -403,7 +406,7 @@ def ort_logits(export_dir: Path, config) -> Any:
     p = past[0].shape[2]
     vocab = shapes["vocab_size"]
     ids = np.array([[min(i, vocab - 1) for i in VERIFY_IDS]], np.int64)
-    fetch = output_names(shapes["num_layers"])[:1 + len(names)]  # logits and present
+    fetch = ["logits"] + present_names(shapes["num_layers"])
     every = {"logits_to_keep": np.array(0, np.int64)}
     prefill = session.run(fetch, {"input_ids": ids, "attention_mask": np.ones((1, p + ids.shape[1]), np.int64),
                                   **dict(zip(names, past)), **every})

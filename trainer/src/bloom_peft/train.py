@@ -607,9 +607,8 @@ def forward_backward(model, batches: list[dict], micro: int, accelerator, hooks:
         chunk = {k: v.to(accelerator.device, non_blocking=True) for k, v in chunk.items()}
         sync = i == len(chunks) - 1
         with contextlib.nullcontext() if sync else accelerator.no_sync(model):
-            # a chunk whose responses were all truncated away has no labels: keep the graph, add nothing
-            loss = response_loss_sum(model, chunk, first) / total_labels if n else \
-                model(input_ids=chunk["input_ids"], attention_mask=chunk["attention_mask"], logits_to_keep=1).logits.sum() * 0.0
+            # a chunk whose responses were all truncated away has no labels: its sum is 0 with the graph kept
+            loss = response_loss_sum(model, chunk, first) / total_labels
             loss = hooks.maybe_nan(loss, step)
             accelerator.backward(loss)
         loss_sum += loss.detach().float()

@@ -117,8 +117,9 @@ class OrtDecoder:
         ids = np.asarray(ids, dtype=np.int64)
         if attention_mask is None:
             attention_mask = np.ones((ids.shape[0], past[0].shape[2] + ids.shape[1]), np.int64)
-        present = [n.replace("past_key_values", "present") for n in self.names]
-        out = self.session.run(["logits", *present], {"input_ids": ids, "attention_mask": np.asarray(attention_mask, np.int64),
+        from ..export import present_names
+
+        out = self.session.run(["logits", *present_names(len(self.names) // 2)], {"input_ids": ids, "attention_mask": np.asarray(attention_mask, np.int64),
                                                       "logits_to_keep": np.array(0, np.int64), **dict(zip(self.names, past))})
         return out[0], out[1:]
 
