@@ -13,6 +13,14 @@ examples/code-tasks/  an alpaca-style instruction dataset (instruction, input, o
                       never occur in the training rows.
 examples/code-corpus/ a handful of small source files (project-owned text) for the
                       "plain text / code corpus" data option.
+examples/en-tasks/    English word tasks: "Turn these words into a URL slug" (stop main row ->
+                      stop-main-row), "Write the words in reverse order".
+examples/zh-tasks/    the Chinese sample (alpaca-style, instruction/input/output): "把下面的词语用顿号连起来"
+                      (苹果 香蕉 -> 苹果、香蕉), "请把这些词语倒过来排列" (苹果 香蕉 -> 香蕉 苹果).
+examples/unseen-words/ "Write these words as a dotted name" (stop main row -> stop.main.row); the held-out
+                      rows use only words that no training row contains.
+                      Each of these three has train.jsonl and heldout.jsonl (inputs disjoint); their
+                      instructions are phrased unlike anything in the base model's pretraining.
 
 The vocabulary and phrase generator live here and are imported by scripts/make_model.py, which
 uses them to build the base model's pretraining corpus (held-out phrases excluded).
@@ -128,6 +136,178 @@ def heldout_phrases(seed: int = SEED) -> set[str]:
     """Lowercased held-out inputs (space-joined words), for excluding them from pretraining."""
     _, heldout = build_rows(seed)
     return {row["input"].lower() for row in heldout}
+
+
+# ---------------------------------------------------------------------------------------------
+# Chinese: the common characters and a small word list (bilingual tasks and the pretraining corpus).
+
+def common_chinese_chars() -> list[str]:
+    """The 3,755 level-1 characters of GB 2312 (the standard's "commonly used" set), in its order."""
+    chars = []
+    for hi in range(0xB0, 0xD8):
+        for lo in range(0xA1, 0xFF):
+            try:
+                chars.append(bytes([hi, lo]).decode("gb2312"))
+            except UnicodeDecodeError:
+                pass  # the row 0xD7 ends early
+    return chars
+
+
+CHINESE_PUNCTUATION = list("，。、：；？！“”‘’（）《》「」【】…—·")
+
+# Two-character words from everyday topics; every character is in common_chinese_chars().
+ZH_WORDS = (
+    "苹果 香蕉 西瓜 葡萄 桃子 米饭 面条 包子 饺子 牛奶 咖啡 茶叶 面包 鸡蛋 白菜 "
+    "老虎 狮子 熊猫 小狗 小猫 兔子 大象 猴子 鲸鱼 燕子 蝴蝶 蜜蜂 骆驼 "
+    "红色 黄色 蓝色 绿色 白色 黑色 紫色 灰色 "
+    "北京 上海 广州 南京 杭州 成都 武汉 西安 重庆 天津 长沙 "
+    "学校 医院 银行 公园 车站 机场 商店 书店 工厂 农村 城市 广场 "
+    "老师 学生 医生 工人 农民 司机 厨师 警察 律师 作家 演员 记者 "
+    "桌子 椅子 电脑 手机 书包 钢笔 铅笔 雨伞 钥匙 镜子 杯子 盘子 "
+    "春天 夏天 秋天 冬天 早上 晚上 今天 明天 昨天 周末 "
+    "太阳 月亮 星星 天空 大海 河流 森林 沙漠 高山 草地 雪花 云朵 "
+    "音乐 电影 足球 篮球 游泳 跑步 唱歌 跳舞 画画 读书 写字 旅行 "
+    "朋友 家人 父亲 母亲 哥哥 姐姐 弟弟 妹妹 爷爷 奶奶 "
+    "快乐 安静 美丽 聪明 勇敢 认真 温暖 干净 简单 重要 "
+    "文件 数据 网络 系统 程序 代码 用户 密码 服务 窗口 按钮 页面"
+).split()
+
+
+def check_chinese_words() -> None:
+    common = set(common_chinese_chars())
+    missing = sorted({c for w in ZH_WORDS for c in w} - common)
+    assert not missing, f"characters outside the common set: {missing}"
+    assert len(set(ZH_WORDS)) == len(ZH_WORDS), "Chinese words must be unique"
+
+
+# ---------------------------------------------------------------------------------------------
+# Transformations: word lists -> text. Pretraining teaches them under many descriptors
+# (scripts/make_model.py); the sample task sets below ask for some of them in the instruction template.
+
+def _title(w: str) -> str:
+    return w[:1].upper() + w[1:]
+
+
+def _quote(ws: list[str], lang: str) -> str:
+    return ("“%s”" if lang == "zh" else '"%s"') % " ".join(ws)
+
+
+# Each takes the input's words and its language ("en" or "zh"); inputs are words separated by spaces.
+TRANSFORMS = {
+    "copy": lambda ws, lang: " ".join(ws),
+    "snake": lambda ws, lang: "_".join(ws),
+    "kebab": lambda ws, lang: "-".join(ws),
+    "dots": lambda ws, lang: ".".join(ws),
+    "slashes": lambda ws, lang: "/".join(ws),
+    "commas": lambda ws, lang: ", ".join(ws),
+    "dunhao": lambda ws, lang: "、".join(ws),
+    "reverse": lambda ws, lang: " ".join(reversed(ws)),
+    "upper": lambda ws, lang: " ".join(w.upper() for w in ws),
+    "upper_snake": lambda ws, lang: "_".join(w.upper() for w in ws),
+    "title": lambda ws, lang: " ".join(_title(w) for w in ws),
+    "camel": lambda ws, lang: ws[0] + "".join(_title(w) for w in ws[1:]),
+    "pascal": lambda ws, lang: "".join(_title(w) for w in ws),
+    "first": lambda ws, lang: ws[0],
+    "last": lambda ws, lang: ws[-1],
+    "quote": _quote,
+    "brackets": lambda ws, lang: "《" + " ".join(ws) + "》",
+    "twice": lambda ws, lang: " ".join(ws) + " / " + " ".join(ws),
+    "todo": lambda ws, lang: "# TODO: " + " ".join(ws),
+}
+ENGLISH_ONLY = {"upper", "upper_snake", "title", "camel", "pascal", "todo"}
+
+# Task descriptors used in pretraining, several per transformation, English and Chinese. The sample
+# datasets' instructions are written differently (EN_TASKS, ZH_TASKS, UNSEEN_TASK below), so a
+# fine-tune must map a new phrasing and the instruction template onto a capability.
+DESCRIPTORS = {
+    "copy": ["Repeat the text", "Copy this", "Echo the input", "Say it again", "重复这段文字", "照抄", "原样输出"],
+    "snake": ["Convert to snake_case", "snake case", "Make a Python name", "Join with underscores",
+              "用下划线连接", "转成蛇形命名"],
+    "kebab": ["Join with hyphens", "kebab-case", "Make a slug", "Use dashes between the words", "用连字符连接"],
+    "dots": ["Join with dots", "Dotted name", "Make a dotted path", "用点号连接", "点号分隔"],
+    "slashes": ["Join with slashes", "Make a path", "Separate with /", "用斜杠连接", "路径形式"],
+    "commas": ["List with commas", "Comma separated", "Make a comma list", "用逗号分隔"],
+    "dunhao": ["List with Chinese commas", "用顿号连接", "顿号分隔", "用、隔开"],
+    "reverse": ["Reverse the order", "Reverse the words", "Backwards", "Last to first", "倒序", "顺序颠倒",
+                "反过来说"],
+    "upper": ["Uppercase", "Shout it", "ALL CAPS", "Make it upper case", "转成大写"],
+    "upper_snake": ["Make a constant name", "UPPER_SNAKE_CASE", "Constant case", "常量命名"],
+    "title": ["Title case", "Capitalize each word", "Make a heading", "首字母大写"],
+    "camel": ["camelCase", "Make a JavaScript name", "Convert to camel case", "驼峰命名"],
+    "pascal": ["PascalCase", "Make a class name", "Upper camel case", "类名形式"],
+    "first": ["First word only", "Only the first item", "The first one", "第一个", "只要第一个词"],
+    "last": ["Last word only", "Only the last item", "The last one", "最后一个", "只要最后一个词"],
+    "quote": ["Quote it", "Put it in quotes", "Add quotation marks", "加上引号"],
+    "brackets": ["Put it in title marks", "加上书名号", "用书名号括起来"],
+    "twice": ["Say it twice", "Repeat two times", "Double it", "说两遍", "重复两次"],
+    "todo": ["Make a TODO note", "Write a TODO", "TODO comment", "写成待办注释"],
+}
+
+# The sample task sets (instruction phrasings that pretraining never uses).
+EN_TASKS = {  # instruction -> transformation
+    "Turn these words into a URL slug": "kebab",
+    "Write the words in reverse order": "reverse",
+}
+ZH_TASKS = {
+    "把下面的词语用顿号连起来": "dunhao",
+    "请把这些词语倒过来排列": "reverse",
+}
+UNSEEN_TASK = ("Write these words as a dotted name", "dots")
+
+
+N_TASK_TRAIN = 240  # rows per sample task set, split evenly over its instructions
+N_TASK_HELDOUT = 40
+
+
+def random_words(rng: random.Random, pool, lo: int = 2, hi: int = 4) -> tuple[str, ...]:
+    return tuple(rng.sample(pool, rng.randint(lo, hi)))
+
+
+def transform_row(instruction: str, transform: str, words, lang: str) -> dict:
+    return {"instruction": instruction, "input": " ".join(words), "output": TRANSFORMS[transform](list(words), lang)}
+
+
+def task_set_rows(tasks: dict, lang: str, train_pool, heldout_pool, seed: int) -> tuple[list[dict], list[dict]]:
+    """Rows for each instruction of `tasks`; no held-out input (as a word sequence) is a training input."""
+    rng = random.Random(seed)
+    taken: set = set()
+    train, heldout = [], []
+    for instruction, transform in tasks.items():
+        for words in unique(lambda r: random_words(r, heldout_pool), rng, N_TASK_HELDOUT // len(tasks), taken):
+            heldout.append(transform_row(instruction, transform, words, lang))
+    for instruction, transform in tasks.items():
+        for words in unique(lambda r: random_words(r, train_pool), rng, N_TASK_TRAIN // len(tasks), taken):
+            train.append(transform_row(instruction, transform, words, lang))
+    rng.shuffle(train)
+    rng.shuffle(heldout)
+    return train, heldout
+
+
+def unseen_split(seed: int = SEED) -> tuple[list[str], list[str]]:
+    """The vocabulary in two halves: the unseen-words set trains on the first and is tested on the second."""
+    words = sorted(VOCABULARY)
+    random.Random(seed + 3).shuffle(words)
+    half = len(words) // 2
+    return words[:half], words[half:]
+
+
+def sample_task_sets(seed: int = SEED) -> dict[str, tuple[list[dict], list[dict]]]:
+    """examples/<name>/ -> (train rows, held-out rows) of the three sample task sets."""
+    seen, unseen = unseen_split(seed)
+    instruction, transform = UNSEEN_TASK
+    return {
+        "en-tasks": task_set_rows(EN_TASKS, "en", VOCABULARY, VOCABULARY, seed + 1),
+        "zh-tasks": task_set_rows(ZH_TASKS, "zh", list(ZH_WORDS), list(ZH_WORDS), seed + 2),
+        "unseen-words": task_set_rows({instruction: transform}, "en", seen, unseen, seed + 3),
+    }
+
+
+def all_heldout_inputs(seed: int = SEED) -> set[str]:
+    """Every held-out input of every sample set, lowercased: pretraining never writes these word sequences."""
+    out = heldout_phrases(seed)
+    for _, heldout in sample_task_sets(seed).values():
+        out |= {row["input"].lower() for row in heldout}
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,6 +556,13 @@ def main() -> None:
         (CORPUS_DIR / name).write_text(text, encoding="utf-8")
 
     print(f"wrote {len(train)} train rows and {len(heldout)} held-out rows to {TASK_DIR.relative_to(ROOT)}")
+    check_chinese_words()
+    for name, (set_train, set_heldout) in sample_task_sets().items():
+        folder = ROOT / "examples" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        write_jsonl(folder / "train.jsonl", set_train)
+        write_jsonl(folder / "heldout.jsonl", set_heldout)
+        print(f"wrote {len(set_train)} train rows and {len(set_heldout)} held-out rows to examples/{name}")
     print(f"wrote {len(CODE_FILES)} files to {CORPUS_DIR.relative_to(ROOT)}")
 
 
