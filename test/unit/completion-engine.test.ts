@@ -83,10 +83,8 @@ test('real engine: a burst of 20 keystrokes causes one generation; cancellation 
   try {
     const text = 'def add(a, b):\n    return ';
     const pending = [];
-    for (let i = 19; i >= 0; i--) {
-      pending.push(h.complete(text.slice(0, text.length - i), { languageId: 'python' })); // typing the last 20 chars
-      await new Promise(r => setTimeout(r, 5));
-    }
+    // typing the last 20 chars, all in one turn of the event loop: no debounce timer can fire in between
+    for (let i = 19; i >= 0; i--) pending.push(h.complete(text.slice(0, text.length - i), { languageId: 'python' }));
     const out = await Promise.all(pending);
     assert.equal(h.service.pipeline.stats.generations, 1);
     assert.deepEqual(out.map(c => c?.insertText ?? null), [...Array(19).fill(null), 'a + b']);
@@ -208,8 +206,8 @@ test('runs: empty setting follows the newest run with an export; exporting a run
     runs = [runs[0]!, summary('late', runDir, 2, path.join(runDir, 'export'))];
     s.adapter = 'late';
     for (const f of listeners) f();
-    await new Promise(r => setTimeout(r, 50));
-    while (svc.status().state === 'loading') await new Promise(r => setTimeout(r, 20));
+    // the listener starts the load without awaiting it: poll for the outcome (no timer races an assertion)
+    for (const t0 = Date.now(); svc.status().state !== 'ready' && Date.now() - t0 < 30_000;) await new Promise(r => setTimeout(r, 20));
     assert.equal(svc.status().state, 'ready');
     assert.equal(svc.activeAdapter?.runId, 'late');
     assert.equal((await svc.complete(req('Convert to snake_case\nReset User')))?.insertText, '\nreset_user');

@@ -26,6 +26,26 @@ class ScriptedGenerator implements Generator {
   }
 }
 
+/** An engine the test steps by hand: each call waits for `release(text)` or its abort signal. */
+class GatedGenerator implements Generator {
+  calls: Array<{ prompt: string; opts: GenerateOptions; release: (text: string) => void }> = [];
+  private readonly waiting: Array<() => void> = [];
+  /** Resolves once `n` calls have reached the engine. */
+  called(n: number): Promise<void> {
+    if (this.calls.length >= n) return Promise.resolve();
+    return new Promise(r => this.waiting.push(() => { if (this.calls.length >= n) r(); }));
+  }
+  constructor(private readonly honourAbort = true) {}
+  generate(prompt: string, opts: GenerateOptions): Promise<GenerateResult> {
+    return new Promise(resolve => {
+      const release = (text: string): void => resolve({ text, finishReason: 'eos' });
+      this.calls.push({ prompt, opts, release });
+      if (this.honourAbort) opts.signal?.addEventListener('abort', () => resolve({ text: '', finishReason: 'aborted' }), { once: true });
+      for (const w of this.waiting.splice(0)) w();
+    });
+  }
+}
+
 const adapter: AdapterInfo = { key: 'run-1', template: { prompt: 'Human: {instruction}\n{input}', response_prefix: '\n\nAssistant: ' }, instructionTuned: false };
 const settings = (over: Partial<CompletionSettings> = {}): CompletionSettings => ({ ...DEFAULT_SETTINGS, debounceMs: 30, ...over });
 const request = (prefix: string, suffix = '') => ({ uri: 'file:///t.py', languageId: 'python', prefix, suffix });
@@ -40,12 +60,10 @@ test('a burst of 20 keystrokes causes one generation, for the last one', async (
   const doc = 'count = ';
   const typed = 'total_of_everything_';
   const results: Array<Promise<unknown>> = [];
-  for (let i = 0; i < 20; i++) {
-    // VS Code cancels the previous request's token on every keystroke; here every request keeps its own signal
-    // alive, so the debounce alone must make the earlier 19 give up.
-    results.push(p.complete(request(doc + typed.slice(0, i + 1))));
-    await new Promise(r => setTimeout(r, 3)); // ~3 ms between keys, well under the 30 ms debounce
-  }
+  // VS Code cancels the previous request's token on every keystroke; here every request keeps its own signal
+  // alive, so the debounce alone must make the earlier 19 give up. The keystrokes arrive in one turn of the event
+  // loop, before any debounce timer can fire, however loaded the machine is.
+  for (let i = 0; i < 20; i++) results.push(p.complete(request(doc + typed.slice(0, i + 1))));
   const out = await Promise.all(results);
   assert.equal(gen.calls.length, 1);
   assert.equal(gen.calls[0]!.prompt, doc + typed);
@@ -55,51 +73,59 @@ test('a burst of 20 keystrokes causes one generation, for the last one', async (
 });
 
 test('cancellation during generation discards the result; the engine is asked to stop', async () => {
-  const gen = new ScriptedGenerator(() => 'a_long_completion_that_takes_a_while()', 5);
-  const p = pipelineWith(gen, settings({ debounceMs: 0, mode: 'multiLine' }));
   const ctl = new AbortController();
-  const pending = p.complete(request('x = '), ctl.signal);
-  await new Promise(r => setTimeout(r, 20));
-  ctl.abort();
-  assert.equal(await pending, undefined);
+  // the request is cancelled right after the engine streams its second chunk
+  const gen = new ScriptedGenerator(() => 'a_long_completion_that_takes_a_while()');
+  const streamed: string[] = [];
+  const p = pipelineWith({
+    generate: (prompt, opts) => gen.generate(prompt, { ...opts, onToken: t => { opts.onToken?.(t); streamed.push(t); if (streamed.length === 2) ctl.abort(); } }),
+  }, settings({ debounceMs: 0, mode: 'multiLine' }));
+  assert.equal(await p.complete(request('x = '), ctl.signal), undefined);
   assert.equal(p.stats.lastSkip, 'aborted');
   assert.ok(gen.calls[0]!.opts.signal!.aborted, 'the engine saw the abort');
-  assert.ok(gen.tokensStreamed < 13, `stopped early (${gen.tokensStreamed} of 13 chunks)`);
+  assert.equal(gen.tokensStreamed, 2, 'the engine stopped at the next chunk');
   assert.equal(p.cache.size, 0, 'a partial generation is not cached');
 });
 
 test('cancellation during the debounce means no generation at all', async () => {
   const gen = new ScriptedGenerator(() => 'foo');
-  const p = pipelineWith(gen, settings({ debounceMs: 50 }));
+  const p = pipelineWith(gen, settings({ debounceMs: 60_000 })); // a debounce no test run outlasts
   const ctl = new AbortController();
   const pending = p.complete(request('x = '), ctl.signal);
-  setTimeout(() => ctl.abort(), 10);
+  ctl.abort();
   assert.equal(await pending, undefined);
+  assert.equal(p.stats.lastSkip, 'aborted');
   assert.equal(gen.calls.length, 0);
 });
 
 test('a result that arrives after cancellation is not shown (an engine that ignores the signal)', async () => {
-  const stubborn: Generator = { generate: async () => { await new Promise(r => setTimeout(r, 20)); return { text: 'value', finishReason: 'eos' }; } };
+  const stubborn = new GatedGenerator(false);
   const p = pipelineWith(stubborn, settings({ debounceMs: 0 }));
   const ctl = new AbortController();
   const pending = p.complete(request('x = '), ctl.signal);
-  setTimeout(() => ctl.abort(), 5);
+  await stubborn.called(1);
+  ctl.abort(); // cancelled while the engine works...
+  stubborn.calls[0]!.release('value'); // ...which then finishes anyway
   assert.equal(await pending, undefined);
+  assert.equal(p.stats.lastSkip, 'aborted');
   // ...but the finished text is kept for the next identical request.
   const again = await p.complete(request('x = '));
   assert.equal(again?.insertText, 'value');
   assert.equal(again?.cached, true);
+  assert.equal(stubborn.calls.length, 1);
 });
 
 test('a newer generation aborts the one in flight', async () => {
-  const gen = new ScriptedGenerator(p => (p.endsWith('a') ? 'first_completion_is_long_enough()' : 'second()'), 4);
+  const gen = new GatedGenerator();
   const p = pipelineWith(gen, settings({ debounceMs: 0 }));
   const first = p.complete(request('x = a'));
-  await new Promise(r => setTimeout(r, 10));
-  const second = await p.complete(request('x = b'));
+  await gen.called(1);
+  const second = p.complete(request('x = b'));
+  await gen.called(2);
+  assert.ok(gen.calls[0]!.opts.signal!.aborted, 'the first generation was told to stop');
   assert.equal(await first, undefined);
-  assert.equal(second?.insertText, 'second()');
-  assert.ok(gen.calls[0]!.opts.signal!.aborted);
+  gen.calls[1]!.release('second()');
+  assert.equal((await second)?.insertText, 'second()');
 });
 
 test('typing the characters of a shown suggestion keeps it, without generating', async () => {

@@ -28,7 +28,7 @@ function setup(training = new FakeTraining(), host = new FakeHost({ file: TRAIN,
 }
 const cfg = (data: Record<string, unknown>, method: Record<string, unknown> = { name: 'lora' }, model = 'embedded') =>
   ({ model: { name_or_path: model }, method, data: { format: 'instruction', ...data } });
-const until = async (cond: () => boolean) => { for (let i = 0; i < 200 && !cond(); i++) await new Promise(r => setTimeout(r, 10)); assert.ok(cond(), 'condition not met'); };
+const until = async (cond: () => boolean) => { for (const t0 = Date.now(); !cond() && Date.now() - t0 < 20_000;) await new Promise(r => setTimeout(r, 10)); assert.ok(cond(), 'condition not met'); };
 
 test('only paths chosen with a host picker reach the trainer; hub ids and "embedded" pass', async () => {
   const { call, training } = setup();

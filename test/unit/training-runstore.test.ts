@@ -134,7 +134,7 @@ test('process groups: every member is found and killed, nothing survives', async
   const child = spawn('sh', ['-c', 'sleep 30 & sleep 30 & wait'], { detached: true, stdio: 'ignore' });
   await new Promise(r => child.once('spawn', r));
   let members: number[] = [];
-  for (let i = 0; i < 50 && members.length < 3; i++) { members = groupMembers(child.pid!); await new Promise(r => setTimeout(r, 20)); }
+  for (const t0 = Date.now(); members.length < 3 && Date.now() - t0 < 20_000;) { members = groupMembers(child.pid!); if (members.length < 3) await new Promise(r => setTimeout(r, 20)); }
   assert.equal(members.length, 3, `sh + 2 sleeps, saw ${members}`);
   killGroupSync(child.pid!);
   assert.deepEqual(await waitGroupGone(child.pid!, 2000), []);
