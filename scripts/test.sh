@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite (README's second command runs setup first, then this).
-# Stages: type check, TypeScript unit/integration tests, Python tests, end-to-end in a real VS Code.
+# Stages: generated contract types up to date, type check, TypeScript unit/integration tests, Python tests, end-to-end in a real VS Code.
 # SKIP_E2E=1 leaves out the end-to-end stage (development only; CI runs everything).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TORCH_NUM_THREADS=${TORCH_NUM_THREADS:-2} OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} TOKENIZERS_PARALLELISM=false
 t() { local s=$(date +%s); echo "=== $*" >&2; "$@"; echo "=== $(( $(date +%s) - s ))s: $*" >&2; }
+t node scripts/gen-types.mjs --check
 t npx tsc --noEmit -p .
 t .venv/bin/python -m pytest trainer/tests -q
 t node scripts/run-ts-tests.mjs
