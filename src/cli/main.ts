@@ -48,6 +48,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE + '\n');
     return values.help ? EXIT.ok : EXIT.usage;
   }
+  // numbers are checked up front: a typo is a usage error, never a silent default
+  const stopTimeoutS = numberOption('--timeout', values.timeout, 30, { min: 0 });
   const runsDir = path.resolve(values['runs-dir'] ?? process.env.BLOOM_PEFT_RUNS_DIR ?? path.join('.bloom-peft', 'runs'));
   const log: Logger = {
     trace: () => {}, info: () => {},
@@ -60,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
     runsDir: () => runsDir,
     python: () => resolvePython({ setting: values.python }),
     log,
-    stopTimeoutMs: () => seconds(values.timeout, 30) * 1000,
+    stopTimeoutMs: () => stopTimeoutS * 1000,
     baseDir: () => baseDir,
     follow: false,
   });
@@ -154,6 +156,8 @@ async function supervise(training: TrainingService, launch: () => Promise<{ id: 
 }
 
 async function complete(training: TrainingService, runRef: string, prompt: string, values: Record<string, unknown>): Promise<number> {
+  const maxTokens = numberOption('--max-tokens', values['max-tokens'] as string | undefined, 64, { min: 1, integer: true });
+  const temperature = numberOption('--temperature', values.temperature as string | undefined, 0, { min: 0 });
   const id = training.store.resolve(runRef);
   const dir = training.store.dir(id);
   // loaded lazily: onnxruntime-node is only needed here
@@ -165,8 +169,8 @@ async function complete(training: TrainingService, runRef: string, prompt: strin
       ? formatPrompt(m.template, { instruction: prompt, input: (values.input as string | undefined) ?? '', prompt })
       : prompt;
     const result = await engine.generate(text, {
-      maxTokens: Math.max(1, Math.round(seconds(values['max-tokens'] as string | undefined, 64))),
-      temperature: seconds(values.temperature as string | undefined, 0),
+      maxTokens,
+      temperature,
       onToken: t => process.stdout.write(t),
     });
     process.stdout.write('\n');
@@ -211,9 +215,14 @@ function fmt(v: number | null | undefined): string {
   return typeof v === 'number' ? v.toFixed(4) : '-';
 }
 
-function seconds(v: string | undefined, fallback: number): number {
-  const n = v === undefined ? NaN : Number(v);
-  return Number.isFinite(n) && n >= 0 ? n : fallback;
+/** A numeric option: `fallback` when absent; anything that is not a number in range is a usage error. */
+function numberOption(name: string, v: string | undefined, fallback: number, o: { min: number; integer?: boolean }): number {
+  if (v === undefined) return fallback;
+  const n = v.trim() === '' ? NaN : Number(v);
+  if (!Number.isFinite(n) || n < o.min || (o.integer && !Number.isInteger(n))) {
+    throw new UsageError(`${name} ${JSON.stringify(v)}: expected ${o.integer ? 'a whole number' : 'a number'} >= ${o.min}`);
+  }
+  return n;
 }
 
 if (require.main === module) {

@@ -30,9 +30,19 @@ export class ProgressRenderer {
   private lastPlain = 0;
   private lineOpen = false;
 
-  constructor(private readonly out: NodeJS.WriteStream, private readonly tty = !!out.isTTY, private readonly plainEveryMs = 2000) {}
+  constructor(private readonly out: NodeJS.WriteStream, private readonly tty = !!out.isTTY, private readonly plainEveryMs = 2000,
+    private readonly onSkip: (message: string) => void = m => process.stderr.write(`[cli] ${m}\n`)) {}
 
+  /** Renders one event; one that cannot be rendered (a field of the wrong type) is skipped with a note, never thrown. */
   event(e: TrainerEvent): void {
+    try {
+      this.render(e);
+    } catch (err) {
+      this.onSkip(`skipped a ${String((e as { type?: unknown })?.type)} event that cannot be shown (${(err as Error).message}): ${JSON.stringify(e)?.slice(0, 300)}`);
+    }
+  }
+
+  private render(e: TrainerEvent): void {
     switch (e.type) {
       case 'started':
         this.line(`started: ${e.config?.method?.name ?? '?'} on ${e.device}, ${e.trainable_params.toLocaleString('en-US')} / ${e.total_params.toLocaleString('en-US')} parameters trainable (${e.total_params ? ((100 * e.trainable_params) / e.total_params).toFixed(3) : '?'}%), ${e.total_steps} steps${e.resumed_from_step ? `, resumed from step ${e.resumed_from_step}` : ''}`);

@@ -2,14 +2,19 @@
 // may carry junk (a library printing to fd 1 despite claim_stdout), huge lines, NaN literals, or event
 // types this host does not know yet. None of that may throw or stall the reader.
 import { StringDecoder } from 'node:string_decoder';
+import Ajv from 'ajv';
 import type { TrainerEvent } from '../protocol';
+import eventsSchema from '../../schemas/events.schema.json';
+
+/** The shared schema checks the known event types' fields; unknown types pass (readers ignore them). */
+const validateEvent = new Ajv({ allErrors: true, verbose: true, strict: false }).compile(eventsSchema);
 
 export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
 
 export type ParsedLine =
   | { kind: 'event'; event: TrainerEvent }
   /** a line that is not a protocol event: shown in the log, never forwarded */
-  | { kind: 'junk'; text: string; reason: 'not-json' | 'not-an-event' | 'too-long' };
+  | { kind: 'junk'; text: string; reason: 'not-json' | 'not-an-event' | 'invalid-event' | 'too-long' };
 
 export interface JsonLinesOptions {
   /** longer lines are dropped up to their newline (reported once as junk 'too-long') */
@@ -58,7 +63,9 @@ export class JsonLinesParser {
     const out: ParsedLine[] = [];
     let start = 0;
     while (start <= text.length) {
-      const nl = text.indexOf('\n', start);
+      // "\n", "\r\n" and a lone "\r" all end a line ("\r\n" leaves an empty line between, which is skipped);
+      // JSON never holds a raw CR, so splitting on it cannot cut an event
+      const nl = nextLineEnd(text, start);
       const piece = nl === -1 ? text.slice(start) : text.slice(start, nl);
       if (this.skipping) {
         this.skippedChars += piece.length;
@@ -90,6 +97,12 @@ export class JsonLinesParser {
   }
 }
 
+function nextLineEnd(text: string, from: number): number {
+  const lf = text.indexOf('\n', from);
+  const cr = text.indexOf('\r', from);
+  return cr === -1 ? lf : lf === -1 ? cr : Math.min(lf, cr);
+}
+
 function tooLong(chars: number): ParsedLine {
   return { kind: 'junk', text: `<line of ${chars} characters dropped>`, reason: 'too-long' };
 }
@@ -112,7 +125,15 @@ export function parseLine(raw: string): ParsedLine | undefined {
     }
   }
   const event = asEvent(value);
-  return event ? { kind: 'event', event } : { kind: 'junk', text: line, reason: 'not-an-event' };
+  if (!event) return { kind: 'junk', text: line, reason: 'not-an-event' };
+  // A known type with fields of the wrong type (a foreign writer, a corrupted file) is never handed to a renderer.
+  // A null where a number belongs is a NaN/Infinity the trainer wrote (they travel as null): kept.
+  const wrong = validateEvent(event) ? [] : (validateEvent.errors ?? []).filter(e => !(e.keyword === 'type' && e.data === null) && e.keyword !== 'if');
+  if (wrong.length) {
+    const e = wrong[0];
+    return { kind: 'junk', text: `${event.type} event: ${e.instancePath || '(root)'} ${e.message ?? 'is invalid'}: ${line}`, reason: 'invalid-event' };
+  }
+  return { kind: 'event', event };
 }
 
 /** A protocol event is an object with v === 1 and a string type. Unknown types pass (readers ignore them). */

@@ -130,7 +130,7 @@ export class RunStore {
       return [];
     }
     const out: TrainerEvent[] = [];
-    for (const line of text.split('\n')) {
+    for (const line of text.split(/\r\n|\r|\n/)) { // a lone CR ends a line too (jsonLines.ts)
       const p = parseLine(line);
       if (p?.kind === 'event') out.push(p.event);
     }

@@ -126,9 +126,42 @@ test('parseLine: events need v === 1 and a string type; time is filled in when m
   assert.equal(parseLine('')?.kind, undefined);
   assert.equal(parseLine('{"type":"progress"}')?.kind, 'junk');
   assert.equal(parseLine('{"v":1,"type":5}')?.kind, 'junk');
-  const p = parseLine('{"v":1,"type":"started"}');
+  const p = parseLine('{"v":1,"type":"log","level":"info","message":"m"}');
   assert.equal(p?.kind, 'event');
   assert.equal(typeof (p as { event: { time: number } }).event.time, 'number');
+});
+
+test('lone CR separators end lines like LF and CRLF (two events never merge)', () => {
+  const a = { v: 1, type: 'log', time: 1, level: 'info', message: 'a' };
+  const b = { v: 1, type: 'checkpoint', time: 2, step: 3, path: '/r/checkpoints/step-3' };
+  for (const sep of ['\r', '\n', '\r\n']) {
+    const bytes = Buffer.from(JSON.stringify(a) + sep + JSON.stringify(b) + sep + JSON.stringify(a) + sep);
+    for (let cut = 0; cut <= bytes.length; cut += 7) { // every split, also between the CR and the LF of a CRLF
+      const parser = new JsonLinesParser();
+      const out = [...parser.push(bytes.subarray(0, cut)), ...parser.push(bytes.subarray(cut)), ...parser.end()];
+      assert.deepEqual(out, [a, b, a].map(event => ({ kind: 'event', event })), JSON.stringify({ sep, cut }));
+    }
+  }
+});
+
+test('a known event with fields of the wrong type is junk (named), never an event; NaN-as-null is kept', () => {
+  const bad = [
+    '{"v":1,"type":"progress","time":1,"step":"three","total_steps":10,"epoch":0,"loss":1,"lr":0.1}',
+    '{"v":1,"type":"eval","time":1,"step":2,"eval_loss":"low"}',
+    '{"v":1,"type":"started","time":1,"config":{},"device":"cpu","world_size":1,"trainable_params":"many","total_params":2,"total_steps":3}',
+    '{"v":1,"type":"done","time":1,"status":"completed","step":1,"adapter_dir":null,"metrics":"none"}',
+    '{"v":1,"type":"error","time":1,"code":5,"message":"x"}',
+    '{"v":1,"type":"log","time":1,"level":"info"}',
+  ];
+  for (const line of bad) {
+    const p = parseLine(line);
+    assert.equal(p?.kind, 'junk', line);
+    assert.equal((p as { reason: string }).reason, 'invalid-event');
+    assert.match((p as { text: string }).text, /^(progress|eval|started|done|error|log) event: \S+ /);
+  }
+  const nan = parseLine('{"v":1,"type":"progress","time":1,"step":3,"total_steps":10,"epoch":0.3,"loss":NaN,"lr":Infinity}');
+  assert.equal(nan?.kind, 'event');
+  assert.equal(parseLine('{"v":1,"type":"someday","time":1,"step":"any"}')?.kind, 'event'); // unknown types pass
 });
 
 test('replaceNonFinite leaves strings and escapes alone', () => {
