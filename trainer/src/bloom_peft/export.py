@@ -672,7 +672,11 @@ def run(args) -> int:
     t0 = time.time()
     try:
         if args.run_dir:
-            out = export_run(args.run_dir, emitter, out=args.out, quantize=args.quantize, fp16=True if args.fp16 else None)
+            from .runlock import RunLock
+
+            with RunLock(Path(args.run_dir).resolve(), "export"):  # never beside a trainer writing the same run
+                out = export_run(args.run_dir, emitter, out=args.out, quantize=args.quantize,
+                                 fp16=True if args.fp16 else None)
             adapter_dir = str(Path(args.run_dir).resolve() / "adapter")
         else:
             if not args.out:

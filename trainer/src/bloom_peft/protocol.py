@@ -15,7 +15,7 @@ import time
 from typing import Any, TextIO
 
 PROTOCOL_VERSION = 1
-EVENT_TYPES = ("started", "progress", "eval", "checkpoint", "log", "warning", "error", "done")
+EVENT_TYPES = ("started", "progress", "eval", "checkpoint", "log", "warning", "error", "evaluation", "done")
 
 
 def _clean(value: Any) -> Any:
@@ -37,17 +37,29 @@ class EventEmitter:
         self._enabled = enabled and stream is not None
         self._lock = threading.Lock()
         self.sinks: list[Any] = []  # extra callables(event) e.g. events.jsonl writer in tests
+        # where events go once the channel is broken (the supervisor was killed): the run's events.jsonl, so the
+        # stop, its checkpoint and `done` are still recorded for whoever looks at the run next
+        self.fallback_path: str | os.PathLike | None = None
+        self._broken = False
 
     def emit(self, type: str, **fields: Any) -> dict:
         event = {"v": PROTOCOL_VERSION, "type": type, "time": time.time(), **_clean(fields)}
-        if self._enabled:
+        if self._enabled or self._broken:
             line = json.dumps(event, separators=(",", ":"), allow_nan=False)
             with self._lock:
-                try:
-                    self._stream.write(line + "\n")
-                    self._stream.flush()
-                except (BrokenPipeError, ValueError):
-                    self._enabled = False  # parent went away; keep training until stdin EOF tells us to stop
+                if not self._broken:
+                    try:
+                        self._stream.write(line + "\n")
+                        self._stream.flush()
+                    except (BrokenPipeError, ValueError, OSError):
+                        # parent went away; keep training until stdin EOF tells us to stop
+                        self._enabled, self._broken = False, True
+                if self._broken and self.fallback_path is not None:
+                    try:
+                        with open(self.fallback_path, "a", encoding="utf-8") as f:
+                            f.write(line + "\n")
+                    except OSError:
+                        pass
         for sink in self.sinks:
             sink(event)
         return event
@@ -60,6 +72,22 @@ class EventEmitter:
 
     def error(self, code: str, message: str, hint: str | None = None, **where: Any) -> None:
         self.emit("error", code=code, message=message, **({"hint": hint} if hint else {}), **{k: v for k, v in where.items() if v is not None})
+
+
+def reroute_dead_stderr(log_path: str | os.PathLike | None) -> None:
+    """The parent that read our stderr is gone (a write raised EPIPE): point fds 1 and 2 at the run's log (or
+    /dev/null), so the prints of the stop path and of every library no longer raise BrokenPipeError."""
+    target = None
+    if log_path is not None:
+        try:
+            target = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError:
+            target = None
+    if target is None:
+        target = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(target, fd)
+    os.close(target)
 
 
 def claim_stdout(enabled: bool = True) -> EventEmitter:

@@ -33,7 +33,8 @@ from pathlib import Path
 from . import checkpoint as ckpt
 from .config import load_config, with_defaults
 from .errors import ConfigError, DataError, TrainerError
-from .protocol import EventEmitter, claim_stdout
+from .protocol import EventEmitter, claim_stdout, reroute_dead_stderr
+from .runlock import RunLock
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USER, EXIT_NAN = 0, 1, 2, 3
 RUN_OUTPUTS = ("checkpoints", "adapter", "export", "tensorboard")
@@ -60,6 +61,7 @@ class StopRequest:
         self.event = threading.Event()
         self.reason: str | None = None
         self.on_force = lambda signum: os._exit(128 + signum)
+        self.log_path: Path | None = None  # where stderr goes if the parent reading it is gone
 
     @property
     def requested(self) -> bool:
@@ -67,9 +69,16 @@ class StopRequest:
 
     def request(self, reason: str) -> None:
         if not self.event.is_set():
+            # the flag first: when the parent died, the print below is the first write to a dead pipe
             self.reason = reason
-            print(f"[bloom_peft] stop requested ({reason}); finishing the current step", file=sys.stderr, flush=True)
             self.event.set()
+            message = f"[bloom_peft] stop requested ({reason}); finishing the current step"
+            try:
+                print(message, file=sys.stderr, flush=True)
+            except (BrokenPipeError, OSError, ValueError):
+                reroute_dead_stderr(self.log_path)
+                with contextlib.suppress(Exception):
+                    print(message + " (the supervisor is gone; output continues here)", file=sys.stderr, flush=True)
 
     def install(self, watch_stdin: bool = True) -> None:
         def handler(signum, _frame):
@@ -129,6 +138,9 @@ def run(args) -> int:
     rank = int(os.environ.get("RANK", "0"))
     emitter = claim_stdout(enabled=rank == 0)  # every other write goes to stderr from here on
     stop = StopRequest()
+    if os.environ.get("BLOOM_PEFT_LAUNCHED") != "1":  # launch.py's workers report through their parent
+        emitter.fallback_path = Path(args.run_dir) / "events.jsonl"
+        stop.log_path = Path(args.run_dir) / "trainer.log"
     stop.install()
     return run_with(args, emitter, stop)
 
@@ -165,6 +177,14 @@ def read_config(args) -> tuple[dict, dict, Path]:
 
 
 def train(args, emitter: EventEmitter, stop: StopRequest) -> int:
+    """One trainer per run directory: the run lock is held for the whole train/resume (runlock.py)."""
+    if os.environ.get("BLOOM_PEFT_LAUNCHED") == "1":  # a worker of launch.py, whose parent holds the lock
+        return train_locked(args, emitter, stop)
+    with RunLock(Path(args.run_dir).resolve(), args.command):
+        return train_locked(args, emitter, stop)
+
+
+def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
     t_start = time.time()
     resume = args.command == "resume"
     run_dir = Path(args.run_dir).resolve()
@@ -183,7 +203,7 @@ def train(args, emitter: EventEmitter, stop: StopRequest) -> int:
     if os.environ.get("TORCH_NUM_THREADS"):
         torch.set_num_threads(max(1, int(os.environ["TORCH_NUM_THREADS"])))
 
-    from .data import collate, load_splits
+    from .data import collate, load_examples
     from .methods import apply_method, count_parameters
     from .model_loading import load_base_model
 
@@ -208,9 +228,17 @@ def train(args, emitter: EventEmitter, stop: StopRequest) -> int:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     model = apply_method(model, config["method"], tokenizer)
+    from .evaluation import base_snapshot
+
+    # BitFit / full change the base weights in place: keep what the end-of-run evaluation compares against
+    base_weights = base_snapshot(model, method_name) if rank == 0 else None
     trainable_params, total_params = count_parameters(model)
     data_warnings: list[str] = []
-    train_rows, eval_rows = load_splits(config, tokenizer, warnings=data_warnings, base_dir=config_source.parent)
+    train_examples, eval_examples = load_examples(config, tokenizer, warnings=data_warnings, base_dir=config_source.parent)
+    # the loop needs ids and labels only; the eval rows' texts stay for the end-of-run evaluation (evaluation.py)
+    train_rows, eval_rows = ([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows]
+                             for rows in (train_examples, eval_examples))
+    del train_examples
     for message in data_warnings:
         emitter.warning(message, code="data")
     if not train_rows:
@@ -476,6 +504,9 @@ def train(args, emitter: EventEmitter, stop: StopRequest) -> int:
     if not is_main:
         accelerator.end_training()
         return EXIT_OK
+    if status != "stopped" and adapter_dir and not finished_before:
+        run_evaluation(unwrapped, method_name, tokenizer, eval_examples, base_weights, step, accelerator, run_dir,
+                       fsdp, emitter)
     export_dir = None
     if status != "stopped" and config["export"]["onnx"] and adapter_dir:
         done_before = finished_before and (run_dir / "export" / "manifest.json").is_file()
@@ -751,6 +782,30 @@ def save_gathered(model, method_cfg: dict, out: Path, tokenizer, state: dict) ->
         save_file(biases, str(out / BITFIT_WEIGHTS), metadata={"format": "pt", "method": "bitfit"})
         (out / BITFIT_CONFIG).write_text(json.dumps({"method": "bitfit", "num_tensors": len(biases),
                                                      "tensors": sorted(biases)}, indent=2) + "\n")
+
+
+def run_evaluation(model, method: str, tokenizer, eval_examples: list, snapshot, step: int, accelerator, run_dir: Path,
+                   fsdp: bool, emitter: EventEmitter) -> None:
+    """The `evaluation` event: greedy answers to the held-out rows vs the base model's (evaluation.py). Under FSDP the
+    parameters are shards, so the saved adapter is evaluated from disk. A failure is a warning: the run is saved."""
+    from . import evaluation
+
+    if not evaluation.pick_rows(eval_examples, 1):
+        emitter.log("evaluation skipped: no held-out instruction rows to answer (data.eval_split 0, or a text corpus)")
+        return
+    try:
+        if fsdp:
+            fields = evaluation.evaluate_run(run_dir)
+            fields["trigger"] = "end_of_run"
+        else:
+            fields = evaluation.evaluate(model, method, tokenizer, eval_examples, snapshot=snapshot, step=step,
+                                         autocast=accelerator.autocast)
+    except Exception as e:  # noqa: BLE001 - the adapter is saved; a failed evaluation must not fail the run
+        traceback.print_exc(file=sys.stderr)
+        emitter.warning(f"evaluation failed: {type(e).__name__}: {e} (retry with `python -m bloom_peft evaluate "
+                        f"--run-dir {run_dir}`)", code="evaluation_failed")
+        return
+    emitter.emit("evaluation", **fields)
 
 
 def run_export(run_dir: Path, emitter: EventEmitter) -> str | None:
