@@ -238,11 +238,49 @@ def _required_columns(fmt: str, columns: dict) -> dict[str, str]:
     return {columns[r]: r for r in roles}
 
 
+SAVED_DATASET_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+
+
+def is_saved_dataset(path) -> bool:
+    """A folder written by `datasets`' save_to_disk (a Dataset, or a DatasetDict of splits)."""
+    p = Path(path)
+    return p.is_dir() and any((p / m).is_file() for m in SAVED_DATASET_MARKERS)
+
+
+def saved_dataset_records(path: Path, field: str, split: str | None = None) -> list[tuple[int, object]]:
+    """(row number, record) of a save_to_disk folder. A DatasetDict gives `split`, else its train split, or for the
+    eval file its validation / test split when it has one (the tutorial's alpaca_data_zh is a plain Dataset)."""
+    try:
+        import datasets
+    except ImportError:
+        raise DataError("the 'datasets' package is not installed", file=str(path), field=field,
+                        hint="Run 'Set Up Training Environment'.") from None
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except Exception as e:  # datasets raises FileNotFoundError, ValueError, pyarrow errors...
+        raise DataError(f"{path}: could not load the saved dataset: {type(e).__name__}: {e}", file=str(path), field=field,
+                        hint="Point at the folder save_to_disk wrote (it holds dataset_info.json or dataset_dict.json).") from None
+    if isinstance(ds, datasets.DatasetDict):
+        order = (split,) if split else ("validation", "test", "train") if field == "/data/eval_file" else ("train",)
+        split = next((s for s in order if s in ds), None)
+        if split is None:
+            raise DataError(f"{path}: the saved DatasetDict has no '{order[0]}' split (splits: {', '.join(ds)})",
+                            file=str(path), field=field, hint=f"Save the rows as a '{order[0]}' split, or save one Dataset.")
+        ds = ds[split]
+    return list(enumerate(ds, 1))
+
+
 def read_rows(path, fmt: str, columns: dict, field: str = "/data/train_file", base_dir=None) -> list[dict]:
     p = _resolve(str(path), field, base_dir)
+    if is_saved_dataset(p):
+        rows = _row_dicts([(None, r) for _, r in saved_dataset_records(p, field)], fmt, columns, str(p))
+        if not rows:
+            raise DataError(f"{p}: no rows", file=str(p), field=field, hint="The saved dataset is empty.")
+        return rows
     if p.is_dir():
-        raise DataError(f"{p} is a folder; the '{fmt}' format reads one file", file=str(p), field=field,
-                        hint="Point at a .json/.jsonl/.csv file, or use format 'text' for a folder of files.")
+        raise DataError(f"{p} is a folder; the '{fmt}' format reads one file or a save_to_disk folder", file=str(p), field=field,
+                        hint="Point at a .json/.jsonl/.csv file or a folder written by datasets' save_to_disk, "
+                             "or use format 'text' for a folder of files.")
     rows = _row_dicts(_records(p, _required_columns(fmt, columns)), fmt, columns, str(p))
     if not rows:
         raise DataError(f"{p}: no rows", file=str(p), field=field, hint="The file is empty.")
@@ -318,6 +356,8 @@ def _hub_rows(data: dict, field: str = "/data/hub_id") -> tuple[list[dict], str]
             raise DataError(f"hub dataset '{hub_id}': the Hugging Face hub is unreachable", field=field,
                             hint="Download the dataset on a machine with internet and use its file with format "
                                  "instruction/completion, or set HF_HUB_OFFLINE=1 to use a copy in the local cache.")
+    if is_saved_dataset(hub_id):  # load_dataset refuses save_to_disk folders ("Please use load_from_disk")
+        return [r for _, r in saved_dataset_records(Path(hub_id), field, data["hub_split"])], hub_id
     try:
         ds = datasets.load_dataset(hub_id, split=data["hub_split"])
     except Exception as e:  # datasets raises many types (FileNotFoundError, ConnectionError, DatasetNotFoundError, ValueError)
@@ -388,6 +428,11 @@ def load_examples(config: dict, tokenizer, *, warnings: list | None = None, base
     if not train:
         raise DataError(f"{source}: no training rows left after truncation to max_length={max_length}", file=str(source),
                         field="/training/max_length", hint="Raise training.max_length or shorten the prompts.")
+    if warnings is not None:
+        from .language import language_warnings
+
+        warnings += language_warnings([ex["prompt"] + ex["response"] for ex in train], tokenizer,
+                                      config["model"]["name_or_path"])
     return train, evals
 
 

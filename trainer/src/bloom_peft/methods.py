@@ -71,8 +71,9 @@ def _tokenizer_source(model, tokenizer, scratch: list) -> str | None:
     return getattr(model.config, "_name_or_path", None)
 
 
-def peft_config(method_cfg: dict, tokenizer_name_or_path: str | None = None):
-    """The peft config object for a peft method (task CAUSAL_LM)."""
+def peft_config(method_cfg: dict, tokenizer_name_or_path: str | None = None, model_hidden_size: int | None = None):
+    """The peft config object for a peft method (task CAUSAL_LM). An absent encoder_hidden_size (P-tuning's
+    encoder, prefix tuning's projection) is the model's hidden size, as in peft."""
     from peft import IA3Config, LoraConfig, PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig
 
     o = method_options(method_cfg)
@@ -92,10 +93,11 @@ def peft_config(method_cfg: dict, tokenizer_name_or_path: str | None = None):
             extra = dict(encoder_num_layers=o["encoder_num_layers"], encoder_dropout=o["encoder_dropout"])
         return PromptEncoderConfig(task_type="CAUSAL_LM", num_virtual_tokens=o["num_virtual_tokens"],
                                    encoder_reparameterization_type=o["encoder_type"],
-                                   encoder_hidden_size=o["encoder_hidden_size"], **extra)
+                                   encoder_hidden_size=o.get("encoder_hidden_size", model_hidden_size), **extra)
     if name == "prefix_tuning":
         return PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=o["num_virtual_tokens"],
-                                  prefix_projection=o["prefix_projection"], encoder_hidden_size=o["encoder_hidden_size"])
+                                  prefix_projection=o["prefix_projection"],
+                                  encoder_hidden_size=o.get("encoder_hidden_size", model_hidden_size))
     if name == "lora":
         return LoraConfig(task_type="CAUSAL_LM", r=o["r"], lora_alpha=o["alpha"], lora_dropout=o["dropout"],
                           target_modules=list(o["target_modules"]))
@@ -126,7 +128,8 @@ def apply_method(model, method_cfg: dict, tokenizer=None):
     scratch: list = []
     opts = method_options(method_cfg)
     text_init = name == "prompt_tuning" and opts["init"] == "text"
-    cfg = peft_config(method_cfg, _tokenizer_source(model, tokenizer, scratch) if text_init else None)
+    cfg = peft_config(method_cfg, _tokenizer_source(model, tokenizer, scratch) if text_init else None,
+                      model.config.hidden_size)
     try:
         peft_model = get_peft_model(model, cfg)
         if name == "prefix_tuning":
