@@ -15,6 +15,13 @@ fi
 
 # 2. python venv for the trainer. PIP_RETRIES=0: on offline machines pip falls through to the local index at once.
 bash scripts/setup-python.sh .venv
+# 2b. the trainer's lint and type-check tools (dev only: not part of a user's training environment)
+if [ "$(cat .venv/.dev-stamp 2>/dev/null)" != "$(stamp trainer/requirements-dev.lock)" ]; then
+  PIP_RETRIES=0 PIP_DISABLE_PIP_VERSION_CHECK=1 .venv/bin/python -m pip install -q --retries 0 -r trainer/requirements-dev.lock 2>&1 \
+    | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
+  .venv/bin/ruff --version >/dev/null && .venv/bin/mypy --version >/dev/null
+  stamp trainer/requirements-dev.lock > .venv/.dev-stamp
+fi
 
 # 3. bundles
 node esbuild.mjs >/dev/null 2>&1 || node esbuild.mjs
