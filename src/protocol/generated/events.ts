@@ -6,7 +6,32 @@ import type { TrainingConfig } from './training-config';
  * One JSON object per line on the trainer's protocol channel (stdout). Readers must ignore unknown types and extra fields.
  */
 export type TrainerEvent =
-  StartedEvent | ProgressEvent | EvalEvent | CheckpointEvent | LogEvent | WarningEvent | ErrorEvent | DoneEvent;
+  | StartedEvent
+  | ProgressEvent
+  | EvalEvent
+  | CheckpointEvent
+  | LogEvent
+  | WarningEvent
+  | ErrorEvent
+  | DoneEvent
+  | EvaluationEvent;
+/**
+ * The base model (no adapter) on the same rows; null when not measured.
+ */
+export type EvaluationScores = {
+  /**
+   * Rows answered exactly (after stripping surrounding whitespace).
+   */
+  exact: number;
+  /**
+   * exact / rows.
+   */
+  exact_match: number;
+  /**
+   * Mean character-level ROUGE-L F1 (longest common subsequence of the non-space characters).
+   */
+  rouge_l: number;
+} | null;
 
 export interface StartedEvent {
   v: 1;
@@ -144,4 +169,56 @@ export interface DoneEvent {
    * Why a stopped run stopped (status 'stopped').
    */
   stop_reason?: string;
+}
+/**
+ * Greedy answers to the first held-out rows in the run's template, scored against the references, next to the base model's answers to the same rows. Sent before `done` by a completed run, and by `python -m bloom_peft evaluate` (on demand).
+ */
+export interface EvaluationEvent {
+  v: 1;
+  /**
+   * Unix seconds.
+   */
+  time: number;
+  type: 'evaluation';
+  /**
+   * The step of the adapter evaluated.
+   */
+  step?: number;
+  trigger?: 'end_of_run' | 'on_demand';
+  rows: number;
+  max_new_tokens?: number;
+  /**
+   * Rows answered exactly (after stripping surrounding whitespace).
+   */
+  exact: number;
+  /**
+   * exact / rows.
+   */
+  exact_match: number;
+  /**
+   * Mean character-level ROUGE-L F1 (longest common subsequence of the non-space characters).
+   */
+  rouge_l: number;
+  base?: EvaluationScores;
+  /**
+   * no_exact_answers: not one row answered exactly; not_better_than_base: the base model scores as well on both measures.
+   */
+  verdict: 'ok' | 'no_exact_answers' | 'not_better_than_base';
+  /**
+   * One sentence a user reads next to "Use for completions".
+   */
+  message: string;
+  /**
+   * The first few rows (texts cut to 300 characters).
+   */
+  samples?: EvaluationSample[];
+  runtime_s?: number;
+}
+export interface EvaluationSample {
+  prompt: string;
+  reference: string;
+  answer: string;
+  base_answer?: string;
+  exact: boolean;
+  rouge_l: number;
 }

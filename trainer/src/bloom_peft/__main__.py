@@ -3,8 +3,11 @@
 train   --run-dir DIR [--config FILE]   train; config from FILE (copied to DIR/config.json) or DIR/config.json
 resume  --run-dir DIR                   continue from the newest complete checkpoint in DIR
 export  --run-dir DIR | --model M --adapter A --out DIR   ONNX export for the completion engine
+export-hf --run-dir DIR [--out DIR]     Hugging Face checkpoint (merged weights, or adapter + base name)
 params  --config FILE | --json TEXT     trainable/total parameter counts without loading weights (JSON on stdout)
 preview --config FILE [--rows N]        the first rows exactly as the model sees them (JSON on stdout)
+evaluate --run-dir DIR [--rows N] [--max-new-tokens N] [--no-base]   greedy answers to held-out rows: exact match,
+                                        character ROUGE-L, next to the base model (an `evaluation` event on stdout)
 check                                   environment report (JSON on stdout)
 """
 from __future__ import annotations
@@ -18,9 +21,11 @@ COMMANDS = {
     "train": "bloom_peft.train",
     "resume": "bloom_peft.train",
     "export": "bloom_peft.export",
+    "export-hf": "bloom_peft.export_hf",
     "params": "bloom_peft.params",
     "preview": "bloom_peft.preview",
     "check": "bloom_peft.check",
+    "evaluate": "bloom_peft.evaluation",
 }
 
 
@@ -39,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", help="output folder (default RUN_DIR/export)")
     export.add_argument("--quantize", choices=["none", "int8"], default=None)
     export.add_argument("--fp16", action="store_true")
+    export_hf = sub.add_parser("export-hf", help="Hugging Face checkpoint of a run (merged, or adapter + base name)")
+    export_hf.add_argument("--run-dir", required=True)
+    export_hf.add_argument("--out", help="output folder (default RUN_DIR/hf)")
     params = sub.add_parser("params", help="trainable/total parameters of a config, without loading weights")
     src = params.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", help="config JSON file")
@@ -49,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     psrc.add_argument("--json", help="config JSON text")
     preview.add_argument("--rows", type=int, default=3)
     sub.add_parser("check", help="environment report")
+    evaluate = sub.add_parser("evaluate", help="answer a finished run's held-out rows: exact match and ROUGE-L vs the base model")
+    evaluate.add_argument("--run-dir", required=True)
+    evaluate.add_argument("--rows", type=int, default=32, help="held-out rows to answer (the first N)")
+    evaluate.add_argument("--max-new-tokens", type=int, default=64, help="cap on generated tokens per answer")
+    evaluate.add_argument("--no-base", action="store_true", help="skip the base model's answers")
     return parser
 
 
