@@ -45,7 +45,7 @@ export class App {
     on('init', s => {
       this.trusted = s.trusted;
       this.configure.setTrusted(s.trusted);
-      this.setBanner(s.trusted ? undefined : 'This workspace is not trusted: training is disabled. Existing adapters still serve completions.');
+      this.setBanner(s.trusted ? undefined : 'This workspace is not trusted: training, preview, export and the playground are disabled.');
       this.setRuns(s.runs);
       this.run.attach(s.current, s.currentEvents);
       this.history.setJob(s.compare);

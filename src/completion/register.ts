@@ -43,6 +43,7 @@ export function registerCompletions(context: vscode.ExtensionContext, deps: Comp
     runs: deps.training,
     baseDir: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
     log: deps.log,
+    trusted: () => vscode.workspace.isTrusted,
   });
   const bar = new CompletionStatusBar();
   bar.update(service.status());
@@ -59,7 +60,12 @@ export function registerCompletions(context: vscode.ExtensionContext, deps: Comp
       settings = readSettings();
       void service.settingsChanged({ bookkeepingOnly: selecting > 0 });
     }),
-    vscode.commands.registerCommand('bloomPeft.useAdapter', (a?: unknown, b?: unknown) => useAdapterCommand(service, deps.training, reread, a, b)),
+    vscode.commands.registerCommand('bloomPeft.useAdapter', (a?: unknown, b?: unknown) => vscode.workspace.isTrusted
+      ? useAdapterCommand(service, deps.training, reread, a, b)
+      : void vscode.window.showWarningMessage('Bloom PEFT: choosing an adapter from this workspace is disabled while it is not trusted (its runs would load a model into native code). Trust the workspace, or set bloomPeft.completions.adapter in your user settings to an export folder you trust.', 'Manage Workspace Trust')
+        .then(pick => pick && vscode.commands.executeCommand('workbench.trust.manage'))),
+    // granted trust: an empty adapter setting may now follow the newest run of the workspace
+    vscode.workspace.onDidGrantWorkspaceTrust(() => void service.refresh()),
     vscode.commands.registerCommand('bloomPeft.toggleCompletions', () => toggle()),
     { dispose: () => void service.dispose() },
   );

@@ -69,6 +69,9 @@ export interface CompletionServiceDeps {
   log?: { info(m: string): void; warn(m: string): void; error(m: string): void };
   /** Pipeline prompt budget in tokens. */
   tokenBudget?: number;
+  /** Workspace trust (default: trusted). Untrusted, an empty adapter setting follows no run: the workspace's runs
+   *  folder may come from a cloned repository, and its ONNX model and tokenizer would load into native code. */
+  trusted?: () => boolean;
 }
 
 type Listener<T> = (value: T) => void;
@@ -342,6 +345,7 @@ export class CompletionService {
   private async resolve(target: string, report = true): Promise<ActiveAdapter | undefined> {
     const runs = await this.listRuns();
     if (!target.trim()) {
+      if (this.deps.trusted && !this.deps.trusted()) return undefined; // choose one explicitly (user settings)
       // Follow the newest finished run that has an export.
       const newest = runs
         .filter(r => r.exportDir && r.status !== 'running' && fs.existsSync(path.join(r.exportDir, 'manifest.json')))

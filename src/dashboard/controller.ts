@@ -134,16 +134,22 @@ export class DashboardController implements Disposable {
         ? this.host.pickFolder(p.role === 'train' ? 'Choose a folder of code or text' : 'Choose an eval folder')
         : this.host.pickFile(p.role === 'train' ? 'Choose a training dataset' : 'Choose an eval dataset', { 'Datasets': ['jsonl', 'json', 'csv', 'txt'], 'All files': ['*'] })),
       // counts depend on model + method only: asked before a dataset is chosen, with the trainer's placeholder data
-      params: async p => this.training.params(this.checkConfig({ ...p.config, data: PARAMS_DATA }, { dataPaths: false })),
-      preview: async p => (await this.training.preview(this.checkConfig(p.config), p.rows ?? 3)).map(toPreviewRow),
+      params: async p => {
+        this.requireTrust('Counting parameters');
+        return this.training.params(this.checkConfig({ ...p.config, data: PARAMS_DATA }, { dataPaths: false }));
+      },
+      preview: async p => {
+        this.requireTrust('The data preview');
+        return (await this.training.preview(this.checkConfig(p.config), p.rows ?? 3)).map(toPreviewRow);
+      },
       start: async p => {
-        this.requireTrust();
+        this.requireTrust('Training');
         const info = await this.training.start(this.checkConfig(p.config));
         return this.watch(info.id);
       },
       stop: async () => { await this.training.stop(); return null; },
       resume: async p => {
-        this.requireTrust();
+        this.requireTrust('Training');
         await this.runById(p.runId);
         const info = await this.training.resume(p.runId);
         return this.watch(info.id);
@@ -151,13 +157,14 @@ export class DashboardController implements Disposable {
       listRuns: async () => (await this.training.listRuns()).map(toRunRow),
       readEvents: async p => { await this.runById(p.runId); return this.training.readEvents(p.runId); },
       useAdapter: async p => {
+        this.requireTrust('Serving completions from this workspace\'s runs');
         const run = await this.runById(p.runId);
         if (!run.exportDir) throw new DashboardError(`Run "${run.name ?? run.id}" has no ONNX export yet.`, 'Export it first (Export button), then use it for completions.');
         await this.host.useAdapter(run.id, run.dir);
         this.notify('completions', { runId: run.id });
         return null;
       },
-      exportRun: async p => { await this.runById(p.runId); await this.training.exportRun(p.runId); this.scheduleRuns(); return null; },
+      exportRun: async p => { this.requireTrust('Export'); await this.runById(p.runId); await this.training.exportRun(p.runId); this.scheduleRuns(); return null; },
       openFolder: async p => {
         const run = await this.runById(p.runId);
         const dir = p.which === 'run' ? run.dir : p.which === 'adapter' ? run.adapterDir : run.exportDir;
@@ -176,11 +183,11 @@ export class DashboardController implements Disposable {
         return true;
       },
       compareMethods: async p => {
-        this.requireTrust();
+        this.requireTrust('Training');
         return this.compare.start(this.checkConfig(p.config), p.methods);
       },
       cancelCompare: async () => { await this.compare.cancel(); return null; },
-      generate: async p => this.generate(p.runId, p.prompt, p.maxTokens ?? 64, p.temperature ?? 0, p.template ?? false),
+      generate: async p => { this.requireTrust('The playground'); return this.generate(p.runId, p.prompt, p.maxTokens ?? 64, p.temperature ?? 0, p.template ?? false); },
       cancelGenerate: async p => { this.generations.get(p.genId)?.abort(); return null; },
     };
     return (handlers[msg.method] as (p: unknown) => Promise<unknown>)(msg.params);
@@ -268,6 +275,11 @@ export class DashboardController implements Disposable {
     if (name !== 'embedded' && !picked.has(name) && (!HUB_ID.test(name) || name.split('/').some(s => s.startsWith('.')))) {
       throw new DashboardError(`model "${name}" is neither a hub id nor a folder chosen with the picker.`, 'Use "Choose folder…" for a local model.', [{ path: '/model/name_or_path', message: 'choose the folder with the picker' }]);
     }
+    const hub = config.data.hub_id;
+    if (o.dataPaths !== false && hub !== undefined && !picked.has(hub) && (!HUB_ID.test(hub) || hub.split('/').some(s => s.startsWith('.')))) {
+      // the trainer reads an existing path as a local dataset folder: only a picked folder may be one
+      throw new DashboardError(`data.hub_id "${hub}" is neither a hub dataset id (org/name) nor a folder chosen with the picker.`, 'Give a hub id such as tatsu-lab/alpaca, or pick a local file with "Choose…".', [{ path: '/data/hub_id', message: 'a hub id (org/name), not a path' }]);
+    }
     for (const key of o.dataPaths === false ? [] : ['train_file', 'eval_file'] as const) {
       const value = config.data[key];
       if (value !== undefined && !picked.has(value)) {
@@ -281,8 +293,9 @@ export class DashboardController implements Disposable {
     try { this.training.draftConfig = this.checkConfig(config); } catch { /* an unfinished form is not a draft */ }
   }
 
-  private requireTrust(): void {
-    if (!this.host.isTrusted()) throw new DashboardError('Training is disabled in an untrusted workspace.', 'Trust the workspace (Manage Workspace Trust) to train.');
+  /** Everything that runs Python or loads a model (ONNX, tokenizer) from the workspace waits for workspace trust. */
+  private requireTrust(what: string): void {
+    if (!this.host.isTrusted()) throw new DashboardError(`${what} is disabled in an untrusted workspace: it runs Python or loads a model from this workspace.`, 'Trust the workspace (Manage Workspace Trust) to use it.');
   }
 
   private async runById(runId: string): Promise<RunSummary> {

@@ -47,6 +47,19 @@ test('only paths chosen with a host picker reach the trainer; hub ids and "embed
   assert.equal(training.started.length, 1);
 });
 
+test('data.hub_id must be a hub id: a path-like one cannot bypass the picker rule', async () => {
+  const { call, training } = setup();
+  const hub = (hub_id: string) => ({ model: { name_or_path: 'embedded' }, method: { name: 'lora' }, data: { format: 'hub', hub_id } });
+  for (const bad of ['/etc/ssl', '../secrets', './data', 'a/../../etc', '~/data', 'org/name/deeper', '.hidden/x']) {
+    await assert.rejects(call('start', { config: hub(bad) }), (e: Error & { issues?: Array<{ path: string }> }) =>
+      /data.hub_id ".*" is neither a hub dataset id/.test(e.message) && e.issues!.some(i => i.path === '/data/hub_id'), bad);
+    await assert.rejects(call('preview', { config: hub(bad) }), /is neither a hub dataset id/, bad);
+  }
+  assert.equal(training.started.length, 0);
+  await call('start', { config: hub('tatsu-lab/alpaca') });
+  assert.equal(training.started.length, 1);
+});
+
 test('a picked model folder is allowed, and picks survive a new controller (window reload)', async () => {
   const first = setup();
   const folder = await first.call('pickModelFolder');
