@@ -4,7 +4,6 @@ train   --run-dir DIR [--config FILE]   train; config from FILE (copied to DIR/c
 resume  --run-dir DIR                   continue from the newest complete checkpoint in DIR
 export  --run-dir DIR | --model M --adapter A --out DIR   ONNX export for the completion engine
 export-hf --run-dir DIR [--out DIR]     Hugging Face checkpoint (merged weights, or adapter + base name)
-export-hf --run-dir DIR [--out DIR]     Hugging Face checkpoint (merged weights, or adapter + base name)
 params  --config FILE | --json TEXT     trainable/total parameter counts without loading weights (JSON on stdout)
 preview --config FILE [--rows N]        the first rows exactly as the model sees them (JSON on stdout)
 evaluate --run-dir DIR [--rows N] [--max-new-tokens N] [--no-base]   greedy answers to held-out rows: exact match,
@@ -22,7 +21,6 @@ COMMANDS = {
     "train": "bloom_peft.train",
     "resume": "bloom_peft.train",
     "export": "bloom_peft.export",
-    "export-hf": "bloom_peft.export_hf",
     "export-hf": "bloom_peft.export_hf",
     "params": "bloom_peft.params",
     "preview": "bloom_peft.preview",
@@ -46,9 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", help="output folder (default RUN_DIR/export)")
     export.add_argument("--quantize", choices=["none", "int8"], default=None)
     export.add_argument("--fp16", action="store_true")
-    export_hf = sub.add_parser("export-hf", help="Hugging Face checkpoint of a run (merged, or adapter + base name)")
-    export_hf.add_argument("--run-dir", required=True)
-    export_hf.add_argument("--out", help="output folder (default RUN_DIR/hf)")
     export_hf = sub.add_parser("export-hf", help="Hugging Face checkpoint of a run (merged, or adapter + base name)")
     export_hf.add_argument("--run-dir", required=True)
     export_hf.add_argument("--out", help="output folder (default RUN_DIR/hf)")
