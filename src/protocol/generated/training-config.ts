@@ -186,7 +186,7 @@ export interface TrainingOptions {
   batch_size?: number;
   grad_accum?: number;
   /**
-   * Default depends on the method.
+   * AdamW learning rate. Absent: the method's default (x-default-learning-rate of its definition).
    */
   learning_rate?: number;
   scheduler?: 'linear' | 'cosine' | 'constant' | 'constant_with_warmup';

@@ -25,18 +25,12 @@ PEFT_TYPE_TO_METHOD = {"PROMPT_TUNING": "prompt_tuning", "P_TUNING": "p_tuning",
 BITFIT_WEIGHTS, BITFIT_CONFIG = "bitfit_biases.safetensors", "bitfit_config.json"
 BLOOM_LINEAR_MODULES = ("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h")
 
-# AdamW learning rates per method, from the methods' papers and peft's examples. Prompt-learning methods train a
+# AdamW learning rates per method (x-default-learning-rate of each method's schema definition, so the dashboard
+# shows the value that applies), from the methods' papers and peft's examples. Prompt-learning methods train a
 # few thousand parameters from scratch and need large steps; full fine-tuning moves every pretrained weight.
 # They are sensible both for bloom-560m..7b1 and for the embedded tiny model (set training.learning_rate to override).
-DEFAULT_LEARNING_RATES = {
-    "full": 5e-5,
-    "bitfit": 1e-3,
-    "prompt_tuning": 3e-2,
-    "p_tuning": 3e-3,
-    "prefix_tuning": 1e-2,
-    "lora": 1e-3,
-    "ia3": 3e-3,
-}
+_METHOD_DEFINITIONS = json.loads(CONFIG_SCHEMA.read_text(encoding="utf-8"))["definitions"]
+DEFAULT_LEARNING_RATES = {name: _METHOD_DEFINITIONS[f"method_{name}"]["x-default-learning-rate"] for name in METHODS}
 
 
 def default_learning_rate(name: str) -> float:
