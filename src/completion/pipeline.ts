@@ -1,11 +1,13 @@
-// The completion pipeline, top to bottom (Continue-style): prefilter → prompt → cache → debounce → generate (with
-// the request's AbortSignal) → abort check → postprocess → cache. No vscode import: the inline provider, the CLI,
-// the bench and the tests all drive this same class.
+// The completion pipeline, top to bottom (Continue-style): selection → prefilter → prompt → cache → debounce →
+// generate (with the request's AbortSignal) → abort check → postprocess → cache → repeats. No vscode import: the
+// inline provider, the CLI, the bench and the tests all drive this same class.
 import { CompletionCache } from './cache';
 import { Debouncer } from './debounce';
 import { isComplete, postprocess, type PostprocessContext } from './postprocess';
 import { prefilter } from './prefilter';
 import { applyHeal, buildPrompt, type BuiltPrompt } from './prompt';
+import { answerRepeatsLine, followsShown, rememberShown, repeatsShown, type ShownCompletion } from './repeats';
+import { applySelection, extendSelection } from './selection';
 import type { AdapterInfo, Completion, CompletionRequest, CompletionSettings, GenerateResult, Generator, SkipReason } from './types';
 
 /** What the pipeline generates with right now; undefined = no adapter loaded (nothing is shown). */
@@ -46,6 +48,8 @@ export class CompletionPipeline {
   private readonly now: () => number;
   /** The generation in flight; a newer one aborts it (the engine serves one request at a time). */
   private inflight: AbortController | undefined;
+  /** The last completion shown per document (uri), to recognise it once it is in the text (repeats.ts). */
+  private readonly shown = new Map<string, ShownCompletion>();
 
   constructor(private readonly deps: PipelineDeps) {
     this.cache = deps.cache ?? new CompletionCache();
@@ -56,12 +60,13 @@ export class CompletionPipeline {
   /** Forget cached completions and wake waiting requests (adapter or settings changed). */
   reset(): void {
     this.cache.clear();
+    this.shown.clear();
     this.debouncer.cancelAll();
     this.inflight?.abort();
   }
 
   /** One request from keystroke to completion; undefined when nothing should be shown (see stats.lastSkip). */
-  async complete(req: CompletionRequest, signal?: AbortSignal): Promise<Completion | undefined> {
+  async complete(request: CompletionRequest, signal?: AbortSignal): Promise<Completion | undefined> {
     const t0 = this.now();
     this.stats.requests++;
     const skip = (why: SkipReason): undefined => {
@@ -69,6 +74,11 @@ export class CompletionPipeline {
       return undefined;
     };
     const settings = this.deps.settings();
+
+    // 0. the suggest widget is open: answer as if its selected item were accepted (the shown item extends it)
+    const sel = request.selected;
+    const req = sel ? applySelection(request, sel) : request;
+    if (!req) return skip('selection');
 
     // 1. prefilter
     const filtered = prefilter(req, settings, this.deps.maxDocumentChars);
@@ -86,6 +96,18 @@ export class CompletionPipeline {
     if (signal?.aborted) return skip('aborted');
     const built = buildPrompt(req, active.adapter, { tokenBudget: this.deps.tokenBudget ?? 384 });
     if (!built) return skip('no-prompt');
+    // An instruction paragraph that ends in the answer just shown (accepted with Tab) is answered: the model would
+    // only answer it again.
+    const shown = this.shown.get(req.uri);
+    const afterShown = followsShown(req.prefix, shown);
+    if (afterShown && built.kind === 'template-instruction') return skip('answered');
+    const deliver = (c: Omit<Completion, 'latencyMs'>): Completion | undefined => {
+      const answer = c.insertText;
+      if (afterShown && repeatsShown(answer, shown!)) return skip('repeat');
+      if (built.kind === 'template-instruction' && answerRepeatsLine(answer, req.prefix)) return skip('repeat');
+      this.remember(req, answer);
+      return this.finish(t0, sel ? { ...c, insertText: extendSelection(sel, answer), replaceBefore: sel.replaceBefore, replaceAfter: sel.replaceAfter } : c);
+    };
 
     // 3. cache (an exact or typed-through hit answers at once, no debounce)
     const offset = req.offset ?? req.prefix.length;
@@ -93,7 +115,7 @@ export class CompletionPipeline {
     const hit = this.cache.get(scope, req.prefix, offset);
     if (hit) {
       this.stats.cacheHits++;
-      return this.finish(t0, { insertText: hit.completion, cached: true, engineMs: 0, prompt: built.prompt });
+      return deliver({ insertText: hit.completion, cached: true, engineMs: 0, prompt: built.prompt });
     }
 
     // 4. debounce: only the latest request survives
@@ -125,7 +147,14 @@ export class CompletionPipeline {
 
     // 7. postprocessed result
     if (!text) return skip(raw.trim() === '' ? 'blank' : 'duplicate');
-    return this.finish(t0, { insertText: built.lead + text, cached: false, engineMs, prompt: built.prompt, timings });
+    return deliver({ insertText: built.lead + text, cached: false, engineMs, prompt: built.prompt, timings });
+  }
+
+  private remember(req: CompletionRequest, text: string): void {
+    this.shown.delete(req.uri);
+    this.shown.set(req.uri, rememberShown(req.prefix, text));
+    // A handful of open documents is all that matters; the oldest goes first.
+    if (this.shown.size > 64) this.shown.delete(this.shown.keys().next().value as string);
   }
 
   private finish(t0: number, c: Omit<Completion, 'latencyMs'>): Completion {

@@ -3,13 +3,15 @@
 import * as vscode from 'vscode';
 import { MAX_DOCUMENT_CHARS } from './prefilter';
 import type { CompletionService } from './service';
+import type { SelectedItem } from './types';
 
 /** How much text around the cursor is read per request (the prompt budget is far smaller). */
 const PREFIX_WINDOW = 16_000;
 const SUFFIX_WINDOW = 2_000;
 
 export class BloomInlineCompletionProvider implements vscode.InlineCompletionItemProvider {
-  constructor(private readonly service: CompletionService) {}
+  /** onShown: called when an item goes back to the editor (the one-time hint in register.ts). */
+  constructor(private readonly service: CompletionService, private readonly onShown?: () => void) {}
 
   async provideInlineCompletionItems(
     document: vscode.TextDocument,
@@ -17,8 +19,16 @@ export class BloomInlineCompletionProvider implements vscode.InlineCompletionIte
     context: vscode.InlineCompletionContext,
     token: vscode.CancellationToken,
   ): Promise<vscode.InlineCompletionItem[] | undefined> {
-    // The suggest widget is open: its item decides what comes next, not us.
-    if (context.selectedCompletionInfo) return undefined;
+    // The suggest widget is open (with word-based suggestions, after nearly every word): VS Code shows an inline
+    // item next to it only when it replaces the same range and starts with the selected item's text, so the
+    // pipeline answers as if that item were accepted and the item extends it (selection.ts).
+    const info = context.selectedCompletionInfo;
+    let selected: SelectedItem | undefined;
+    if (info) {
+      const { start, end } = info.range;
+      if (start.line !== position.line || end.line !== position.line || start.character > position.character || end.character < position.character) return undefined;
+      selected = { text: info.text, replaceBefore: position.character - start.character, replaceAfter: end.character - position.character };
+    }
     const lastLine = document.lineAt(document.lineCount - 1);
     const documentLength = document.offsetAt(lastLine.range.end);
     // Checked here too, before reading any text of a huge document.
@@ -47,11 +57,13 @@ export class BloomInlineCompletionProvider implements vscode.InlineCompletionIte
           offset,
           documentLength,
           trigger: context.triggerKind === vscode.InlineCompletionTriggerKind.Invoke ? 'invoke' : 'automatic',
+          selected,
         },
         abort.signal,
       );
       if (!c || token.isCancellationRequested) return undefined;
-      return [new vscode.InlineCompletionItem(c.insertText, new vscode.Range(position, position))];
+      this.onShown?.();
+      return [new vscode.InlineCompletionItem(c.insertText, info ? info.range : new vscode.Range(position, position))];
     } finally {
       sub.dispose();
     }

@@ -54,7 +54,7 @@ export function registerCompletions(context: vscode.ExtensionContext, deps: Comp
     bar,
     service.onDidChange(s => bar.update(s)),
     service.onProblem(p => void showProblem(p, service, deps.log)),
-    vscode.languages.registerInlineCompletionItemProvider([{ scheme: 'file' }, { scheme: 'untitled' }, { scheme: 'vscode-remote' }], new BloomInlineCompletionProvider(service)),
+    vscode.languages.registerInlineCompletionItemProvider([{ scheme: 'file' }, { scheme: 'untitled' }, { scheme: 'vscode-remote' }], new BloomInlineCompletionProvider(service, () => showTriggerHintOnce(context))),
     vscode.workspace.onDidChangeConfiguration(e => {
       if (!e.affectsConfiguration(SECTION)) return;
       settings = readSettings();
@@ -70,6 +70,24 @@ export function registerCompletions(context: vscode.ExtensionContext, deps: Comp
     { dispose: () => void service.dispose() },
   );
   return service;
+}
+
+export const TRIGGER_HINT_KEY = 'bloomPeft.completions.triggerHintShown';
+
+/**
+ * Once per user (global state), with the first ghost text: how to ask for one by hand. Ghost text comes by itself
+ * as you type, but not everywhere (mid-word, on a blank line, after a very fast burst), and the shortcut is not
+ * discoverable in VS Code.
+ */
+function showTriggerHintOnce(context: vscode.ExtensionContext): void {
+  if (context.globalState.get<boolean>(TRIGGER_HINT_KEY)) return;
+  void context.globalState.update(TRIGGER_HINT_KEY, true);
+  const shortcut = 'Change Shortcut';
+  void vscode.window
+    .showInformationMessage('Bloom PEFT: ghost text from your adapter appears as you type; Tab accepts it. To ask for it anywhere, press Alt+\\ (command "Trigger Inline Suggestion").', shortcut)
+    .then(pick => {
+      if (pick === shortcut) void vscode.commands.executeCommand('workbench.action.openGlobalKeybindings', 'editor.action.inlineSuggest.trigger');
+    });
 }
 
 /** >0 while select() writes settings that it then applies itself (one load, one report, not two). */

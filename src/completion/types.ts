@@ -74,12 +74,26 @@ export interface CompletionRequest {
   documentLength?: number;
   /** 'invoke' = the user asked explicitly (skips the debounce). */
   trigger?: 'automatic' | 'invoke';
+  /** The suggest widget's selected item, while the widget is open (see selection.ts). */
+  selected?: SelectedItem;
+}
+
+/** The suggest widget's selected item: it would replace `replaceBefore` characters before the cursor and
+ * `replaceAfter` after it (on the cursor's line) with `text`. */
+export interface SelectedItem {
+  text: string;
+  replaceBefore: number;
+  replaceAfter: number;
 }
 
 /** A completion ready to show at the cursor. */
 export interface Completion {
-  /** Text to insert at the cursor. */
+  /** Text to insert at the cursor (or over the selected item's range, see replaceBefore/replaceAfter). */
   insertText: string;
+  /** Characters before and after the cursor that insertText replaces: the suggest widget's selected item, which
+   * insertText starts with. Absent: inserted at the cursor. */
+  replaceBefore?: number;
+  replaceAfter?: number;
   /** True when it came from the cache (no generation). */
   cached: boolean;
   /** Milliseconds from the call to the result (debounce included), and the engine's share. */
@@ -93,5 +107,5 @@ export interface Completion {
 
 /** Why a request produced nothing; kept on the pipeline for diagnostics, tests and the bench. */
 export type SkipReason =
-  | 'disabled' | 'language' | 'large-file' | 'mid-word' | 'selected-completion' | 'no-adapter' | 'no-prompt'
-  | 'debounced' | 'aborted' | 'blank' | 'duplicate' | 'error';
+  | 'disabled' | 'language' | 'large-file' | 'mid-word' | 'selection' | 'no-adapter' | 'no-prompt' | 'answered'
+  | 'debounced' | 'aborted' | 'blank' | 'duplicate' | 'repeat' | 'error';

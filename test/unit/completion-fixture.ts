@@ -47,7 +47,8 @@ export interface CompletionFixture { plain: string; instr: string }
 export function completionFixture(): CompletionFixture {
   const base = path.resolve('models/bloom-tiny/model.safetensors');
   const baseStamp = fs.existsSync(base) ? `${fs.statSync(base).size}:${fs.statSync(base).mtimeMs}` : 'random';
-  const key = crypto.createHash('sha256').update(FIXTURE).update(baseStamp).digest('hex').slice(0, 16);
+  // The export format is part of the key: an engine that reads a newer format refuses an older cached export.
+  const key = crypto.createHash('sha256').update(FIXTURE).update(baseStamp).update(fs.readFileSync(path.resolve('trainer/src/bloom_peft/export.py'))).digest('hex').slice(0, 16);
   const dir = process.env.COMPLETION_FIXTURE ?? path.join(os.tmpdir(), `bloom-completion-fixture-${key}`);
   const done = (d: string) => fs.existsSync(path.join(d, 'instr', 'export', 'manifest.json')) && fs.existsSync(path.join(d, 'plain', 'export', 'manifest.json'));
   if (!done(dir)) {

@@ -30,6 +30,7 @@ const configChanged = new Emitter<{ affectsConfiguration(s: string): boolean }>(
 const commands = new Map<string, (...a: unknown[]) => unknown>();
 const executed: unknown[][] = [];
 const warnings: Array<{ message: string; actions: string[] }> = [];
+const infos: Array<{ message: string; actions: string[] }> = [];
 let warningAnswer: string | undefined;
 let quickPickAnswer: ((items: Array<{ label: string; run?: RunSummary; action?: string }>) => unknown) | undefined;
 let lastQuickPick: Array<{ label: string }> = [];
@@ -54,6 +55,8 @@ const vscodeStub = {
       },
     }),
     onDidChangeConfiguration: configChanged.event,
+    isTrusted: true,
+    onDidGrantWorkspaceTrust: () => ({ dispose() {} }),
   },
   window: {
     createStatusBarItem: () => {
@@ -62,6 +65,7 @@ const vscodeStub = {
       return item;
     },
     showWarningMessage: async (message: string, ...actions: string[]) => (warnings.push({ message, actions }), warningAnswer),
+    showInformationMessage: async (message: string, ...actions: string[]) => (infos.push({ message, actions }), undefined),
     showQuickPick: async (items: Array<{ label: string }>) => ((lastQuickPick = items), quickPickAnswer?.(items)),
     showOpenDialog: async () => undefined,
     setStatusBarMessage: () => ({ dispose() {} }),
@@ -123,7 +127,8 @@ before(async () => {
   const run = (id: string, dir: string, endedAt: number, exportDir?: string): RunSummary => ({ id, dir, name: id, method: 'full', status: 'completed', endedAt, step: 40, owned: false, resumable: false, exportDir, finalTrainLoss: 0.01 });
   runs = [run('code-run', fx.plain, 1, path.join(fx.plain, 'export')), run('instr-run', fx.instr, 2, path.join(fx.instr, 'export')), run('fresh-run', path.join(scratch, 'no-export'), 3)];
   const { registerCompletions } = await import('../../src/completion/register');
-  const context = { subscriptions: disposables };
+  const state = new Map<string, unknown>();
+  const context = { subscriptions: disposables, globalState: { get: (k: string) => state.get(k), update: async (k: string, v: unknown) => void state.set(k, v) } };
   const log = { info: (m: string) => logged.push(m), warn: (m: string) => logged.push(m), error: (m: string) => logged.push(m), show() {}, trace() {} };
   service = registerCompletions(context as never, {
     training: { listRuns: async () => runs, onRunsChanged: l => runsChanged.event(l) },
@@ -163,8 +168,27 @@ test('the provider answers with an InlineCompletionItem at the cursor; the statu
   assert.equal(items?.[0]?.insertText, '\nreset_user');
   assert.deepEqual(items?.[0]?.range, new Range(pos, pos));
   assert.match(bar().text, /^\$\(sparkle\) instr-run \(newest\) · \d+ ms$/);
-  // The suggest widget has a selection: nothing.
-  assert.equal(await provider!.provideInlineCompletionItems(d, pos, ctx({ selectedCompletionInfo: {} }), token()), undefined);
+});
+
+test('the suggest widget is open: the item replaces the selected item\'s range and extends its text', async () => {
+  const d = doc('Notes\n\nConvert to snake_case\nReset Us\n\nmore');
+  const pos = new Position(3, 8);
+  // word-based suggestions offer "User" for "Us": the answer is the one for "Reset User" (cached: no generation)
+  const range = new Range(new Position(3, 6), pos);
+  const items = await provider!.provideInlineCompletionItems(d, pos, ctx({ selectedCompletionInfo: { range, text: 'User' } }), token());
+  assert.equal(items?.[0]?.insertText, 'User\nreset_user');
+  assert.equal(items?.[0]?.range, range);
+  assert.equal(service.pipeline.stats.cacheHits > 0, true);
+  // a selected item on another line than the cursor is no word completion: nothing
+  const other = new Range(new Position(2, 0), new Position(2, 7));
+  assert.equal(await provider!.provideInlineCompletionItems(d, pos, ctx({ selectedCompletionInfo: { range: other, text: 'Convert' } }), token()), undefined);
+});
+
+test('the first ghost text brings a one-time hint for the manual trigger (Alt+\\)', async () => {
+  // the tests above showed ghost text already: exactly one hint, with a way to change the shortcut
+  assert.equal(infos.length, 1);
+  assert.match(infos[0]!.message, /Alt\+\\.*Trigger Inline Suggestion/);
+  assert.deepEqual(infos[0]!.actions, ['Change Shortcut']);
 });
 
 test('a cancelled token discards the result', async () => {
