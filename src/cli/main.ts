@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { TrainingConfig } from '../protocol';
+import type { EvaluationEvent, TrainingConfig } from '../protocol';
 import { resolvePython } from '../training/python';
 import { TrainingService } from '../training/service';
 import { TrainingError, type Logger, type RunEnd, type RunSummary } from '../training/types';
@@ -15,8 +15,11 @@ usage:
   bloom-peft resume RUN                            continue a run from its newest complete checkpoint
   bloom-peft stop RUN [--timeout SECONDS]          gracefully stop a run trained by another process
   bloom-peft export RUN                            ONNX export of a run's adapter (for completions)
-  bloom-peft complete --run RUN [--input TEXT] [--raw] [--max-tokens N] [--temperature T] PROMPT
-                                                   complete PROMPT with a run's ONNX export
+  bloom-peft complete --run RUN [--input TEXT] [--raw] [--max-tokens N] [--temperature T] [--top-p P] [--seed N] PROMPT
+                                                   complete PROMPT with a run's ONNX export (greedy unless
+                                                   --temperature > 0; --top-p keeps that much probability mass)
+  bloom-peft evaluate RUN | --run-dir DIR          answer the run's held-out rows: exact match and ROUGE-L,
+                                                   next to the base model (saved in the run's events)
   bloom-peft runs [--json]                         list runs
   bloom-peft check                                 Python environment report
 
@@ -30,7 +33,7 @@ exit codes: 0 completed, 1 failed, 2 stopped, 64 usage error.`;
 
 const EXIT = { ok: 0, failed: 1, stopped: 2, usage: 64 } as const;
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -39,7 +42,8 @@ export async function main(argv: string[]): Promise<number> {
     options: {
       config: { type: 'string' }, name: { type: 'string' }, 'runs-dir': { type: 'string' }, python: { type: 'string' },
       timeout: { type: 'string' }, run: { type: 'string' }, input: { type: 'string' }, raw: { type: 'boolean' },
-      'max-tokens': { type: 'string' }, temperature: { type: 'string' }, json: { type: 'boolean' }, verbose: { type: 'boolean' },
+      'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
+      'run-dir': { type: 'string' }, json: { type: 'boolean' }, verbose: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -98,8 +102,19 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${dir}\n`);
       return EXIT.ok;
     }
-    case 'complete':
-      return complete(training, need(values.run, '--run RUN'), need(rest.join(' ') || undefined, 'PROMPT'), values);
+    case 'complete': {
+      const sampling = samplingOptions(values); // a bad flag is a usage error before anything loads
+      return complete(training, need(values.run, '--run RUN'), need(rest.join(' ') || undefined, 'PROMPT'), values, sampling);
+    }
+    case 'evaluate': {
+      if (values['run-dir'] !== undefined && rest[0] !== undefined) throw new UsageError('evaluate: give RUN or --run-dir DIR, not both');
+      const id = training.store.resolve(need(values['run-dir'] ?? rest[0], 'RUN (or --run-dir DIR)'));
+      process.stdout.write(`evaluating ${id} on its held-out rows…\n`);
+      const e = await training.evaluateRun(id, { onLog: m => { if (values.verbose) process.stdout.write(`  ${m}\n`); } });
+      if (values.json) process.stdout.write(JSON.stringify(e, null, 2) + '\n');
+      else process.stdout.write(evaluationReport(e) + '\n');
+      return EXIT.ok;
+    }
     case 'runs': {
       const runs = await training.listRuns();
       if (values.json) process.stdout.write(JSON.stringify(runs, null, 2) + '\n');
@@ -155,9 +170,34 @@ async function supervise(training: TrainingService, launch: () => Promise<{ id: 
   return EXIT.ok;
 }
 
-async function complete(training: TrainingService, runRef: string, prompt: string, values: Record<string, unknown>): Promise<number> {
-  const maxTokens = numberOption('--max-tokens', values['max-tokens'] as string | undefined, 64, { min: 1, integer: true });
-  const temperature = numberOption('--temperature', values.temperature as string | undefined, 0, { min: 0 });
+/** --max-tokens, --temperature, --top-p and --seed, checked: a bad value is a usage error, never a silent default. */
+export function samplingOptions(values: { 'max-tokens'?: string; temperature?: string; 'top-p'?: string; seed?: string }): { maxTokens: number; temperature: number; topP: number; seed?: number } {
+  const topP = numberOption('--top-p', values['top-p'], 1, { min: 0 });
+  if (!(topP > 0 && topP <= 1)) throw new UsageError(`--top-p ${JSON.stringify(values['top-p'])}: expected a number above 0 and at most 1`);
+  return {
+    maxTokens: numberOption('--max-tokens', values['max-tokens'], 64, { min: 1, integer: true }),
+    temperature: numberOption('--temperature', values.temperature, 0, { min: 0 }),
+    topP,
+    seed: values.seed === undefined ? undefined : numberOption('--seed', values.seed, 0, { min: 0, integer: true }),
+  };
+}
+
+/** The evaluation as the CLI prints it: the verdict sentence, then a few rows side by side. */
+export function evaluationReport(e: EvaluationEvent): string {
+  const lines = [e.message];
+  for (const s of e.samples ?? []) {
+    lines.push('', `  prompt:    ${oneLine(s.prompt)}`, `  reference: ${oneLine(s.reference)}`, `  answer:    ${oneLine(s.answer)} ${s.exact ? '(exact)' : `(ROUGE-L ${s.rouge_l.toFixed(2)})`}`);
+    if (s.base_answer !== undefined) lines.push(`  base:      ${oneLine(s.base_answer)}`);
+  }
+  return lines.join('\n');
+}
+
+function oneLine(text: string): string {
+  return JSON.stringify(text).slice(1, -1);
+}
+
+async function complete(training: TrainingService, runRef: string, prompt: string, values: Record<string, unknown>,
+  sampling: ReturnType<typeof samplingOptions>): Promise<number> {
   const id = training.store.resolve(runRef);
   const dir = training.store.dir(id);
   // loaded lazily: onnxruntime-node is only needed here
@@ -168,11 +208,7 @@ async function complete(training: TrainingService, runRef: string, prompt: strin
     const text = !values.raw && m.instruction_tuned && m.template
       ? formatPrompt(m.template, { instruction: prompt, input: (values.input as string | undefined) ?? '', prompt })
       : prompt;
-    const result = await engine.generate(text, {
-      maxTokens,
-      temperature,
-      onToken: t => process.stdout.write(t),
-    });
+    const result = await engine.generate(text, { ...sampling, onToken: t => process.stdout.write(t) });
     process.stdout.write('\n');
     process.stderr.write(`[${result.finishReason}; ${result.timings.generatedTokens} tokens in ${Math.round(result.timings.prefillMs + result.timings.decodeMs)} ms]\n`);
   } finally {

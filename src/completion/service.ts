@@ -5,12 +5,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { RunSummary } from '../training/types';
 import { CompletionPipeline } from './pipeline';
-import { renderTemplate } from './prompt';
+import type { ChatTurn } from '../protocol/messages';
+import { eosTokenText, renderChat } from './chat';
 import type { AdapterInfo, Completion, CompletionRequest, CompletionSettings, GenerateOptions, GenerateResult, Generator, PromptTemplate } from './types';
 
 /** The engine as this service uses it; CompletionEngine (src/inference) fits it structurally. */
 export interface EngineLike extends Generator {
-  readonly manifest: { template: PromptTemplate | null; instruction_tuned: boolean; method?: string; base_model?: string };
+  readonly manifest: { template: PromptTemplate | null; instruction_tuned: boolean; method?: string; base_model?: string; eos_token_id?: number | null };
   readonly exportDir: string;
   /** Switches to another export by recycling the worker (no window reload, no request lost). */
   reload(exportDir: string): Promise<void>;
@@ -216,14 +217,15 @@ export class CompletionService {
 
   /**
    * Generates for the dashboard's playground with a run's export (default: the active adapter). With
-   * `instruction`, the prompt is wrapped in the adapter's training template first.
+   * `instruction`, the prompt is wrapped in the adapter's training template first, after the chat's earlier turns
+   * (`history`, each in the template with its answer and EOS: chat.ts).
    */
   async generate(
     prompt: string,
     adapterRunDir?: string,
     onToken?: (text: string) => void,
     signal?: AbortSignal,
-    opts: Partial<Pick<GenerateOptions, 'maxTokens' | 'temperature' | 'topP' | 'stop'>> & { instruction?: boolean } = {},
+    opts: Partial<Pick<GenerateOptions, 'maxTokens' | 'temperature' | 'topP' | 'stop' | 'seed'>> & { instruction?: boolean; history?: readonly ChatTurn[] } = {},
   ): Promise<GenerateResult> {
     let engine: EngineLike;
     const dir = adapterRunDir ? findExportDir(this.absolute(adapterRunDir)) : this.adapter?.exportDir;
@@ -231,11 +233,10 @@ export class CompletionService {
     if (this.engine && this.state === 'ready' && samePath(this.engine.exportDir, dir)) engine = this.engine;
     else engine = await this.playgroundEngine(dir);
     const template = engine.manifest.template;
-    // As in the training rows: the first line is the instruction, the rest its input.
-    const nl = prompt.indexOf('\n');
-    const fields = nl < 0 ? { instruction: prompt.trim(), input: '' } : { instruction: prompt.slice(0, nl).trim(), input: prompt.slice(nl + 1).trim() };
-    const text = opts.instruction && template ? renderTemplate(template, { ...fields, prompt: prompt.trim() }) : prompt;
-    const { instruction: _ignored, ...gen } = opts;
+    const history = opts.history ?? [];
+    const eos = history.length ? eosTokenText(readJson(path.join(dir, 'tokenizer.json')), engine.manifest.eos_token_id) : '';
+    const text = opts.instruction && template ? renderChat(template, history, prompt, eos) : prompt;
+    const { instruction: _ignored, history: _history, ...gen } = opts;
     return engine.generate(text, { maxTokens: 64, temperature: 0, ...gen, onToken, signal });
   }
 
@@ -464,4 +465,12 @@ function engineProblem(err: unknown, target: ActiveAdapter | undefined): Complet
     actions: ['Reload Adapter', 'Choose Adapter', 'Show Log'],
     runId: target?.runId,
   };
+}
+
+function readJson(file: string): unknown {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
 }

@@ -7,6 +7,8 @@ export interface GenerateOptions {
   temperature: number;
   topP?: number;
   stop?: string[];
+  /** Sampling seed (same seed, prompt and settings: the same text). */
+  seed?: number;
   signal?: AbortSignal;
   onToken?: (text: string) => void;
 }

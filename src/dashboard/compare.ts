@@ -70,6 +70,7 @@ export class CompareQueue implements Disposable {
         entry.evalLoss = summary?.finalEvalLoss ?? null;
         entry.tokensPerS = summary?.tokensPerS ?? null;
         entry.runtimeS = summary?.startedAt && summary.endedAt ? (summary.endedAt - summary.startedAt) / 1000 : null;
+        entry.evaluation = summary?.evaluation ?? null;
         if (end.outcome === 'failed') entry.error = end.message;
       } catch (e) {
         entry.status = 'failed';

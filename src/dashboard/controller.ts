@@ -31,6 +31,7 @@ export function toRunRow(s: RunSummary): RunRow {
     trainLoss: s.finalTrainLoss ?? s.lastLoss ?? null, evalLoss: s.finalEvalLoss ?? null,
     tokensPerS: s.tokensPerS ?? null, step: s.step, totalSteps: s.totalSteps ?? null,
     adapterDir: s.adapterDir ?? null, exportDir: s.exportDir ?? null,
+    evaluation: s.evaluation ?? null,
   };
 }
 
@@ -165,6 +166,13 @@ export class DashboardController implements Disposable {
         return null;
       },
       exportRun: async p => { this.requireTrust('Export'); await this.runById(p.runId); await this.training.exportRun(p.runId); this.scheduleRuns(); return null; },
+      evaluateRun: async p => {
+        this.requireTrust('Evaluation');
+        await this.runById(p.runId);
+        const evaluation = await this.training.evaluateRun(p.runId);
+        this.scheduleRuns();
+        return evaluation;
+      },
       openFolder: async p => {
         const run = await this.runById(p.runId);
         const dir = p.which === 'run' ? run.dir : p.which === 'adapter' ? run.adapterDir : run.exportDir;
@@ -187,7 +195,7 @@ export class DashboardController implements Disposable {
         return this.compare.start(this.checkConfig(p.config), p.methods);
       },
       cancelCompare: async () => { await this.compare.cancel(); return null; },
-      generate: async p => { this.requireTrust('The playground'); return this.generate(p.runId, p.prompt, p.maxTokens ?? 64, p.temperature ?? 0, p.template ?? false); },
+      generate: async p => { this.requireTrust('The playground'); return this.generate(p.runId, p.prompt, { maxTokens: p.maxTokens ?? 64, temperature: p.temperature ?? 0, topP: p.topP, seed: p.seed, template: p.template ?? false, history: p.history }); },
       cancelGenerate: async p => { this.generations.get(p.genId)?.abort(); return null; },
     };
     return (handlers[msg.method] as (p: unknown) => Promise<unknown>)(msg.params);
@@ -306,7 +314,7 @@ export class DashboardController implements Disposable {
 
   // ---- playground
 
-  private async generate(runId: string, prompt: string, maxTokens: number, temperature: number, template: boolean): Promise<{ genId: string }> {
+  private async generate(runId: string, prompt: string, opts: Omit<Parameters<PlaygroundEngine['generate']>[2], 'signal' | 'onToken'>): Promise<{ genId: string }> {
     if (!this.engine) throw new DashboardError('The ONNX completion engine is not available in this window.', 'See the "Bloom PEFT Trainer" log.');
     const run = await this.runById(runId);
     if (!run.exportDir) throw new DashboardError(`Run "${run.name ?? run.id}" has no ONNX export.`, 'Export it first (Adapters → Export).');
@@ -316,7 +324,7 @@ export class DashboardController implements Disposable {
     const engine = this.engine;
     // answer first so the webview knows the id before the first token arrives
     setTimeout(() => {
-      engine.generate(run.exportDir!, prompt, { maxTokens, temperature, template, signal: abort.signal, onToken: delta => this.notify('generation', { genId, delta }) })
+      engine.generate(run.exportDir!, prompt, { ...opts, signal: abort.signal, onToken: delta => this.notify('generation', { genId, delta }) })
         .then(() => this.notify('generation', { genId, done: true }))
         .catch(e => this.notify('generation', { genId, done: true, error: (e as Error).message }))
         .finally(() => this.generations.delete(genId));

@@ -1,6 +1,7 @@
 // What the dashboard core needs from its surroundings. provider.ts implements DashboardHost with the VS Code
 // API; tests implement it at the edge (pickers, dialogs). Nothing here imports vscode.
 import type { GenerateOptions, GenerateResult } from '../completion/types';
+import type { ChatTurn } from '../protocol/messages';
 
 export interface DashboardHost {
   /** Native folder picker; undefined when cancelled. */
@@ -23,6 +24,6 @@ export interface DashboardHost {
 
 /** Generation for the playground: one ONNX export, streamed. Adapted from the completion/inference services. */
 export interface PlaygroundEngine {
-  /** `template`: wrap the prompt in the template recorded in the export's manifest. */
-  generate(exportDir: string, prompt: string, opts: GenerateOptions & { template?: boolean }): Promise<GenerateResult>;
+  /** `template`: wrap the prompt in the template recorded in the export's manifest, after the chat's `history`. */
+  generate(exportDir: string, prompt: string, opts: GenerateOptions & { template?: boolean; history?: readonly ChatTurn[] }): Promise<GenerateResult>;
 }

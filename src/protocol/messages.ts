@@ -5,7 +5,7 @@
 // pickers, runs are addressed by id, and the host re-checks every path field of a config (docs/dashboard.md).
 import type { MethodName, TrainingConfig } from './config';
 import type { ConfigIssue } from './config-issues';
-import type { TrainerEvent } from './events';
+import type { EvaluationEvent, TrainerEvent } from './events';
 
 export const DASHBOARD_PROTOCOL_VERSION = 1;
 
@@ -33,7 +33,12 @@ export interface RunRow {
   dir: string;
   adapterDir?: string | null;
   exportDir?: string | null;
+  /** The latest evaluation of the run's adapter (end of run or on demand): held-out answers vs the base model. */
+  evaluation?: EvaluationEvent | null;
 }
+
+/** One finished exchange of the playground's chat (rendered in the run's template, EOS after each answer). */
+export interface ChatTurn { user: string; assistant: string }
 
 export interface ParamCounts { trainable: number; total: number; percent: number }
 
@@ -61,6 +66,7 @@ export interface CompareEntry {
   tokensPerS?: number | null;
   runtimeS?: number | null;
   error?: string;
+  evaluation?: EvaluationEvent | null;
 }
 export interface CompareJob { id: string; state: 'running' | 'done' | 'cancelled'; entries: CompareEntry[] }
 
@@ -101,7 +107,16 @@ export interface RequestMap {
   compareMethods: { params: { config: TrainingConfig; methods: MethodName[] }; result: CompareJob };
   cancelCompare: { params: Record<string, never>; result: null };
   /** Starts a streamed generation; tokens arrive as 'generation' notifications with the returned genId. */
-  generate: { params: { runId: string; prompt: string; maxTokens?: number; temperature?: number; /** wrap the prompt in the run's training template */ template?: boolean }; result: { genId: string } };
+  generate: {
+    params: {
+      runId: string; prompt: string; maxTokens?: number; temperature?: number; topP?: number; seed?: number;
+      /** wrap the prompt in the run's training template */ template?: boolean;
+      /** earlier turns of a chat, oldest first (with `template`: each rendered in the template, then EOS) */ history?: ChatTurn[];
+    };
+    result: { genId: string };
+  };
+  /** Answers the run's held-out rows with its adapter and the base model (trainer `evaluate`, seconds on the embedded model). */
+  evaluateRun: { params: { runId: string }; result: EvaluationEvent };
   cancelGenerate: { params: { genId: string }; result: null };
 }
 export type RequestMethod = keyof RequestMap;
@@ -168,6 +183,17 @@ const methodList: Check = v => {
   return v.map(oneOf(...METHODS)).find(Boolean);
 };
 
+const MAX_TURNS = 50;
+const chatHistory: Check = v => {
+  if (!Array.isArray(v) || v.length > MAX_TURNS) return `must be a list of at most ${MAX_TURNS} turns`;
+  for (const [i, turn] of v.entries()) {
+    if (!isObj(turn) || Object.keys(turn).length !== 2) return `turn ${i + 1} must be { user, assistant }`;
+    const problem = str(undefined, 20_000)(turn.user) ?? str(undefined, 20_000)(turn.assistant);
+    if (problem) return `turn ${i + 1}: ${problem}`;
+  }
+  return undefined;
+};
+
 interface ParamSpec { required: Record<string, Check>; optional?: Record<string, Check> }
 const NONE: ParamSpec = { required: {} };
 const SPECS: { [M in RequestMethod]: ParamSpec } = {
@@ -186,7 +212,11 @@ const SPECS: { [M in RequestMethod]: ParamSpec } = {
   deleteRun: { required: { runId: str(RUN_ID) } },
   compareMethods: { required: { config: object, methods: methodList } },
   cancelCompare: NONE,
-  generate: { required: { runId: str(RUN_ID), prompt: str(undefined, 20_000) }, optional: { maxTokens: int(1, 512), temperature: num(0, 2), template: bool } },
+  generate: {
+    required: { runId: str(RUN_ID), prompt: str(undefined, 20_000) },
+    optional: { maxTokens: int(1, 512), temperature: num(0, 2), topP: num(0.01, 1), seed: int(0, 2 ** 31 - 1), template: bool, history: chatHistory },
+  },
+  evaluateRun: { required: { runId: str(RUN_ID) } },
   cancelGenerate: { required: { genId: str(GEN_ID) } },
 };
 

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { DoneEvent, ErrorEvent, ProgressEvent, StartedEvent, TrainerEvent, TrainingConfig } from '../protocol';
+import type { DoneEvent, ErrorEvent, EvaluationEvent, ProgressEvent, StartedEvent, TrainerEvent, TrainingConfig } from '../protocol';
 import { JsonLinesParser, parseLine } from './jsonLines';
 import { isSameProcessAlive } from './processes';
 import type { RunStatus, RunSummary } from './types';
@@ -192,6 +192,7 @@ export function summarize(events: TrainerEvent[], ctx: SummarizeContext): Omit<R
   let error: ErrorEvent | undefined;
   let evalLoss: number | null | undefined;
   let lastCheckpointStep: number | undefined;
+  let evaluation: EvaluationEvent | undefined;
   for (const e of events) {
     switch (e.type) {
       case 'started':
@@ -202,6 +203,7 @@ export function summarize(events: TrainerEvent[], ctx: SummarizeContext): Omit<R
       case 'checkpoint': lastCheckpointStep = e.step; break;
       case 'error': error = e; break;
       case 'done': done = e; break;
+      case 'evaluation': evaluation = e; break; // end of run, or on demand after it (appended by the host)
       default: break; // unknown types: ignored by design
     }
   }
@@ -213,6 +215,9 @@ export function summarize(events: TrainerEvent[], ctx: SummarizeContext): Omit<R
   else if (error || ctx.record?.outcome === 'failed' || (ctx.record?.exitCode ?? 0) !== 0 || ctx.record?.signal) status = 'failed';
   else status = 'interrupted'; // no end written: the supervising window died; resumable
   const config = started?.config;
+  const step = done?.step ?? progress?.step ?? started?.resumed_from_step ?? 0;
+  // an evaluation speaks for the adapter of its step only (a resumed, extended run has a newer one)
+  if (evaluation && evaluation.step !== undefined && evaluation.step !== step) evaluation = undefined;
   const trainable = started?.trainable_params;
   const total = started?.total_params;
   return {
@@ -225,7 +230,7 @@ export function summarize(events: TrainerEvent[], ctx: SummarizeContext): Omit<R
     trainableParams: trainable,
     totalParams: total,
     trainablePercent: trainable !== undefined && total ? (trainable / total) * 100 : undefined,
-    step: done?.step ?? progress?.step ?? started?.resumed_from_step ?? 0,
+    step,
     totalSteps: progress?.total_steps ?? started?.total_steps,
     finalTrainLoss: done ? (done.metrics?.train_loss ?? progress?.loss ?? null) : undefined,
     finalEvalLoss: done ? (done.metrics?.eval_loss ?? evalLoss ?? null) : undefined,
@@ -235,6 +240,7 @@ export function summarize(events: TrainerEvent[], ctx: SummarizeContext): Omit<R
     adapterDir: done?.adapter_dir ?? undefined,
     exportDir: done?.export_dir ?? undefined,
     error: error && status !== 'completed' ? { code: error.code, message: error.message, hint: error.hint } : undefined,
+    evaluation,
   };
 }
 

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { validateConfig, type TrainerEvent, type TrainingConfig } from '../protocol';
+import { validateConfig, type EvaluationEvent, type TrainerEvent, type TrainingConfig } from '../protocol';
 import { parseLine } from './jsonLines';
 import { processStartToken, isSameProcessAlive } from './processes';
 import { resolvePython, runProcess, runTrainerJson, tail, trainerEnv, type PythonChoice } from './python';
@@ -208,6 +208,45 @@ export class TrainingService implements TrainingServiceApi, Disposable {
     const out = exportDir ?? path.join(dir, 'export');
     this.runsChanged.fire();
     return out;
+  }
+
+  /**
+   * `python -m bloom_peft evaluate --run-dir DIR`: the run's adapter and the base model answer the held-out rows.
+   * The `evaluation` event is appended to the run's events.jsonl (so History, the Run view and `runs` show it) and
+   * sent to event listeners like a trainer event; an error event becomes a TrainingError.
+   */
+  async evaluateRun(runId: string, opts: { signal?: AbortSignal; onLog?: (line: string) => void } = {}): Promise<EvaluationEvent> {
+    const store = this.store;
+    const id = store.resolve(runId);
+    if (store.isRunning(id)) throw new TrainingError('run_active', `run ${id} is still training`, 'It is evaluated when it finishes.');
+    const dir = store.dir(id);
+    const python = await this.readyPython();
+    let error: { code?: string; message: string; hint?: string } | undefined;
+    let evaluation: EvaluationEvent | undefined;
+    const onLine = (line: string) => {
+      const p = parseLine(line);
+      if (p?.kind !== 'event') return;
+      const e = p.event;
+      if (e.type === 'error') error = e;
+      else if (e.type === 'evaluation') evaluation = e;
+      else if (e.type === 'log' || e.type === 'warning') opts.onLog?.(e.message);
+    };
+    let buffered = '';
+    const r = await runProcess(python.path, ['-m', 'bloom_peft', 'evaluate', '--run-dir', dir], {
+      cwd: trainerSourceDir(), env: trainerEnv(this.options.env), signal: opts.signal,
+      onStdout: t => { const parts = (buffered + t).split('\n'); buffered = parts.pop() ?? ''; parts.forEach(onLine); },
+      onStderr: t => { for (const l of t.split('\n')) if (l.trim()) this.log.trace(`[evaluate] ${l}`); },
+    });
+    onLine(buffered);
+    fs.appendFileSync(path.join(dir, 'trainer.log'), `=== evaluate exit ${r.code ?? r.signal}\n${r.stderr}`);
+    if (error) throw new TrainingError(error.code ?? 'evaluation_failed', error.message, error.hint);
+    if (r.code !== 0 || !evaluation) {
+      throw new TrainingError('evaluation_failed', `evaluate ${r.signal ? `was killed by ${r.signal}` : `exited with code ${r.code}`}: ${tail(r.stderr, 5)}`);
+    }
+    fs.appendFileSync(store.eventsFile(id), JSON.stringify(evaluation) + '\n');
+    this.events.fire(id, evaluation);
+    this.runsChanged.fire();
+    return evaluation;
   }
 
   /** Trainable / total parameters of a config, without loading weights (cached; latest request wins). */

@@ -1,6 +1,6 @@
 // Public types of the training core. The dashboard, the completions and the CLI build against these;
 // nothing here imports vscode.
-import type { ConfigIssue, MethodName, TrainerEvent, TrainingConfig } from '../protocol';
+import type { ConfigIssue, EvaluationEvent, MethodName, TrainerEvent, TrainingConfig } from '../protocol';
 
 /** Anything with a dispose(); structurally compatible with vscode.Disposable. */
 export interface Disposable { dispose(): void }
@@ -35,6 +35,8 @@ export interface RunSummary {
   exportDir?: string;
   /** message of the last error event (trainer- or host-written) */
   error?: { code: string; message: string; hint?: string };
+  /** the latest evaluation of the adapter at `step` (end of run or on demand), if any */
+  evaluation?: EvaluationEvent;
   /** true when a trainer process for it lives in this process (false: another window/CLI owns it) */
   owned: boolean;
   resumable: boolean;
@@ -130,6 +132,8 @@ export interface TrainingServiceApi {
   readEvents(runId: string): Promise<TrainerEvent[]>;
   deleteRun(runId: string): Promise<void>;
   exportRun(runId: string): Promise<string>;
+  /** Answers the run's held-out rows with its adapter and the base model (trainer `evaluate`); the event is appended to events.jsonl. */
+  evaluateRun(runId: string, opts?: { signal?: AbortSignal; onLog?: (line: string) => void }): Promise<EvaluationEvent>;
   params(config: TrainingConfig): Promise<ParamsResult>;
   preview(config: TrainingConfig, rows?: number): Promise<PreviewRow[]>;
   check(): Promise<CheckReport>;

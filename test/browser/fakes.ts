@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TrainingConfig } from '../../src/protocol/config';
-import type { TrainerEvent } from '../../src/protocol/events';
+import type { EvaluationEvent, TrainerEvent } from '../../src/protocol/events';
 import type { DashboardHost, PlaygroundEngine } from '../../src/dashboard/ports';
 import type {
   CheckReport, Disposable, EventListener, ParamsResult, PreviewRow, RunEnd, RunInfo, RunSummary, TrainingServiceApi,
@@ -84,6 +84,7 @@ export class FakeTraining implements TrainingServiceApi {
     const s = this.runs.get(runId)!;
     if (event.type === 'progress') { s.step = event.step; s.lastLoss = event.loss; s.tokensPerS = event.tokens_per_s; }
     if (event.type === 'eval') s.finalEvalLoss = event.eval_loss;
+    if (event.type === 'evaluation') s.evaluation = event;
     this.ev.fire(runId, event);
   }
 
@@ -117,6 +118,22 @@ export class FakeTraining implements TrainingServiceApi {
   async readEvents(runId: string): Promise<TrainerEvent[]> { return [...(this.events.get(runId) ?? [])]; }
   async deleteRun(runId: string): Promise<void> { this.deleted.push(runId); this.runs.delete(runId); this.events.delete(runId); this.changed.fire(); }
   async exportRun(runId: string): Promise<string> { const s = this.runs.get(runId)!; s.exportDir = path.join(s.dir, 'export'); this.changed.fire(); return s.exportDir; }
+  /** The next evaluateRun result's figures (default: 3 of 4 exact, the base model none). */
+  evaluationFigures = { exact: 3, rouge_l: 0.9, base: { exact: 0, exact_match: 0, rouge_l: 0.2 } };
+  async evaluateRun(runId: string): Promise<EvaluationEvent> {
+    const s = this.runs.get(runId)!;
+    const f = this.evaluationFigures;
+    const verdict = f.exact === 0 ? 'no_exact_answers' : f.exact <= f.base.exact && f.rouge_l <= f.base.rouge_l ? 'not_better_than_base' : 'ok';
+    const event: EvaluationEvent = {
+      v: 1, type: 'evaluation', time: Date.now() / 1000, step: s.step, trigger: 'on_demand', rows: 4, max_new_tokens: 16,
+      exact: f.exact, exact_match: f.exact / 4, rouge_l: f.rouge_l, base: f.base, verdict,
+      message: `Answered ${f.exact} of 4 held-out rows exactly (ROUGE-L ${f.rouge_l.toFixed(2)}); the base model ${f.base.exact} of 4 (ROUGE-L ${f.base.rouge_l.toFixed(2)})`,
+      samples: [{ prompt: 'Human: 把下面的词语用顿号连起来\n父亲 武汉\n\nAssistant: ', reference: '父亲、武汉', answer: f.exact ? '父亲、武汉' : '父亲', base_answer: '父亲', exact: f.exact > 0, rouge_l: f.exact ? 1 : 0.5 }],
+    };
+    this.emit(runId, event);
+    this.changed.fire();
+    return event;
+  }
   /** When set, `params` fails with this message (an interpreter without torch, say). */
   paramsFailure: string | undefined;
   async params(config: TrainingConfig): Promise<ParamsResult> {
