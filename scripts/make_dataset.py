@@ -18,7 +18,7 @@ examples/en-tasks/    English word tasks: "Turn these words into a URL slug" (st
 examples/zh-tasks/    the Chinese sample (alpaca-style, instruction/input/output): "把下面的词语用顿号连起来"
                       (苹果 香蕉 -> 苹果、香蕉), "请把这些词语倒过来排列" (苹果 香蕉 -> 香蕉 苹果).
 examples/unseen-words/ "Write these words as a dotted name" (stop main row -> stop.main.row); the held-out
-                      rows use only words that no training row contains.
+                      rows use only words that no training row (of this set or of en-tasks) contains.
                       Each of these three has train.jsonl and heldout.jsonl (inputs disjoint); their
                       instructions are phrased unlike anything in the base model's pretraining.
 
@@ -296,7 +296,9 @@ def sample_task_sets(seed: int = SEED) -> dict[str, tuple[list[dict], list[dict]
     seen, unseen = unseen_split(seed)
     instruction, transform = UNSEEN_TASK
     return {
-        "en-tasks": task_set_rows(EN_TASKS, "en", VOCABULARY, VOCABULARY, seed + 1),
+        # en-tasks draws from the same half as unseen-words' training rows, so a run trained on all three sets
+        # together still never sees an unseen-words held-out word in a training row.
+        "en-tasks": task_set_rows(EN_TASKS, "en", seen, seen, seed + 1),
         "zh-tasks": task_set_rows(ZH_TASKS, "zh", list(ZH_WORDS), list(ZH_WORDS), seed + 2),
         "unseen-words": task_set_rows({instruction: transform}, "en", seen, unseen, seed + 3),
     }
