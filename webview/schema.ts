@@ -153,7 +153,8 @@ export function buildConfig(f: FormState): TrainingConfig {
 }
 
 /** Placeholder text for a field: its schema default. */
-export function placeholderFor(spec: PropSpec): string | undefined {
+export function placeholderFor(spec: PropSpec, key?: string): string | undefined {
+  if (key === 'encoder_hidden_size') return "the model's hidden size";
   if (spec.default === undefined) return undefined;
   return Array.isArray(spec.default) ? spec.default.join(', ') : String(spec.default);
 }
@@ -165,4 +166,43 @@ export function hintFor(spec: PropSpec): string | undefined {
     : '';
   const parts = [spec.description, range && `(${range})`].filter(Boolean);
   return parts.length ? parts.join(' ') : undefined;
+}
+
+/** The learning rate a method trains with when the form leaves it empty (x-default-learning-rate in the schema). */
+export function methodDefaultLearningRate(name: MethodName): number {
+  return (schema.definitions[`method_${name}`] as unknown as Record<string, number>)['x-default-learning-rate'];
+}
+
+/** Optimizer steps as the trainer counts them: batches of batch × GPUs per epoch, then accumulation, then epochs. */
+export function optimizerSteps(trainRows: number, o: { batchSize: number; gradAccum: number; numGpus: number; epochs: number }): number {
+  const perEpoch = Math.ceil(Math.ceil(trainRows / (o.batchSize * o.numGpus)) / o.gradAccum);
+  return Math.max(1, Math.ceil(o.epochs * perEpoch));
+}
+
+/** A config (a preset's) as form values: what buildConfig(form) turns back into the same config. */
+export function formFromConfig(config: TrainingConfig, base: FormState): FormState {
+  const raw = (o: Record<string, unknown> | undefined): Record<string, RawValue> => Object.fromEntries(Object.entries(o ?? {})
+    .filter(([, v]) => v !== undefined && (typeof v !== 'object' || Array.isArray(v)))
+    .map(([k, v]) => [k, typeof v === 'boolean' ? v : Array.isArray(v) ? v.join(', ') : String(v)]));
+  const name = config.model.name_or_path;
+  const local = name.startsWith('/') || name.startsWith('.') || /^[A-Za-z]:[\\/]/.test(name);
+  const { name: method, ...options } = config.method as { name: MethodName } & Record<string, unknown>;
+  const { format, train_file, eval_file, columns, ...data } = config.data as unknown as Record<string, unknown> & { format: FormState['dataFormat'] };
+  const training = raw(config.training as Record<string, unknown> | undefined);
+  return {
+    ...base,
+    modelSource: name === 'embedded' ? 'embedded' : local ? 'local' : 'hub',
+    hubId: name !== 'embedded' && !local ? name : base.hubId,
+    localModel: local ? name : base.localModel,
+    method,
+    methodOptions: { ...base.methodOptions, [method]: raw(options) },
+    dataFormat: format,
+    trainFile: typeof train_file === 'string' ? train_file : '',
+    evalFile: typeof eval_file === 'string' ? eval_file : '',
+    data: { ...raw(data), ...Object.fromEntries(Object.entries(raw(columns as Record<string, unknown>)).map(([k, v]) => [`columns.${k}`, v])) },
+    template: raw(config.template as Record<string, unknown> | undefined),
+    lengthMode: training.max_steps !== undefined ? 'max_steps' : 'epochs',
+    training,
+    export: raw(config.export as Record<string, unknown> | undefined),
+  };
 }

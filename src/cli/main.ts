@@ -2,7 +2,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { EvaluationEvent, TrainingConfig } from '../protocol';
+import type { EvaluationEvent, MethodName, TrainingConfig } from '../protocol';
+import { extensionRoot } from '../training/paths';
+import { findPreset, presetConfig, PRESETS } from '../training/presets';
 import { resolvePython } from '../training/python';
 import { TrainingService } from '../training/service';
 import { TrainingError, type Logger, type RunEnd, type RunSummary } from '../training/types';
@@ -12,9 +14,13 @@ const USAGE = `bloom-peft — fine-tune BLOOM models with PEFT methods, headless
 
 usage:
   bloom-peft train --config FILE [--name NAME]     train a new run (progress bar; Ctrl-C stops gracefully)
+  bloom-peft train --preset NAME [--method M]      train a preset (quick-demo, tutorial) with one method
+                                                   (default: the preset's); --print shows the config instead
   bloom-peft resume RUN                            continue a run from its newest complete checkpoint
   bloom-peft stop RUN [--timeout SECONDS]          gracefully stop a run trained by another process
   bloom-peft export RUN                            ONNX export of a run's adapter (for completions)
+  bloom-peft export --hf RUN                       Hugging Face checkpoint (RUN/hf): merged weights, or for
+                                                   prompt-learning methods the adapter naming its base
   bloom-peft complete --run RUN [--input TEXT] [--raw] [--max-tokens N] [--temperature T] [--top-p P] [--seed N] PROMPT
                                                    complete PROMPT with a run's ONNX export (greedy unless
                                                    --temperature > 0; --top-p keeps that much probability mass)
@@ -44,7 +50,8 @@ export async function main(argv: string[]): Promise<number> {
       timeout: { type: 'string' }, run: { type: 'string' }, input: { type: 'string' }, raw: { type: 'boolean' },
       'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
       'run-dir': { type: 'string' }, json: { type: 'boolean' }, verbose: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
+      help: { type: 'boolean', short: 'h' }, preset: { type: 'string' }, method: { type: 'string' },
+      print: { type: 'boolean' }, hf: { type: 'boolean' },
     },
   });
   const [command, ...rest] = positionals;
@@ -77,7 +84,14 @@ export async function main(argv: string[]): Promise<number> {
 
   switch (command) {
     case 'train': {
-      const file = path.resolve(need(values.config, '--config FILE'));
+      if (values.preset !== undefined) {
+        if (values.config !== undefined) throw new UsageError('train: give --config FILE or --preset NAME, not both');
+        const config = presetTrainingConfig(values.preset, values.method);
+        if (values.print) { process.stdout.write(JSON.stringify(config, null, 2) + '\n'); return EXIT.ok; }
+        return supervise(training, () => training.start(config, { name: values.name }));
+      }
+      if (values.method !== undefined) throw new UsageError('train: --method goes with --preset (a config file names its method)');
+      const file = path.resolve(need(values.config, '--config FILE or --preset NAME'));
       const config = readConfig(file);
       baseDir = path.dirname(file); // relative paths in the config are relative to the config file
       return supervise(training, () => training.start(config, { name: values.name }));
@@ -97,8 +111,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'export': {
       const id = training.store.resolve(need(rest[0], 'RUN'));
-      process.stdout.write(`exporting ${id}…\n`);
-      const dir = await training.exportRun(id, { onLog: m => process.stdout.write(`  ${m}\n`) });
+      process.stdout.write(`exporting ${id}${values.hf ? ' as a Hugging Face checkpoint' : ''}…\n`);
+      const dir = await training.exportRun(id, { hf: values.hf, onLog: m => process.stdout.write(`  ${m}\n`) });
       process.stdout.write(`${dir}\n`);
       return EXIT.ok;
     }
@@ -215,6 +229,17 @@ async function complete(training: TrainingService, runRef: string, prompt: strin
     await engine.dispose();
   }
   return EXIT.ok;
+}
+
+/** A preset's config (schemas/presets.json): shipped data resolve against the extension, the tutorial's against the
+ * working directory (as the tutorial's ./alpaca_data_zh). */
+function presetTrainingConfig(name: string, method: string | undefined): TrainingConfig {
+  const preset = findPreset(name);
+  if (!preset) throw new UsageError(`--preset ${JSON.stringify(name)}: no such preset (${PRESETS.map(p => p.id).join(', ')})`);
+  if (method !== undefined && !(method in preset.methods)) {
+    throw new UsageError(`--method ${JSON.stringify(method)}: expected one of ${Object.keys(preset.methods).join(', ')}`);
+  }
+  return presetConfig(preset, method as MethodName | undefined, { extension: extensionRoot(), workspace: process.cwd() });
 }
 
 function readConfig(file: string): TrainingConfig {

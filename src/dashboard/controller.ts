@@ -2,6 +2,8 @@
 // TrainingService and the host edges, forwards trainer events, keeps the "watched" run so a hidden or
 // reloaded webview can re-attach (snapshot on 'ready' = run row + its events.jsonl), and runs the
 // compare-methods queue (it lives here, not in the webview, so it survives hide/show and reloads).
+import fs from 'node:fs';
+import path from 'node:path';
 import type { TrainingConfig } from '../protocol/config';
 import { validateConfig } from '../protocol/config';
 import type { TrainerEvent } from '../protocol/events';
@@ -10,6 +12,8 @@ import {
   type DashboardSnapshot, type HostError, type HostToWebview, type Picked, type PreviewRow,
   type RequestMethod, type RequestParams, type RequestResult, type RunRow, type WebviewRequest,
 } from '../protocol/messages';
+import { extensionRoot } from '../training/paths';
+import { findPreset, presetConfig, PRESETS } from '../training/presets';
 import type { Disposable, Logger, RunEnd, RunSummary, TrainingServiceApi } from '../training/types';
 import { CompareQueue } from './compare';
 import type { DashboardHost, PlaygroundEngine } from './ports';
@@ -141,7 +145,8 @@ export class DashboardController implements Disposable {
       },
       preview: async p => {
         this.requireTrust('The data preview');
-        return (await this.training.preview(this.checkConfig(p.config), p.rows ?? 3)).map(toPreviewRow);
+        const r = await this.training.preview(this.checkConfig(p.config), p.rows ?? 3);
+        return { ...r, rows: r.rows.map(toPreviewRow) };
       },
       start: async p => {
         this.requireTrust('Training');
@@ -165,7 +170,13 @@ export class DashboardController implements Disposable {
         this.notify('completions', { runId: run.id });
         return null;
       },
-      exportRun: async p => { this.requireTrust('Export'); await this.runById(p.runId); await this.training.exportRun(p.runId); this.scheduleRuns(); return null; },
+      exportRun: async p => {
+        this.requireTrust('Export');
+        await this.runById(p.runId);
+        const dir = await this.training.exportRun(p.runId, { hf: p.format === 'hf' });
+        this.scheduleRuns();
+        return { dir };
+      },
       evaluateRun: async p => {
         this.requireTrust('Evaluation');
         await this.runById(p.runId);
@@ -173,9 +184,23 @@ export class DashboardController implements Disposable {
         this.scheduleRuns();
         return evaluation;
       },
+      presetConfig: async p => {
+        const preset = findPreset(p.id);
+        if (!preset) throw new DashboardError(`There is no preset "${p.id}".`, `Presets: ${PRESETS.map(x => x.label).join(', ')}.`);
+        const method = p.method && p.method in preset.methods ? p.method : undefined;
+        const config = presetConfig(preset, method, { extension: extensionRoot(), workspace: '' });
+        if (preset.data_root === 'workspace') {
+          delete config.data.train_file;
+          delete config.data.eval_file;
+        }
+        // the preset's shipped files count as picked: they come from the extension, not from the webview
+        for (const file of [config.data.train_file, config.data.eval_file]) if (file) await this.remember(file);
+        return config;
+      },
       openFolder: async p => {
         const run = await this.runById(p.runId);
-        const dir = p.which === 'run' ? run.dir : p.which === 'adapter' ? run.adapterDir : run.exportDir;
+        const hfDir = path.join(run.dir, 'hf');
+        const dir = p.which === 'run' ? run.dir : p.which === 'adapter' ? run.adapterDir : p.which === 'hf' ? (fs.existsSync(hfDir) ? hfDir : null) : run.exportDir;
         if (!dir) throw new DashboardError(`Run "${run.name ?? run.id}" has no ${p.which} folder.`);
         await this.host.revealInOS(dir);
         return null;
@@ -267,7 +292,10 @@ export class DashboardController implements Disposable {
 
   private async pick(open: () => Promise<string | undefined>): Promise<Picked | null> {
     const path = await open();
-    if (!path) return null;
+    return path ? this.remember(path) : null;
+  }
+
+  private async remember(path: string): Promise<Picked> {
     const label = path.split(/[\\/]/).filter(Boolean).pop() ?? path;
     const picked = { path, label };
     await this.host.state.update(PICKS_KEY, [picked, ...this.picks().filter(p => p.path !== path)].slice(0, MAX_PICKS));

@@ -93,15 +93,20 @@ export interface RequestMap {
   pickModelFolder: { params: Record<string, never>; result: Picked | null };
   pickDataset: { params: { kind: 'file' | 'folder'; role: 'train' | 'eval' }; result: Picked | null };
   params: { params: { config: TrainingConfig }; result: ParamCounts };
-  preview: { params: { config: TrainingConfig; rows?: number }; result: PreviewRow[] };
+  /** The first rows as the model sees them, the number of train/eval rows, and the data warnings. */
+  preview: { params: { config: TrainingConfig; rows?: number }; result: { rows: PreviewRow[]; trainRows: number; evalRows: number; warnings: string[] } };
   start: { params: { config: TrainingConfig }; result: RunRow };
   stop: { params: Record<string, never>; result: null };
   resume: { params: { runId: string }; result: RunRow };
   listRuns: { params: Record<string, never>; result: RunRow[] };
   readEvents: { params: { runId: string }; result: TrainerEvent[] };
   useAdapter: { params: { runId: string }; result: null };
-  exportRun: { params: { runId: string }; result: null };
-  openFolder: { params: { runId: string; which: 'run' | 'adapter' | 'export' }; result: null };
+  /** ONNX export for completions, or format 'hf': a Hugging Face checkpoint (merged, or adapter + base name) in RUN/hf. */
+  exportRun: { params: { runId: string; format?: 'onnx' | 'hf' }; result: { dir: string } };
+  openFolder: { params: { runId: string; which: 'run' | 'adapter' | 'export' | 'hf' }; result: null };
+  /** A preset's config (schemas/presets.json) for a method; its shipped data files count as picked. Data the user
+   * keeps (the tutorial's alpaca_data_zh) is left out: the form asks for it. */
+  presetConfig: { params: { id: string; method?: MethodName }; result: TrainingConfig };
   /** Resolves false when the user declines the (host-side, modal) confirmation. */
   deleteRun: { params: { runId: string }; result: boolean };
   compareMethods: { params: { config: TrainingConfig; methods: MethodName[] }; result: CompareJob };
@@ -207,8 +212,9 @@ const SPECS: { [M in RequestMethod]: ParamSpec } = {
   listRuns: NONE,
   readEvents: { required: { runId: str(RUN_ID) } },
   useAdapter: { required: { runId: str(RUN_ID) } },
-  exportRun: { required: { runId: str(RUN_ID) } },
-  openFolder: { required: { runId: str(RUN_ID), which: oneOf('run', 'adapter', 'export') } },
+  exportRun: { required: { runId: str(RUN_ID) }, optional: { format: oneOf('onnx', 'hf') } },
+  openFolder: { required: { runId: str(RUN_ID), which: oneOf('run', 'adapter', 'export', 'hf') } },
+  presetConfig: { required: { id: str(undefined, 100) }, optional: { method: oneOf(...METHODS) } },
   deleteRun: { required: { runId: str(RUN_ID) } },
   compareMethods: { required: { config: object, methods: methodList } },
   cancelCompare: NONE,

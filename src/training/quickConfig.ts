@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { DataConfig, MethodName, TrainingConfig } from '../protocol';
+import { presetConfig, type Preset, type PresetRoots } from './presets';
 
 export const METHOD_PICKS: Array<{ name: MethodName; label: string; detail: string }> = [
   { name: 'lora', label: 'LoRA', detail: 'Low-rank deltas on the attention projections; small, fast, merged for serving. A good default.' },
@@ -14,11 +15,16 @@ export const METHOD_PICKS: Array<{ name: MethodName; label: string; detail: stri
   { name: 'full', label: 'Full fine-tuning', detail: 'Trains every weight; needs the most memory and saves a whole model.' },
 ];
 
-/** instruction (alpaca rows), completion (prompt/completion rows) or text (code / plain text files, folders). */
+/** A folder written by datasets' save_to_disk (a Dataset or a DatasetDict): rows, not a text corpus. */
+export function isSavedDataset(dir: string): boolean {
+  return ['dataset_info.json', 'state.json', 'dataset_dict.json'].some(f => fs.existsSync(path.join(dir, f)));
+}
+
+/** instruction (alpaca rows, a save_to_disk folder), completion (prompt/completion rows) or text (code / plain text files, folders). */
 export function inferDataFormat(file: string): DataConfig['format'] {
   let stat: fs.Stats;
   try { stat = fs.statSync(file); } catch { return 'instruction'; }
-  if (stat.isDirectory()) return 'text';
+  if (stat.isDirectory()) return isSavedDataset(file) ? 'instruction' : 'text';
   const ext = path.extname(file).toLowerCase();
   if (!['.jsonl', '.json', '.csv'].includes(ext)) return 'text';
   let head = '';
@@ -42,4 +48,17 @@ export function buildConfig(method: MethodName, dataFile: string, model: string)
     method: { name: method } as TrainingConfig['method'],
     data: { format, train_file: dataFile },
   };
+}
+
+/**
+ * A preset's config for the quick pick: its own data, or for a preset whose data lives in the user's folder
+ * (the tutorial's alpaca_data_zh) the dataset the user chose, when given.
+ */
+export function buildPresetConfig(preset: Preset, method: MethodName, roots: PresetRoots, dataPath?: string): TrainingConfig {
+  const config = presetConfig(preset, method, roots);
+  if (dataPath) {
+    config.data = { ...config.data, format: inferDataFormat(dataPath), train_file: dataPath };
+    delete config.data.eval_file;
+  }
+  return config;
 }

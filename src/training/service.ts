@@ -12,7 +12,7 @@ import { EventsTail, resolveConfigPaths, RunStore, type RunRecord } from './runS
 import { stopForeign, TrainerProcess } from './supervisor';
 import { trainerSourceDir } from './paths';
 import {
-  TrainingError, type CheckReport, type Disposable, type EventListener, type Logger, type ParamsResult, type PreviewRow,
+  TrainingError, type CheckReport, type Disposable, type EventListener, type Logger, type ParamsResult, type PreviewResult, type PreviewRow,
   type RunEnd, type RunInfo, type RunSummary, type TrainingServiceApi,
 } from './types';
 
@@ -167,10 +167,11 @@ export class TrainingService implements TrainingServiceApi, Disposable {
   }
 
   /**
-   * `python -m bloom_peft export --run-dir DIR`: ONNX export for the completion engine. Returns the export
-   * folder. The trainer's events go to the log; an error event becomes a TrainingError.
+   * `python -m bloom_peft export --run-dir DIR`: ONNX export for the completion engine; with `hf`, `export-hf`: a
+   * Hugging Face checkpoint (RUN/hf). Returns the folder. The trainer's events go to the log; an error event
+   * becomes a TrainingError.
    */
-  async exportRun(runId: string, opts: { signal?: AbortSignal; onLog?: (line: string) => void } = {}): Promise<string> {
+  async exportRun(runId: string, opts: { signal?: AbortSignal; onLog?: (line: string) => void; hf?: boolean } = {}): Promise<string> {
     const store = this.store;
     const id = store.resolve(runId);
     if (store.isRunning(id)) throw new TrainingError('run_active', `run ${id} is still training`, 'Wait for it to finish or stop it first.');
@@ -184,7 +185,7 @@ export class TrainingService implements TrainingServiceApi, Disposable {
       if (p.kind === 'event') {
         const e = p.event as TrainerEvent & Record<string, unknown>;
         if (e.type === 'error') error = e as { code?: string; message: string; hint?: string };
-        if (typeof e.export_dir === 'string') exportDir = e.export_dir;
+        if (typeof e[opts.hf ? 'hf_dir' : 'export_dir'] === 'string') exportDir = e[opts.hf ? 'hf_dir' : 'export_dir'] as string;
         if (e.type === 'log' || e.type === 'warning') opts.onLog?.(String(e.message));
       } else {
         try {
@@ -194,18 +195,19 @@ export class TrainingService implements TrainingServiceApi, Disposable {
       }
     };
     let buffered = '';
-    const r = await runProcess(python.path, ['-m', 'bloom_peft', 'export', '--run-dir', dir], {
+    const command = opts.hf ? 'export-hf' : 'export';
+    const r = await runProcess(python.path, ['-m', 'bloom_peft', command, '--run-dir', dir], {
       cwd: trainerSourceDir(), env: trainerEnv(this.options.env), signal: opts.signal,
       onStdout: t => { const parts = (buffered + t).split('\n'); buffered = parts.pop() ?? ''; parts.forEach(onLine); },
       onStderr: t => { for (const l of t.split('\n')) if (l.trim()) this.log.trace(`[export] ${l}`); },
     });
     onLine(buffered);
-    fs.appendFileSync(path.join(dir, 'trainer.log'), `=== export exit ${r.code ?? r.signal}\n${r.stderr}`);
+    fs.appendFileSync(path.join(dir, 'trainer.log'), `=== ${command} exit ${r.code ?? r.signal}\n${r.stderr}`);
     if (r.code !== 0 || error) {
       if (error) throw new TrainingError(error.code ?? 'export_failed', error.message, error.hint);
       throw new TrainingError('export_failed', `export ${r.signal ? `was killed by ${r.signal}` : `exited with code ${r.code}`}: ${tail(r.stderr, 5)}`);
     }
-    const out = exportDir ?? path.join(dir, 'export');
+    const out = exportDir ?? path.join(dir, opts.hf ? 'hf' : 'export');
     this.runsChanged.fire();
     return out;
   }
@@ -263,12 +265,14 @@ export class TrainingService implements TrainingServiceApi, Disposable {
   }
 
   /** The first rows exactly as the model sees them (cached; latest request wins). */
-  async preview(config: TrainingConfig, rows = 3): Promise<PreviewRow[]> {
+  async preview(config: TrainingConfig, rows = 3): Promise<PreviewResult> {
     const resolved = this.prepareConfig(config, undefined, false);
-    const raw = await this.cachedJson<unknown>('preview', ['preview', '--json', JSON.stringify(resolved), '--rows', String(rows)]);
-    if (Array.isArray(raw)) return raw as PreviewRow[];
-    const r = raw as { rows?: PreviewRow[] };
-    return Array.isArray(r?.rows) ? r.rows : [];
+    const raw = await this.cachedJson<{ rows?: PreviewRow[]; train_rows?: number; eval_rows?: number; warnings?: unknown[] }>(
+      'preview', ['preview', '--json', JSON.stringify(resolved), '--rows', String(rows)]);
+    return {
+      rows: Array.isArray(raw?.rows) ? raw.rows : [], trainRows: num(raw?.train_rows), evalRows: num(raw?.eval_rows),
+      warnings: Array.isArray(raw?.warnings) ? raw.warnings.map(String) : [],
+    };
   }
 
   /** Environment report (works without torch). */

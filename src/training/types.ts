@@ -86,6 +86,9 @@ export interface ParamsResult { trainable: number; total: number; percent: numbe
 /** One row of `preview`: what the trainer returns, passed through (text, token counts...). */
 export type PreviewRow = Record<string, unknown>;
 
+/** `preview`: the first rows, the split's sizes, and the data warnings (skipped rows, a language the model lacks). */
+export interface PreviewResult { rows: PreviewRow[]; trainRows: number; evalRows: number; warnings: string[] }
+
 /** `python -m bloom_peft check` output, passed through; `problems` is what the host shows. */
 export interface CheckReport {
   python?: string;
@@ -131,11 +134,12 @@ export interface TrainingServiceApi {
   listRuns(): Promise<RunSummary[]>;
   readEvents(runId: string): Promise<TrainerEvent[]>;
   deleteRun(runId: string): Promise<void>;
-  exportRun(runId: string): Promise<string>;
+  /** ONNX export (RUN/export), or with `hf` a Hugging Face checkpoint (RUN/hf); resolves to the folder. */
+  exportRun(runId: string, opts?: { hf?: boolean }): Promise<string>;
   /** Answers the run's held-out rows with its adapter and the base model (trainer `evaluate`); the event is appended to events.jsonl. */
   evaluateRun(runId: string, opts?: { signal?: AbortSignal; onLog?: (line: string) => void }): Promise<EvaluationEvent>;
   params(config: TrainingConfig): Promise<ParamsResult>;
-  preview(config: TrainingConfig, rows?: number): Promise<PreviewRow[]>;
+  preview(config: TrainingConfig, rows?: number): Promise<PreviewResult>;
   check(): Promise<CheckReport>;
   /** The dashboard's current form, used by "Start PEFT Training" from the palette. */
   draftConfig: TrainingConfig | undefined;

@@ -8,7 +8,7 @@ import type { TrainingConfig } from '../../src/protocol/config';
 import type { EvaluationEvent, TrainerEvent } from '../../src/protocol/events';
 import type { DashboardHost, PlaygroundEngine } from '../../src/dashboard/ports';
 import type {
-  CheckReport, Disposable, EventListener, ParamsResult, PreviewRow, RunEnd, RunInfo, RunSummary, TrainingServiceApi,
+  CheckReport, Disposable, EventListener, ParamsResult, PreviewResult, RunEnd, RunInfo, RunSummary, TrainingServiceApi,
 } from '../../src/training/types';
 
 export const ROOT = path.resolve(__dirname, '../..');
@@ -142,17 +142,20 @@ export class FakeTraining implements TrainingServiceApi {
     if (this.paramsFailure) throw Object.assign(new Error(this.paramsFailure), { hint: 'The trainer\'s packages are missing: run "Bloom PEFT: Set Up Training Environment".' });
     return tinyParams(config);
   }
-  async preview(config: TrainingConfig, rows = 3): Promise<PreviewRow[]> {
+  async preview(config: TrainingConfig, rows = 3): Promise<PreviewResult> {
     // the template applied to the real file's first rows; "tokens" approximated by words and symbols
-    const lines = fs.readFileSync(config.data.train_file!, 'utf8').split('\n').filter(Boolean).slice(0, rows);
+    const all = fs.readFileSync(config.data.train_file!, 'utf8').split('\n').filter(Boolean);
+    const evalRows = config.data.eval_file ? 0 : Math.round(all.length * (config.data.eval_split ?? 0.1));
+    const lines = all.slice(0, rows);
     const t = { prompt: 'Human: {instruction}\n{input}', response_prefix: '\n\nAssistant: ', ...config.template };
     const count = (s: string) => (s.match(/\w+|[^\s\w]/g) ?? []).length;
-    return lines.map(l => {
+    const shown = lines.map(l => {
       const r = JSON.parse(l) as Record<string, string>;
       const prompt = t.prompt.replace('{instruction}', r.instruction).replace('{input}', r.input).trim() + t.response_prefix;
       const text = prompt + r.output;
       return { text, prompt, tokens: count(text) + 1, prompt_tokens: count(prompt) };
     });
+    return { rows: shown, trainRows: all.length - evalRows, evalRows, warnings: [] };
   }
   async check(): Promise<CheckReport> { return { python: '3', torch: '2.13.0', problems: [] }; }
 }

@@ -98,11 +98,13 @@ test('CLI train is followed by another service, stopped by `bloom-peft stop`, re
 test('params, preview and check answer through the trainer; bad configs come back as field-naming errors', { timeout: 180_000 }, async () => {
   const service = newService(tempDir('runs'));
   const config = tinyConfig();
-  const [params, rows, report] = [await service.params(config), await service.preview(config, 2), await service.check()];
+  const [params, preview, report] = [await service.params(config), await service.preview(config, 2), await service.check()];
+  const rows = preview.rows;
   assert.ok(params.trainable > 0 && params.trainable < params.total);
   assert.ok(Math.abs(params.percent - (100 * params.trainable) / params.total) < 1e-3);
   assert.equal(rows.length, 2);
   assert.match(String(rows[0].text), /Human: /);
+  assert.ok(preview.trainRows > preview.evalRows && preview.evalRows > 0 && Array.isArray(preview.warnings));
   assert.ok(Array.isArray(report.problems));
   assert.match(String(report.python), /^3\.\d+/);
   assert.match(String(report.torch), /^2\./);

@@ -16,6 +16,8 @@ export class AdaptersSection {
   private serving: string | null = null;
   private readonly list = h('ul', { class: 'cards', id: 'adapters-list', 'aria-labelledby': 'adapters-title' });
   private readonly busy = new Set<string>();
+  /** Hugging Face checkpoints written in this session: run id -> folder */
+  private readonly hfDirs = new Map<string, string>();
 
   constructor(private readonly host: AdaptersHost) {
     fill(this.el, h('h2', { id: 'adapters-title' }, 'Adapters'), this.list);
@@ -45,9 +47,13 @@ export class AdaptersSection {
       h('div', { class: 'run-head' }, h('strong', {}, r.name), this.serving === r.id ? badge('serving completions') : null),
       h('div', { class: 'muted' }, `${METHOD_LABELS[r.method as MethodName] ?? r.method} · ${r.status} · ${fmtDate(r.startedAt)} · eval loss ${fmtLoss(r.evalLoss)}`),
       h('div', { class: 'muted' }, r.exportDir ? 'ONNX export ready' : 'no ONNX export yet'),
+      this.hfDirs.has(r.id) ? h('div', { class: 'muted hf-dir' }, 'Hugging Face checkpoint: ', h('bdi', {}, this.hfDirs.get(r.id)!)) : null,
       h('div', { class: 'actions' },
         act('Use for completions', async () => this.host.useForCompletions(r.id), { disabled: !r.exportDir, title: r.exportDir ? undefined : 'Export it first', appearance: 'primary' }),
         act(r.exportDir ? 'Re-export' : 'Export', () => request('exportRun', { runId: r.id }).then(() => this.host.refresh())),
+        act('Export Hugging Face checkpoint', () => request('exportRun', { runId: r.id, format: 'hf' }).then(({ dir }) => { this.hfDirs.set(r.id, dir); }),
+          { disabled: !r.adapterDir, title: 'Merged weights that transformers loads (LoRA, IA3, BitFit, full), or the adapter naming its base (prompt tuning, P-tuning, prefix tuning): RUN/hf' }),
+        this.hfDirs.has(r.id) ? act('Open checkpoint folder', () => request('openFolder', { runId: r.id, which: 'hf' })) : null,
         act('Open folder', () => request('openFolder', { runId: r.id, which: r.adapterDir ? 'adapter' : 'run' })),
         act('Delete', () => request('deleteRun', { runId: r.id }).then(deleted => { if (deleted) this.host.refresh(); }), { disabled: r.status === 'running' })));
   }

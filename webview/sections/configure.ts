@@ -3,6 +3,7 @@
 // shared schema at once; messages appear next to their field. Paths come only from host pickers.
 import type { MethodName, TrainingConfig } from '../../src/protocol/config';
 import type { HostError, ParamCounts, PreviewRow } from '../../src/protocol/messages';
+import presetsJson from '../../schemas/presets.json';
 import { button, checkbox, dropdown, progressRing, textArea, textField, type Field } from '../components';
 import { fill, h, pointerId } from '../dom';
 import { fmtCompact, fmtInt, fmtPct } from '../format';
@@ -10,10 +11,12 @@ import { notifyDraft, request, RequestError } from '../rpc';
 import {
   buildConfig, columnProps, dataOptionKeys, dataProps, exportProps, FORMAT_COLUMNS, hintFor, kindOf, labelFor, METHOD_LABELS,
   methodOptionVisible, METHODS, methodSpec, placeholderFor, templateProps, trainingProps, usesTemplate, type PropSpec,
+  convert, formFromConfig, methodDefaultLearningRate, optimizerSteps,
 } from '../schema';
 import { save, state, type FormState, type RawValue } from '../store';
 import { shortMessage, validateDraft, type FieldIssue } from '../validation';
 
+const PRESETS = (presetsJson as { presets: Array<{ id: string; label: string; detail: string; data_root: string; methods: Record<string, unknown> }> }).presets;
 const MAIN_TRAINING = ['batch_size', 'grad_accum', 'learning_rate', 'scheduler', 'warmup_ratio', 'max_length', 'eval_every', 'seed', 'precision', 'device', 'num_gpus'];
 const FORMAT_LABELS: Record<FormState['dataFormat'], string> = {
   instruction: 'Instruction rows (instruction / input / output)', completion: 'Prompt / completion rows',
@@ -49,6 +52,11 @@ export class ConfigureSection {
   private readonly templateBlock = h('div', { class: 'block' });
   private readonly previewBox = h('div', { class: 'preview', id: 'preview', 'aria-live': 'polite' });
   private readonly lengthBlock = h('div', { class: 'block grid' });
+  /** what the run will use where the form leaves the trainer's defaults: the method's lr, the optimizer steps */
+  private readonly effectiveBox = h('p', { class: 'explain', id: 'effective-values', 'aria-live': 'polite' });
+  private readonly presetHint = h('p', { class: 'explain', id: 'preset-explain' });
+  /** training rows of the dataset as the last preview counted them (the step count needs them) */
+  private trainRows: number | undefined;
   private readonly summary = h('div', { class: 'form-summary', id: 'form-summary', role: 'alert', hidden: true });
   private readonly startButton = button('Start training', () => void this.start(), { id: 'start-training' });
 
@@ -78,6 +86,13 @@ export class ConfigureSection {
   render(): void {
     this.fields.clear();
     const f = this.form;
+    const presetField = dropdown({
+      id: 'f-preset', label: 'Start from a preset', value: '',
+      options: [{ value: '', label: '(keep the form as it is)' }, ...PRESETS.map(p => ({ value: p.id, label: p.label }))],
+      onChange: v => { if (v) void this.applyPreset(v); },
+    });
+    presetField.control.setAttribute('aria-describedby', 'preset-explain');
+    this.presetHint.textContent = 'Fills the whole form with a tested recipe for the chosen method; every value stays editable.';
     const sourceField = dropdown({
       id: 'f-model-source', label: 'Base model', value: f.modelSource,
       options: [
@@ -119,11 +134,12 @@ export class ConfigureSection {
 
     fill(this.el,
       h('h2', { id: 'configure-title', class: 'visually-hidden' }, 'Configure a training run'),
+      h('div', { class: 'block', id: 'preset-block' }, presetField.el, this.presetHint),
       h('fieldset', {}, h('legend', {}, 'Model'), sourceField.el, this.modelDetail),
       h('fieldset', {}, h('legend', {}, 'Method'), methodField.el, this.methodHelp, this.methodOptions, this.paramsBox),
       h('fieldset', {}, h('legend', {}, 'Dataset'), formatField.el, this.dataDetail),
       this.templateBlock,
-      h('fieldset', {}, h('legend', {}, 'Hyperparameters'), lengthMode.el, this.lengthBlock, main, advanced),
+      h('fieldset', {}, h('legend', {}, 'Hyperparameters'), lengthMode.el, this.lengthBlock, this.effectiveBox, main, advanced),
       h('fieldset', {}, h('legend', {}, 'Output'), runName.el,
         h('div', { class: 'block grid' }, ...Object.keys(eprops).map(k => this.schemaField(`/export/${k}`, k, eprops[k], f.export)))),
       this.summary,
@@ -187,8 +203,9 @@ export class ConfigureSection {
       };
       const train = h('div', { class: 'block' });
       this.fields.set('/data/train_file', this.pickerField('f-data-train_file', folder ? 'Code or text folder' : 'Training file', f.trainFile,
-        folder ? 'Choose folder…' : 'Choose file…', pickTrain(folder ? 'folder' : 'file'), train, folder ? 'Files with the extensions below are read and cut into blocks.' : 'JSON, JSONL or CSV.',
-        undefined, folder ? { label: 'File…', run: pickTrain('file') } : undefined));
+        folder ? 'Choose folder…' : 'Choose file…', pickTrain(folder ? 'folder' : 'file'), train,
+        folder ? 'Files with the extensions below are read and cut into blocks.' : 'JSON, JSONL or CSV, or a folder written by datasets\' save_to_disk.',
+        undefined, folder ? { label: 'File…', run: pickTrain('file') } : { label: 'Folder…', run: pickTrain('folder') }));
       const evalBlock = h('div', { class: 'block' });
       this.fields.set('/data/eval_file', this.pickerField('f-data-eval_file', 'Eval file (optional)', f.evalFile, 'Choose…', async () => {
         const picked = await request('pickDataset', { kind: folder ? 'folder' : 'file', role: 'eval' });
@@ -266,7 +283,7 @@ export class ConfigureSection {
         break;
       }
       default:
-        field = textField({ id, label, hint, placeholder: placeholderFor(spec), value: typeof store[key] === 'string' ? store[key] as string : '', onInput: update }) as Field<unknown>;
+        field = textField({ id, label, hint, placeholder: placeholderFor(spec, key), value: typeof store[key] === 'string' ? store[key] as string : '', onInput: update }) as Field<unknown>;
     }
     this.fields.set(pointer, field);
     return field.el;
@@ -334,6 +351,7 @@ export class ConfigureSection {
       fill(this.paramsBox, h('span', { class: 'muted' }, 'Trainable parameters: fix the model/method options first.'));
     }
     const valid = this.issues.length === 0;
+    this.showEffective();
     const previewKey = JSON.stringify([config.model, config.data, config.template, config.training?.max_length]);
     if (usesTemplate(this.form.dataFormat) && valid && previewKey !== this.lastPreviewKey) {
       this.lastPreviewKey = previewKey;
@@ -416,15 +434,57 @@ export class ConfigureSection {
     const seq = ++this.previewSeq;
     fill(this.previewBox, progressRing('Loading preview'));
     try {
-      const rows: PreviewRow[] = await request('preview', { config, rows: 3 });
+      const { rows, trainRows, warnings } = await request('preview', { config, rows: 3 });
       if (seq !== this.previewSeq) return;
-      fill(this.previewBox, ...(rows.length ? rows.map((r, i) => this.previewRow(r, i)) : [h('p', { class: 'muted' }, 'The dataset has no rows.')]));
+      this.trainRows = trainRows;
+      this.showEffective();
+      // data warnings (rows skipped, a language the model lacks) stand above the rows they are about
+      fill(this.previewBox, ...warnings.map(w => h('p', { class: 'log-warning preview-warning', role: 'alert' }, `⚠ ${w}`)),
+        ...(rows.length ? rows.map((r, i) => this.previewRow(r, i)) : [h('p', { class: 'muted' }, 'The dataset has no rows.')]));
     } catch (e) {
       if (seq !== this.previewSeq) return;
       this.lastPreviewKey = '';
       const err = e instanceof RequestError ? e.error : { message: (e as Error).message };
       fill(this.previewBox, h('div', { class: 'error-text', role: 'alert' }, err.message, err.hint ? h('div', { class: 'field-hint' }, err.hint) : null));
     }
+  }
+
+  /** A preset's config for the current method (or the preset's default), from the host: its data paths count as picked. */
+  private async applyPreset(id: string): Promise<void> {
+    const preset = PRESETS.find(p => p.id === id);
+    try {
+      const config = await request('presetConfig', { id, method: this.form.method });
+      state.form = formFromConfig(config, this.form);
+      this.trainRows = undefined;
+      this.render();
+      this.changed();
+      this.presetHint.textContent = `${preset?.label}: ${preset?.detail ?? ''}${preset?.data_root === 'workspace' ? ' Choose your copy of the dataset below.' : ''}`;
+    } catch (e) {
+      this.showHostError(e);
+    }
+  }
+
+  /** "lr 1e-3 (LoRA default) · 30 optimizer steps (80 training rows, batch 8 × accumulation 1, 3 epochs)". */
+  private showEffective(): void {
+    const f = this.form;
+    const t = trainingProps();
+    const value = (k: string): number => { const v = convert(f.training[k], t[k], k); return typeof v === 'number' ? v : Number(t[k].default); };
+    const fmt = (n: number) => (n >= 0.01 && n < 1000 ? String(Number(n.toPrecision(3))) : n.toExponential().replace(/\.?0+e/, 'e').replace('e-0', 'e-').replace('e+', 'e'));
+    const lrDefault = methodDefaultLearningRate(f.method);
+    const typedLr = convert(f.training.learning_rate, t.learning_rate, 'learning_rate');
+    const lrControl = this.fields.get('/training/learning_rate')?.control as HTMLInputElement | undefined;
+    if (lrControl) lrControl.placeholder = `${fmt(lrDefault)} (${METHOD_LABELS[f.method]} default)`;
+    const lr = typeof typedLr === 'number' ? `lr ${fmt(typedLr)}` : `lr ${fmt(lrDefault)} (${METHOD_LABELS[f.method]} default)`;
+    const batch = { batchSize: value('batch_size'), gradAccum: value('grad_accum'), numGpus: value('num_gpus'), epochs: value('epochs') };
+    let steps: string;
+    if (f.lengthMode === 'max_steps' && Number.isFinite(value('max_steps'))) {
+      steps = `${value('max_steps')} optimizer steps`;
+    } else if (this.trainRows !== undefined && Object.values(batch).every(n => Number.isFinite(n) && n > 0)) {
+      steps = `${optimizerSteps(this.trainRows, batch)} optimizer steps (${this.trainRows} training rows, batch ${batch.batchSize} × accumulation ${batch.gradAccum}${batch.numGpus > 1 ? ` × ${batch.numGpus} GPUs` : ''}, ${batch.epochs} epoch${batch.epochs === 1 ? '' : 's'})`;
+    } else {
+      steps = `${batch.epochs} epoch${batch.epochs === 1 ? '' : 's'} (the step count shows once the dataset is read)`;
+    }
+    this.effectiveBox.textContent = `This run: ${lr} · ${steps}`;
   }
 
   private previewRow(r: PreviewRow, i: number): HTMLElement {

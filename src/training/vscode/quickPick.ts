@@ -1,23 +1,65 @@
-// "Start PEFT Training" without a dashboard draft: method -> dataset -> base model, then a config with the
-// trainer's defaults (built by ../quickConfig.ts).
+// "Start PEFT Training" without a dashboard draft: a preset (schemas/presets.json) and its method, or method ->
+// dataset -> base model with the trainer's defaults (configs built by ../quickConfig.ts).
 import path from 'node:path';
 import * as vscode from 'vscode';
-import type { TrainingConfig } from '../../protocol';
-import { sampleDataset } from '../paths';
-import { buildConfig, METHOD_PICKS } from '../quickConfig';
+import type { MethodName, TrainingConfig } from '../../protocol';
+import { extensionRoot, sampleDataset } from '../paths';
+import { PRESETS, type Preset } from '../presets';
+import { buildConfig, buildPresetConfig, METHOD_PICKS } from '../quickConfig';
 
-/** The three-step quick pick; undefined when the user cancels. */
+/** The quick pick; undefined when the user cancels. */
 export async function pickConfig(): Promise<TrainingConfig | undefined> {
-  const method = await vscode.window.showQuickPick(
-    METHOD_PICKS.map(m => ({ label: m.label, description: m.name, detail: m.detail, name: m.name })),
-    { title: 'Start PEFT Training (1/3): method', placeHolder: 'Which parameter-efficient method?', matchOnDetail: true, ignoreFocusOut: true },
+  const start = await vscode.window.showQuickPick(
+    [...PRESETS.map(p => ({ label: `$(rocket) ${p.label}`, description: 'preset', detail: p.detail, preset: p as Preset | undefined })),
+      { label: '$(settings) Custom…', description: '', detail: 'Choose the method, the dataset and the base model', preset: undefined }],
+    { title: 'Start PEFT Training', placeHolder: 'A preset, or your own choices?', matchOnDetail: true, ignoreFocusOut: true },
   );
+  if (!start) return undefined;
+  if (start.preset) return pickPresetConfig(start.preset);
+  const method = await pickMethod('Start PEFT Training (1/3): method');
   if (!method) return undefined;
   const dataFile = await pickDataset();
   if (!dataFile) return undefined;
   const model = await pickModel();
   if (!model) return undefined;
   return buildConfig(method.name, dataFile, model);
+}
+
+async function pickMethod(title: string, preset?: Preset): Promise<{ name: MethodName } | undefined> {
+  const picks = METHOD_PICKS.filter(m => !preset || m.name in preset.methods)
+    .sort((a, b) => Number(b.name === preset?.default_method) - Number(a.name === preset?.default_method));
+  return vscode.window.showQuickPick(
+    picks.map(m => ({ label: m.label, description: m.name === preset?.default_method ? `${m.name} (the preset's default)` : m.name, detail: m.detail, name: m.name })),
+    { title, placeHolder: 'Which parameter-efficient method?', matchOnDetail: true, ignoreFocusOut: true },
+  );
+}
+
+/** A preset's method, and for a preset whose data lives in the user's folder (the tutorial), that dataset. */
+async function pickPresetConfig(preset: Preset): Promise<TrainingConfig | undefined> {
+  const method = await pickMethod(`${preset.label}: method`, preset);
+  if (!method) return undefined;
+  const workspace = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? process.cwd();
+  let dataPath: string | undefined;
+  if (preset.data_root === 'workspace') {
+    const expected = String(preset.config.data.train_file ?? '');
+    const inWorkspace = path.join(workspace, expected);
+    const items: Array<vscode.QuickPickItem & { action: 'preset' | 'folder' | 'file' }> = [
+      { label: `$(folder) ${expected} in the workspace`, detail: inWorkspace, action: 'preset' },
+      { label: '$(folder-opened) Choose a save_to_disk folder…', detail: 'A folder written by datasets\' save_to_disk (as the tutorial\'s alpaca_data_zh)', action: 'folder' },
+      { label: '$(file) Choose a dataset file…', detail: 'JSON / JSONL / CSV rows: instruction, input, output', action: 'file' },
+    ];
+    const pick = await vscode.window.showQuickPick(items, { title: `${preset.label}: dataset`, ignoreFocusOut: true });
+    if (!pick) return undefined;
+    if (pick.action !== 'preset') {
+      const uris = await vscode.window.showOpenDialog({
+        canSelectFiles: pick.action === 'file', canSelectFolders: pick.action === 'folder', canSelectMany: false,
+        defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri, title: `${preset.label}: dataset`,
+      });
+      dataPath = uris?.[0]?.fsPath;
+      if (!dataPath) return undefined;
+    }
+  }
+  return buildPresetConfig(preset, method.name, { extension: extensionRoot(), workspace }, dataPath);
 }
 
 async function pickDataset(): Promise<string | undefined> {
