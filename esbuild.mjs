@@ -23,6 +23,8 @@ const builds = [
   { ...node, entryPoints: { extension: 'src/extension.ts' }, outdir: 'dist' },
   { ...node, entryPoints: { cli: 'src/cli/main.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node' } },
   { ...node, entryPoints: { 'inference-worker': 'src/inference/worker.ts' }, outdir: 'dist' },
+  // the detached owner of trainers started from VS Code (outlives window reloads; src/training/runSupervisorMain.ts)
+  { ...node, entryPoints: { 'run-supervisor': 'src/training/runSupervisorMain.ts' }, outdir: 'dist' },
   {
     bundle: true, platform: 'browser', format: 'iife', target: 'es2022',
     sourcemap: !production, minify: production, logLevel: 'info',

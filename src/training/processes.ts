@@ -42,6 +42,42 @@ export function isSameProcessAlive(pid: number, token: string | undefined): bool
   return now === undefined || now === token;
 }
 
+/** The command line of a live process ('' if unknown): /proc/<pid>/cmdline on Linux, `ps` elsewhere. */
+export function processCommandLine(pid: number): string {
+  if (process.platform === 'linux') {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+    } catch {
+      return '';
+    }
+  }
+  if (isWindows) return '';
+  try {
+    return execFileSync('ps', ['-o', 'command=', '-p', String(pid)], { encoding: 'utf8', timeout: 2000 }).trim();
+  } catch {
+    return '';
+  }
+}
+
+export type Verified = { ok: true } | { ok: false; reason: string };
+
+/**
+ * May this process be signalled as the one a record describes? Only when its start token was recorded and still
+ * matches (not a reused pid) and its command line holds every `expected` part (e.g. `bloom_peft` and the run
+ * folder). A record without a token is refused: it cannot tell our trainer from a foreign process.
+ */
+export function verifyProcess(pid: number, token: string | undefined, expected: string[]): Verified {
+  if (!Number.isInteger(pid) || pid <= 1) return { ok: false, reason: `pid ${pid} is not a process a run can own` };
+  if (!token) return { ok: false, reason: `no process identity token (pidToken) is recorded for pid ${pid}` };
+  if (!isAlive(pid)) return { ok: false, reason: `pid ${pid} is not running` };
+  const now = processStartToken(pid);
+  if (now !== token) return { ok: false, reason: `pid ${pid} is another process now (start token ${now ?? 'unknown'}, recorded ${token})` };
+  const cmdline = processCommandLine(pid);
+  const missing = expected.filter(part => !cmdline.includes(part));
+  if (missing.length) return { ok: false, reason: `pid ${pid} is not this run's process (its command line "${cmdline.slice(0, 200)}" lacks ${missing.join(', ')})` };
+  return { ok: true };
+}
+
 /** Pids (not zombies) whose process group is `pgid`. Linux reads /proc; elsewhere a kill(-pgid, 0) probe. */
 export function groupMembers(pgid: number): number[] {
   if (process.platform === 'linux') {

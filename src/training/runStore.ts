@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { DoneEvent, ErrorEvent, EvaluationEvent, ProgressEvent, StartedEvent, TrainerEvent, TrainingConfig } from '../protocol';
 import { JsonLinesParser, parseLine } from './jsonLines';
 import { isSameProcessAlive } from './processes';
-import type { RunStatus, RunSummary } from './types';
+import type { RunEnd, RunStatus, RunSummary } from './types';
 import { TrainingError } from './types';
 
 /** run.json: the process record of the latest trainer attempt (train or resume) of a run. */
@@ -19,8 +19,12 @@ export interface RunRecord {
   /** processes.processStartToken(pid), guards against pid reuse */
   pidToken?: string;
   host: string;
-  /** pid of the process that supervises the trainer (extension host or CLI) */
+  /** pid of the process that supervises the trainer: the CLI, or the detached run supervisor of VS Code */
   ownerPid: number;
+  /** processes.processStartToken(ownerPid) */
+  ownerToken?: string;
+  /** 'cli': the CLI in a terminal; 'detached': dist/run-supervisor.js, which outlives VS Code windows */
+  owner?: 'cli' | 'detached';
   startedAt: number;
   endedAt?: number;
   exitCode?: number | null;
@@ -30,6 +34,13 @@ export interface RunRecord {
 }
 
 export const STOP_REQUEST_FILE = 'stop-requested';
+/** Written and OS-locked by the trainer (trainer/src/bloom_peft/runlock.py) while it trains, resumes or exports. */
+export const RUN_LOCK_FILE = 'run.lock';
+/** Windows following a run: one lease file per extension host (see supervisor.ts, WatcherLeases). */
+export const WATCHERS_DIR = 'watchers';
+
+/** The content of run.lock: who holds (or last held) the run. */
+export interface LockHolder { pid: number; token?: string | null; command?: string; host?: string; time?: number; parent_pid?: number; parent_token?: string | null }
 
 export class RunStore {
   constructor(readonly root: string) {}
@@ -109,6 +120,27 @@ export class RunStore {
     writeJsonAtomic(path.join(this.dir(record.id), 'run.json'), record);
   }
 
+  /** The process named in run.lock if it is alive and the same incarnation (the OS lock is held while it lives). */
+  lockHolder(runId: string): LockHolder | undefined {
+    let holder: LockHolder;
+    try {
+      holder = JSON.parse(fs.readFileSync(path.join(this.dir(runId), RUN_LOCK_FILE), 'utf8').trim());
+    } catch {
+      return undefined;
+    }
+    if (!holder || typeof holder.pid !== 'number' || holder.host !== undefined && holder.host !== os.hostname()) return undefined;
+    return holder.token && isSameProcessAlive(holder.pid, holder.token) ? holder : undefined;
+  }
+
+  /** Refuses (run_in_use, naming the pid) when a process holds the run: train, resume and export are exclusive. */
+  assertNotInUse(runId: string): void {
+    const h = this.lockHolder(runId);
+    if (h) {
+      throw new TrainingError('run_in_use', `run ${runId} is in use by pid ${h.pid} (${h.command ?? 'trainer'})`,
+        'Wait for it to finish or stop it first (Stop in VS Code, or `bloom-peft stop RUN`).');
+    }
+  }
+
   stopRequested(runId: string): boolean {
     return fs.existsSync(path.join(this.dir(runId), STOP_REQUEST_FILE));
   }
@@ -165,6 +197,21 @@ export class RunStore {
     };
   }
 
+  /** How the latest attempt ended, from the disk (a run owned by another process: a run supervisor, the CLI). */
+  runEnd(runId: string): RunEnd {
+    const s = this.summary(runId);
+    const record = this.readRecord(runId);
+    const outcome: RunEnd['outcome'] = s.status === 'running' ? 'interrupted' : s.status;
+    const stderrTail = fileTail(path.join(s.dir, 'trainer.log'), 20);
+    const message = s.error ? s.error.message + (s.error.hint ? ` — ${s.error.hint}` : '')
+      : outcome === 'completed' ? 'Training completed.' : outcome === 'stopped' ? 'Training stopped.'
+        : outcome === 'interrupted' ? `Training was interrupted at step ${s.step}.` : 'Training failed.';
+    return {
+      runId, dir: s.dir, outcome, exitCode: record?.exitCode ?? null, signal: record?.signal ?? null, error: s.error,
+      stderrTail, message, killedAfterDeadline: false, adapterDir: s.adapterDir, exportDir: s.exportDir,
+    };
+  }
+
   list(ownedIds: ReadonlySet<string> = new Set()): RunSummary[] {
     return this.ids().map(id => this.summary(id, ownedIds.has(id))).sort((a, b) => (b.startedAt ?? 0) - (a.startedAt ?? 0));
   }
@@ -209,6 +256,8 @@ export function summarize(events: TrainerEvent[], ctx: SummarizeContext): Omit<R
   }
   let status: RunStatus;
   if (ctx.running) status = 'running';
+  // the trainer stops by itself when its owner dies (stdin EOF): unless someone asked for that stop, it was interrupted
+  else if (done && done.status === 'stopped' && (done as { stop_reason?: string }).stop_reason === 'stdin closed' && !ctx.stopRequested) status = 'interrupted';
   else if (done) status = done.status === 'stopped' ? 'stopped' : 'completed';
   else if (ctx.record?.outcome === 'interrupted') status = 'interrupted';
   else if (ctx.stopRequested && !error) status = 'stopped';
@@ -348,6 +397,23 @@ function statTime(p: string, which: 'birth' | 'mtime' = 'birth'): number | undef
     return which === 'mtime' ? st.mtimeMs : st.birthtimeMs || st.mtimeMs;
   } catch {
     return undefined;
+  }
+}
+
+/** The last `lines` lines of a text file (reads at most its last 64 KB). */
+function fileTail(file: string, lines: number): string {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r');
+    const size = fs.fstatSync(fd).size;
+    const len = Math.min(size, 65536);
+    const buf = Buffer.alloc(len);
+    fs.readSync(fd, buf, 0, len, size - len);
+    return buf.toString('utf8').split(/\r?\n/).filter(l => l.trim()).slice(-lines).join('\n');
+  } catch {
+    return '';
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
 }
 

@@ -1,15 +1,15 @@
 // The TrainingService core: one object the dashboard, the completions, the vscode commands and the CLI all
 // drive. Validates configs, creates runs, supervises the trainer, follows runs owned by another window,
 // and answers the dashboard's params / preview / check questions. No vscode import.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { validateConfig, type EvaluationEvent, type TrainerEvent, type TrainingConfig } from '../protocol';
 import { parseLine } from './jsonLines';
-import { processStartToken, isSameProcessAlive } from './processes';
+import { isSameProcessAlive } from './processes';
 import { resolvePython, runProcess, runTrainerJson, tail, trainerEnv, type PythonChoice } from './python';
 import { EventsTail, resolveConfigPaths, RunStore, type RunRecord } from './runStore';
-import { stopForeign, TrainerProcess } from './supervisor';
+import { stopVerified, superviseRun, writeWatcherLease, type TrainerProcess } from './supervisor';
 import { trainerSourceDir } from './paths';
 import {
   TrainingError, type CheckReport, type Disposable, type EventListener, type Logger, type ParamsResult, type PreviewResult, type PreviewRow,
@@ -28,7 +28,19 @@ export interface TrainingServiceOptions {
   env?: NodeJS.ProcessEnv;
   /** tail events of runs another window / the CLI is training (default true) */
   follow?: boolean;
+  /**
+   * VS Code: how to start the detached run supervisor (node + dist/run-supervisor.js). Set: trainers are owned by
+   * it and survive window reloads and extension-host restarts. Unset (CLI, tests): this process owns the trainer.
+   */
+  detachedSupervisor?: () => { command: string; args: string[] };
+  /** VS Code: bloomPeft.stopTrainingWhenWindowsClose, sent to the supervisors of the runs this window follows */
+  stopWhenWindowsClose?: () => boolean;
+  /** how long a supervisor waits for a window to come back before that policy stops the run (default 20 s) */
+  lastWindowGraceMs?: number;
 }
+
+/** How long a run whose last window asked to stop on close waits for a window to come back (a reload). */
+export const LAST_WINDOW_GRACE_MS = 20_000;
 
 class Emitter<T extends unknown[]> {
   private listeners = new Set<(...args: T) => void>();
@@ -46,9 +58,11 @@ class Emitter<T extends unknown[]> {
 
 interface Active {
   info: RunInfo;
-  proc?: TrainerProcess; // absent: followed (owned by another process)
+  proc?: TrainerProcess; // present: this process owns the trainer (CLI); absent: a supervisor process does
   tail?: EventsTail;
   record?: RunRecord;
+  /** stops following (timer, tail, watcher lease) */
+  unwatch?: () => void;
 }
 
 const silent: Logger = { trace() {}, info() {}, warn() {}, error() {} };
@@ -104,6 +118,7 @@ export class TrainingService implements TrainingServiceApi, Disposable {
     const store = this.store;
     const id = store.resolve(runId);
     if (store.isRunning(id)) throw new TrainingError('run_active', `run ${id} is still training`);
+    store.assertNotInUse(id);
     const summary = store.summary(id);
     if (summary.status === 'completed') throw new TrainingError('run_completed', `run ${id} already completed`, 'Start a new run to train further.');
     const config = store.readConfig(id);
@@ -113,7 +128,12 @@ export class TrainingService implements TrainingServiceApi, Disposable {
     return this.launch(store, id, store.dir(id), config, python, 'resume');
   }
 
-  /** Graceful stop of the current run (or of `runId`, even one another window / the CLI supervises). */
+  /**
+   * Graceful stop of the current run (or of `runId`, even one another window or the CLI owns): the stop-requested
+   * file tells the run's owner (run-supervisor.js or the CLI), which stops the trainer and kills its tree after the
+   * deadline. Signals are only sent by pid when the owner is gone, and only to a verified trainer (token + command
+   * line; processes.verifyProcess): a run.json that cannot be verified is refused with a TrainingError.
+   */
   async stop(runId?: string): Promise<void> {
     const deadline = this.options.stopTimeoutMs?.() ?? 30_000;
     const own = this.active;
@@ -125,16 +145,28 @@ export class TrainingService implements TrainingServiceApi, Disposable {
       return;
     }
     const store = this.store;
-    const id = runId ? store.resolve(runId) : [...this.followed.keys()][0];
+    const id = runId ? store.resolve(runId) : own?.info.id ?? [...this.followed.keys()][0];
     if (!id) return;
     const record = store.readRecord(id);
     if (!record || !store.isRunning(id, record)) return;
     store.markStopRequested(id);
-    const f = this.followed.get(id);
-    if (f) f.info.state = 'stopping';
+    const entry = own?.info.id === id ? own : this.followed.get(id);
+    if (entry) entry.info.state = 'stopping';
     this.runsChanged.fire();
-    await stopForeign(record.pid, deadline, () => isSameProcessAlive(record.pid, record.pidToken));
-    this.unfollow(id, true);
+    const ownerAlive = () => isSameProcessAlive(record.ownerPid, record.ownerToken) && !!record.ownerToken;
+    const trainerAlive = () => isSameProcessAlive(record.pid, record.pidToken);
+    if (ownerAlive()) {
+      // the owner stops it within `deadline` (its own, from its start) and then kills the tree: give it that and more
+      const until = Date.now() + deadline + 15_000;
+      while (trainerAlive() && ownerAlive() && Date.now() < until) await sleep(200);
+    }
+    if (trainerAlive()) {
+      this.log.warn(`${id}: the trainer (pid ${record.pid}) is still running and its owner ${ownerAlive() ? 'did not stop it' : 'is gone'}: signalling it`);
+      await stopVerified(record.pid, record.pidToken, store.dir(id), deadline);
+    }
+    // the owner records the end; wait briefly for it so the status the caller reads next is final
+    const until = Date.now() + 5_000;
+    while (ownerAlive() && store.readRecord(id)?.endedAt === undefined && Date.now() < until) await sleep(100);
   }
 
   async listRuns(): Promise<RunSummary[]> {
@@ -175,6 +207,7 @@ export class TrainingService implements TrainingServiceApi, Disposable {
     const store = this.store;
     const id = store.resolve(runId);
     if (store.isRunning(id)) throw new TrainingError('run_active', `run ${id} is still training`, 'Wait for it to finish or stop it first.');
+    store.assertNotInUse(id);
     const dir = store.dir(id);
     const python = await this.readyPython();
     let error: { code?: string; message: string; hint?: string } | undefined;
@@ -305,11 +338,15 @@ export class TrainingService implements TrainingServiceApi, Disposable {
     return running;
   }
 
-  /** Synchronous: kills our trainer's process tree (deactivate, process exit). Runs show as interrupted. */
+  /**
+   * Synchronous (deactivate, process exit). A trainer this process owns (CLI) is killed and its run shows as
+   * interrupted; a run owned by a detached supervisor (VS Code) goes on: only the following stops.
+   */
   disposeSync(reason = 'VS Code closed the window'): void {
     if (this.disposed) return;
     this.disposed = true;
     const a = this.active;
+    a?.unwatch?.();
     if (a?.proc?.running) {
       a.proc.killNow(reason);
       if (a.record) {
@@ -318,7 +355,7 @@ export class TrainingService implements TrainingServiceApi, Disposable {
         } catch { /* the folder may be gone */ }
       }
     }
-    for (const f of this.followed.values()) f.tail?.dispose();
+    for (const f of this.followed.values()) f.unwatch?.();
     this.followed.clear();
     for (const p of this.latest.values()) p.reject(new TrainingError('disposed', 'the training service was shut down'));
     this.latest.clear();
@@ -367,7 +404,7 @@ export class TrainingService implements TrainingServiceApi, Disposable {
     if (!python.ready) {
       throw new TrainingError('python_not_ready',
         `The Python environment for training is not ready: ${python.path} (${python.source}) lacks torch, transformers or peft.`,
-        'Run "Bloom PEFT: Set Up Training Environment" (VS Code) or `npm run setup` (creates .venv for the CLI), or point bloomPeft.pythonPath / --python / $BLOOM_PEFT_PYTHON at an interpreter that has them.');
+        'Run "Bloom PEFT: Set Up Training Environment" from the Command Palette, or point bloomPeft.pythonPath (CLI: --python or $BLOOM_PEFT_PYTHON) at an interpreter that has them.');
     }
     return python;
   }
@@ -376,35 +413,103 @@ export class TrainingService implements TrainingServiceApi, Disposable {
     const info: RunInfo = {
       id, dir, config, pid: 0, state: 'running', owned: true, resumed: command === 'resume', startedAt: Date.now(), step: 0,
     };
-    let proc: TrainerProcess;
+    if (this.options.detachedSupervisor) return this.launchDetached(store, id, info, python, command);
+    let run: Awaited<ReturnType<typeof superviseRun>>;
     try {
-      proc = await TrainerProcess.start({
-        python: python.path, command, runId: id, runDir: dir, env: this.options.env, log: this.log,
-        onEvent: e => this.onOwnEvent(info, e),
+      run = await superviseRun({
+        store, runId: id, command, owner: 'cli', python: python.path, env: this.options.env, log: this.log,
+        stopTimeoutMs: this.options.stopTimeoutMs?.() ?? 30_000, onEvent: e => this.onOwnEvent(info, e),
       });
     } catch (e) {
       throw new TrainingError('python_missing', `cannot start the trainer with ${python.path}: ${(e as Error).message}`,
         'Set bloomPeft.pythonPath, or run "Bloom PEFT: Set Up Training Environment".');
     }
+    const { proc, record } = run;
     info.pid = proc.pid;
-    const record: RunRecord = {
-      version: 1, id, command, pid: proc.pid, pidToken: processStartToken(proc.pid), host: os.hostname(), ownerPid: process.pid, startedAt: info.startedAt,
-    };
-    store.writeRecord(record);
     this.active = { info, proc, record };
     this.log.info(`${command} ${id}: pid ${proc.pid}, python ${python.path} (${python.source})`);
     this.runsChanged.fire();
-    void proc.exited.then(end => {
+    void run.ended.then(end => {
       if (this.disposed) return;
-      try {
-        store.writeRecord({ ...record, endedAt: Date.now(), exitCode: end.exitCode, signal: end.signal, outcome: end.outcome });
-      } catch { /* run folder deleted meanwhile */ }
       if (this.active?.proc === proc) this.active = undefined;
       this.log.info(`${id}: ${end.outcome} (${end.signal ? `signal ${end.signal}` : `exit ${end.exitCode}`})`);
       this.ended.fire(end);
       this.runsChanged.fire();
     });
     return info;
+  }
+
+  /** VS Code: run-supervisor.js owns the trainer; this window follows the run through run.json + events.jsonl. */
+  private async launchDetached(store: RunStore, id: string, info: RunInfo, python: PythonChoice, command: 'train' | 'resume'): Promise<RunInfo> {
+    const sup = this.options.detachedSupervisor!();
+    const tail = new EventsTail(store.eventsFile(id), e => { applyProgress(info, e); this.events.fire(id, e); });
+    const child = spawn(sup.command, [
+      ...sup.args, '--runs-dir', store.root, '--run-id', id, '--command', command, '--python', python.path,
+      '--stop-timeout-ms', String(this.options.stopTimeoutMs?.() ?? 30_000), '--last-window-grace-ms', String(this.options.lastWindowGraceMs ?? LAST_WINDOW_GRACE_MS),
+    ], {
+      // its own session: neither a window reload nor the extension host's end reaches it
+      detached: true, stdio: ['ignore', 'pipe', 'ignore'], cwd: info.dir, windowsHide: true,
+      env: { ...(this.options.env ?? process.env), ELECTRON_RUN_AS_NODE: '1' }, // VS Code's execPath is Electron
+    });
+    let handshake: { pid?: number; error?: string; code?: string };
+    try {
+      handshake = await readHandshake(child);
+    } finally {
+      child.stdout?.destroy();
+      child.unref();
+    }
+    if (handshake.code === 'run_in_use') {
+      throw new TrainingError('run_in_use', handshake.error!, 'Wait for it to finish or stop it first (Stop in VS Code, or `bloom-peft stop RUN`).');
+    }
+    if (!handshake.pid) {
+      throw new TrainingError('python_missing', `cannot start the trainer with ${python.path}: ${handshake.error ?? 'the run supervisor gave no answer'}`,
+        'Set bloomPeft.pythonPath, or run "Bloom PEFT: Set Up Training Environment".');
+    }
+    info.pid = handshake.pid;
+    const record = store.readRecord(id);
+    if (!record || record.pid !== handshake.pid) throw new TrainingError('internal', `the run supervisor of ${id} did not record its trainer in run.json`);
+    const entry: Active = { info, record, tail };
+    this.active = entry;
+    this.watch(store, id, entry, () => { if (this.active === entry) this.active = undefined; });
+    this.log.info(`${command} ${id}: trainer pid ${handshake.pid} owned by run supervisor pid ${child.pid}, python ${python.path} (${python.source})`);
+    this.runsChanged.fire();
+    return info;
+  }
+
+  /**
+   * Follows a run owned by another process (a run supervisor, the CLI): polls events.jsonl and run.json, holds a
+   * watcher lease (the last-window-close policy), and when the attempt ends fires onRunEnded with what the disk says.
+   */
+  private watch(store: RunStore, id: string, entry: Active, release: () => void): void {
+    const record = entry.record!;
+    const dir = store.dir(id);
+    let leaseValue = this.options.stopWhenWindowsClose?.() ?? false;
+    let lease = this.options.detachedSupervisor ? writeWatcherLease(dir, leaseValue) : undefined;
+    const timer = setInterval(() => {
+      entry.tail?.poll();
+      if (lease && (this.options.stopWhenWindowsClose?.() ?? false) !== leaseValue) {
+        leaseValue = !leaseValue;
+        lease = writeWatcherLease(dir, leaseValue);
+      }
+      const now = store.readRecord(id);
+      const ended = !now || now.pid !== record.pid || now.endedAt !== undefined
+        || (!isSameProcessAlive(record.pid, record.pidToken) && !(record.ownerToken && isSameProcessAlive(record.ownerPid, record.ownerToken)));
+      if (!ended) return;
+      entry.unwatch?.();
+      release();
+      const end = store.runEnd(id);
+      this.log.info(`${id}: ${end.outcome} (trainer pid ${record.pid})`);
+      this.ended.fire(end);
+      this.runsChanged.fire();
+    }, 500);
+    timer.unref?.();
+    entry.unwatch = () => {
+      clearInterval(timer);
+      entry.tail?.poll();
+      entry.tail?.dispose();
+      if (lease) fs.rmSync(lease, { force: true });
+      lease = undefined;
+    };
   }
 
   private onOwnEvent(info: RunInfo, e: TrainerEvent): void {
@@ -421,31 +526,10 @@ export class TrainingService implements TrainingServiceApi, Disposable {
     };
     for (const e of store.readEvents(id)) applyProgress(info, e);
     const entry: Active = { info, record };
-    entry.tail = new EventsTail(store.eventsFile(id), e => {
-      applyProgress(info, e);
-      this.events.fire(id, e);
-      if (e.type === 'done') this.unfollow(id, false);
-    });
-    // also notice a trainer that dies without a done event
-    const timer = setInterval(() => {
-      entry.tail?.poll();
-      if (this.followed.has(id) && !isSameProcessAlive(record.pid, record.pidToken)) this.unfollow(id, true);
-    }, 500);
-    timer.unref?.();
-    const tailDispose = entry.tail.dispose.bind(entry.tail);
-    entry.tail.dispose = () => { clearInterval(timer); tailDispose(); };
+    entry.tail = new EventsTail(store.eventsFile(id), e => { applyProgress(info, e); this.events.fire(id, e); });
     this.followed.set(id, entry);
-    this.log.info(`following ${id}: trained by pid ${record.pid} (another window or the CLI)`);
-  }
-
-  private unfollow(id: string, notify: boolean): void {
-    const f = this.followed.get(id);
-    if (!f) return;
-    f.tail?.poll();
-    f.tail?.dispose();
-    this.followed.delete(id);
-    if (notify) this.runsChanged.fire();
-    else setImmediate(() => this.runsChanged.fire());
+    this.watch(store, id, entry, () => this.followed.delete(id));
+    this.log.info(`following ${id}: trainer pid ${record.pid}, owned by pid ${record.ownerPid} (${record.owner ?? 'another process'})`);
   }
 
   /** Runs trainer JSON commands with a cache, in-flight sharing, and "latest request wins" per kind. */
@@ -500,3 +584,23 @@ function num(v: unknown): number {
   return typeof v === 'number' && Number.isFinite(v) ? v : 0;
 }
 
+function sleep(ms: number): Promise<void> {
+  return new Promise(r => setTimeout(r, ms));
+}
+
+/** The run supervisor's one stdout line: {"pid","pidToken"} or {"error"}; or its exit without one. */
+function readHandshake(child: import('node:child_process').ChildProcess, timeoutMs = 60_000): Promise<{ pid?: number; error?: string; code?: string }> {
+  return new Promise(resolve => {
+    let text = '';
+    const done = (v: { pid?: number; error?: string; code?: string }) => { clearTimeout(timer); resolve(v); };
+    const timer = setTimeout(() => done({ error: `no answer within ${timeoutMs / 1000} s` }), timeoutMs);
+    child.once('error', e => done({ error: e.message }));
+    child.once('close', code => done({ error: `the run supervisor exited with code ${code}` }));
+    child.stdout?.on('data', (b: Buffer) => {
+      text += b.toString('utf8');
+      const nl = text.indexOf('\n');
+      if (nl < 0) return;
+      try { done(JSON.parse(text.slice(0, nl))); } catch { done({ error: `unexpected answer: ${text.slice(0, 200)}` }); }
+    });
+  });
+}

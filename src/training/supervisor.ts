@@ -6,10 +6,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { DoneEvent, ErrorEvent, TrainerControl, TrainerEvent } from '../protocol';
 import { JsonLinesParser, type ParsedLine } from './jsonLines';
+import os from 'node:os';
 import { trainerSourceDir } from './paths';
-import { killGroupSync } from './processes';
+import { isSameProcessAlive, killGroupSync, processStartToken, verifyProcess } from './processes';
 import { tail, trainerEnv } from './python';
-import type { Logger, RunEnd } from './types';
+import { WATCHERS_DIR, writeJsonAtomic, type RunRecord, type RunStore } from './runStore';
+import { TrainingError, type Logger, type RunEnd } from './types';
 
 export interface TrainerProcessOptions {
   python: string;
@@ -46,6 +48,9 @@ export class TrainerProcess {
   private killedAfterDeadline = false;
   private interrupted = false;
   private exitedFlag = false;
+  private started = false;
+  /** the trainer refused before starting because another process holds the run (run_in_use): nothing of it is persisted */
+  refused = false;
   private readonly postDoneGraceMs: number;
 
   private constructor(child: ChildProcessWithoutNullStreams, private readonly options: TrainerProcessOptions) {
@@ -148,6 +153,14 @@ export class TrainerProcess {
         continue;
       }
       const e = l.event;
+      if (e.type === 'started') this.started = true;
+      if (e.type === 'error' && e.code === 'run_in_use' && !this.started) {
+        // another trainer owns this run: its events.jsonl is not ours to write to
+        this.refused = true;
+        this.error = e;
+        try { this.options.onEvent?.(e); } catch { /* listener errors are the listener's */ }
+        continue;
+      }
       if (e.type === 'done') {
         this.done = e;
         // nothing more to tell it: EOF lets the trainer's stdin reader end before interpreter shutdown
@@ -202,7 +215,9 @@ export class TrainerProcess {
     else outcome = 'failed';
     const status = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     let message: string;
-    if (outcome === 'failed' && this.error) {
+    if (this.refused && this.error) {
+      message = this.error.message + (this.error.hint ? ` — ${this.error.hint}` : '');
+    } else if (outcome === 'failed' && this.error) {
       message = this.error.message + (this.error.hint ? ` — ${this.error.hint}` : '');
     } else if (outcome === 'failed') {
       message = `The trainer ${status} without reporting an error.` + (stderrTail ? ` Last output:\n${tail(stderrTail, 6)}` : '');
@@ -210,7 +225,7 @@ export class TrainerProcess {
       this.appendEvent({
         v: 1, type: 'error', time: Date.now() / 1000, code: 'trainer_exited', message,
         hint: /No module named/.test(stderrTail)
-          ? 'The trainer\'s Python packages are missing: run "Bloom PEFT: Set Up Training Environment" (or `npm run setup` for the CLI).'
+          ? 'The trainer\'s Python packages are missing: run "Bloom PEFT: Set Up Training Environment" from the Command Palette.'
           : 'Out of memory or killed from outside? Resume continues from the last checkpoint; "Show Trainer Log" has the full output.',
       } as TrainerEvent);
     } else if (outcome === 'stopped') {
@@ -223,7 +238,7 @@ export class TrainerProcess {
     } else {
       message = 'Training completed.';
     }
-    this.traceLog.end(`=== ${new Date().toISOString()} ${status}: ${outcome}\n`);
+    this.traceLog.end(`=== ${new Date().toISOString()} ${status}: ${this.refused ? 'refused (run in use)' : outcome}\n`);
     return {
       runId: this.options.runId, dir: this.options.runDir, outcome, exitCode: code, signal, stderrTail, message,
       error: this.error ? { code: this.error.code, message: this.error.message, hint: this.error.hint } : undefined,
@@ -233,15 +248,139 @@ export class TrainerProcess {
   }
 }
 
-/** Stops a trainer this process does not own (another window, a CLI run): SIGTERM, then SIGKILL of the group. */
-export async function stopForeign(pid: number, deadlineMs: number, isAlive: () => boolean): Promise<'stopped' | 'killed'> {
-  // the leader only: it handles SIGTERM like a stop request and ends its own workers
+/** What a run's owner needs to supervise one trainer attempt of a run (the CLI in-process, or run-supervisor.js). */
+export interface SuperviseOptions extends Omit<TrainerProcessOptions, 'runDir' | 'runId'> {
+  store: RunStore;
+  runId: string;
+  owner: 'cli' | 'detached';
+  /** graceful stop deadline for a stop requested through the stop-requested file */
+  stopTimeoutMs: number;
+  /** detached supervisor: stop when no VS Code window has followed the run for this long and the last one asked so */
+  lastWindowGraceMs?: number;
+}
+
+export interface SupervisedRun { proc: TrainerProcess; record: RunRecord; ended: Promise<RunEnd> }
+
+/**
+ * Starts the trainer of a run and owns it: writes run.json (trainer pid + start token, owner pid + token), obeys
+ * the stop-requested file (the control channel any window or `bloom-peft stop` uses), and records the end.
+ * A trainer refused because another process holds the run leaves that run's record as the holder's.
+ */
+export async function superviseRun(o: SuperviseOptions): Promise<SupervisedRun> {
+  const { store, runId: id } = o;
+  const dir = store.dir(id);
+  const previous = store.readRecord(id);
+  const proc = await TrainerProcess.start({ ...o, runId: id, runDir: dir });
+  const record: RunRecord = {
+    version: 1, id, command: o.command, pid: proc.pid, pidToken: processStartToken(proc.pid), host: os.hostname(),
+    ownerPid: process.pid, ownerToken: processStartToken(process.pid), owner: o.owner, startedAt: proc.startedAt,
+  };
+  store.writeRecord(record);
+  const windows = o.lastWindowGraceMs !== undefined ? new LastWindowWatch(path.join(dir, WATCHERS_DIR), o.lastWindowGraceMs) : undefined;
+  const timer = setInterval(() => {
+    if (!proc.running || proc.stopping) return;
+    if (store.stopRequested(id)) {
+      o.log?.info(`stop requested for ${id} (stop-requested file)`);
+      void proc.stop(o.stopTimeoutMs);
+    } else if (windows?.lastWindowGone()) {
+      o.log?.info(`the last VS Code window following ${id} closed and asked to stop its runs: stopping`);
+      store.markStopRequested(id);
+      void proc.stop(o.stopTimeoutMs);
+    }
+  }, 500);
+  const ended = proc.exited.then(end => {
+    clearInterval(timer);
+    try {
+      if (proc.refused) restoreHolderRecord(store, id, proc.pid, previous);
+      else store.writeRecord({ ...record, endedAt: Date.now(), exitCode: end.exitCode, signal: end.signal, outcome: end.outcome });
+    } catch { /* the run folder was deleted meanwhile */ }
+    return end;
+  });
+  return { proc, record, ended };
+}
+
+/** After a run_in_use refusal: run.json names the process that holds the run again (we overwrote it at spawn). */
+function restoreHolderRecord(store: RunStore, id: string, ourPid: number, previous: RunRecord | undefined): void {
+  const now = store.readRecord(id);
+  if (now && now.pid !== ourPid) return; // someone wrote a newer record meanwhile
+  const h = store.lockHolder(id);
+  if (h && previous) {
+    store.writeRecord({
+      ...previous, command: h.command === 'resume' ? 'resume' : 'train', pid: h.pid, pidToken: h.token ?? undefined,
+      ownerPid: h.parent_pid ?? previous.ownerPid, ownerToken: h.parent_token ?? undefined,
+      startedAt: h.time ? h.time * 1000 : previous.startedAt, endedAt: undefined, exitCode: undefined, signal: undefined, outcome: undefined,
+    });
+  } else if (previous) {
+    store.writeRecord(previous);
+  }
+}
+
+/** One lease file per VS Code extension host following a run: `watchers/<pid>.json` = {pid, token, stopWhenClosed}. */
+export interface WatcherLease { pid: number; token?: string; stopWhenClosed: boolean }
+
+/**
+ * "Stop my runs when the last window closes" (bloomPeft.stopTrainingWhenWindowsClose): true once no live window has
+ * held a lease for `graceMs` and the last live ones asked for it. The grace covers a window reload (the old
+ * extension host ends, the new one re-attaches and writes its lease).
+ */
+export class LastWindowWatch {
+  private policy = false;
+  private noneSince: number | undefined;
+  constructor(private readonly dir: string, private readonly graceMs: number) {}
+
+  lastWindowGone(now = Date.now()): boolean {
+    const live: WatcherLease[] = [];
+    for (const name of safeReaddir(this.dir)) {
+      const file = path.join(this.dir, name);
+      let lease: WatcherLease;
+      try { lease = JSON.parse(fs.readFileSync(file, 'utf8')); } catch { continue; }
+      if (typeof lease?.pid === 'number' && isSameProcessAlive(lease.pid, lease.token) && lease.token) live.push(lease);
+      else fs.rmSync(file, { force: true });
+    }
+    if (live.length) {
+      this.policy = live.some(l => l.stopWhenClosed);
+      this.noneSince = undefined;
+      return false;
+    }
+    if (!this.policy) return false;
+    this.noneSince ??= now;
+    return now - this.noneSince >= this.graceMs;
+  }
+}
+
+export function writeWatcherLease(runDir: string, stopWhenClosed: boolean): string | undefined {
+  const token = processStartToken(process.pid);
+  if (!token) return undefined;
+  const dir = path.join(runDir, WATCHERS_DIR);
+  const file = path.join(dir, `${process.pid}.json`);
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    writeJsonAtomic(file, { pid: process.pid, token, stopWhenClosed } satisfies WatcherLease);
+    return file;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Stops a trainer this process does not own, by pid, only once `verifyProcess` confirms the pid is the run's trainer
+ * (token + command line): SIGTERM (the trainer stops like on a stop request), then SIGKILL of its group.
+ */
+export async function stopVerified(pid: number, token: string | undefined, runDir: string, deadlineMs: number): Promise<'stopped' | 'killed'> {
+  const expected = ['bloom_peft', runDir];
+  const v = verifyProcess(pid, token, expected);
+  if (!v.ok) throw new TrainingError('unverified_process', `not signalling pid ${pid} for ${runDir}: ${v.reason}`,
+    'run.json must name the trainer with its process identity token; stop the process yourself if it is yours.');
   try { process.kill(pid, 'SIGTERM'); } catch { return 'stopped'; }
   const end = Date.now() + deadlineMs;
   while (Date.now() < end) {
-    if (!isAlive()) return 'stopped';
+    if (!isSameProcessAlive(pid, token)) return 'stopped';
     await new Promise(r => setTimeout(r, 100));
   }
-  killGroupSync(pid);
+  if (verifyProcess(pid, token, expected).ok) killGroupSync(pid);
   return 'killed';
+}
+
+function safeReaddir(dir: string): string[] {
+  try { return fs.readdirSync(dir); } catch { return []; }
 }

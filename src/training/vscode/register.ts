@@ -1,6 +1,7 @@
 // registerTraining(): builds the TrainingService for the extension host and registers the training commands
 // (start, stop, resume, export, set up environment, show log), the progress UI and the deactivate hook.
 // Behaviour lives in the core (src/training); this file only adapts it to VS Code.
+import path from 'node:path';
 import * as vscode from 'vscode';
 import type { TrainingConfig } from '../../protocol';
 import { setupManagedEnv } from '../python';
@@ -8,11 +9,14 @@ import { TrainingService } from '../service';
 import { TrainingError, type CheckReport, type Logger, type RunSummary } from '../types';
 import { TrainingProgressUi } from './progressUi';
 import { pickConfig } from './quickPick';
-import { lookupPython, managedVenvDir, pythonFromExtension, runsDirectory, stopTimeoutMs, workspaceBaseDir } from './settings';
+import { lookupPython, managedVenvDir, pythonFromExtension, runsDirectory, stopTimeoutMs, stopTrainingWhenWindowsClose, workspaceBaseDir } from './settings';
 
 let live: TrainingService | undefined;
 
-/** Called from deactivate(): kills the trainer's process tree synchronously (the run shows as interrupted). */
+/**
+ * Called from deactivate(): stops following runs. Their trainers belong to detached run supervisors and go on
+ * (a reload re-attaches); bloomPeft.stopTrainingWhenWindowsClose lets them stop when no window comes back.
+ */
 export function deactivateTraining(): void {
   live?.disposeSync('VS Code closed or reloaded the window');
 }
@@ -24,9 +28,11 @@ export function registerTraining(context: vscode.ExtensionContext, log: vscode.L
     log: log as Logger,
     stopTimeoutMs,
     baseDir: workspaceBaseDir,
+    // trainers outlive the window: a detached supervisor owns each one (src/training/runSupervisorMain.ts)
+    detachedSupervisor: () => ({ command: process.execPath, args: [path.join(context.extensionPath, 'dist', 'run-supervisor.js')] }),
+    stopWhenWindowsClose: stopTrainingWhenWindowsClose,
   });
   live = training;
-  // the extension host can also die without deactivate(): never leave an orphaned trainer behind
   const onExit = () => training.disposeSync('the extension host exited');
   process.once('exit', onExit);
   context.subscriptions.push({ dispose: () => { process.off('exit', onExit); training.dispose(); } });
@@ -43,7 +49,17 @@ export function registerTraining(context: vscode.ExtensionContext, log: vscode.L
     let name: string | undefined;
     if (arg && typeof arg === 'object' && 'config' in arg) ({ config, name } = arg);
     else if (arg && typeof arg === 'object' && 'method' in arg) config = arg;
-    config ??= training.draftConfig ?? (await pickConfig());
+    if (!config) {
+      // first run: the environment before any question (a missing one would fail after the three steps)
+      const python = await training.python();
+      if (!python.ready) {
+        const pick = await vscode.window.showWarningMessage(
+          `Bloom PEFT: training needs PyTorch, Transformers and PEFT; ${python.path} does not have them.`, 'Set Up (about 2 GB)');
+        if (pick) void vscode.commands.executeCommand('bloomPeft.setupEnvironment', { confirmed: true });
+        return undefined;
+      }
+      config = await chooseConfig(training.draftConfig);
+    }
     if (!config) return undefined;
     try {
       const info = await training.start(config, { name });
@@ -106,12 +122,33 @@ export function registerTraining(context: vscode.ExtensionContext, log: vscode.L
     }
   });
 
-  command('bloomPeft.setupEnvironment', () => setupEnvironment(context, training, log));
+  // { confirmed: true }: the user already chose "Set up (about 2 GB)" (dashboard banner, start prompt): no second question
+  command('bloomPeft.setupEnvironment', (o?: { confirmed?: boolean }) => setupEnvironment(context, training, log, o?.confirmed === true));
   command('bloomPeft.showLog', showLog);
 
   // a window reload kills our trainer (deactivate); runs trained by another window or the CLI are followed
   void training.reattach().then(() => offerInterruptedResume(training)).catch(e => log.warn(`re-attach failed: ${(e as Error).message}`));
   return training;
+}
+
+/**
+ * The palette never starts the dashboard's form silently: with a draft there, the user picks it (described),
+ * the step-by-step questions, or the dashboard to look at it first.
+ */
+async function chooseConfig(draft: TrainingConfig | undefined): Promise<TrainingConfig | undefined> {
+  if (!draft) return pickConfig();
+  const file = draft.data.train_file ?? draft.data.hub_id ?? '';
+  const length = draft.training?.max_steps ? `${draft.training.max_steps} steps` : `${draft.training?.epochs ?? 'default'} epochs`;
+  const items = [
+    { label: '$(graph-line) The dashboard\'s form', description: `${draft.method.name} on ${file.split(/[\\/]/).pop() || 'its dataset'}, ${length}`, detail: draft.model.name_or_path, id: 'draft' },
+    { label: '$(list-ordered) Choose step by step', description: 'model, method and dataset', id: 'steps' },
+    { label: '$(eye) Show the dashboard', description: 'review the form first', id: 'show' },
+  ];
+  const pick = await vscode.window.showQuickPick(items, { title: 'Start PEFT Training with…', ignoreFocusOut: true });
+  if (pick?.id === 'draft') return draft;
+  if (pick?.id === 'steps') return pickConfig();
+  if (pick?.id === 'show') void vscode.commands.executeCommand('bloomPeft.openDashboard');
+  return undefined;
 }
 
 function trusted(what: string): boolean {
@@ -125,9 +162,11 @@ function trusted(what: string): boolean {
 
 async function showFailure(what: string, e: unknown): Promise<void> {
   const err = e as Error;
-  const hint = e instanceof TrainingError && e.hint ? ` ${e.hint}` : '';
+  const environment = e instanceof TrainingError && ['python_not_ready', 'python_missing', 'environment'].includes(e.code);
+  // the setup button is the hint: the text does not say it a second time
+  const hint = e instanceof TrainingError && e.hint && !environment ? ` ${e.hint}` : '';
   const actions: string[] = [];
-  if (e instanceof TrainingError && (e.code === 'python_not_ready' || e.code === 'python_missing')) actions.push('Set Up Training Environment');
+  if (environment) actions.push('Set Up Training Environment');
   if (e instanceof TrainingError && e.code === 'busy') actions.push('Stop Training');
   actions.push('Show Log');
   const pick = await vscode.window.showErrorMessage(`Bloom PEFT: ${what}: ${err.message}${hint}`, ...actions);
@@ -163,7 +202,7 @@ async function offerInterruptedResume(training: TrainingService): Promise<void> 
 }
 
 /** "Set Up Training Environment": `check` first (problems with hints), then a managed venv with the pinned packages. */
-async function setupEnvironment(context: vscode.ExtensionContext, training: TrainingService, log: vscode.LogOutputChannel): Promise<string | undefined> {
+async function setupEnvironment(context: vscode.ExtensionContext, training: TrainingService, log: vscode.LogOutputChannel, confirmed = false): Promise<string | undefined> {
   const python = await training.python();
   let report: CheckReport | undefined;
   try {
@@ -172,7 +211,8 @@ async function setupEnvironment(context: vscode.ExtensionContext, training: Trai
   } catch (e) {
     log.warn(`check with ${python.path} failed: ${(e as Error).message}`);
   }
-  const problems = (report?.problems ?? []).map(p => (typeof p === 'string' ? p : `${p.message}${p.hint ? ` — ${p.hint}` : ''}`));
+  // messages only: their hints all say "run Set Up Training Environment", which is what this command is
+  const problems = (report?.problems ?? []).map(p => (typeof p === 'string' ? p : p.message));
   if (report) log.info(`environment (${python.path}, ${python.source}): ${JSON.stringify(report)}`);
   for (const p of problems) log.warn(`environment: ${p}`);
   if (python.ready) {
@@ -181,10 +221,10 @@ async function setupEnvironment(context: vscode.ExtensionContext, training: Trai
       `Bloom PEFT: training uses ${python.path} (${python.source}).${summary}`, 'Show Log', 'Reinstall Managed Environment');
     if (pick === 'Show Log') log.show(true);
     if (pick !== 'Reinstall Managed Environment') return python.path;
-  } else {
+  } else if (!confirmed) {
     const pick = await vscode.window.showWarningMessage(
-      `Bloom PEFT: ${python.path} (${python.source}) lacks the trainer's packages (torch, transformers, peft).` +
-      `${problems.length ? ` ${problems.slice(0, 3).join('; ')}.` : ''} Create a managed environment with the pinned packages (about 2 GB download)?`,
+      `Bloom PEFT: ${python.path} lacks the trainer's packages (${problems.length ? problems.slice(0, 3).join('; ') : 'torch, transformers, peft'}). ` +
+      'Create a managed environment with the pinned packages (about 2 GB download)?',
       { modal: false }, 'Set Up', 'Show Log');
     if (pick === 'Show Log') log.show(true);
     if (pick !== 'Set Up') return undefined;

@@ -23,6 +23,11 @@ export function stopTimeoutMs(): number {
   return Math.max(1, Number.isFinite(s) ? s : 30) * 1000;
 }
 
+/** `bloomPeft.stopTrainingWhenWindowsClose`: runs end when the last window following them closes (default off). */
+export function stopTrainingWhenWindowsClose(): boolean {
+  return vscode.workspace.getConfiguration(SECTION).get<boolean>('stopTrainingWhenWindowsClose', false);
+}
+
 export function workspaceBaseDir(): string | undefined {
   return vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
 }
