@@ -181,3 +181,12 @@ def test_unknown_tokens_warn(tmp_path):
     assert language_warnings(["hello world"] * 3, fast, "m") == []
     warned = language_warnings(["hello world", "hello привет"], fast, "word-model")
     assert len(warned) == 1 and "unknown tokens" in warned[0] and "word-model" in warned[0] and "1 of the first 2" in warned[0]
+
+
+def test_quick_demo_preset_is_the_measured_embedded_preset():
+    """schemas/presets.json's quick demo is written from bloom_peft.presets (scripts/sync_presets.py)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "sync_presets.py"), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
