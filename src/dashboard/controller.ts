@@ -35,6 +35,7 @@ export function toRunRow(s: RunSummary): RunRow {
     trainLoss: s.finalTrainLoss ?? s.lastLoss ?? null, evalLoss: s.finalEvalLoss ?? null,
     tokensPerS: s.tokensPerS ?? null, step: s.step, totalSteps: s.totalSteps ?? null,
     adapterDir: s.adapterDir ?? null, exportDir: s.exportDir ?? null,
+    lastCheckpointStep: s.lastCheckpointStep ?? null,
     evaluation: s.evaluation ?? null,
   };
 }

@@ -29,6 +29,8 @@ export interface RunRow {
   tokensPerS?: number | null;
   step?: number | null;
   totalSteps?: number | null;
+  /** The newest complete checkpoint (what Resume continues from). */
+  lastCheckpointStep?: number | null;
   /** Display only: the host never takes these back from the webview. */
   dir: string;
   adapterDir?: string | null;

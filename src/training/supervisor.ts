@@ -321,7 +321,7 @@ export interface WatcherLease { pid: number; token?: string; stopWhenClosed: boo
 /**
  * "Stop my runs when the last window closes" (bloomPeft.stopTrainingWhenWindowsClose): true once no live window has
  * held a lease for `graceMs` and the last live ones asked for it. The grace covers a window reload (the old
- * extension host ends, the new one re-attaches and writes its lease).
+ * extension host ends, the new one activates on startup-finished, re-attaches and writes its lease).
  */
 export class LastWindowWatch {
   private policy = false;

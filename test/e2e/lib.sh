@@ -30,6 +30,7 @@ e2e_prepare_state() {
   [ -f "$STATE/user-data/User/settings.json" ] || cat > "$STATE/user-data/User/settings.json" <<JSON
 {
   "bloomPeft.pythonPath": "$PYTHON_FOR_TRAINER",
+  "bloomPeft.stopTrainingWhenWindowsClose": true,
   "workbench.startupEditor": "none",
   "workbench.tips.enabled": false,
   "workbench.enableExperiments": false,
@@ -105,5 +106,6 @@ e2e_stop() {
 
 # Trainers the extension started for this workspace (their own process groups) that are still alive: pids.
 e2e_trainer_pids() {
-  pgrep -f "bloom_peft (train|resume|export).*$WORKSPACE" || true
+  # trainers and their detached run supervisors (dist/run-supervisor.js --runs-dir <workspace>/...)
+  pgrep -f "bloom_peft (train|resume|export).*$WORKSPACE|run-supervisor.js .*$WORKSPACE" || true
 }
