@@ -17,7 +17,7 @@ usage:
   bloom-peft train --preset NAME [--method M]      train a preset (quick-demo, tutorial) with one method
                                                    (default: the preset's); --print shows the config instead
   bloom-peft resume RUN                            continue a run from its newest complete checkpoint
-  bloom-peft stop RUN [--timeout SECONDS]          gracefully stop a run trained by another process
+  bloom-peft stop RUN [--timeout SECONDS]          gracefully stop a run (a VS Code window's or another CLI's)
   bloom-peft export RUN                            ONNX export of a run's adapter (for completions)
   bloom-peft export --hf RUN                       Hugging Face checkpoint (RUN/hf): merged weights, or for
                                                    prompt-learning methods the adapter naming its base

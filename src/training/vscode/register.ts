@@ -197,7 +197,7 @@ async function offerInterruptedResume(training: TrainingService): Promise<void> 
   if (!recent.length || !vscode.workspace.isTrusted) return;
   const r = recent[0];
   const pick = await vscode.window.showInformationMessage(
-    `Bloom PEFT: run ${r.id} was interrupted at step ${r.step} (window closed or reloaded).`, 'Resume', 'Dismiss');
+    `Bloom PEFT: run ${r.id} was interrupted at step ${r.step}${r.lastCheckpointStep ? ` — resume from checkpoint ${r.lastCheckpointStep}` : ''}.`, 'Resume', 'Dismiss');
   if (pick === 'Resume') void vscode.commands.executeCommand('bloomPeft.resumeTraining', r.id);
 }
 
