@@ -120,15 +120,20 @@ export class RunStore {
     writeJsonAtomic(path.join(this.dir(record.id), 'run.json'), record);
   }
 
-  /** The process named in run.lock if it is alive and the same incarnation (the OS lock is held while it lives). */
-  lockHolder(runId: string): LockHolder | undefined {
-    let holder: LockHolder;
+  /** run.lock's content as written by its last holder (alive or not), if it is readable. */
+  readLock(runId: string): LockHolder | undefined {
     try {
-      holder = JSON.parse(fs.readFileSync(path.join(this.dir(runId), RUN_LOCK_FILE), 'utf8').trim());
+      const holder = JSON.parse(fs.readFileSync(path.join(this.dir(runId), RUN_LOCK_FILE), 'utf8').trim());
+      return holder && typeof holder.pid === 'number' ? holder : undefined;
     } catch {
       return undefined;
     }
-    if (!holder || typeof holder.pid !== 'number' || holder.host !== undefined && holder.host !== os.hostname()) return undefined;
+  }
+
+  /** The process named in run.lock if it is alive and the same incarnation (the OS lock is held while it lives). */
+  lockHolder(runId: string): LockHolder | undefined {
+    const holder = this.readLock(runId);
+    if (!holder || holder.host !== undefined && holder.host !== os.hostname()) return undefined;
     return holder.token && isSameProcessAlive(holder.pid, holder.token) ? holder : undefined;
   }
 

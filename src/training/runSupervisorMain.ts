@@ -56,7 +56,7 @@ async function main(): Promise<number> {
   const refused = await Promise.race([
     run.ended.then(end => (run.proc.refused ? end : undefined)),
     (async () => {
-      while (store.lockHolder(id)?.pid !== run.proc.pid && run.proc.running) await new Promise(r => setTimeout(r, 100));
+      while (store.readLock(id)?.pid !== run.proc.pid && run.proc.running) await new Promise(r => setTimeout(r, 100));
       return undefined;
     })(),
   ]);
