@@ -12,7 +12,7 @@ export function activate(context: vscode.ExtensionContext): void {
   registerDashboard(context, { training, completions, log });
 }
 
-/** Synchronous on purpose: the trainer's process tree must be gone before the extension host goes. */
+/** Stops following runs; their trainers belong to detached run supervisors and outlive the window (docs/host.md). */
 export function deactivate(): void {
   deactivateTraining();
 }
