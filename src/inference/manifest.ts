@@ -136,6 +136,13 @@ function exportFile(dir: string, name: string, field: string, manifestPath: stri
     throw new EngineError('MANIFEST_INVALID', `${manifestPath}: field "${field}" points outside the export folder (${name})`, { path: manifestPath, field, hint: 'file names in the manifest are relative to the export folder' });
   }
   if (!fs.existsSync(p)) throw new EngineError('FILE_MISSING', `${p} is missing (named by "${field}" in ${manifestPath})`, { path: p, field, hint: 'the export is incomplete; ' + REEXPORT });
+  // judged by where it really is: a symlink (model.onnx -> a file elsewhere) would load that file into native code
+  const real = fs.realpathSync(p);
+  const realDir = fs.realpathSync(dir);
+  const rel = path.relative(realDir, real);
+  if (rel.startsWith('..') || path.isAbsolute(rel)) {
+    throw new EngineError('MANIFEST_INVALID', `${p} (named by "${field}" in ${manifestPath}) resolves outside the export folder, to ${real}`, { path: p, field, hint: 'an export holds its own files: links to files elsewhere are refused; copy the file in, or ' + REEXPORT });
+  }
   return p;
 }
 

@@ -2,7 +2,7 @@
 // may carry junk (a library printing to fd 1 despite claim_stdout), huge lines, NaN literals, or event
 // types this host does not know yet. None of that may throw or stall the reader.
 import { StringDecoder } from 'node:string_decoder';
-import Ajv from 'ajv';
+import Ajv, { type ErrorObject } from 'ajv';
 import type { TrainerEvent } from '../protocol';
 import eventsSchema from '../../schemas/events.schema.json';
 
@@ -128,7 +128,8 @@ export function parseLine(raw: string): ParsedLine | undefined {
   if (!event) return { kind: 'junk', text: line, reason: 'not-an-event' };
   // A known type with fields of the wrong type (a foreign writer, a corrupted file) is never handed to a renderer.
   // A null where a number belongs is a NaN/Infinity the trainer wrote (they travel as null): kept.
-  const wrong = validateEvent(event) ? [] : (validateEvent.errors ?? []).filter(e => !(e.keyword === 'type' && e.data === null) && e.keyword !== 'if');
+  const nanAsNull = (e: ErrorObject) => e.keyword === 'type' && e.data === null && /number|integer/.test(String(e.params.type));
+  const wrong = validateEvent(event) ? [] : (validateEvent.errors ?? []).filter(e => !nanAsNull(e) && e.keyword !== 'if');
   if (wrong.length) {
     const e = wrong[0];
     return { kind: 'junk', text: `${event.type} event: ${e.instancePath || '(root)'} ${e.message ?? 'is invalid'}: ${line}`, reason: 'invalid-event' };

@@ -82,3 +82,21 @@ def with_defaults(config: dict) -> dict:
     out = copy.deepcopy(config)
     fill(out, _SCHEMA)
     return out
+
+
+METHOD_LABELS = {"full": "full fine-tuning", "bitfit": "BitFit", "prompt_tuning": "prompt tuning",
+                 "p_tuning": "P-tuning", "prefix_tuning": "prefix tuning", "lora": "LoRA", "ia3": "IA3"}
+DIVERGING_LR_FACTOR = 100  # this many times the method's default learning rate: AdamW steps that size blow up
+
+
+def learning_rate_warnings(config: dict) -> list[str]:
+    """A learning rate so far above the method's default that the run will likely diverge (legal, so a warning:
+    shown by `preview` and at the start of training; divergence itself then stops the run)."""
+    name = config.get("method", {}).get("name")
+    lr = config.get("training", {}).get("learning_rate")
+    definition = _SCHEMA["definitions"].get(f"method_{name}", {})
+    default = definition.get("x-default-learning-rate")
+    if not isinstance(lr, (int, float)) or not default or lr < DIVERGING_LR_FACTOR * default:
+        return []
+    return [f"lr {lr:g} with {METHOD_LABELS.get(name, name)} will likely diverge (the default for it is {default:g}; "
+            f"training.learning_rate)"]

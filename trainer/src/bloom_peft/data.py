@@ -56,10 +56,28 @@ def render_example(row: dict, template: dict | None = None) -> tuple[str, str]:
     return text.strip() + t["response_prefix"], response
 
 
+def char_budget(tokenizer, max_length: int) -> int:
+    """How many characters of a text can matter for max_length tokens. No token stands for more characters than its
+    byte-level form is long, so a text cut at (max_length + 8) * (the longest token) characters keeps its first
+    max_length tokens: a row's tokenising cost is bounded by max_length, not by its size (a 50 MB row took 9.7 GB)."""
+    longest = getattr(tokenizer, "_bloom_peft_longest_token", None)
+    if longest is None:
+        longest = max((len(t) for t in tokenizer.get_vocab()), default=1)
+        try:
+            tokenizer._bloom_peft_longest_token = longest
+        except AttributeError:
+            pass
+    return (max_length + 8) * max(longest, 1)
+
+
 def encode_example(tokenizer, prompt: str, response: str, template: dict | None, max_length: int) -> dict:
     """Token ids and labels of one example, as the tutorial builds them: prompt and response tokenised apart (so
-    the mask boundary is exact), EOS appended, labels -100 on the prompt, then truncated to max_length."""
+    the mask boundary is exact), EOS appended, labels -100 on the prompt, then truncated to max_length.
+    Texts longer than char_budget() are cut first ("cut": True): their tokens past max_length are never made."""
     t = section({"template": template or {}}, "template")
+    budget = char_budget(tokenizer, max_length)
+    cut = len(prompt) > budget or len(response) > budget
+    prompt, response = prompt[:budget], response[:budget]
     p_ids = tokenizer(prompt)["input_ids"] if prompt else []
     r_ids = tokenizer(response, add_special_tokens=False)["input_ids"] if response else []
     if t["add_eos"]:
@@ -67,7 +85,7 @@ def encode_example(tokenizer, prompt: str, response: str, template: dict | None,
     ids = p_ids + r_ids
     labels = ([IGNORE_INDEX] * len(p_ids) if t["mask_prompt"] else list(p_ids)) + r_ids
     return {"input_ids": ids[:max_length], "labels": labels[:max_length], "prompt_tokens": len(p_ids),
-            "truncated": len(ids) > max_length}
+            "truncated": cut or len(ids) > max_length, "cut": cut}
 
 
 # ---------------------------------------------------------------- reading files
@@ -93,26 +111,53 @@ def _read_text(path: Path) -> str:
         raise DataError(f"cannot read {path}: {e.strerror}", file=str(path), hint="Check the path and its permissions.") from None
 
 
-def _jsonl_records(path: Path, text: str) -> list[tuple[int, object]]:
-    records = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+class _DuplicateKeys:
+    """json object_pairs_hook: keeps the last value, as json.loads does, and remembers (line, key) of each repeat.
+    Duplicate keys are legal JSON and sometimes deliberate, so they are a warning, not an error."""
+
+    def __init__(self):
+        self.line = None
+        self.found: list[tuple[int | None, str]] = []
+
+    def __call__(self, pairs):
+        obj = {}
+        for key, value in pairs:
+            if key in obj:
+                self.found.append((self.line, key))
+            obj[key] = value
+        return obj
+
+    def warn(self, path: Path, warnings: list | None) -> None:
+        if self.found and warnings is not None:
+            line, key = self.found[0]
+            more = f" (and {len(self.found) - 1} more)" if len(self.found) > 1 else ""
+            warnings.append(f"{_where(path, line)}: duplicate key '{key}' in one object{more}; the last value is used")
+
+
+def _jsonl_records(path: Path, text: str, warnings: list | None = None) -> list[tuple[int, object]]:
+    records, dupes = [], _DuplicateKeys()
+    # "\n" only: str.splitlines() also splits at U+2028 and other characters a JSON string may hold raw
+    for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
+        dupes.line = lineno
         try:
-            records.append((lineno, json.loads(line)))
+            records.append((lineno, json.loads(line, object_pairs_hook=dupes)))
         except json.JSONDecodeError as e:
             raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})", file=str(path),
                             line=lineno, hint="Each line of a JSONL file must be one complete JSON object.") from None
+    dupes.warn(path, warnings)
     return records
 
 
-def _json_records(path: Path, text: str) -> list[tuple[int, object]]:
+def _json_records(path: Path, text: str, warnings: list | None = None) -> list[tuple[int, object]]:
     """Records of a JSON array, each with the line it starts on; a .json file holding JSON lines also works."""
+    dupes = _DuplicateKeys()
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=dupes)
     except json.JSONDecodeError as e:
         if e.msg == "Extra data":  # several top-level values: it is JSON lines
-            return _jsonl_records(path, text)
+            return _jsonl_records(path, text, warnings)
         raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})", file=str(path), line=e.lineno,
                         hint="A .json dataset is one array of objects: [{\"instruction\": ..., \"output\": ...}, ...].") from None
     if isinstance(doc, dict):
@@ -125,17 +170,21 @@ def _json_records(path: Path, text: str) -> list[tuple[int, object]]:
         raise DataError(f"{path}:1: expected an array of rows, found {type(doc).__name__}", file=str(path), line=1,
                         hint="A .json dataset is one array of objects.")
     if text is None or not text.lstrip().startswith("["):
+        dupes.warn(path, warnings)
         return [(None, r) for r in doc]
     # walk the array again to learn the line each element starts on (json.loads keeps no positions)
-    dec, records, i, line, counted = json.JSONDecoder(), [], text.index("[") + 1, 1, 0
+    dupes = _DuplicateKeys()
+    dec, records, i, line, counted = json.JSONDecoder(object_pairs_hook=dupes), [], text.index("[") + 1, 1, 0
     ws = " \t\r\n"
     for _ in doc:
         while text[i] in ws + ",":
             i += 1
         line += text.count("\n", counted, i)
         counted = i
+        dupes.line = line
         obj, i = dec.raw_decode(text, i)
         records.append((line, obj))
+    dupes.warn(path, warnings)
     return records
 
 
@@ -175,13 +224,13 @@ def _csv_records(path: Path, text: str, required: dict[str, str], delimiter: str
     return records
 
 
-def _records(path: Path, required: dict[str, str]) -> list[tuple[int | None, object]]:
+def _records(path: Path, required: dict[str, str], warnings: list | None = None) -> list[tuple[int | None, object]]:
     ext = path.suffix.lower()
     text = _read_text(path)
     if ext in (".jsonl", ".ndjson"):
-        return _jsonl_records(path, text)
+        return _jsonl_records(path, text, warnings)
     if ext == ".json":
-        return _json_records(path, text)
+        return _json_records(path, text, warnings)
     if ext in (".csv", ".tsv"):
         return _csv_records(path, text, required, "\t" if ext == ".tsv" else ",")
     raise DataError(f"{path}: unsupported file type '{ext or '(none)'}'", file=str(path), field="/data/train_file",
@@ -199,10 +248,14 @@ def _value(record: dict, role: str, columns: dict, where: str, path: str, line, 
     v = record[column]
     if v is None:
         v = ""
-    elif isinstance(v, bool) or not isinstance(v, (str, int, float)):
+    elif isinstance(v, (int, float)) and not isinstance(v, bool):
+        # a bare 12345 or NaN would train as the text "12345" / "nan": almost always a broken export of the data
+        shown = json.dumps(v) if v == v else "NaN"
+        raise DataError(f"{where}: field '{column}' is the number {shown}, expected text", file=path, line=line,
+                        field=column, hint=f"Write it as a JSON string (\"{column}\": \"{v}\") if the text is meant.")
+    elif not isinstance(v, str):
         raise DataError(f"{where}: field '{column}' is a {type(v).__name__}, expected text", file=path, line=line,
                         field=column, hint=f"'{column}' must be a string.")
-    v = str(v)
     if nonempty and not v.strip():
         raise DataError(f"{where}: field '{column}' is empty", file=path, line=line, field=column,
                         hint=f"Every row needs a non-empty '{column}'; remove the row or fill it in.")
@@ -270,7 +323,8 @@ def saved_dataset_records(path: Path, field: str, split: str | None = None) -> l
     return list(enumerate(ds, 1))
 
 
-def read_rows(path, fmt: str, columns: dict, field: str = "/data/train_file", base_dir=None) -> list[dict]:
+def read_rows(path, fmt: str, columns: dict, field: str = "/data/train_file", base_dir=None,
+              warnings: list | None = None) -> list[dict]:
     p = _resolve(str(path), field, base_dir)
     if is_saved_dataset(p):
         rows = _row_dicts([(None, r) for _, r in saved_dataset_records(p, field)], fmt, columns, str(p))
@@ -281,7 +335,7 @@ def read_rows(path, fmt: str, columns: dict, field: str = "/data/train_file", ba
         raise DataError(f"{p} is a folder; the '{fmt}' format reads one file or a save_to_disk folder", file=str(p), field=field,
                         hint="Point at a .json/.jsonl/.csv file or a folder written by datasets' save_to_disk, "
                              "or use format 'text' for a folder of files.")
-    rows = _row_dicts(_records(p, _required_columns(fmt, columns)), fmt, columns, str(p))
+    rows = _row_dicts(_records(p, _required_columns(fmt, columns), warnings), fmt, columns, str(p))
     if not rows:
         raise DataError(f"{p}: no rows", file=str(p), field=field, hint="The file is empty.")
     return rows
@@ -316,20 +370,31 @@ def split_rows(items: list, fraction: float, seed: int) -> tuple[list, list]:
 
 
 def _encode_rows(rows: list[dict], tokenizer, template: dict, max_length: int, warnings: list | None) -> list[dict]:
-    out, dropped = [], []
+    out, dropped, cut = [], [], []
+    budget = char_budget(tokenizer, max_length)
     for row in rows:
         prompt, response = render_example(row, template)
         ex = encode_example(tokenizer, prompt, response, template, max_length)
+        if ex.pop("cut"):
+            cut.append(row["_src"])
         if all(l == IGNORE_INDEX for l in ex["labels"]):
             dropped.append(row["_src"])  # the prompt alone fills max_length: nothing left to learn from
             continue
-        ex.update(prompt=prompt, response=response, source=row["_src"])
+        ex.update(prompt=prompt[:budget], response=response[:budget], source=row["_src"])
         out.append(ex)
+    if cut and warnings is not None:
+        f, line = cut[0]
+        warnings.append(f"{len(cut)} row(s) longer than {budget:,} characters were cut before tokenising (first: "
+                        f"{_where(f, line)}); only the first training.max_length={max_length} tokens of a row are used")
     if dropped and warnings is not None:
         f, line = dropped[0]
         warnings.append(f"{len(dropped)} row(s) skipped: the prompt alone fills training.max_length={max_length} "
-                        f"(first: {f}:{line}); raise max_length or shorten the prompts")
+                        f"(first: {_where(f, line)}); raise max_length or shorten the prompts")
     return out
+
+
+def _where(path, line) -> str:
+    return f"{path}:{line}" if line is not None else str(path)
 
 
 def _encode_corpus(files: list[Path], tokenizer, block: int, add_eos: bool) -> list[dict]:
@@ -408,7 +473,7 @@ def load_examples(config: dict, tokenizer, *, warnings: list | None = None, base
     elif fmt == "text":
         source, items = data["train_file"], corpus(data["train_file"], "/data/train_file")
     else:
-        source, items = data["train_file"], read_rows(data["train_file"], fmt, cols, base_dir=base_dir)
+        source, items = data["train_file"], read_rows(data["train_file"], fmt, cols, base_dir=base_dir, warnings=warnings)
     if not items:
         raise DataError(f"{source}: no training data", file=str(source), field="/data/train_file",
                         hint="The dataset is empty.")
@@ -418,7 +483,7 @@ def load_examples(config: dict, tokenizer, *, warnings: list | None = None, base
     if data.get("eval_file"):
         train_items = items
         eval_items = (corpus(data["eval_file"], "/data/eval_file") if fmt == "text"
-                      else read_rows(data["eval_file"], fmt, cols, "/data/eval_file", base_dir))
+                      else read_rows(data["eval_file"], fmt, cols, "/data/eval_file", base_dir, warnings))
     else:
         train_items, eval_items = split_rows(items, data["eval_split"], seed)
     if fmt == "text":  # blocks are encoded already

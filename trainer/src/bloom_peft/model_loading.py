@@ -108,12 +108,79 @@ def load_tokenizer(name_or_path: str, revision: str | None = None, model_config=
     except (OSError, ValueError) as e:
         raise ModelError(f"could not load the tokenizer of '{name_or_path}': {e}",
                          hint="The model folder needs tokenizer.json (save the tokenizer with save_pretrained next to the model).") from None
+    if model_config is not None:
+        check_vocabulary(tok, model_config, name_or_path)
     if tok.pad_token_id is None:
         pad_id = getattr(model_config, "pad_token_id", None)
         if pad_id is None or pad_id >= len(tok):
             pad_id = BLOOM_PAD_ID if BLOOM_PAD_ID < len(tok) else tok.eos_token_id
         tok.pad_token = tok.convert_ids_to_tokens(pad_id)
     return tok
+
+
+def check_vocabulary(tokenizer, model_config, name_or_path: str) -> None:
+    """The tokenizer and the embedding must agree: an id past the embedding crashes a forward pass, and a tokenizer
+    cut down far below the model's vocabulary decodes most generated ids to nothing (empty completions). BLOOM
+    checkpoints pad the embedding by a few hundred rows (bloom-560m: 250,680 tokens, 250,880 rows): that is fine."""
+    n, rows = len(tokenizer), int(model_config.vocab_size)
+    where = _tokenizer_file(name_or_path)
+    if n > rows:
+        raise ModelError(f"{where} has {n} tokens but the model's embedding has {rows} rows (config.json vocab_size): "
+                         f"ids {rows}..{n - 1} would index past it",
+                         hint="Use the tokenizer saved with this model (save_pretrained writes both), or resize the "
+                              "model's embeddings to the tokenizer and save it again.")
+    if rows - n > max(1024, rows // 100):
+        raise ModelError(f"{where} has only {n} tokens but the model's vocabulary has {rows} (config.json vocab_size): "
+                         f"a cut-down tokenizer; ids {n}..{rows - 1} would decode to nothing",
+                         hint="Use the tokenizer saved with this model (save_pretrained writes both).")
+
+
+def _tokenizer_file(name_or_path: str) -> str:
+    try:
+        path, local = _source(name_or_path)
+    except ModelError:
+        return f"the tokenizer of '{name_or_path}'"
+    return str(Path(path) / "tokenizer.json") if local else f"the tokenizer of '{name_or_path}'"
+
+
+def _weights_error(name: str, path: str, local: bool, bloom_config, e: Exception) -> ModelError:
+    """A corrupt, truncated or mismatched weights file as a ModelError naming the file, the cause and a fix."""
+    files = sorted(Path(path).glob("*.safetensors")) if local else []
+    weights = str(files[0]) if len(files) == 1 else f"the safetensors files of '{name}'"
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if type(e).__name__ == "SafetensorError":
+        err = ModelError(f"{weights} is not a readable safetensors file ({text})",
+                         hint="The file is truncated or corrupt (an interrupted download or copy): download or save "
+                              "the model again.")
+    else:
+        mismatch = _first_shape_mismatch(files, bloom_config) if local else None
+        detail = f": {mismatch}" if mismatch else ""
+        err = ModelError(f"the weights in {weights} do not match the shapes in {Path(path) / 'config.json'}{detail}",
+                         hint="config.json and the weights come from different models (hidden_size, n_layer, n_head or "
+                              "vocab_size differ): use the config.json saved with these weights.")
+    err.file = weights if len(files) == 1 else None
+    return err
+
+
+def _first_shape_mismatch(files: list, bloom_config) -> str | None:
+    """'transformer.h.0...: file [128, 384] vs config [256, 768]' for the first tensor whose shape differs."""
+    try:
+        import torch
+        from safetensors import safe_open
+        from transformers import BloomForCausalLM
+
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in BloomForCausalLM(bloom_config).state_dict().items()}
+        for f in files:
+            with safe_open(str(f), framework="pt") as st:
+                for key in st.keys():
+                    shape = tuple(st.get_slice(key).get_shape())
+                    want = expected.get(key) or expected.get(f"transformer.{key}")
+                    if want is not None and want != shape:
+                        return f"{key} is {list(shape)} in {Path(f).name}, config.json makes it {list(want)}"
+    except Exception:  # noqa: BLE001 - the detail is a courtesy; the error itself stands without it
+        return None
+    return None
 
 
 def load_base_model(config: dict, *, device=None, dtype=None):
@@ -141,6 +208,10 @@ def load_base_model(config: dict, *, device=None, dtype=None):
                              hint="Only safetensors weights are loaded (never pickled .bin files): convert the "
                                   "checkpoint with save_pretrained(safe_serialization=True), or set "
                                   "model.config_only to train from random weights.") from None
+        except Exception as e:  # noqa: BLE001 - safetensors' SafetensorError, transformers' size-mismatch RuntimeError
+            if type(e).__name__ == "SafetensorError" or "mismatch" in str(e):
+                raise _weights_error(name, path, local, bloom_config, e) from None
+            raise
     if device is not None:
         model = model.to(device)
     return model, tokenizer

@@ -15,7 +15,9 @@ def preview(config: dict, rows: int = 3) -> dict:
 
     name, revision = config["model"]["name_or_path"], config["model"].get("revision")
     tokenizer = load_tokenizer(name, revision, load_model_config(name, revision))
-    warnings: list[str] = []
+    from .config import learning_rate_warnings
+
+    warnings: list[str] = learning_rate_warnings(config)
     train, evals = load_examples(config, tokenizer, warnings=warnings)
     shown = []
     for ex in train[:max(rows, 0)]:

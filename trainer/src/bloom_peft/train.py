@@ -18,6 +18,7 @@ TORCH_NUM_THREADS=N (CPU threads per process), BLOOM_PEFT_PYTHON_GELU=1 (keep BL
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import json
 import math
@@ -44,6 +45,41 @@ class NonFiniteError(TrainerError):
     """The loss (or, outside fp16, the gradient norm) stopped being a finite number."""
 
     exit_code = EXIT_NAN
+
+
+class Diverged(TrainerError):
+    """The loss grew far past where it started and past a uniform guess: the updates are blowing the model up."""
+
+    exit_code = EXIT_NAN
+
+    def __init__(self, message: str, hint: str, step: int):
+        super().__init__("diverged", message, hint, field="/training/learning_rate", step=step)
+
+
+def divergence_limit(first_loss: float, vocab_size: int) -> float:
+    """Above this the run has diverged: twice the loss of guessing uniformly over the vocabulary (a model that bad has
+    learned worse than nothing) and four times where this run started. Healthy runs, spikes included, stay far below."""
+    return max(2 * math.log(max(vocab_size, 2)), 4 * first_loss)
+
+
+class DiskFull(TrainerError):
+    def __init__(self, path: str | None, step: int | None):
+        where = f" while writing {path}" if path else ""
+        super().__init__("disk_full", f"the disk is full{where}; the trainer stopped (complete checkpoints are kept)",
+                         "Free space on that disk (old runs' checkpoints/ folders are the largest), or set "
+                         "training.keep_checkpoints lower, then resume.", file=path, step=step)
+
+
+def disk_full_cause(e: BaseException, run_dir: str | None) -> DiskFull | None:
+    """ENOSPC anywhere in the exception chain (torch and safetensors wrap it in their own errors); named by the file
+    when the error carries it (a failed write() does not), else by the run directory."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if (isinstance(seen, OSError) and seen.errno == errno.ENOSPC) or "No space left on device" in str(seen) \
+                or "os error 28" in str(seen):
+            return DiskFull(getattr(seen, "filename", None) or run_dir, None)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class OutOfMemory(TrainerError):
@@ -158,6 +194,10 @@ def run_with(args, emitter: EventEmitter, stop: StopRequest) -> int:
         return EXIT_INTERNAL
     except Exception as e:  # noqa: BLE001 - the last line of defence: report, never die silently
         traceback.print_exc(file=sys.stderr)
+        full = disk_full_cause(e, getattr(args, "run_dir", None))
+        if full is not None:
+            emitter.emit("error", **full.event_fields())
+            return full.exit_code
         emitter.error("internal", f"{type(e).__name__}: {e}",
                       hint="An unexpected error; the traceback is in the trainer log. Please report it.")
         return EXIT_INTERNAL
@@ -241,6 +281,10 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
     del train_examples
     for message in data_warnings:
         emitter.warning(message, code="data")
+    from .config import learning_rate_warnings
+
+    for message in learning_rate_warnings(config):
+        emitter.warning(message, code="learning_rate")
     if not train_rows:
         raise DataError("the training set is empty", file=config["data"].get("train_file"), field="/data/train_file",
                         hint="Point data.train_file at a file with at least one row (or lower data.eval_split).")
@@ -292,7 +336,7 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
     # ---- loop state, restored from the checkpoint when resuming
     loop = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "micro_batch": batch_size, "best_eval": None,
             "evals_without_improvement": 0, "elapsed_s": 0.0, "last_eval_loss": None, "last_train_loss": None,
-            "tokens_seen": 0}
+            "tokens_seen": 0, "first_loss": None}
     if state is not None:
         from .methods import load_method_state_dict
 
@@ -415,6 +459,16 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
                                  f"(the last good checkpoint is kept)", step=step + 1,
                                  hint="Lower training.learning_rate, keep training.max_grad_norm at 1.0, check the "
                                       "data for empty responses, or use precision fp32/bf16 instead of fp16.")
+
+        loop["first_loss"] = loop["first_loss"] if loop["first_loss"] is not None else step_loss
+        limit = divergence_limit(loop["first_loss"], len(tokenizer))
+        if step_loss > limit:
+            emitter.emit("progress", step=step + 1, total_steps=total_steps, epoch=epoch_float(loop, steps_per_epoch),
+                         loss=step_loss, lr=lr, elapsed_s=elapsed())
+            raise Diverged(f"the loss exploded to {step_loss:.4g} at step {step + 1} (it started at "
+                           f"{loop['first_loss']:.4g}); training diverged and stopped (the last good checkpoint is kept)",
+                           hint=f"Lower training.learning_rate (it is {t['learning_rate']:g}; the method's default is "
+                                f"a safe start) and keep training.max_grad_norm at 1.0.", step=step + 1)
 
         # clip, step, schedule
         grad_norm = accelerator.clip_grad_norm_(model.parameters(), t["max_grad_norm"] or float("inf"))
