@@ -1,8 +1,8 @@
 // Wires the sections to the host: the snapshot on 'ready' (first load, show after hide, window reload)
 // restores the watched run with its events; live notifications keep every section current.
-import type { RunRow } from '../src/protocol/messages';
+import type { EnvironmentStatus, HostError, RunRow } from '../src/protocol/messages';
 import { watchTheme } from './charts';
-import { panels, type Tab } from './components';
+import { button, panels, type Tab } from './components';
 import { fill, h } from './dom';
 import { notifyReady, on, request, RequestError } from './rpc';
 import { AdaptersSection } from './sections/adapters';
@@ -15,6 +15,11 @@ import { save, state } from './store';
 export class App {
   private trusted = true;
   private readonly banner = h('div', { class: 'banner', id: 'banner', role: 'alert', hidden: true });
+  /** first run: the trainer's Python is not set up yet (shown before the form is used) */
+  private readonly envBanner = h('div', { class: 'banner env-banner', id: 'env-banner', role: 'status', hidden: true });
+  private settingUp = false;
+  private envSeq = 0;
+  private env: EnvironmentStatus | undefined;
   private readonly configure: ConfigureSection;
   private readonly run: RunSection;
   private readonly history: HistorySection;
@@ -25,8 +30,9 @@ export class App {
   constructor(root: HTMLElement) {
     const showError = (e: unknown) => this.showError(e);
     const useForCompletions = (runId: string) => void request('useAdapter', { runId }).catch(showError);
-    this.configure = new ConfigureSection({ started: () => this.selectTab('run'), trusted: () => this.trusted });
-    this.run = new RunSection({ startFromForm: () => { this.selectTab('configure'); this.configure.el.querySelector<HTMLElement>('#start-training')?.click(); }, showError, useForCompletions });
+    this.configure = new ConfigureSection({ started: () => this.selectTab('run'), trusted: () => this.trusted, environmentProblem: e => void this.checkEnvironment(e) });
+    this.run = new RunSection({ startFromForm: () => { this.selectTab('configure'); this.configure.el.querySelector<HTMLElement>('#start-training')?.click(); }, showError, useForCompletions,
+      runningChanged: running => this.configure.setRunning(running) });
     this.history = new HistorySection({ open: row => void this.open(row), showError, formConfig: () => this.formConfigOrShow() });
     this.adapters = new AdaptersSection({ showError, useForCompletions, refresh: () => void this.refreshRuns() });
     this.playground = new PlaygroundSection({ showError });
@@ -39,7 +45,7 @@ export class App {
     ];
     const p = panels(tabList, state.tab, id => { state.tab = id; save(); });
     this.tabs = p;
-    fill(root, this.banner, p.el);
+    fill(root, this.envBanner, this.banner, p.el);
     root.removeAttribute('aria-busy');
 
     on('init', s => {
@@ -50,6 +56,7 @@ export class App {
       this.run.attach(s.current, s.currentEvents);
       this.history.setJob(s.compare);
       this.adapters.setServing(s.completionsRunId ?? null);
+      void this.checkEnvironment();
       document.body.dataset.ready = 'true';
     });
     // no tab switch here: a comparison moves from run to run while the user watches its table in History
@@ -58,9 +65,58 @@ export class App {
     on('runs', r => this.setRuns(r.runs));
     on('compare', job => this.history.setJob(job));
     on('completions', c => this.adapters.setServing(c.runId));
-    on('environment', () => this.configure.environmentChanged());
+    on('environment', () => { this.configure.environmentChanged(); void this.checkEnvironment(); });
     watchTheme();
     notifyReady();
+  }
+
+  /**
+   * Is the trainer's Python set up? If not, one banner says so and offers the setup; the form waits for it.
+   * `problem`: the trainer itself failed to import a package (the quick check can miss one): not set up either.
+   */
+  private async checkEnvironment(problem?: HostError): Promise<void> {
+    if (!this.trusted) { this.configure.setEnvironment('ready'); return; } // the trust banner says what is off
+    const seq = ++this.envSeq;
+    try {
+      const env = await request('environment', {});
+      if (seq !== this.envSeq) return;
+      this.showEnvironment(env, problem);
+      this.configure.setEnvironment(env.ready && !problem ? 'ready' : 'missing');
+    } catch {
+      // the check itself failed: let counts and preview ask, and show their own errors
+      if (seq === this.envSeq) this.configure.setEnvironment('ready');
+    }
+  }
+
+  private showEnvironment(env: EnvironmentStatus, error?: HostError): void {
+    this.env = env;
+    this.envBanner.hidden = env.ready && !error;
+    if (this.envBanner.hidden) { this.envBanner.replaceChildren(); return; }
+    const setup = button(this.settingUp ? 'Setting up…' : 'Set up (about 2 GB)', () => void this.setUp(), { id: 'env-setup', title: 'Runs "Bloom PEFT: Set Up Training Environment": a Python environment with the trainer\'s pinned packages' });
+    setup.disabled = this.settingUp;
+    fill(this.envBanner, h('div', { class: 'env-text' },
+      h('strong', {}, 'Set up training first. '),
+      error && env.ready ? `The Python found (${env.python}) cannot run the trainer: ${error.message}`
+        : `Training needs PyTorch, Transformers and PEFT; the Python found (${env.python}) does not have them.`,
+      error && !env.ready ? h('div', { class: 'error-text' }, error.message) : null,
+      h('div', { class: 'field-hint' }, this.settingUp
+        ? 'Downloading and installing: progress is in the notification. Counts and preview appear when it is done.'
+        : 'Or set bloomPeft.pythonPath to a Python that has them.')),
+    h('div', { class: 'actions' }, setup));
+  }
+
+  private async setUp(): Promise<void> {
+    this.settingUp = true;
+    this.showEnvironment({ ready: false, python: this.env?.python ?? '', source: this.env?.source ?? '' });
+    try {
+      const env = await request('setupEnvironment', {});
+      this.settingUp = false;
+      this.showEnvironment(env);
+      this.configure.setEnvironment(env.ready ? 'ready' : 'missing');
+    } catch (e) {
+      this.settingUp = false;
+      this.showEnvironment({ ready: false, python: this.env?.python ?? '', source: this.env?.source ?? '' }, e instanceof RequestError ? e.error : { message: String((e as Error)?.message ?? e) });
+    }
   }
 
   private setRuns(runs: RunRow[]): void {

@@ -1,9 +1,14 @@
 // uPlot line charts that follow the VS Code theme: colours come from the theme's CSS variables and every
 // chart is rebuilt when the body's theme class changes. Sizes follow the container (ResizeObserver).
 import uPlot from 'uplot';
+import { lastValue, robustRange } from './chart-scale';
 
 export interface SeriesSpec { label: string; color: string; dash?: number[]; points?: boolean; scale?: string }
-export interface ChartSpec { id: string; label: string; series: SeriesSpec[]; height?: number; yLabel?: string; y2Label?: string; logY?: boolean; yFormat?: 'sci' }
+export interface ChartSpec {
+  id: string; label: string; series: SeriesSpec[]; height?: number; yLabel?: string; y2Label?: string; logY?: boolean; yFormat?: 'sci';
+  /** y axis from robustRange(): early outliers (the first steps of a loss) do not flatten the rest */
+  robustY?: boolean;
+}
 
 const live = new Set<LineChart>();
 
@@ -51,7 +56,10 @@ export class LineChart {
     const n = (data[0] as ArrayLike<number>).length;
     this.el.dataset.points = String(n);
     this.el.setAttribute('aria-label', `${this.spec.label}: ${n} point${n === 1 ? '' : 's'}${this.summary()}`);
-    if (this.plot) this.plot.setData(data);
+    if (!this.plot) return;
+    this.plot.setData(data);
+    // away from the cursor the legend shows the latest values (uPlot's default there is "--")
+    if ((this.plot.cursor.left ?? -1) < 0) this.plot.setLegend({ idx: null as unknown as number });
   }
 
   destroy(): void {
@@ -72,21 +80,29 @@ export class LineChart {
       ...(label ? { label, labelSize: 14 } : {}), ...extra,
     });
     const sci = (_u: uPlot, values: number[]) => values.map(v => (v === 0 ? '0' : v.toExponential(1)));
+    const fmt = (v: number, yFormat?: 'sci') => (yFormat === 'sci' && v !== 0 ? v.toExponential(2) : String(Number(v.toPrecision(4))));
+    // the legend reads the hovered step, or the latest value when the cursor is elsewhere
+    const legendValue = (yFormat?: 'sci') => (u: uPlot, v: number | null, sidx: number, idx: number | null) => {
+      const shown = idx === null ? lastValue(u.data[sidx] as ArrayLike<number | null>) : v;
+      return shown === null || shown === undefined ? '—' : fmt(shown, yFormat);
+    };
+    const robust = (u: uPlot, min: number, max: number): uPlot.Range.MinMax =>
+      robustRange(u.data.slice(1).filter((_, i) => (this.spec.series[i]?.scale ?? 'y') === 'y') as ArrayLike<number | null>[]) ?? [min, max];
     const hasY2 = this.spec.series.some(s => s.scale === 'y2');
     const opts: uPlot.Options = {
       width: Math.max(160, this.el.clientWidth || 280),
       height: this.spec.height ?? 180,
-      scales: { x: { time: false }, y: { distr: this.spec.logY ? 3 : 1 }, ...(hasY2 ? { y2: { auto: true } } : {}) },
+      scales: { x: { time: false }, y: { distr: this.spec.logY ? 3 : 1, ...(this.spec.robustY && !this.spec.logY ? { range: robust } : {}) }, ...(hasY2 ? { y2: { auto: true } } : {}) },
       axes: [
         axis(undefined, { size: 28 }),
         axis(this.spec.yLabel, { scale: 'y', size: 52, ...(this.spec.yFormat === 'sci' ? { values: sci } : {}) }),
         ...(hasY2 ? [axis(this.spec.y2Label, { scale: 'y2', side: 1, grid: { show: false } })] : []),
       ],
       series: [
-        { label: 'step' },
+        { label: 'step', value: legendValue() },
         ...this.spec.series.map(s => {
           const color = themeColor(s.color, fallbackFor(s.color));
-          return { label: s.label, stroke: color, width: 1.5, dash: s.dash, spanGaps: true, scale: s.scale ?? 'y', points: { show: s.points ?? false, size: 5, fill: color, stroke: color } };
+          return { label: s.label, value: legendValue(this.spec.yFormat), stroke: color, width: 1.5, dash: s.dash, spanGaps: true, scale: s.scale ?? 'y', points: { show: s.points ?? false, size: 5, fill: color, stroke: color } };
         }),
       ],
       legend: { show: true, live: true },

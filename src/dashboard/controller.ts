@@ -16,6 +16,7 @@ import { extensionRoot } from '../training/paths';
 import { findPreset, presetConfig, PRESETS } from '../training/presets';
 import type { Disposable, Logger, RunEnd, RunSummary, TrainingServiceApi } from '../training/types';
 import { CompareQueue } from './compare';
+import { datasetFields } from './dataset-fields';
 import type { DashboardHost, PlaygroundEngine } from './ports';
 
 const PICKS_KEY = 'bloomPeft.dashboard.picks';
@@ -24,7 +25,7 @@ const MAX_PICKS = 50;
 
 /** A request that failed in a way the user can act on; becomes the response's error. */
 export class DashboardError extends Error {
-  constructor(message: string, readonly hint?: string, readonly issues?: HostError['issues']) { super(message); }
+  constructor(message: string, readonly hint?: string, readonly issues?: HostError['issues'], readonly code?: string) { super(message); }
 }
 
 export function toRunRow(s: RunSummary): RunRow {
@@ -56,10 +57,14 @@ export function toPreviewRow(row: Record<string, unknown>): PreviewRow {
 }
 
 const PARAMS_DATA: TrainingConfig['data'] = { format: 'text', train_file: '.' };
+/** Counts, preview and the environment check answer within this, whatever happens on the Python side. */
+export const ANSWER_DEADLINE_MS = 150_000;
+type Post = (msg: HostToWebview) => void;
 const HUB_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)?$/;
 
 export class DashboardController implements Disposable {
-  private post: ((msg: HostToWebview) => void) | undefined;
+  /** every open dashboard (the sidebar view, and the editor tab of "Open in Editor") */
+  private readonly views = new Set<Post>();
   private readonly subscriptions: Disposable[] = [];
   private readonly generations = new Map<string, AbortController>();
   private readonly compare: CompareQueue;
@@ -71,6 +76,7 @@ export class DashboardController implements Disposable {
     private readonly host: DashboardHost,
     private readonly log: Logger,
     private readonly engine?: PlaygroundEngine,
+    private readonly answerDeadlineMs = ANSWER_DEADLINE_MS,
   ) {
     this.compare = new CompareQueue(training, job => this.notify('compare', job), runId => this.watch(runId));
     this.subscriptions.push(
@@ -96,10 +102,10 @@ export class DashboardController implements Disposable {
     this.notify('completions', { runId });
   }
 
-  /** Connects a (new) webview; messages go to `post` until the returned disposable runs. */
-  attach(post: (msg: HostToWebview) => void): Disposable {
-    this.post = post;
-    return { dispose: () => { if (this.post === post) this.post = undefined; } };
+  /** Connects a (new) webview: notifications go to every attached view until its disposable runs. */
+  attach(post: Post): Disposable {
+    this.views.add(post);
+    return { dispose: () => { this.views.delete(post); } };
   }
 
   dispose(): void {
@@ -107,28 +113,32 @@ export class DashboardController implements Disposable {
     for (const g of this.generations.values()) g.abort();
     this.compare.dispose();
     clearTimeout(this.runsTimer);
-    this.post = undefined;
+    this.views.clear();
   }
 
-  /** Entry point for every message from the webview. Never throws. */
-  async handle(raw: unknown): Promise<void> {
+  /**
+   * Entry point for every message from a webview; `reply` is the view it came from (responses and its snapshot go
+   * there only: two views number their requests independently). Never throws.
+   */
+  async handle(raw: unknown, reply: Post = msg => this.send(msg)): Promise<void> {
+    const answer = (msg: HostToWebview) => { try { reply(msg); } catch (e) { this.log.warn(`dashboard: post failed: ${(e as Error).message}`); } };
     const parsed = parseWebviewMessage(raw);
     if (!parsed.ok) {
       this.log.warn(`dashboard: rejected a webview message: ${parsed.error}`);
-      if (parsed.id !== undefined) this.send({ kind: 'response', id: parsed.id, ok: false, error: { message: `Invalid request: ${parsed.error}` } });
+      if (parsed.id !== undefined) answer({ kind: 'response', id: parsed.id, ok: false, error: { message: `Invalid request: ${parsed.error}` } });
       return;
     }
     const msg = parsed.message;
     if (msg.kind === 'notify') {
-      if (msg.method === 'ready') await this.sendSnapshot();
+      if (msg.method === 'ready') await this.sendSnapshot(answer);
       else this.setDraft(msg.params.config);
       return;
     }
     try {
       const result = await this.dispatch(msg);
-      this.send({ kind: 'response', id: msg.id, ok: true, result });
+      answer({ kind: 'response', id: msg.id, ok: true, result });
     } catch (e) {
-      this.send({ kind: 'response', id: msg.id, ok: false, error: toHostError(e) });
+      answer({ kind: 'response', id: msg.id, ok: false, error: toHostError(e) });
     }
   }
 
@@ -142,16 +152,16 @@ export class DashboardController implements Disposable {
       // counts depend on model + method only: asked before a dataset is chosen, with the trainer's placeholder data
       params: async p => {
         this.requireTrust('Counting parameters');
-        return this.training.params(this.checkConfig({ ...p.config, data: PARAMS_DATA }, { dataPaths: false }));
+        return this.deadline('Counting parameters', this.training.params(this.checkConfig({ ...p.config, data: PARAMS_DATA }, { dataPaths: false })));
       },
       preview: async p => {
         this.requireTrust('The data preview');
-        const r = await this.training.preview(this.checkConfig(p.config), p.rows ?? 3);
+        const r = await this.deadline('The preview', this.training.preview(this.checkConfig(p.config), p.rows ?? 3));
         return { ...r, rows: r.rows.map(toPreviewRow) };
       },
       start: async p => {
         this.requireTrust('Training');
-        const info = await this.training.start(this.checkConfig(p.config));
+        const info = await this.training.start(await this.uniqueName(this.checkConfig(p.config)));
         return this.watch(info.id);
       },
       stop: async () => { await this.training.stop(); return null; },
@@ -223,6 +233,18 @@ export class DashboardController implements Disposable {
       cancelCompare: async () => { await this.compare.cancel(); return null; },
       generate: async p => { this.requireTrust('The playground'); return this.generate(p.runId, p.prompt, { maxTokens: p.maxTokens ?? 64, temperature: p.temperature ?? 0, topP: p.topP, seed: p.seed, template: p.template ?? false, history: p.history }); },
       cancelGenerate: async p => { this.generations.get(p.genId)?.abort(); return null; },
+      environment: async () => this.deadline('Checking the Python environment', this.host.environment()),
+      setupEnvironment: async () => {
+        this.requireTrust('Setting up the training environment');
+        await this.host.setupEnvironment();
+        this.environmentChanged(); // counts and preview are asked again, in every open view
+        return this.host.environment();
+      },
+      openFile: async p => { this.requirePicked(p.path); await this.host.openFile(p.path, p.line); return null; },
+      datasetFields: async p => {
+        this.requirePicked(p.path);
+        try { return datasetFields(p.path); } catch (e) { throw new DashboardError(`cannot read ${p.path}: ${(e as Error).message}`); }
+      },
     };
     return (handlers[msg.method] as (p: unknown) => Promise<unknown>)(msg.params);
   }
@@ -241,13 +263,16 @@ export class DashboardController implements Disposable {
     };
   }
 
-  private async sendSnapshot(): Promise<void> {
+  /** The snapshot to one view (`to`), or to all (a refresh after trust was granted). */
+  private async sendSnapshot(to: Post = msg => this.send(msg)): Promise<void> {
+    let params: DashboardSnapshot;
     try {
-      this.notify('init', await this.snapshot());
+      params = await this.snapshot();
     } catch (e) {
       this.log.error(`dashboard: snapshot failed: ${(e as Error).message}`);
-      this.notify('init', { currentEvents: [], runs: [], trusted: this.host.isTrusted(), picks: this.picks(), completionsRunId: null });
+      params = { currentEvents: [], runs: [], trusted: this.host.isTrusted(), picks: this.picks(), completionsRunId: null };
     }
+    to({ kind: 'notify', method: 'init', params });
   }
 
   /** Makes `runId` the run the dashboard shows, and tells the webview (row + events so far). */
@@ -326,6 +351,35 @@ export class DashboardController implements Disposable {
     return config;
   }
 
+  /** A run name already in the history gets a suffix (name-2, name-3...): History never shows two runs alike. */
+  private async uniqueName(config: TrainingConfig): Promise<TrainingConfig> {
+    const name = config.run_name;
+    if (!name) return config;
+    const taken = new Set((await this.training.listRuns()).map(r => r.name ?? r.id));
+    if (!taken.has(name)) return config;
+    let i = 2;
+    while (taken.has(`${name}-${i}`)) i++;
+    return { ...config, run_name: `${name}-${i}` };
+  }
+
+  /** Only files the user picked may be opened or read on the webview's behalf. */
+  private requirePicked(path: string): void {
+    if (!this.picks().some(p => p.path === path)) throw new DashboardError(`"${path}" was not chosen with a picker.`);
+  }
+
+  /**
+   * A Python answer that never comes (an interpreter lookup or a process that hangs) must not leave the view
+   * saying "Counting parameters…" forever: after the deadline the request fails with a message that says so.
+   */
+  private deadline<T>(what: string, work: Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new DashboardError(`${what} got no answer from the trainer's Python within ${Math.round(this.answerDeadlineMs / 1000)} s.`,
+        'The "Bloom PEFT Trainer" log shows what it was doing; change a field to ask again.', undefined, 'timeout')), this.answerDeadlineMs);
+    });
+    return Promise.race([work, late]).finally(() => clearTimeout(timer));
+  }
+
   private setDraft(config: TrainingConfig): void {
     try { this.training.draftConfig = this.checkConfig(config); } catch { /* an unfinished form is not a draft */ }
   }
@@ -368,13 +422,20 @@ export class DashboardController implements Disposable {
   }
 
   private send(msg: HostToWebview): void {
-    try { this.post?.(msg); } catch (e) { this.log.warn(`dashboard: post failed: ${(e as Error).message}`); }
+    for (const post of [...this.views]) {
+      try { post(msg); } catch (e) { this.log.warn(`dashboard: post failed: ${(e as Error).message}`); }
+    }
   }
 }
 
 export function toHostError(e: unknown): HostError {
-  if (e instanceof DashboardError) return { message: e.message, hint: e.hint, issues: e.issues };
-  const err = e as { message?: string; hint?: string; issues?: HostError['issues'] };
-  return { message: err?.message ?? String(e), hint: err?.hint, issues: err?.issues?.length ? err.issues : undefined };
+  if (e instanceof DashboardError) return { message: e.message, hint: e.hint, issues: e.issues, code: e.code };
+  const err = e as { message?: string; hint?: string; issues?: HostError['issues']; code?: unknown; location?: { file?: unknown; line?: unknown } };
+  const file = typeof err?.location?.file === 'string' ? err.location.file : undefined;
+  const line = typeof err?.location?.line === 'number' ? err.location.line : undefined;
+  return {
+    message: err?.message ?? String(e), hint: err?.hint, issues: err?.issues?.length ? err.issues : undefined,
+    ...(typeof err?.code === 'string' ? { code: err.code } : {}), ...(file ? { file, line } : {}),
+  };
 }
 

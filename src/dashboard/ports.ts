@@ -2,6 +2,7 @@
 // API; tests implement it at the edge (pickers, dialogs). Nothing here imports vscode.
 import type { GenerateOptions, GenerateResult } from '../completion/types';
 import type { ChatTurn } from '../protocol/messages';
+import type { EnvironmentStatus } from '../protocol/messages';
 
 export interface DashboardHost {
   /** Native folder picker; undefined when cancelled. */
@@ -18,6 +19,12 @@ export interface DashboardHost {
   completionsRunId(): string | null;
   /** Workspace trust: training is refused when false. */
   isTrusted(): boolean;
+  /** The Python the trainer would use and whether it has the trainer's packages. */
+  environment(): Promise<EnvironmentStatus>;
+  /** Runs the "Set Up Training Environment" command; resolves when it has finished (or was cancelled). */
+  setupEnvironment(): Promise<void>;
+  /** Opens a file in an editor, at a 1-based line when given. */
+  openFile(path: string, line?: number): Promise<void>;
   /** Small persistent store (workspaceState): picks and the watched run survive a window reload. */
   state: { get<T>(key: string): T | undefined; update(key: string, value: unknown): PromiseLike<void> };
 }

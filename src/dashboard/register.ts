@@ -1,15 +1,18 @@
-// registerDashboard(): the sidebar dashboard view, its controller, and the bloomPeft.openDashboard command.
-// The VS Code edges (pickers, modal confirmation, reveal in OS, the useAdapter command, workspace trust,
-// workspaceState) are implemented here; behaviour lives in controller.ts.
+// registerDashboard(): the sidebar dashboard view, its editor-tab twin, their controller, and the
+// bloomPeft.openDashboard / openDashboardInEditor commands. The VS Code edges (pickers, modal confirmation, reveal
+// in OS, opening a file at a line, the useAdapter and setupEnvironment commands, the Python lookup, workspace
+// trust, workspaceState) are implemented here; behaviour lives in controller.ts.
 import * as vscode from 'vscode';
+import type { PythonChoice } from '../training/python';
 import type { TrainingServiceApi } from '../training/types';
 import { DashboardController } from './controller';
 import { playgroundEngine, type CompletionsLike } from './playground';
 import type { DashboardHost } from './ports';
-import { DASHBOARD_VIEW_ID, DashboardViewProvider } from './provider';
+import { DASHBOARD_VIEW_ID, DashboardPanel, DashboardViewProvider } from './provider';
 
 export interface DashboardDeps {
-  training: TrainingServiceApi;
+  /** the service, and the Python it would train with (for the first-run check) */
+  training: TrainingServiceApi & { python(): Promise<PythonChoice> };
   completions?: CompletionsLike;
   log: vscode.LogOutputChannel;
 }
@@ -33,16 +36,30 @@ export function registerDashboard(context: vscode.ExtensionContext, deps: Dashbo
     async useAdapter(_runId, runDir) {
       await vscode.commands.executeCommand('bloomPeft.useAdapter', runDir);
     },
+    async environment() {
+      const py = await deps.training.python();
+      return { ready: py.ready, python: py.path, source: py.source };
+    },
+    async setupEnvironment() {
+      await vscode.commands.executeCommand('bloomPeft.setupEnvironment', { confirmed: true });
+    },
+    async openFile(path, line) {
+      const at = line ? new vscode.Position(line - 1, 0) : undefined;
+      await vscode.window.showTextDocument(vscode.Uri.file(path), { preview: false, selection: at ? new vscode.Range(at, at) : undefined });
+    },
     completionsRunId: () => deps.completions?.activeAdapter?.runId ?? null,
     isTrusted: () => vscode.workspace.isTrusted,
     state: context.workspaceState,
   };
   const controller = new DashboardController(deps.training, host, deps.log, playgroundEngine(deps.completions));
   const provider = new DashboardViewProvider(context.extensionUri, controller);
+  const panel = new DashboardPanel(context.extensionUri, controller);
   context.subscriptions.push(
     controller,
+    panel,
     vscode.window.registerWebviewViewProvider(DASHBOARD_VIEW_ID, provider),
     vscode.commands.registerCommand('bloomPeft.openDashboard', () => vscode.commands.executeCommand(`${DASHBOARD_VIEW_ID}.focus`)),
+    vscode.commands.registerCommand('bloomPeft.openDashboardInEditor', () => panel.show()),
   );
   context.subscriptions.push(vscode.workspace.onDidGrantWorkspaceTrust(() => controller.refresh()));
   // The first window of a new profile can answer before the user settings have loaded (pythonPath empty, so the

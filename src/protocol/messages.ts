@@ -86,7 +86,16 @@ export interface DashboardSnapshot {
   picks: Picked[];
 }
 
-export interface HostError { message: string; hint?: string; issues?: ConfigIssue[] }
+export interface HostError {
+  message: string; hint?: string; issues?: ConfigIssue[];
+  /** the failure's kind (the trainer's error code): 'environment', 'python_not_ready'... mean the Python needs setting up */
+  code?: string;
+  /** where the problem is (a dataset file and line): the webview offers to open it */
+  file?: string; line?: number;
+}
+
+/** The Python the trainer would use, and whether it has the trainer's packages. */
+export interface EnvironmentStatus { ready: boolean; python: string; source: string }
 
 // ---------------------------------------------------------------------------------------------------------
 // Requests (webview -> host) and their results.
@@ -125,6 +134,14 @@ export interface RequestMap {
   /** Answers the run's held-out rows with its adapter and the base model (trainer `evaluate`, seconds on the embedded model). */
   evaluateRun: { params: { runId: string }; result: EvaluationEvent };
   cancelGenerate: { params: { genId: string }; result: null };
+  /** Is the trainer's Python set up? (asked when the dashboard opens, before the form is used) */
+  environment: { params: Record<string, never>; result: EnvironmentStatus };
+  /** Runs "Set Up Training Environment" (about 2 GB); resolves when it has finished or was cancelled. */
+  setupEnvironment: { params: Record<string, never>; result: EnvironmentStatus };
+  /** Opens a picked dataset file in the editor, at `line` (1-based) when given. */
+  openFile: { params: { path: string; line?: number }; result: null };
+  /** The field names of a picked dataset file (first row / CSV header), for the column mapping. */
+  datasetFields: { params: { path: string }; result: string[] };
 }
 export type RequestMethod = keyof RequestMap;
 export type RequestParams<M extends RequestMethod> = RequestMap[M]['params'];
@@ -226,6 +243,10 @@ const SPECS: { [M in RequestMethod]: ParamSpec } = {
   },
   evaluateRun: { required: { runId: str(RUN_ID) } },
   cancelGenerate: { required: { genId: str(GEN_ID) } },
+  environment: NONE,
+  setupEnvironment: NONE,
+  openFile: { required: { path: str(undefined, 4096) }, optional: { line: int(1, 2 ** 31 - 1) } },
+  datasetFields: { required: { path: str(undefined, 4096) } },
 };
 
 export const REQUEST_METHODS = Object.keys(SPECS) as RequestMethod[];

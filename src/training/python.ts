@@ -28,7 +28,8 @@ export interface PythonLookup {
   env?: NodeJS.ProcessEnv;
 }
 
-const TRAINER_MODULES = ['torch', 'transformers', 'peft', 'accelerate', 'safetensors'];
+// what `python -m bloom_peft check` calls REQUIRED: a Python missing any of these cannot count, preview or train
+const TRAINER_MODULES = ['torch', 'transformers', 'peft', 'accelerate', 'safetensors', 'tokenizers', 'jsonschema', 'numpy'];
 
 /**
  * Order: $BLOOM_PEFT_PYTHON, the pythonPath setting (both used as given), the Python extension's interpreter
@@ -159,16 +160,19 @@ export async function runTrainerJson<T>(python: string, args: string[], options:
     } catch { /* not JSON */ }
   }
   // params / preview answer errors as {"error": {code, message, hint, file, line, field}}
-  const answered = (result as { error?: { code?: string; message?: string; hint?: string; field?: string } } | undefined)?.error;
+  const answered = (result as { error?: { code?: string; message?: string; hint?: string; field?: string; file?: string; line?: number } } | undefined)?.error;
   if (answered && typeof answered === 'object' && answered.message) {
     throw new TrainingError(answered.code ?? 'trainer_error', answered.message, answered.hint,
-      answered.field ? [{ path: answered.field, message: answered.message }] : []);
+      answered.field ? [{ path: answered.field, message: answered.message }] : [],
+      typeof answered.file === 'string' ? { file: answered.file, line: typeof answered.line === 'number' ? answered.line : undefined } : undefined);
   }
   if (r.code === 0 && result !== undefined) return result as T;
   if (errorEvent?.message) throw new TrainingError(errorEvent.code ?? 'trainer_error', errorEvent.message, errorEvent.hint);
   const status = r.signal ? `was killed by ${r.signal}` : `exited with code ${r.code}`;
-  throw new TrainingError('trainer_failed', `python -m bloom_peft ${args[0]} ${status}: ${tail(r.stderr, 5) || '(no output)'}`,
-    /No module named/.test(r.stderr) ? 'The trainer\'s packages are missing: run "Bloom PEFT: Set Up Training Environment".' : undefined);
+  // an import that fails before the trainer can answer is the environment's problem, not the trainer's
+  const missing = /ModuleNotFoundError|ImportError|No module named/.test(r.stderr);
+  throw new TrainingError(missing ? 'environment' : 'trainer_failed', `python -m bloom_peft ${args[0]} ${status}: ${tail(r.stderr, 5) || '(no output)'}`,
+    missing ? 'The trainer\'s packages are missing: run "Bloom PEFT: Set Up Training Environment" from the Command Palette.' : undefined);
 }
 
 export function tail(text: string, lines: number): string {

@@ -104,6 +104,8 @@ export class TrainingError extends Error {
     message: string,
     readonly hint?: string,
     readonly issues: ConfigIssue[] = [],
+    /** the file (and line) the problem is in, e.g. a dataset row */
+    readonly location?: { file: string; line?: number },
   ) {
     super(message);
     this.name = 'TrainingError';

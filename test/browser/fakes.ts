@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { TrainingConfig } from '../../src/protocol/config';
 import type { EvaluationEvent, TrainerEvent } from '../../src/protocol/events';
 import type { DashboardHost, PlaygroundEngine } from '../../src/dashboard/ports';
+import type { EnvironmentStatus } from '../../src/protocol/messages';
 import type {
   CheckReport, Disposable, EventListener, ParamsResult, PreviewResult, RunEnd, RunInfo, RunSummary, TrainingServiceApi,
 } from '../../src/training/types';
@@ -139,10 +140,17 @@ export class FakeTraining implements TrainingServiceApi {
   async params(config: TrainingConfig): Promise<ParamsResult> {
     this.paramsCalls.push(config);
     // as TrainingService's errors: a message and a hint
-    if (this.paramsFailure) throw Object.assign(new Error(this.paramsFailure), { hint: 'The trainer\'s packages are missing: run "Bloom PEFT: Set Up Training Environment".' });
+    if (this.paramsFailure) throw Object.assign(new Error(this.paramsFailure), { code: 'environment', hint: 'The trainer\'s packages are missing: run "Bloom PEFT: Set Up Training Environment".' });
+    if (this.paramsHang) return new Promise<never>(() => undefined);
     return tinyParams(config);
   }
+  /** When set, `params` never answers (a Python that hangs). */
+  paramsHang = false;
+  /** When set, `preview` fails with it (as the trainer's data errors: code, message, file and line). */
+  previewFailure: { code: string; message: string; hint?: string; file?: string; line?: number } | undefined;
   async preview(config: TrainingConfig, rows = 3): Promise<PreviewResult> {
+    const f = this.previewFailure;
+    if (f) throw Object.assign(new Error(f.message), { code: f.code, hint: f.hint, location: f.file ? { file: f.file, line: f.line } : undefined });
     // the template applied to the real file's first rows; "tokens" approximated by words and symbols
     const all = fs.readFileSync(config.data.train_file!, 'utf8').split('\n').filter(Boolean);
     const evalRows = config.data.eval_file ? 0 : Math.round(all.length * (config.data.eval_split ?? 0.1));
@@ -173,6 +181,13 @@ export class FakeHost implements DashboardHost {
   async revealInOS(p: string): Promise<void> { this.revealed.push(p); }
   async useAdapter(runId: string): Promise<void> { this.used.push(runId); }
   completionsRunId(): string | null { return this.used.at(-1) ?? null; }
+  /** the trainer's Python as the host reports it; setupEnvironment makes it ready */
+  environmentReady = true;
+  setups = 0;
+  readonly opened: Array<{ path: string; line?: number }> = [];
+  async environment(): Promise<EnvironmentStatus> { return { ready: this.environmentReady, python: '/usr/bin/python3', source: 'system' }; }
+  async setupEnvironment(): Promise<void> { this.setups++; this.environmentReady = true; }
+  async openFile(p: string, line?: number): Promise<void> { this.opened.push({ path: p, line }); }
   isTrusted(): boolean { return true; }
   state = {
     get: <T>(key: string): T | undefined => this.store.get(key) as T | undefined,

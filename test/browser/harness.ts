@@ -18,6 +18,8 @@ export { echoEngine, FakeHost, FakeTraining, progress, ROOT, tinyParams } from '
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const SCREENSHOTS = path.join(ROOT, 'test-results', 'screenshots');
+/** Layout screenshots (every tab at sidebar and editor widths). */
+export const BROWSER_SHOTS = path.join(ROOT, 'test-results', 'browser');
 
 // ---------------------------------------------------------------------------------------------------------
 // bundle: rebuilt only when a webview source is newer than dist/webview.js (npm test builds it in setup)
@@ -188,12 +190,12 @@ const INIT_SCRIPT = String.raw`function (kind, vars) {
 
 const silentLog = { trace() {}, info() {}, warn() {}, error() {} };
 
-export async function openDashboard(browser: Browser, url: string, o: { theme?: ThemeName; training?: FakeTraining; host?: FakeHost; engine?: PlaygroundEngine } = {}): Promise<Dashboard> {
+export async function openDashboard(browser: Browser, url: string, o: { theme?: ThemeName; training?: FakeTraining; host?: FakeHost; engine?: PlaygroundEngine; width?: number; height?: number; answerDeadlineMs?: number } = {}): Promise<Dashboard> {
   const training = o.training ?? new FakeTraining();
   const host = o.host ?? new FakeHost({ file: path.join(ROOT, 'examples', 'code-tasks', 'train.jsonl') });
   const warnings: string[] = [];
-  const controller = new DashboardController(training, host, { ...silentLog, warn: m => warnings.push(m) }, o.engine ?? echoEngine);
-  const context = await browser.newContext({ viewport: { width: 420, height: 1100 }, deviceScaleFactor: 1 });
+  const controller = new DashboardController(training, host, { ...silentLog, warn: m => warnings.push(m) }, o.engine ?? echoEngine, o.answerDeadlineMs);
+  const context = await browser.newContext({ viewport: { width: o.width ?? 420, height: o.height ?? 1100 }, deviceScaleFactor: 1 });
   const page = await context.newPage();
   const problems: string[] = [];
   page.on('pageerror', e => problems.push(`pageerror: ${e.message}`));

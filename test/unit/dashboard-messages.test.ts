@@ -30,7 +30,7 @@ test('valid requests and notifications pass unchanged', () => {
 });
 
 test('every request method has a validator entry', () => {
-  assert.deepEqual([...REQUEST_METHODS].sort(), ['cancelCompare', 'cancelGenerate', 'compareMethods', 'deleteRun', 'exportRun', 'generate', 'listRuns', 'openFolder', 'params', 'pickDataset', 'pickModelFolder', 'presetConfig', 'preview', 'readEvents', 'resume', 'start', 'stop', 'useAdapter'].sort());
+  assert.deepEqual([...REQUEST_METHODS].sort(), ['cancelCompare', 'cancelGenerate', 'compareMethods', 'deleteRun', 'exportRun', 'generate', 'listRuns', 'openFolder', 'params', 'pickDataset', 'pickModelFolder', 'presetConfig', 'preview', 'readEvents', 'resume', 'start', 'stop', 'useAdapter', 'environment', 'setupEnvironment', 'openFile', 'datasetFields'].sort());
 });
 
 test('malformed messages are refused with a reason, addressed to their id when there is one', () => {

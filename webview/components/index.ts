@@ -3,7 +3,7 @@
 // @vscode-elements or plain HTML) means rewriting this folder only. Controls expose a small common shape.
 import {
   provideVSCodeDesignSystem, vsCodeButton, vsCodeCheckbox, vsCodeDataGrid, vsCodeDataGridCell,
-  vsCodeDataGridRow, vsCodeDivider, vsCodeDropdown, vsCodeOption, vsCodePanels, vsCodePanelTab, vsCodePanelView,
+  vsCodeDataGridRow, vsCodeDivider, vsCodeDropdown, vsCodeOption,
   vsCodeProgressRing, vsCodeTextArea, vsCodeTextField,
 } from '@vscode/webview-ui-toolkit';
 import { h, type Child } from '../dom';
@@ -14,7 +14,7 @@ export function registerComponents(): void {
   registered = true;
   provideVSCodeDesignSystem().register(
     vsCodeButton(), vsCodeCheckbox(), vsCodeDataGrid(), vsCodeDataGridCell(), vsCodeDataGridRow(),
-    vsCodeDivider(), vsCodeDropdown(), vsCodeOption(), vsCodePanels(), vsCodePanelTab(), vsCodePanelView(),
+    vsCodeDivider(), vsCodeDropdown(), vsCodeOption(),
     vsCodeProgressRing(), vsCodeTextArea(), vsCodeTextField(),
   );
 }
@@ -112,16 +112,39 @@ export function progressBar(id: string, label: string): HTMLProgressElement {
 }
 
 export interface Tab { id: string; label: string; content: HTMLElement }
-/** Tabbed sections; `onSelect` reports the active tab id (persisted by the caller). */
+/**
+ * Tabbed sections; `onSelect` reports the active tab id (persisted by the caller). A plain ARIA tab list, not the
+ * toolkit's <vscode-panels>: its tab strip is a one-row grid in a shadow root, so five tabs overflow a 250-300 px
+ * sidebar. Here the tabs wrap onto a second row; arrow keys, Home and End move between them (roving tabindex).
+ */
 export function panels(tabs: Tab[], active: string, onSelect: (id: string) => void): { el: HTMLElement; select(id: string): void } {
-  const el = h('vscode-panels', { 'aria-label': 'Dashboard sections', activeid: `tab-${active}` },
-    ...tabs.map(t => h('vscode-panel-tab', { id: `tab-${t.id}` }, t.label)),
-    ...tabs.map(t => h('vscode-panel-view', { id: `view-${t.id}` }, t.content)));
-  el.addEventListener('change', (e: Event) => {
-    const tab = (e as CustomEvent).detail as HTMLElement | undefined;
-    if (tab?.id?.startsWith('tab-')) onSelect(tab.id.slice(4));
+  const buttons = tabs.map(t => h('button', { type: 'button', role: 'tab', class: 'tab', id: `tab-${t.id}`, 'aria-controls': `view-${t.id}` }, t.label));
+  const views = tabs.map(t => h('div', { role: 'tabpanel', class: 'tab-view', id: `view-${t.id}`, 'aria-labelledby': `tab-${t.id}` }, t.content));
+  const list = h('div', { role: 'tablist', class: 'tabs', 'aria-label': 'Dashboard sections' }, ...buttons);
+  const el = h('div', { class: 'panels' }, list, ...views);
+  const select = (id: string) => {
+    const known = tabs.some(t => t.id === id) ? id : tabs[0].id;
+    tabs.forEach((t, i) => {
+      const on = t.id === known;
+      buttons[i].setAttribute('aria-selected', String(on));
+      buttons[i].tabIndex = on ? 0 : -1;
+      views[i].hidden = !on;
+    });
+  };
+  buttons.forEach((b, i) => {
+    b.addEventListener('click', () => { select(tabs[i].id); onSelect(tabs[i].id); });
+    b.addEventListener('keydown', (e: KeyboardEvent) => {
+      const next = e.key === 'ArrowRight' || e.key === 'ArrowDown' ? (i + 1) % tabs.length
+        : e.key === 'ArrowLeft' || e.key === 'ArrowUp' ? (i - 1 + tabs.length) % tabs.length
+          : e.key === 'Home' ? 0 : e.key === 'End' ? tabs.length - 1 : -1;
+      if (next < 0) return;
+      e.preventDefault();
+      buttons[next].focus();
+      buttons[next].click();
+    });
   });
-  return { el, select: id => el.setAttribute('activeid', `tab-${id}`) };
+  select(active);
+  return { el, select };
 }
 
 export interface Column<R> { title: string; cell: (row: R) => Child; width?: string }

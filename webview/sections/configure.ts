@@ -27,7 +27,15 @@ export interface ConfigureHost {
   /** start succeeded: show the run */
   started(): void;
   trusted(): boolean;
+  /** a count or preview failed because the trainer's Python lacks a package: the app shows the setup banner */
+  environmentProblem(error: HostError): void;
 }
+
+/** Error codes that mean "the Python environment needs setting up", not a problem of the form. */
+const ENVIRONMENT_CODES = new Set(['environment', 'python_not_ready', 'python_missing']);
+const isEnvironmentError = (e: HostError) => ENVIRONMENT_CODES.has(e.code ?? '');
+/** A preview failure that is about the dataset file (a bad row, a missing column...): shown at the file field. */
+const isDataError = (e: HostError) => e.code === 'invalid_data' || e.code === 'missing_file' || Boolean(e.file) || (e.issues ?? []).some(i => i.path.startsWith('/data/'));
 
 export class ConfigureSection {
   readonly el = h('section', { class: 'section configure', 'aria-labelledby': 'configure-title' });
@@ -43,6 +51,16 @@ export class ConfigureSection {
   private draftTimer: ReturnType<typeof setTimeout> | undefined;
   private lastParamsKey = '';
   private lastPreviewKey = '';
+  private trusted = true;
+  private running = false;
+  private starting = false;
+  /** the trainer's Python: counts and preview wait until it is known to be set up */
+  private environment: 'unknown' | 'ready' | 'missing' = 'unknown';
+  /** the preview's verdict on the dataset as configured now (previewKey), shown at the file field */
+  private dataProblem: { key: string; error: HostError } | undefined;
+  private readonly dataProblemBox = h('div', { class: 'field-error data-problem', id: 'data-problem', role: 'alert', hidden: true });
+  /** field names found in the training file (for the column mapping dropdowns) */
+  private detected: { file: string; fields: string[] } | undefined;
 
   private readonly modelDetail = h('div', { class: 'block' });
   private readonly methodHelp = h('p', { class: 'explain', id: 'method-explain' });
@@ -77,8 +95,21 @@ export class ConfigureSection {
   }
 
   setTrusted(trusted: boolean): void {
-    this.startButton.disabled = !trusted;
-    this.startButton.title = trusted ? '' : 'Training is disabled in an untrusted workspace';
+    this.trusted = trusted;
+    this.updateStart();
+  }
+
+  /** A run is in progress: Start waits (one run at a time). */
+  setRunning(running: boolean): void {
+    if (running === this.running) return;
+    this.running = running;
+    this.updateStart();
+  }
+
+  private updateStart(): void {
+    this.startButton.disabled = !this.trusted || this.running || this.starting;
+    this.startButton.title = !this.trusted ? 'Training is disabled in an untrusted workspace'
+      : this.running ? 'A run is in progress: stop it or wait for it to finish' : '';
   }
 
   // ---- layout
@@ -206,6 +237,7 @@ export class ConfigureSection {
         folder ? 'Choose folder…' : 'Choose file…', pickTrain(folder ? 'folder' : 'file'), train,
         folder ? 'Files with the extensions below are read and cut into blocks.' : 'JSON, JSONL or CSV, or a folder written by datasets\' save_to_disk.',
         undefined, folder ? { label: 'File…', run: pickTrain('file') } : { label: 'Folder…', run: pickTrain('folder') }));
+      train.append(this.dataProblemBox);
       const evalBlock = h('div', { class: 'block' });
       this.fields.set('/data/eval_file', this.pickerField('f-data-eval_file', 'Eval file (optional)', f.evalFile, 'Choose…', async () => {
         const picked = await request('pickDataset', { kind: folder ? 'folder' : 'file', role: 'eval' });
@@ -226,9 +258,12 @@ export class ConfigureSection {
         ownKeys: t => Object.keys(t).filter(k => k.startsWith('columns.')).map(k => k.slice(8)),
         getOwnPropertyDescriptor: (t, k: string) => Object.getOwnPropertyDescriptor(t, `columns.${k}`),
       });
+      // with the file's field names known, each role picks one of them; a hub dataset's names are typed
+      const fields = this.detected?.file === f.trainFile && this.detected.fields.length ? this.detected.fields : undefined;
       parts.push(h('details', { class: 'advanced', open: roles.some(r => f.data[`columns.${r}`]) },
         h('summary', {}, 'Column mapping'),
-        h('div', { class: 'block grid' }, ...roles.map(r => this.schemaField(`/data/columns/${r}`, r, cprops[r], store)))));
+        h('div', { class: 'block grid' }, ...roles.map(r => fields ? this.columnField(r, fields, store) : this.schemaField(`/data/columns/${r}`, r, cprops[r], store)))));
+      if (f.trainFile && f.dataFormat !== 'hub' && this.detected?.file !== f.trainFile) void this.detectFields(f.trainFile);
     }
     this.rebuild(this.dataDetail, ...parts);
   }
@@ -289,6 +324,32 @@ export class ConfigureSection {
     return field.el;
   }
 
+  /** A column role (instruction, output...) chosen from the field names found in the training file. */
+  private columnField(role: string, fields: string[], store: Record<string, RawValue>): HTMLElement {
+    const pointer = `/data/columns/${role}`;
+    const current = typeof store[role] === 'string' ? store[role] as string : '';
+    const names = current && !fields.includes(current) ? [...fields, current] : fields;
+    const field = dropdown({
+      id: `f-${pointerId(pointer)}`, label: labelFor(role), value: current,
+      options: [{ value: '', label: fields.includes(role) ? `${role} (default)` : `(default: ${role})` }, ...names.filter(n => n !== role || !fields.includes(role)).map(n => ({ value: n, label: n }))],
+      onChange: v => { store[role] = v; this.touch(pointer); },
+    });
+    this.fields.set(pointer, field as Field<unknown>);
+    return field.el;
+  }
+
+  /** Asks the host for the training file's field names, then shows the column mapping as dropdowns. */
+  private async detectFields(file: string): Promise<void> {
+    try {
+      const fields = await request('datasetFields', { path: file });
+      if (this.form.trainFile !== file) return;
+      this.detected = { file, fields };
+      if (fields.length) this.renderData();
+    } catch {
+      this.detected = { file, fields: [] }; // unreadable here: the preview reports why; the mapping stays typed
+    }
+  }
+
   /** A read-only path chosen through a host picker, with its button (and an optional clear). */
   private pickerField(id: string, label: string, value: string, action: string, pick: () => Promise<void>, into: HTMLElement, hint?: string, clear?: () => void,
     extra?: { label: string; run: () => Promise<void> }): Field<unknown> {
@@ -319,6 +380,15 @@ export class ConfigureSection {
     if (focused) (document.getElementById(focused) as HTMLElement | null)?.focus();
   }
 
+  /** What the environment check found; counts and preview are asked once it is ready. */
+  setEnvironment(env: 'ready' | 'missing'): void {
+    if (env === this.environment) return;
+    this.environment = env;
+    this.lastParamsKey = '';
+    this.lastPreviewKey = '';
+    this.changed(false);
+  }
+
   /** The host's Python may have changed: forget what was asked, so counts and preview are requested again. */
   environmentChanged(): void {
     this.lastParamsKey = '';
@@ -342,18 +412,34 @@ export class ConfigureSection {
     this.showIssues();
     const modelMethodOk = !this.issues.some(i => i.field.startsWith('/model') || i.field.startsWith('/method'));
     const paramsKey = JSON.stringify([config.model, config.method]);
-    if (modelMethodOk && paramsKey !== this.lastParamsKey) {
+    const envReady = this.environment === 'ready';
+    if (!envReady) {
+      // one banner above says what to do; here only what is waiting for it
+      this.lastParamsKey = this.lastPreviewKey = '';
+      clearTimeout(this.paramsTimer);
+      clearTimeout(this.previewTimer);
+      const waiting = this.environment === 'unknown' ? 'checking the Python environment…' : 'waiting for the training environment (see above).';
+      fill(this.paramsBox, h('span', { class: 'muted' }, `Trainable parameters: ${waiting}`));
+      if (usesTemplate(this.form.dataFormat)) fill(this.previewBox, h('p', { class: 'muted' }, `Preview: ${waiting}`));
+    } else if (modelMethodOk && paramsKey !== this.lastParamsKey) {
       this.lastParamsKey = paramsKey;
       clearTimeout(this.paramsTimer);
       this.paramsTimer = setTimeout(() => void this.refreshParams(config), 250);
     } else if (!modelMethodOk) {
+      // a count still on its way is for options that no longer stand
       this.lastParamsKey = '';
+      clearTimeout(this.paramsTimer);
+      this.paramsSeq++;
+      this.paramsBox.removeAttribute('aria-busy');
       fill(this.paramsBox, h('span', { class: 'muted' }, 'Trainable parameters: fix the model/method options first.'));
     }
     const valid = this.issues.length === 0;
     this.showEffective();
     const previewKey = JSON.stringify([config.model, config.data, config.template, config.training?.max_length]);
-    if (usesTemplate(this.form.dataFormat) && valid && previewKey !== this.lastPreviewKey) {
+    if (this.dataProblem && this.dataProblem.key !== previewKey) this.setDataProblem(undefined);
+    if (!envReady) {
+      // nothing to preview yet
+    } else if (usesTemplate(this.form.dataFormat) && valid && previewKey !== this.lastPreviewKey) {
       this.lastPreviewKey = previewKey;
       clearTimeout(this.previewTimer);
       this.previewTimer = setTimeout(() => void this.refreshPreview(config), 400);
@@ -422,9 +508,11 @@ export class ConfigureSection {
     } catch (e) {
       if (seq !== this.paramsSeq) return;
       this.lastParamsKey = '';
-      const err = e instanceof RequestError ? e.error : { message: (e as Error).message, hint: undefined };
+      const err: HostError = e instanceof RequestError ? e.error : { message: (e as Error).message };
+      if (isEnvironmentError(err)) { this.environmentMissing(err); return; }
       fill(this.paramsBox, h('span', { class: 'error-text' }, `Parameter count unavailable: ${err.message}`),
-        err.hint ? h('div', { class: 'field-hint' }, err.hint) : null);
+        err.hint ? h('div', { class: 'field-hint' }, err.hint) : null,
+        button('Retry', () => { this.lastParamsKey = ''; this.changed(false); }, { id: 'params-retry', appearance: 'secondary' }));
     } finally {
       if (seq === this.paramsSeq) this.paramsBox.removeAttribute('aria-busy');
     }
@@ -444,9 +532,42 @@ export class ConfigureSection {
     } catch (e) {
       if (seq !== this.previewSeq) return;
       this.lastPreviewKey = '';
-      const err = e instanceof RequestError ? e.error : { message: (e as Error).message };
-      fill(this.previewBox, h('div', { class: 'error-text', role: 'alert' }, err.message, err.hint ? h('div', { class: 'field-hint' }, err.hint) : null));
+      const err: HostError = e instanceof RequestError ? e.error : { message: (e as Error).message };
+      if (isEnvironmentError(err)) { this.environmentMissing(err); return; }
+      if (isDataError(err)) {
+        // said once, next to the file it is about; Start is refused until the file or the settings change
+        this.setDataProblem({ key: JSON.stringify([config.model, config.data, config.template, config.training?.max_length]), error: err });
+        fill(this.previewBox, h('p', { class: 'muted' }, 'No preview: the dataset has a problem (shown at the file above).'));
+        return;
+      }
+      fill(this.previewBox, h('div', { class: 'error-text', role: 'alert' }, err.message, err.hint ? h('div', { class: 'field-hint' }, err.hint) : null),
+        button('Retry', () => { this.lastPreviewKey = ''; this.changed(false); }, { id: 'preview-retry', appearance: 'secondary' }));
     }
+  }
+
+  /** An ImportError from the trainer: the environment's problem (the banner offers the setup), never the form's. */
+  private environmentMissing(error: HostError): void {
+    this.environment = 'missing';
+    this.changed(false);
+    this.host.environmentProblem(error);
+  }
+
+  /** A dataset problem at the training-file field: the message, a link to the file at its line, the hint. */
+  private setDataProblem(problem: { key: string; error: HostError } | undefined): void {
+    this.dataProblem = problem;
+    const err = problem?.error;
+    this.dataProblemBox.hidden = !err;
+    this.el.querySelector('[data-field="f-data-train_file"]')?.classList.toggle('invalid', Boolean(err));
+    if (!err) { this.dataProblemBox.replaceChildren(); return; }
+    // the trainer's message starts with "path:line: "; the link says where, so the text need not repeat it
+    const where = err.file ? `${err.file}${err.line ? `:${err.line}` : ''}` : '';
+    const text = where && err.message.startsWith(`${where}: `) ? err.message.slice(where.length + 2) : err.message;
+    const file = err.file;
+    const link = file ? h('a', {
+      href: '#', class: 'file-link', id: 'data-problem-link', title: `Open ${where}`,
+      onclick: (e: Event) => { e.preventDefault(); void request('openFile', { path: file, ...(err.line ? { line: err.line } : {}) }).catch(x => this.showHostError(x)); },
+    }, `${file.split(/[\\/]/).pop()}${err.line ? `:${err.line}` : ''}`) : null;
+    fill(this.dataProblemBox, link, link ? ': ' : null, text, err.hint ? h('div', { class: 'field-hint' }, err.hint) : null);
   }
 
   /** A preset's config for the current method (or the preset's default), from the host: its data paths count as picked. */
@@ -499,15 +620,33 @@ export class ConfigureSection {
   private async start(): Promise<void> {
     const config = this.validConfig();
     if (!config) { this.focusFirstInvalid(); return; }
-    this.startButton.disabled = true;
+    if (this.dataProblem) {
+      // the preview already found the dataset broken: a run would fail on the same row
+      this.summary.hidden = false;
+      fill(this.summary, h('div', {}, 'The dataset has a problem (shown at the training file): fix the file or the settings, then start.'));
+      this.dataProblemBox.scrollIntoView?.({ block: 'center' });
+      return;
+    }
+    this.starting = true;
+    this.updateStart();
     try {
       await request('start', { config });
+      // a run name names one run: the next run gets a fresh (automatic) one instead of a duplicate
+      this.clearRunName();
       this.host.started();
     } catch (e) {
       this.showHostError(e);
     } finally {
-      this.setTrusted(this.host.trusted());
+      this.starting = false;
+      this.updateStart();
     }
+  }
+
+  private clearRunName(): void {
+    this.form.runName = '';
+    this.fields.get('/run_name')?.set('');
+    this.touched.delete('/run_name');
+    this.changed();
   }
 
   /** A host refusal: its field issues go next to the fields, the rest to the summary. */

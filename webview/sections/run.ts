@@ -16,6 +16,8 @@ export interface RunHost {
   startFromForm(): void;
   showError(e: unknown): void;
   useForCompletions(runId: string): void;
+  /** the shown run started or ended (Configure's Start follows it) */
+  runningChanged?(running: boolean): void;
 }
 
 export class RunSection {
@@ -49,7 +51,7 @@ export class RunSection {
       h('h3', {}, 'Log'), this.logs);
     charts.append(h('h3', {}, 'Loss'));
     this.lossChart = new LineChart(charts, {
-      id: 'chart-loss', label: 'Loss chart', yLabel: 'loss',
+      id: 'chart-loss', label: 'Loss chart', yLabel: 'loss', robustY: true,
       series: [{ label: 'train', color: '--vscode-charts-blue' }, { label: 'eval', color: '--vscode-charts-orange', points: true }],
     });
     charts.append(h('h3', {}, 'Learning rate'));
@@ -100,6 +102,10 @@ export class RunSection {
     fill(this.status, row ? badge(status === 'running' && this.stopping ? 'stopping' : status) : null,
       row ? h('span', { class: 'muted' }, ` ${METHOD_LABELS[row.method as MethodName] ?? row.method}`) : null);
     this.el.dataset.status = status;
+    // one run at a time: Start waits for this one to end (clicking it would only earn a "busy" error)
+    this.startBtn.disabled = status === 'running';
+    this.startBtn.title = status === 'running' ? 'A run is in progress: stop it or wait for it to finish' : 'Start a run with the Configure form';
+    this.host.runningChanged?.(status === 'running');
     this.stopBtn.disabled = status !== 'running' || this.stopping;
     this.resumeBtn.disabled = !row || status === 'running' || status === 'completed';
 
@@ -171,7 +177,8 @@ export class RunSection {
     }
         ...metric('Final train loss', fmtLoss(d?.metrics.train_loss ?? row.trainLoss), 'train'),
         ...metric('Final eval loss', fmtLoss(d?.metrics.eval_loss ?? row.evalLoss), 'eval'),
-        ...metric('Runtime', fmtDuration(d?.metrics.runtime_s ?? (row.endedAt && row.startedAt ? (row.endedAt - row.startedAt) / 1000 : null)), 'runtime'),
+        // the same clock as the progress line's "elapsed" (training steps, resumes included), not the process's wall time
+        ...metric('Training time', fmtDuration(d?.metrics.train_time_s ?? m.last?.elapsed_s ?? d?.metrics.runtime_s ?? (row.endedAt && row.startedAt ? (row.endedAt - row.startedAt) / 1000 : null)), 'runtime'),
         ...metric('Throughput', fmtRate(d?.metrics.tokens_per_s ?? row.tokensPerS, 'tok/s'), 'tps')),
       where('Adapter', adapter, 'adapter'),
       where('ONNX export', exportDir, 'export'),

@@ -103,13 +103,19 @@ export class TrainingProgressUi implements vscode.Disposable {
     void this.notifyEnd(end);
   }
 
+  /** Resume only means something with a complete checkpoint: a run that failed before its first one has nothing to go on from. */
+  private hasCheckpoint(runId: string): boolean {
+    try { return this.training.store.summary(runId).lastCheckpointStep !== undefined; } catch { return false; }
+  }
+
   private async notifyEnd(end: RunEnd): Promise<void> {
+    const resume = this.hasCheckpoint(end.runId) ? ['Resume'] : [];
     if (end.outcome === 'failed') {
-      const pick = await vscode.window.showErrorMessage(`Bloom PEFT: training failed (run ${end.runId}): ${end.message}`, 'Show Log', 'Resume');
+      const pick = await vscode.window.showErrorMessage(`Bloom PEFT: training failed (run ${end.runId}): ${end.message}`, 'Show Log', ...resume);
       if (pick === 'Show Log') this.actions.showLog();
       if (pick === 'Resume') this.actions.resume(end.runId);
     } else if (end.outcome === 'stopped') {
-      const pick = await vscode.window.showInformationMessage(`Bloom PEFT: ${end.message} Run ${end.runId} can be resumed from its last checkpoint.`, 'Resume', 'Show Log');
+      const pick = await vscode.window.showInformationMessage(`Bloom PEFT: ${end.message}${resume.length ? ` Run ${end.runId} can be resumed from its last checkpoint.` : ''}`, ...resume, 'Show Log');
       if (pick === 'Resume') this.actions.resume(end.runId);
       if (pick === 'Show Log') this.actions.showLog();
     } else if (end.outcome === 'completed') {

@@ -19,7 +19,7 @@ PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "safetens
             "onnxruntime", "jsonschema", "numpy")
 REQUIRED = ("torch", "transformers", "peft", "accelerate", "safetensors", "tokenizers", "jsonschema", "numpy")
 REQUIREMENTS = PROJECT_ROOT / "trainer" / "requirements.txt"
-SETUP_HINT = "Run 'Bloom PEFT: Set Up Training Environment' (or scripts/setup.sh), which installs trainer/requirements.lock."
+SETUP_HINT = "Run 'Bloom PEFT: Set Up Training Environment' from the Command Palette (it installs the trainer's pinned packages)."
 
 
 def _version(name: str) -> str | None:

@@ -53,6 +53,10 @@ def print_result(fn) -> int:
             result, code = fn(), 0
     except TrainerError as e:
         result, code = {"error": e.event_fields()}, e.exit_code
+    except ImportError as e:  # ModuleNotFoundError too: the Python environment lacks a package, not a bug
+        from .check import SETUP_HINT
+        result, code = {"error": {"code": "environment", "message": f"the training environment is incomplete: {e}",
+                                  "hint": SETUP_HINT}}, 2
     except Exception as e:  # a bug, not a user error: still answer in JSON so the host can show it
         result, code = {"error": {"code": "internal_error", "message": f"{type(e).__name__}: {e}",
                                   "hint": "This is a bug in the trainer; the log has the traceback."}}, 1
