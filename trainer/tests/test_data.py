@@ -209,6 +209,11 @@ def test_malformed_jsonl_line(tok, tmp_path):
     (tmp_path / "bad.jsonl").write_text("\n".join(lines) + "\n")
     e = bad(tok, cfg(tmp_path / "bad.jsonl"))
     assert e.line == 7 and e.file.endswith("bad.jsonl") and "bad.jsonl:7" in e.message
+    # json's "Unterminated string starting at" already ends in "at": no "at at column"
+    lines[6] = '{"instruction": "unterminated'
+    (tmp_path / "bad.jsonl").write_text("\n".join(lines) + "\n")
+    e = bad(tok, cfg(tmp_path / "bad.jsonl"))
+    assert "(Unterminated string starting at column 17)" in e.message and "at at" not in e.message
 
 
 def test_missing_column_and_empty_output(tok, tmp_path):

@@ -92,6 +92,15 @@ def test_params_embedded_and_errors(capsys, tmp_path, monkeypatch):
     assert code == 2 and out["error"]["field"] == "/method/target_modules"
 
 
+def test_an_import_error_is_the_environment_not_a_bug(capsys):
+    def missing():
+        raise ModuleNotFoundError("No module named 'jsonschema'")
+    code = params.print_result(missing)
+    out = json.loads(capsys.readouterr().out)
+    assert code == 2 and out["error"]["code"] == "environment" and "jsonschema" in out["error"]["message"]
+    assert "Set Up Training Environment" in out["error"]["hint"] and "bug" not in out["error"]["hint"]
+
+
 def test_preview_shows_rows_as_the_model_sees_them(capsys):
     config = {"model": {"name_or_path": model_name()}, "method": {"name": "lora"},
               "data": {"format": "instruction", "train_file": str(TASKS / "train.jsonl")}, "training": {"max_length": 40}}

@@ -134,6 +134,12 @@ class _DuplicateKeys:
             warnings.append(f"{_where(path, line)}: duplicate key '{key}' in one object{more}; the last value is used")
 
 
+def _json_problem(e: json.JSONDecodeError) -> str:
+    """json's message with its column: "Unterminated string starting at" already ends in "at" (no "at at column")."""
+    msg = e.msg[:-3] if e.msg.endswith(" at") else e.msg
+    return f"{msg} at column {e.colno}"
+
+
 def _jsonl_records(path: Path, text: str, warnings: list | None = None) -> list[tuple[int, object]]:
     records, dupes = [], _DuplicateKeys()
     # "\n" only: str.splitlines() also splits at U+2028 and other characters a JSON string may hold raw
@@ -144,7 +150,7 @@ def _jsonl_records(path: Path, text: str, warnings: list | None = None) -> list[
         try:
             records.append((lineno, json.loads(line, object_pairs_hook=dupes)))
         except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})", file=str(path),
+            raise DataError(f"{path}:{lineno}: not valid JSON ({_json_problem(e)})", file=str(path),
                             line=lineno, hint="Each line of a JSONL file must be one complete JSON object.") from None
     dupes.warn(path, warnings)
     return records
@@ -158,7 +164,7 @@ def _json_records(path: Path, text: str, warnings: list | None = None) -> list[t
     except json.JSONDecodeError as e:
         if e.msg == "Extra data":  # several top-level values: it is JSON lines
             return _jsonl_records(path, text, warnings)
-        raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})", file=str(path), line=e.lineno,
+        raise DataError(f"{path}:{e.lineno}: not valid JSON ({_json_problem(e)})", file=str(path), line=e.lineno,
                         hint="A .json dataset is one array of objects: [{\"instruction\": ..., \"output\": ...}, ...].") from None
     if isinstance(doc, dict):
         lists = [v for v in doc.values() if isinstance(v, list)]
