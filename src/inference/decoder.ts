@@ -1,6 +1,7 @@
 // The ONNX "decoder with past" session (runs inside the worker only: onnxruntime-node's run() blocks
 // the thread it runs on). Checks the graph against the manifest at load, then runs forward steps.
 import os from 'node:os';
+import './telemetry'; // before onnxruntime-node loads
 import * as ort from 'onnxruntime-node';
 import { EngineError } from './errors';
 import { type KvCache, type KvData, emptyKv, fromFloat16Bits, resizeKv, toFloat16Bits, writeSlots } from './kv';

@@ -2,6 +2,7 @@
 // one worker thread serving one export. A reload starts a new worker next to the old one, switches new
 // requests to it once it is ready, and lets the old one answer what it already had before it exits:
 // no request is lost, and onnxruntime's native memory goes away with the old thread.
+import './telemetry'; // before anything can load onnxruntime-node
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';

@@ -98,3 +98,19 @@ test('a link inside the export folder to another file of it is fine (judged by t
   fs.symlinkSync('model-v2.onnx', path.join(dir, 'model.onnx'));
   assert.equal(readManifest(dir).files.model, path.join(path.resolve(dir), 'model.onnx'));
 });
+
+test('privacy: loading onnxruntime through the engine starts no telemetry (no device id, no event database, no debug log)', async () => {
+  const { completionFixture } = await import('./completion-fixture');
+  const model = path.join(completionFixture().plain, 'export', 'model.onnx');
+  const home = fs.mkdtempSync(path.join(scratch, 'home-'));
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_CACHE_HOME: path.join(home, '.cache') };
+  delete env.ORT_DISABLE_TELEMETRY; // as a user's editor starts it
+  const script = `require('./src/inference/decoder'); require('onnxruntime-node').InferenceSession.create(${JSON.stringify(model)})
+    .then(s => console.log('loaded', process.pid, process.env.ORT_DISABLE_TELEMETRY, s.inputNames.length > 0))`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: ROOT, env, encoding: 'utf8', timeout: 120_000 });
+  const [, pid, flag, ok] = /loaded (\d+) (\S+) (\S+)/.exec(r.stdout) ?? [];
+  assert.equal(ok, 'true', r.stderr);
+  assert.equal(flag, '1');
+  assert.equal(fs.existsSync(path.join(home, '.cache', 'Microsoft')), false, 'no ~/.cache/Microsoft/DeveloperTools/.onnxruntime');
+  assert.equal(fs.existsSync(path.join(os.tmpdir(), `mat-debug-${pid}.log`)), false, 'no /tmp/mat-debug-<pid>.log');
+});
