@@ -31,7 +31,7 @@ export function tinyParams(config: TrainingConfig): ParamsResult {
     case 'lora': trainable = L * ((m.r as number | undefined) ?? 8) * (h + 3 * h); break;
     case 'ia3': trainable = L * (2 * h + 4 * h); break;
     case 'prompt_tuning': trainable = n * h; break;
-    case 'p_tuning': { const e = (m.encoder_hidden_size as number | undefined) ?? 128; trainable = n * h + h * e + e + e * e + e + e * h + h; break; }
+    case 'p_tuning': { const e = (m.encoder_hidden_size as number | undefined) ?? h; trainable = n * h + h * e + e + e * e + e + e * h + h; break; }
     case 'prefix_tuning': trainable = n * L * 2 * h; break;
     default: trainable = 0;
   }
@@ -118,7 +118,15 @@ export class FakeTraining implements TrainingServiceApi {
   async listRuns(): Promise<RunSummary[]> { return [...this.runs.values()].sort((a, b) => (b.startedAt ?? 0) - (a.startedAt ?? 0)); }
   async readEvents(runId: string): Promise<TrainerEvent[]> { return [...(this.events.get(runId) ?? [])]; }
   async deleteRun(runId: string): Promise<void> { this.deleted.push(runId); this.runs.delete(runId); this.events.delete(runId); this.changed.fire(); }
-  async exportRun(runId: string): Promise<string> { const s = this.runs.get(runId)!; s.exportDir = path.join(s.dir, 'export'); this.changed.fire(); return s.exportDir; }
+  readonly exports: Array<{ runId: string; hf: boolean }> = [];
+  async exportRun(runId: string, opts: { hf?: boolean } = {}): Promise<string> {
+    const s = this.runs.get(runId)!;
+    this.exports.push({ runId, hf: Boolean(opts.hf) });
+    if (opts.hf) return path.join(s.dir, 'hf'); // a Hugging Face checkpoint: the ONNX export is untouched
+    s.exportDir = path.join(s.dir, 'export');
+    this.changed.fire();
+    return s.exportDir;
+  }
   /** The next evaluateRun result's figures (default: 3 of 4 exact, the base model none). */
   evaluationFigures = { exact: 3, rouge_l: 0.9, base: { exact: 0, exact_match: 0, rouge_l: 0.2 } };
   async evaluateRun(runId: string): Promise<EvaluationEvent> {

@@ -186,7 +186,7 @@ export interface TrainingOptions {
   batch_size?: number;
   grad_accum?: number;
   /**
-   * AdamW learning rate. Absent: the method's default (x-default-learning-rate of its definition).
+   * AdamW learning rate. Absent: the method's default (the dashboard shows it).
    */
   learning_rate?: number;
   scheduler?: 'linear' | 'cosine' | 'constant' | 'constant_with_warmup';
