@@ -1,6 +1,7 @@
 // What the webview keeps in vscode.setState: the form as typed, the open tab, selections. VS Code gives it
 // back after hide/show and window reload; trainer events are not stored here (the host resends them).
 import type { MethodName } from '../src/protocol/config';
+import type { ChatTurn } from '../src/protocol/messages';
 import { vscode } from './rpc';
 
 export type ModelSource = 'embedded' | 'hub' | 'local';
@@ -31,7 +32,8 @@ export interface WebviewState {
   form: FormState;
   historySelection: string[];
   compareMethods: MethodName[];
-  playground: { runId: string; prompt: string; maxTokens: string; useTemplate: boolean; output: string };
+  /** the chat as typed: sampling fields raw, finished turns, and the answer being streamed (`output`) */
+  playground: { runId: string; prompt: string; maxTokens: string; temperature: string; topP: string; useTemplate: boolean; output: string; chat: ChatTurn[] };
 }
 
 export function defaultForm(): FormState {
@@ -44,7 +46,7 @@ export function defaultForm(): FormState {
 export function defaultState(): WebviewState {
   return {
     version: 1, tab: 'configure', form: defaultForm(), historySelection: [], compareMethods: ['lora', 'ia3', 'prefix_tuning'],
-    playground: { runId: '', prompt: '', maxTokens: '48', useTemplate: true, output: '' },
+    playground: { runId: '', prompt: '', maxTokens: '48', temperature: '0.7', topP: '0.9', useTemplate: true, output: '', chat: [] },
   };
 }
 

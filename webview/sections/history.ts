@@ -7,6 +7,7 @@ import type { CompareJob, RunRow } from '../../src/protocol/messages';
 import { LineChart, paletteVar } from '../charts';
 import { button, checkbox, dataGrid, type Column } from '../components';
 import { fill, h } from '../dom';
+import { evaluationCell } from '../evaluation';
 import { fmtDate, fmtDuration, fmtLoss, fmtPct, fmtRate } from '../format';
 import { request } from '../rpc';
 import { RunModel } from '../run-model';
@@ -75,6 +76,7 @@ export class HistorySection {
         h('div', { class: 'muted small' }, `${label(r.method)} · ${r.status}`)) },
       { title: 'Trainable', cell: r => fmtPct(r.trainablePercent) },
       { title: 'Loss train / eval', width: '1.3fr', cell: r => `${fmtLoss3(r.trainLoss)} / ${fmtLoss3(r.evalLoss)}` },
+      { title: 'Held-out exact', width: '1.2fr', cell: r => evaluationCell(r.evaluation) },
       { title: 'Time', cell: r => h('span', { title: `started ${fmtDate(r.startedAt)}` }, r.startedAt && r.endedAt ? fmtDuration((r.endedAt - r.startedAt) / 1000) : r.status === 'running' ? 'running' : '—') },
       { title: 'tok/s', cell: r => fmtRate(r.tokensPerS, '') },
     ];
@@ -158,6 +160,7 @@ export class HistorySection {
       { title: 'Status', cell: e => h('span', { title: e.error }, e.status) },
       { title: 'Trainable', cell: e => fmtPct(e.trainablePercent) },
       { title: 'Loss train / eval', width: '1.3fr', cell: e => `${fmtLoss3(e.trainLoss)} / ${fmtLoss3(e.evalLoss)}` },
+      { title: 'Held-out exact', width: '1.2fr', cell: e => evaluationCell(e.evaluation) },
       { title: 'tok/s', cell: e => fmtRate(e.tokensPerS, '') },
       { title: 'Time', cell: e => fmtDuration(e.runtimeS) },
     ];

@@ -1,11 +1,12 @@
 // Run: Start / Stop / Resume, a progress bar with ETA, the live figures (loss, eval loss, lr, tokens/s,
 // memory), loss and learning-rate charts, the last log lines, and for a finished run its final metrics and
 // where its adapter and export are. Fed by RunModel (live events or a re-attach from events.jsonl).
-import type { TrainerEvent } from '../../src/protocol/events';
+import type { EvaluationEvent, TrainerEvent } from '../../src/protocol/events';
 import type { RunRow, RunStatus } from '../../src/protocol/messages';
 import { LineChart } from '../charts';
 import { badge, button, progressBar } from '../components';
 import { fill, h } from '../dom';
+import { evaluationCell, newest, verdictNote } from '../evaluation';
 import { fmtBytes, fmtDuration, fmtLoss, fmtRate, fmtSci } from '../format';
 import { request } from '../rpc';
 import { RunModel } from '../run-model';
@@ -38,6 +39,9 @@ export class RunSection {
   private readonly resumeBtn: HTMLElement & { disabled: boolean };
   private renderTimer: ReturnType<typeof setTimeout> | undefined;
   private stopping = false;
+  /** the shown run's newest evaluation event (live or from its events); the row's may be newer */
+  private evaluation: EvaluationEvent | undefined;
+  private evaluating = false;
 
   constructor(private readonly host: RunHost) {
     this.startBtn = button('Start', () => host.startFromForm(), { id: 'run-start', title: 'Start a run with the Configure form' });
@@ -64,6 +68,8 @@ export class RunSection {
   /** Show `row` with its events so far (start, resume, re-attach, or opening a past run). */
   attach(row: RunRow | undefined, events: TrainerEvent[]): void {
     this.stopping = false;
+    this.evaluating = false;
+    this.evaluation = events.filter((e): e is EvaluationEvent => e.type === 'evaluation').pop();
     this.model.reset(row, events);
     this.render();
   }
@@ -71,6 +77,7 @@ export class RunSection {
   onEvent(runId: string, event: TrainerEvent): void {
     if (runId !== this.model.runId) return;
     this.model.apply(event);
+    if (event.type === 'evaluation') this.evaluation = event;
     if (event.type === 'done' || event.type === 'error') this.stopping = false;
     // progress events can come every few ms: redraw at most ~20 times a second
     this.renderTimer ??= setTimeout(() => { this.renderTimer = undefined; this.render(); }, 50);
@@ -180,9 +187,55 @@ export class RunSection {
         // the same clock as the progress line's "elapsed" (training steps, resumes included), not the process's wall time
         ...metric('Training time', fmtDuration(d?.metrics.train_time_s ?? m.last?.elapsed_s ?? d?.metrics.runtime_s ?? (row.endedAt && row.startedAt ? (row.endedAt - row.startedAt) / 1000 : null)), 'runtime'),
         ...metric('Throughput', fmtRate(d?.metrics.tokens_per_s ?? row.tokensPerS, 'tok/s'), 'tps')),
+      this.renderEvaluation(row),
       where('Adapter', adapter, 'adapter'),
       where('ONNX export', exportDir, 'export'),
-      exportDir ? h('div', { class: 'actions' }, button('Use for completions', () => this.host.useForCompletions(row.id), { appearance: 'secondary' })) : null);
+      exportDir ? h('div', { class: 'actions' }, button('Use for completions', () => this.host.useForCompletions(row.id), { appearance: 'secondary' })) : null,
+      exportDir || adapter ? verdictNote(this.shownEvaluation(row), 'run-verdict') : null);
+  }
+
+  private shownEvaluation(row: RunRow): EvaluationEvent | undefined {
+    const ev = newest(this.evaluation, row.evaluation);
+    // an evaluation speaks for the adapter of its step (a resumed run that trained further has none yet)
+    return ev && (ev.step === undefined || ev.step === (this.model.done?.step ?? row.step)) ? ev : undefined;
+  }
+
+  /** Held-out answers: exact match and ROUGE-L against the base model's, a few rows side by side, Evaluate again. */
+  private renderEvaluation(row: RunRow): HTMLElement {
+    const ev = this.shownEvaluation(row);
+    const evaluate = button(this.evaluating ? 'Evaluating…' : ev ? 'Evaluate again' : 'Evaluate', () => void this.evaluate(row.id),
+      { id: 'run-evaluate', appearance: 'secondary', title: 'Answer the held-out rows with this adapter and with the base model (greedy)' });
+    evaluate.disabled = this.evaluating || !row.adapterDir && !this.model.done?.adapter_dir;
+    const metric = (label: string, value: HTMLElement | string, id: string) => [h('dt', {}, label), h('dd', { id: `eval-${id}` }, value)];
+    const samples = ev?.samples?.length ? h('table', { class: 'eval-samples', id: 'eval-samples' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Prompt'), h('th', {}, 'Reference'), h('th', {}, 'Answer'), h('th', {}, 'Base model'))),
+      h('tbody', {}, ...ev.samples.map(s => h('tr', { class: s.exact ? 'exact' : 'miss' },
+        h('td', { title: s.prompt }, s.prompt.trim().split('\n').filter(Boolean).slice(0, -1).join(' · ') || s.prompt),
+        h('td', {}, s.reference), h('td', {}, `${s.exact ? '✓ ' : ''}${s.answer}`), h('td', {}, s.base_answer ?? '—'))))) : null;
+    return h('div', { class: 'evaluation', id: 'run-evaluation' },
+      h('h3', {}, 'Held-out answers'),
+      ev ? h('dl', { class: 'stats' },
+        ...metric('Exact match', `${ev.exact} / ${ev.rows} (${Math.round(ev.exact_match * 100)}%)`, 'exact'),
+        ...metric('ROUGE-L (characters)', ev.rouge_l.toFixed(2), 'rouge'),
+        ...metric('Base model', ev.base ? `${ev.base.exact} / ${ev.rows} · ROUGE-L ${ev.base.rouge_l.toFixed(2)}` : '—', 'base'),
+        ...metric('Summary', evaluationCell(ev), 'summary'))
+        : h('p', { class: 'muted' }, this.evaluating ? 'Answering the held-out rows…' : 'Not evaluated yet.'),
+      samples,
+      h('div', { class: 'actions' }, evaluate));
+  }
+
+  private async evaluate(runId: string): Promise<void> {
+    this.evaluating = true;
+    this.render();
+    try {
+      const ev = await request('evaluateRun', { runId });
+      if (runId === this.model.runId) this.evaluation = newest(this.evaluation, ev);
+    } catch (e) {
+      this.host.showError(e);
+    } finally {
+      this.evaluating = false;
+      this.render();
+    }
   }
 
   private async stop(): Promise<void> {
