@@ -16,10 +16,11 @@ export async function pickDataset(wb, which, file) {
 }
 
 /**
- * Sets the form: embedded model, method (+ options), instruction dataset, hyperparameters in "max_steps" mode, run name.
+ * Sets the form: embedded model, method (+ options), instruction dataset (examples/<dataset> copied into the workspace's
+ * data/), hyperparameters in "max_steps" mode, run name.
  * Leaves values not named alone.
  */
-export async function configureRun(wb, { workspace, method, methodOptions = {}, training, runName, evalFile = true }) {
+export async function configureRun(wb, { workspace, method, methodOptions = {}, training, runName, evalFile = true, dataset = 'code-tasks' }) {
   const d = wb.dashboard();
   await wb.openDashboard();
   await wb.dashTab('configure');
@@ -27,8 +28,8 @@ export async function configureRun(wb, { workspace, method, methodOptions = {}, 
   if (method) await wb.dashChoose('f-method', method);
   for (const [k, v] of Object.entries(methodOptions)) await wb.dashType(`f-method-${k}`, v);
   await wb.dashChoose('f-data-format', 'instruction');
-  await pickDataset(wb, 'train', path.join(workspace, 'data/code-tasks/train.jsonl'));
-  if (evalFile) await pickDataset(wb, 'eval', path.join(workspace, 'data/code-tasks/heldout.jsonl'));
+  await pickDataset(wb, 'train', path.join(workspace, `data/${dataset}/train.jsonl`));
+  if (evalFile) await pickDataset(wb, 'eval', path.join(workspace, `data/${dataset}/heldout.jsonl`));
   await wb.dashChoose('f-length-mode', 'max_steps');
   const advanced = d.locator('details.advanced').filter({ has: d.locator('summary', { hasText: 'Advanced training options' }) });
   if ((await advanced.getAttribute('open')) === null) await advanced.locator('summary').click();

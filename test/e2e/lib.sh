@@ -62,7 +62,7 @@ e2e_fresh_state() { # vsix
 # The demo workspace: the sample datasets and a scratch file to type into.
 e2e_fill_workspace() {
   mkdir -p "$WORKSPACE/data"
-  cp -r "$REPO/examples/code-tasks" "$REPO/examples/code-corpus" "$WORKSPACE/data/"
+  cp -r "$REPO/examples/code-tasks" "$REPO/examples/code-corpus" "$REPO/examples/zh-tasks" "$WORKSPACE/data/"
   [ -f "$WORKSPACE/notes.txt" ] || printf 'Scratch file: type an instruction and its input on two lines, e.g.\n\n' > "$WORKSPACE/notes.txt"
 }
 
