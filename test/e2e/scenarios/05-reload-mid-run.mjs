@@ -6,14 +6,15 @@ import { configureRun, events, listRunIds, progressSteps, runRecord, shownStatus
 import { SHORT as BASE } from '../training.mjs';
 import { waitUntil } from '../vscode.mjs';
 
-// long enough to span a reload on a loaded 2-core machine, short enough to finish inside the scenario
-const SHORT = { ...BASE, max_steps: 90, save_every: 30 };
+// long enough to outlast a reload on a loaded 2-core machine (a reload there took as long as 90 steps of SHORT), short
+// enough to finish inside the scenario
+const SHORT = { ...BASE, max_steps: 400, log_every: 2, save_every: 100 };
 
 const alive = pid => { try { process.kill(pid, 0); return true; } catch { return false; } };
 
 export default {
   title: 'window reload mid-run: the same trainer keeps going, the dashboard re-attaches, the run completes',
-  timeoutMs: 480_000,
+  timeoutMs: 900_000,
   async run({ wb, workspace, runsDir, log }) {
     await configureRun(wb, { workspace, method: 'lora', training: SHORT, runName: 'e2e-reload', evalFile: false });
     await wb.clearToasts();
@@ -22,6 +23,7 @@ export default {
     await d.locator('#start-training').click();
     const run = await waitNewRun(runsDir, before, 'e2e-reload');
     await waitUntil(() => progressSteps(run.dir).length >= 3, { timeout: 180_000, interval: 500, what: 'three progress events' });
+    // the steps logged so far are the chart's points before the reload
     const record = runRecord(run.dir);
     if (!record?.pid || record.owner !== 'detached') throw new Error(`run.json does not name a detached owner: ${JSON.stringify(record)}`);
     const reloadStep = Math.max(...progressSteps(run.dir));
@@ -46,14 +48,16 @@ export default {
     // the dashboard re-attaches: running, the chart holds the history and grows live
     await wb.openDashboard();
     await wb.dashTab('run');
-    await waitUntil(async () => (await shownStatus(wb)) === 'running', { timeout: 60_000, what: 'the dashboard to show the run running' });
+    let shown;
+    await waitUntil(async () => (shown = await shownStatus(wb)) === 'running', { timeout: 60_000, what: 'the dashboard to show the run running' })
+      .catch(e => { throw new Error(`${e.message} (it shows "${shown}"; the run's last event: ${JSON.stringify(events(run.dir).at(-1))})`); });
     const points = async () => Number(await d.locator('#chart-loss').getAttribute('data-points'));
-    const first = await waitUntil(async () => { const n = await points(); return n >= reloadStep ? n : undefined; }, { timeout: 60_000, what: 'the loss chart to show the steps before the reload' });
+    const first = await waitUntil(async () => { const n = await points(); return n >= reloadStep / SHORT.log_every ? n : undefined; }, { timeout: 60_000, what: 'the loss chart to show the steps before the reload' });
     await waitUntil(async () => (await points()) > first + 2, { timeout: 120_000, what: 'live points on the loss chart after the reload' });
     await wb.shot('reattached-live-chart');
     log(`dashboard re-attached: loss chart ${first} points, growing`);
 
-    const done = await waitDone(run.dir, { timeout: 300_000 });
+    const done = await waitDone(run.dir, { timeout: 600_000 });
     if (done.status !== 'completed' || done.step !== SHORT.max_steps) throw new Error(`the run ended ${done.status} at step ${done.step}`);
     await waitUntil(async () => (await shownStatus(wb)) === 'completed', { timeout: 60_000, what: 'the dashboard to show the run completed' });
     const starts = events(run.dir).filter(e => e.type === 'started').length;
