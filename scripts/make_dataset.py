@@ -14,9 +14,9 @@ examples/code-tasks/  an alpaca-style instruction dataset (instruction, input, o
 examples/code-corpus/ a handful of small source files (project-owned text) for the
                       "plain text / code corpus" data option.
 examples/en-tasks/    English word tasks: "Turn these words into a URL slug" (stop main row ->
-                      stop-main-row), "Write the words in reverse order".
+                      stop-main-row), "Wrap the words in double quotes" (stop main row -> "stop main row").
 examples/zh-tasks/    the Chinese sample (alpaca-style, instruction/input/output): "把下面的词语用顿号连起来"
-                      (苹果 香蕉 -> 苹果、香蕉), "请把这些词语倒过来排列" (苹果 香蕉 -> 香蕉 苹果).
+                      (苹果 香蕉 -> 苹果、香蕉), "请给下面的词语套上书名号" (苹果 香蕉 -> 《苹果 香蕉》).
 examples/unseen-words/ "Write these words as a dotted name" (stop main row -> stop.main.row); the held-out
                       rows use only words that no training row (of this set or of en-tasks) contains.
                       Each of these three has train.jsonl and heldout.jsonl (inputs disjoint); their
@@ -246,11 +246,11 @@ DESCRIPTORS = {
 # The sample task sets (instruction phrasings that pretraining never uses).
 EN_TASKS = {  # instruction -> transformation
     "Turn these words into a URL slug": "kebab",
-    "Write the words in reverse order": "reverse",
+    "Wrap the words in double quotes": "quote",
 }
 ZH_TASKS = {
     "把下面的词语用顿号连起来": "dunhao",
-    "请把这些词语倒过来排列": "reverse",
+    "请给下面的词语套上书名号": "brackets",
 }
 UNSEEN_TASK = ("Write these words as a dotted name", "dots")
 
