@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { ensureBundle, FakeHost, FakeTraining, launch, openDashboard, progress, ROOT, serve, type Dashboard, type Served } from './harness';
+import { BROWSER_SHOTS, ensureBundle, FakeHost, FakeTraining, launch, openDashboard, progress, ROOT, serve, type Dashboard, type Served } from './harness';
 import path from 'node:path';
 
 let browser: Browser;
@@ -36,9 +36,10 @@ describe('dashboard: first run and small things', () => {
   test('a Python without the trainer: one banner with the setup before the form; counts once it is set up', async () => {
     const host = new FakeHost({ file: TRAIN_FILE });
     host.environmentReady = false;
-    const d = await openDashboard(browser, server.url, { host });
+    const d = await openDashboard(browser, server.url, { host, width: 300, height: 700 });
     const { page, training } = d;
     await page.locator('#env-banner').waitFor({ state: 'visible' });
+    await page.screenshot({ path: path.join(BROWSER_SHOTS, 'dashboard-300px-first-run.png') });
     assert.match(await text(page, '#env-banner'), /Set up training first\. Training needs PyTorch, Transformers and PEFT; the Python found \(\/usr\/bin\/python3\) does not have them\./);
     assert.equal(await text(page, '#env-setup'), 'Set up (about 2 GB)');
     await page.waitForFunction(() => /waiting for the training environment/.test(document.querySelector('#params-count')?.textContent ?? ''));
@@ -97,6 +98,7 @@ describe('dashboard: first run and small things', () => {
     // next to the file field: directly under its picker
     const [field, problem] = await Promise.all([page.locator('[data-field="f-data-train_file"]').boundingBox(), page.locator('#data-problem').boundingBox()]);
     assert.ok(problem!.y - (field!.y + field!.height) < 20, 'the problem sits under the file field');
+    await page.locator('#data-problem').screenshot({ path: path.join(BROWSER_SHOTS, 'dashboard-data-problem.png') });
     await page.click('#data-problem-link');
     await waitFor(() => host.opened.length === 1);
     assert.deepEqual(host.opened[0], { path: TRAIN_FILE, line: 3 });

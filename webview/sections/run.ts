@@ -143,7 +143,10 @@ export class RunSection {
     const err = m.error;
     this.errorBox.hidden = !err;
     fill(this.errorBox, ...(err ? [h('strong', {}, `${err.code}: `), err.message,
-      err.file ? h('div', {}, `${err.file}${err.line ? `:${err.line}` : ''}${err.field ? ` (${err.field})` : ''}`) : null,
+      err.file ? h('div', {}, h('a', {
+        href: '#', class: 'file-link', id: 'run-error-link', title: 'Open the file at this line',
+        onclick: (e: Event) => { e.preventDefault(); void request('openFile', { path: err.file!, ...(err.line ? { line: err.line } : {}) }).catch(x => this.host.showError(x)); },
+      }, `${err.file}${err.line ? `:${err.line}` : ''}`), err.field ? ` (${err.field})` : '') : null,
       err.hint ? h('div', { class: 'field-hint' }, err.hint) : null] : []));
 
     // finished run
