@@ -31,6 +31,8 @@ export interface RunRecord {
   signal?: string | null;
   /** the outcome the supervisor saw; 'interrupted' = killed on deactivate / owner exit */
   outcome?: 'completed' | 'stopped' | 'failed' | 'interrupted';
+  /** the trainer's error event, kept here too: on a full disk events.jsonl may not have taken it */
+  error?: { code: string; message: string; hint?: string };
 }
 
 export const STOP_REQUEST_FILE = 'stop-requested';
@@ -87,6 +89,7 @@ export class RunStore {
   /** Creates <timestamp>-<method>[-name] (suffix -2, -3... on a clash) and writes config.json. */
   create(config: TrainingConfig, name?: string, now = new Date()): { id: string; dir: string } {
     fs.mkdirSync(this.root, { recursive: true });
+    assertFreeSpace(this.root);
     const stamp = [now.getFullYear(), pad(now.getMonth() + 1), pad(now.getDate())].join('') + '-' + [pad(now.getHours()), pad(now.getMinutes()), pad(now.getSeconds())].join('');
     const safeName = (name ?? config.run_name)?.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[-.]+/, '').slice(0, 60);
     const base = [stamp, config.method.name, safeName].filter(Boolean).join('-');
@@ -293,7 +296,7 @@ export function summarize(events: TrainerEvent[], ctx: SummarizeContext): Omit<R
     lastCheckpointStep,
     adapterDir: done?.adapter_dir ?? undefined,
     exportDir: done?.export_dir ?? undefined,
-    error: error && status !== 'completed' ? { code: error.code, message: error.message, hint: error.hint } : undefined,
+    error: status === 'completed' ? undefined : error ? { code: error.code, message: error.message, hint: error.hint } : ctx.record?.error,
     evaluation,
   };
 }
@@ -386,10 +389,52 @@ function expandHome(p: string): string {
   return p === '~' || p.startsWith('~/') ? path.join(os.homedir(), p.slice(1)) : p;
 }
 
+/** A new run (or a resume) needs room for at least its own bookkeeping; below this the start is refused. */
+export const MIN_FREE_BYTES = 8 * 1024 * 1024;
+/** run.json and config.json are padded (trailing spaces, valid JSON) to whole blocks of this size, so that a rewrite
+ *  in place needs no new block: on a full disk the run's end is still recorded. */
+const RESERVED_BLOCK = 4096;
+
+/** Refuses before anything starts when the disk of `dir` is (nearly) full. */
+export function assertFreeSpace(dir: string): void {
+  let free: number;
+  try {
+    const s = fs.statfsSync(dir);
+    free = s.bavail * s.bsize;
+  } catch {
+    return; // statfs unsupported here: the trainer still reports disk_full if it happens
+  }
+  if (free < MIN_FREE_BYTES) {
+    throw new TrainingError('disk_full', `the disk of ${dir} is full (${(free / 1024 / 1024).toFixed(1)} MiB free)`,
+      'Free space on that disk (old runs\' checkpoints/ folders are the largest), or choose another runs folder (bloomPeft.runsDirectory, --runs-dir).');
+  }
+}
+
+/**
+ * Replaces a JSON file: a temp file renamed over it. When the disk is full the temp file cannot be written: it is
+ * removed (nothing stray is left) and the existing file is overwritten in place instead, which its reserved blocks
+ * allow. A file that does not exist yet cannot be reserved on a full disk: that write throws.
+ */
 export function writeJsonAtomic(file: string, value: unknown): void {
+  const json = JSON.stringify(value, null, 2) + '\n';
+  const text = json.padEnd(Math.ceil(json.length / RESERVED_BLOCK) * RESERVED_BLOCK, ' ');
   const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
-  fs.renameSync(tmp, file);
+  try {
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    const size = (e as NodeJS.ErrnoException).code === 'ENOSPC' && fs.existsSync(file) ? fs.statSync(file).size : 0;
+    if (Buffer.byteLength(json) > size) throw e;
+    const whole = Buffer.alloc(size, ' '); // the old content is covered to its last byte
+    whole.write(json);
+    const fd = fs.openSync(file, 'r+');
+    try {
+      fs.writeSync(fd, whole, 0, size, 0);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
 }
 
 function pad(n: number): string {

@@ -8,7 +8,7 @@ import { validateConfig, type EvaluationEvent, type TrainerEvent, type TrainingC
 import { parseLine } from './jsonLines';
 import { isSameProcessAlive } from './processes';
 import { resolvePython, runProcess, runTrainerJson, tail, trainerEnv, type PythonChoice } from './python';
-import { EventsTail, resolveConfigPaths, RunStore, type RunRecord } from './runStore';
+import { assertFreeSpace, EventsTail, resolveConfigPaths, RunStore, type RunRecord } from './runStore';
 import { stopVerified, superviseRun, writeWatcherLease, type TrainerProcess } from './supervisor';
 import { trainerSourceDir } from './paths';
 import {
@@ -121,6 +121,7 @@ export class TrainingService implements TrainingServiceApi, Disposable {
     store.assertNotInUse(id);
     const summary = store.summary(id);
     if (summary.status === 'completed') throw new TrainingError('run_completed', `run ${id} already completed`, 'Start a new run to train further.');
+    assertFreeSpace(store.dir(id));
     const config = store.readConfig(id);
     const python = await this.readyPython();
     this.ensureIdle();

@@ -292,7 +292,7 @@ export async function superviseRun(o: SuperviseOptions): Promise<SupervisedRun> 
     clearInterval(timer);
     try {
       if (proc.refused) restoreHolderRecord(store, id, proc.pid, previous);
-      else store.writeRecord({ ...record, endedAt: Date.now(), exitCode: end.exitCode, signal: end.signal, outcome: end.outcome });
+      else store.writeRecord({ ...record, endedAt: Date.now(), exitCode: end.exitCode, signal: end.signal, outcome: end.outcome, ...(end.error ? { error: end.error } : {}) });
     } catch { /* the run folder was deleted meanwhile */ }
     return end;
   });

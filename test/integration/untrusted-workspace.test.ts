@@ -76,12 +76,13 @@ test('untrusted: an empty adapter setting never auto-loads the workspace\'s newe
   await completions.refresh();
   assert.equal(await completions.complete(req), undefined);
   assert.equal(completions.status().state, 'no-adapter');
-  assert.equal(completions.activeAdapter, undefined);
+  const active = () => completions.activeAdapter; // read anew: the assertion below must not narrow it for later
+  assert.equal(active(), undefined);
   assert.deepEqual(loads, [], 'the workspace\'s ONNX model was not loaded');
 
   trusted = true; // onDidGrantWorkspaceTrust → refresh (src/completion/register.ts)
   await completions.refresh();
-  assert.equal(completions.activeAdapter?.runId, runId);
+  assert.equal(active()?.runId, runId);
   const c = await completions.complete(req);
   assert.equal(c?.insertText, '\nreset_user', JSON.stringify(completions.status().problem));
   assert.deepEqual(loads, [path.join(runDir, 'export')]);
