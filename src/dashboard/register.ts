@@ -60,6 +60,8 @@ export function registerDashboard(context: vscode.ExtensionContext, deps: Dashbo
     vscode.window.registerWebviewViewProvider(DASHBOARD_VIEW_ID, provider),
     vscode.commands.registerCommand('bloomPeft.openDashboard', () => vscode.commands.executeCommand(`${DASHBOARD_VIEW_ID}.focus`)),
     vscode.commands.registerCommand('bloomPeft.openDashboardInEditor', () => panel.show()),
+    // internal (not in the palette): Set Up Training Environment finished, from wherever it was started
+    vscode.commands.registerCommand('bloomPeft.dashboard.environmentChanged', () => controller.environmentChanged()),
   );
   context.subscriptions.push(vscode.workspace.onDidGrantWorkspaceTrust(() => controller.refresh()));
   // The first window of a new profile can answer before the user settings have loaded (pythonPath empty, so the

@@ -254,6 +254,8 @@ async function setupEnvironment(context: vscode.ExtensionContext, training: Trai
     void vscode.window.showInformationMessage(`Bloom PEFT: training environment ready (${py}).` +
       (after.path !== py ? ` Note: ${after.path} (${after.source}) takes precedence; clear bloomPeft.pythonPath to use it.` : '') +
       (afterProblems.length ? ` ${afterProblems.join('; ')}` : ''));
+    // an open dashboard asks for counts and preview again (also when the setup was started from the palette)
+    void vscode.commands.executeCommand('bloomPeft.dashboard.environmentChanged').then(undefined, () => undefined);
     return py;
   } catch (e) {
     if ((e as Error).name === 'AbortError') {
