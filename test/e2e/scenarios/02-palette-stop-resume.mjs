@@ -20,6 +20,8 @@ export default {
 
     const before = new Set(listRunIds(runsDir));
     await wb.runCommand('Bloom PEFT: Start PEFT Training');
+    // the palette never starts the form silently: it asks, describing the form's run
+    await wb.pickQuick("The dashboard's form", { title: 'Start PEFT Training with' });
     const run = await waitNewRun(runsDir, before, 'e2e-palette');
     const config = JSON.parse(fs.readFileSync(path.join(run.dir, 'config.json'), 'utf8'));
     if (config.method?.name !== 'ia3' || config.training?.max_steps !== SHORT.max_steps) {
