@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { benchEngine, copyBandwidth } from '../src/inference/bench';
+import { benchEngine, copyBandwidth } from './bench/engine';
 
 const ROOT = path.resolve(__dirname, '..');
 const arg = (name: string, dflt: string) => {

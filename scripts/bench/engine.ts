@@ -1,6 +1,6 @@
-// Engine measurements for `npm run bench` (scripts/bench-engine.ts calls this; no vscode, no test
+// Engine measurements for `npm run bench` (scripts/bench-engine.ts and engine_ab.ts call this; no vscode, no test
 // framework). Figures are per process on the machine it runs on: compare ratios, not absolute times.
-import { CompletionEngine, type EngineOptions } from './engine';
+import { CompletionEngine, type EngineOptions } from '../../src/inference/engine';
 
 export interface EngineBench {
   exportDir: string;

@@ -1,31 +1,39 @@
-// A/B of one boolean engine option (not a test): load time, cold first token, warm first token and decode ms/token
-// of the same export with the option off and on, interleaved (off, on, off, on) so drift shows.
+// A/B of two exports (not a test): load time, cold first token, warm first token and decode ms/token, interleaved
+// (A, B, A, B) so drift and a disturbed leg show. Engine variants are compared as exports (an export made by a
+// variant of the exporter), or as engine builds through a bench-owned worker entry (--worker-b).
 //
-//   node --import tsx scripts/bench/engine_ab.ts --option prepack|slottedCache --export <dir> [--export <dir> ...]
-//        [--threads 2] [--tokens 16]
+//   node --import tsx scripts/bench/engine_ab.ts --a <export dir> --b <export dir> [--worker-b <worker.ts>]
+//        [--threads 2] [--tokens 16] [--rounds 2]
 //
-// prepack: onnxruntime weight pre-packing (change 2 in docs/benchmarks.md); slottedCache: engine-owned KV slots,
-// fetching only the new positions (change 3). Prints one JSON line per export and run.
+// Prints one JSON line per leg and round, then the B/A ratios of the medians.
 import fs from 'node:fs';
 import path from 'node:path';
-import { benchEngine } from '../../src/inference/bench';
+import { benchEngine, type EngineBench } from './engine';
 
 const argv = process.argv.slice(2);
-const exports = argv.flatMap((a, i) => (a === '--export' ? [path.resolve(argv[i + 1]!)] : []));
-const opt = (name: string, dflt: string) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1]! : dflt; };
-const option = opt('option', 'prepack');
-if (option !== 'prepack' && option !== 'slottedCache') throw new Error(`--option must be prepack or slottedCache, not ${option}`);
+const opt = (name: string, dflt?: string) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1]! : dflt; };
+const a = opt('a');
+const b = opt('b') ?? a;
+const workerB = opt('worker-b');
 const threads = Number(opt('threads', '2'));
 const tokens = Number(opt('tokens', '16'));
+const rounds = Number(opt('rounds', '2'));
 const PROMPT = fs.readFileSync(path.resolve(__dirname, '../../examples/code-corpus/user_store.py'), 'utf8').slice(0, 600);
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
 
 async function main(): Promise<void> {
-  if (!exports.length) throw new Error('give --export <dir>');
-  for (const dir of exports) {
-    for (const on of [false, true, false, true]) {
-      const r = await benchEngine(dir, PROMPT, { threads, decodeTokens: tokens, repeats: 1, [option]: on });
-      console.log(JSON.stringify({ export: dir, [option]: on, loadMs: Math.round(r.loadMs), coldFirstTokenMs: Math.round(r.coldFirstTokenMs), warmFirstTokenMs: +r.warmFirstTokenMs.toFixed(1), decodeMsPerToken: +r.decodeMsPerToken.toFixed(2) }));
+  if (!a) throw new Error('give --a <export dir> (and --b <export dir> or --worker-b <worker entry>)');
+  const legs = { A: { dir: path.resolve(a), workerEntry: undefined as string | undefined }, B: { dir: path.resolve(b!), workerEntry: workerB && path.resolve(workerB) } };
+  const seen: Record<'A' | 'B', EngineBench[]> = { A: [], B: [] };
+  for (let round = 0; round < rounds; round++) {
+    for (const leg of ['A', 'B'] as const) {
+      const { dir, workerEntry } = legs[leg];
+      const r = await benchEngine(dir, PROMPT, { threads, decodeTokens: tokens, repeats: 1, ...(workerEntry ? { workerEntry } : {}) });
+      seen[leg].push(r);
+      console.log(JSON.stringify({ leg, round, export: dir, workerEntry, loadMs: Math.round(r.loadMs), coldFirstTokenMs: Math.round(r.coldFirstTokenMs), warmFirstTokenMs: +r.warmFirstTokenMs.toFixed(1), decodeMsPerToken: +r.decodeMsPerToken.toFixed(2) }));
     }
   }
+  const ratio = (k: keyof EngineBench) => +(median(seen.B.map(r => r[k] as number)) / median(seen.A.map(r => r[k] as number))).toFixed(3);
+  console.log(JSON.stringify({ bOverA: { loadMs: ratio('loadMs'), coldFirstTokenMs: ratio('coldFirstTokenMs'), warmFirstTokenMs: ratio('warmFirstTokenMs'), decodeMsPerToken: ratio('decodeMsPerToken') } }));
 }
 void main().catch(e => { console.error(e); process.exit(1); });

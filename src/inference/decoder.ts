@@ -16,17 +16,6 @@ export interface DecoderOptions {
    * session creation slow (seconds for big graphs); 'extended' loads in a fraction of that time.
    */
   optimization?: GraphOptimization;
-  /**
-   * Let onnxruntime pre-pack MatMul weights at load (default true). On an idle 2-core machine, bloom-560m shapes:
-   * decode 1.3-1.7x faster and fp32 prefill 2x faster, for 1-8 s more load (docs/engine.md, "Load time and speed").
-   */
-  prepack?: boolean;
-  /**
-   * Keep the cache in slots the engine owns and fetch only the new positions' KV (default true when the graph has
-   * `new_key_values.*` outputs, exports since 2026-11-28). false feeds `present` back as the past, as older exports
-   * require: onnxruntime-node then copies the whole cache out of every step (docs/engine.md, "Slotted cache").
-   */
-  slottedCache?: boolean;
 }
 
 /** Slots are added in steps of this many positions (fewer reallocations; the free ones are masked out). */
@@ -42,17 +31,11 @@ export class DecoderModel {
     readonly prefix: KvCache,
     private readonly logitsHalf: boolean,
     readonly threads: number,
-    /** true: the slotted-cache path (see DecoderOptions.slottedCache). */
-    readonly slotted: boolean,
-    /**
-     * true: the graph takes `logits_to_keep` and computes the last position's logits only (exports since
-     * 2026-11-28), so a prompt can be prefilled in one run; older graphs compute [seq x vocab] logits.
-     */
-    readonly lastLogitsOnly: boolean,
   ) {
     const names = (base: string) => Array.from({ length: manifest.num_layers }, (_, i) => [`${base}.${i}.key`, `${base}.${i}.value`]).flat();
     this.pastNames = names('past_key_values');
-    this.fetches = ['logits', ...names(slotted ? 'new_key_values' : 'present')];
+    // the cache lives in slots this engine owns: only the new positions' KV comes out of a step
+    this.fetches = ['logits', ...names('new_key_values')];
   }
 
   /** Graph input names of the past, and the outputs a step fetches: the same every step. */
@@ -68,7 +51,6 @@ export class DecoderModel {
         interOpNumThreads: 1,
         executionMode: 'sequential',
         graphOptimizationLevel: opts.optimization ?? 'all',
-        extra: { session: { disable_prepacking: opts.prepack === false ? '1' : '0' } },
       });
     } catch (e) {
       throw new EngineError('MODEL_LOAD_FAILED', `onnxruntime could not load ${files.model}: ${(e as Error).message}`, {
@@ -80,9 +62,7 @@ export class DecoderModel {
     try {
       const logitsHalf = checkGraph(session, manifest, files.model);
       const prefix = manifest.prefix_length > 0 ? loadPrefix(files.prefixKv!, manifest) : emptyKv(manifest.num_layers, manifest.dtype);
-      const slotted = opts.slottedCache !== false && session.outputNames.includes('new_key_values.0.key');
-      const lastLogitsOnly = session.inputNames.includes('logits_to_keep');
-      const model = new DecoderModel(session, manifest, prefix, logitsHalf, threads, slotted, lastLogitsOnly);
+      const model = new DecoderModel(session, manifest, prefix, logitsHalf, threads);
       await model.probe(files.model);
       return model;
     } catch (e) {
@@ -93,8 +73,8 @@ export class DecoderModel {
 
   /**
    * Runs `ids` after the cached positions `past`; returns the logits of the last new position (float32, a copy) and
-   * the cache of past + ids. The slotted path writes the new positions into `past`'s free slots when it has room
-   * (else into a larger copy): after this call, use only the returned cache. `reserve` = the positions the caller
+   * the cache of past + ids. The new positions are written into `past`'s free slots when it has room (else into a
+   * larger copy): after this call, use only the returned cache. `reserve` = the positions the caller
    * expects to hold in all, so a growing cache is reallocated once.
    */
   async forward(ids: readonly number[], past: KvCache, reserve = 0): Promise<{ logits: Float32Array; kv: KvCache }> {
@@ -103,7 +83,7 @@ export class DecoderModel {
     const total = past.length + n;
     // Without room for the new tokens the past goes in packed (no masked slots to attend over: a cold prefill costs
     // what it would without slots) and the slotted cache is made after the step.
-    const roomy = this.slotted && past.capacity >= total;
+    const roomy = past.capacity >= total;
     const kv = roomy || past.capacity === past.length ? past : resizeKv(past, past.length, m.num_heads, m.head_dim);
     const slots = kv.capacity;
     // ones for the held positions and the new tokens; zeros hide the free slots in between
@@ -112,8 +92,8 @@ export class DecoderModel {
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, n]),
       attention_mask: new ort.Tensor('int64', mask, [1, slots + n]),
+      logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), []),
     };
-    if (this.lastLogitsOnly) feeds.logits_to_keep = new ort.Tensor('int64', BigInt64Array.of(1n), []);
     const dims = [1, m.num_heads, slots, m.head_dim];
     for (let i = 0; i < m.num_layers; i++) {
       feeds[this.pastNames[2 * i]] = new ort.Tensor(m.dtype, kv.keys[i], dims);
@@ -131,14 +111,6 @@ export class DecoderModel {
     const row = raw.subarray(raw.length - v);
     const logits = this.logitsHalf ? fromFloat16Bits(row as Uint16Array) : (row as Float32Array).slice();
     logitsT.dispose();
-    if (!this.slotted) {
-      const next: KvCache = { length: total, capacity: total, keys: [], values: [] };
-      for (let i = 0; i < m.num_layers; i++) {
-        next.keys.push(out[`present.${i}.key`].data as KvData);
-        next.values.push(out[`present.${i}.value`].data as KvData);
-      }
-      return { logits, kv: next };
-    }
     const want = m.num_heads * n * m.head_dim;
     const dst = roomy ? kv : resizeKv(kv, Math.ceil(Math.max(total, reserve, kv.capacity * 1.25) / SLOT_STEP) * SLOT_STEP, m.num_heads, m.head_dim);
     for (let i = 0; i < m.num_layers; i++) {
@@ -188,12 +160,11 @@ function checkGraph(session: ort.InferenceSession, m: ExportManifest, where: str
   const mismatch = (msg: string): never => {
     throw new EngineError('MODEL_MISMATCH', `${where}: ${msg}`, { path: where, hint: 'manifest.json and model.onnx come from different exports, or the graph was not made by the bloom_peft exporter; export the run again' });
   };
-  const wantIn = ['input_ids', 'attention_mask'];
-  if (session.inputNames.includes('logits_to_keep')) wantIn.push('logits_to_keep');
+  const wantIn = ['input_ids', 'attention_mask', 'logits_to_keep'];
   const wantOut = ['logits'];
   for (let i = 0; i < m.num_layers; i++) {
     wantIn.push(`past_key_values.${i}.key`, `past_key_values.${i}.value`);
-    wantOut.push(`present.${i}.key`, `present.${i}.value`);
+    wantOut.push(`present.${i}.key`, `present.${i}.value`, `new_key_values.${i}.key`, `new_key_values.${i}.value`);
   }
   const missingIn = wantIn.filter(n => !session.inputNames.includes(n));
   if (missingIn.length) mismatch(`graph lacks input(s) ${missingIn.slice(0, 4).join(', ')}${missingIn.length > 4 ? ', ...' : ''} (manifest num_layers ${m.num_layers}; graph inputs: ${session.inputNames.slice(0, 6).join(', ')}...)`);

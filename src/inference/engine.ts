@@ -26,12 +26,6 @@ export interface EngineOptions {
   threads?: number;
   /** onnxruntime graph optimization level (default 'all': fastest decode, slower load). */
   optimization?: GraphOptimization;
-  /** Pre-pack MatMul weights at load (default true: faster decode and prefill for a slower load). */
-  prepack?: boolean;
-  /** Engine-owned KV slots, fetching only new positions (default true when the export supports it; see DecoderOptions). */
-  slottedCache?: boolean;
-  /** Prompt tokens per prefill step (default: as many as keep the logits under ~32 MB). */
-  prefillChunk?: number;
   /** Worker script; default: dist/inference-worker.js next to the bundle, or worker.ts under tsx. */
   workerEntry?: string;
 }
@@ -195,7 +189,7 @@ class WorkerConnection {
 
   static start(exportDir: string, opts: EngineOptions): Promise<WorkerConnection> {
     const abortFlag = new SharedArrayBuffer(4);
-    const init: WorkerInit = { exportDir, threads: opts.threads, optimization: opts.optimization, prepack: opts.prepack, slottedCache: opts.slottedCache, prefillChunk: opts.prefillChunk, abortFlag };
+    const init: WorkerInit = { exportDir, threads: opts.threads, optimization: opts.optimization, abortFlag };
     const entry = workerEntry(opts.workerEntry);
     const worker = new Worker(entry.file, { workerData: init, execArgv: entry.execArgv, stdout: false, stderr: false });
     return new Promise<WorkerConnection>((resolve, reject) => {

@@ -15,22 +15,17 @@ export interface GenerateHooks {
   onText?(text: string): void;
 }
 
-/**
- * Graphs without `logits_to_keep` return the logits of every prompt position (seq x vocab floats): prefill those
- * in chunks of about 32 MB. Others return the last position's only; their chunks bound activations instead.
- */
-const LOGITS_BUDGET = 8 * 1024 * 1024;
-const MAX_CHUNK = 512;
+/** Prompt tokens per prefill run: bounds activations (the graph returns the last position's logits only) and how
+ * long an abort waits. */
+const PREFILL_CHUNK = 512;
 
 export class Generator {
   /** Token ids whose KV is in `kv` (after the prefix), from the last request. */
   private cachedIds: number[] = [];
   private kv: KvCache;
-  private readonly chunk: number;
 
-  constructor(private readonly model: DecoderModel, private readonly tokenizer: TextTokenizer, prefillChunk?: number) {
+  constructor(private readonly model: DecoderModel, private readonly tokenizer: TextTokenizer) {
     this.kv = model.prefix;
-    this.chunk = prefillChunk ?? (model.lastLogitsOnly ? MAX_CHUNK : Math.max(1, Math.min(MAX_CHUNK, Math.floor(LOGITS_BUDGET / model.manifest.vocab_size))));
   }
 
   resetCache(): void {
@@ -66,9 +61,9 @@ export class Generator {
     });
 
     let logits: Float32Array | null = null;
-    for (let at = reused; at < ids.length; at += this.chunk) {
+    for (let at = reused; at < ids.length; at += PREFILL_CHUNK) {
       if (hooks.aborted()) return result('aborted', '', [], performance.now());
-      const part = ids.slice(at, at + this.chunk);
+      const part = ids.slice(at, at + PREFILL_CHUNK);
       ({ logits, kv } = await this.model.forward(part, kv, reserve));
       this.cachedIds = ids.slice(0, at + part.length);
       this.kv = kv;

@@ -6,10 +6,10 @@ import path from 'node:path';
 import type { MethodName } from '../protocol/config';
 import { EngineError } from './errors';
 
-export const SUPPORTED_FORMAT_VERSION = 1;
+export const SUPPORTED_FORMAT_VERSION = 2;
 
 export interface ExportManifest {
-  format_version: 1;
+  format_version: 2;
   method: MethodName;
   base_model: string;
   dtype: 'float32' | 'float16';
@@ -25,7 +25,8 @@ export interface ExportManifest {
   bos_token_id: number | null;
   template: { prompt: string; response_prefix: string } | null;
   instruction_tuned: boolean;
-  files: { model: string; tokenizer: string; prefix_kv: string | null };
+  /** model_data: the external weight files model.onnx reads (none for a small model). */
+  files: { model: string; model_data: string[]; tokenizer: string; prefix_kv: string | null };
   tools?: Record<string, string | null>;
   created?: string;
   run_dir?: string | null;
@@ -67,9 +68,8 @@ export function readManifest(exportDir: string): { manifest: ExportManifest; fil
     tokenizer: exportFile(dir, manifest.files.tokenizer, 'files.tokenizer', manifestPath),
     prefixKv: manifest.files.prefix_kv === null ? null : exportFile(dir, manifest.files.prefix_kv, 'files.prefix_kv', manifestPath),
   };
-  // External weights (models over 2 GB): onnxruntime's own error for a missing .data file is obscure.
-  const data = (raw as { files: { model_data?: unknown } }).files.model_data;
-  if (typeof data === 'string' && data) exportFile(dir, data, 'files.model_data', manifestPath);
+  // External weights: onnxruntime's own error for a missing .data file is obscure.
+  manifest.files.model_data.forEach((name, i) => exportFile(dir, name, `files.model_data[${i}]`, manifestPath));
   return { manifest, files };
 }
 
@@ -83,10 +83,11 @@ export function checkManifest(raw: unknown, where = 'manifest.json'): ExportMani
 
   if (m.format_version !== SUPPORTED_FORMAT_VERSION) {
     if (typeof m.format_version !== 'number') bad('format_version', 'is missing or not a number');
+    const older = (m.format_version as number) < SUPPORTED_FORMAT_VERSION;
     throw new EngineError(
       'MANIFEST_VERSION',
-      `${where}: export format_version ${m.format_version} is not supported (this engine reads version ${SUPPORTED_FORMAT_VERSION})`,
-      { path: where, field: 'format_version', hint: (m.format_version as number) > SUPPORTED_FORMAT_VERSION ? 'update the extension, or export with the bundled trainer' : REEXPORT },
+      `${where}: export format_version ${m.format_version} is not supported (this engine reads version ${SUPPORTED_FORMAT_VERSION})${older ? ': the export was made by an older version of the trainer' : ''}`,
+      { path: where, field: 'format_version', hint: older ? REEXPORT : 'update the extension, or export with the bundled trainer' },
     );
   }
   // Every method is served the same way (docs/export.md), so the engine only needs a name to show;
@@ -112,6 +113,8 @@ export function checkManifest(raw: unknown, where = 'manifest.json'): ExportMani
   if (typeof files !== 'object' || files === null) bad('files', 'must be an object naming model, tokenizer and prefix_kv');
   if (typeof files!.model !== 'string' || !files!.model) bad('files.model', 'must name the ONNX file');
   if (typeof files!.tokenizer !== 'string' || !files!.tokenizer) bad('files.tokenizer', 'must name tokenizer.json');
+  const data = files!.model_data;
+  if (!Array.isArray(data) || data.some(d => typeof d !== 'string' || !d)) bad('files.model_data', `must be a list of external data file names, [] when none (got ${JSON.stringify(data)})`);
   const pkv = files!.prefix_kv ?? null;
   if (pkv !== null && typeof pkv !== 'string') bad('files.prefix_kv', 'must be null or a file name');
   if ((m.prefix_length as number) > 0 && pkv === null) bad('files.prefix_kv', `is null but prefix_length is ${m.prefix_length}`);
@@ -125,7 +128,7 @@ export function checkManifest(raw: unknown, where = 'manifest.json'): ExportMani
     bos_token_id: (m.bos_token_id as number | null) ?? null,
     template: t as ExportManifest['template'],
     instruction_tuned: m.instruction_tuned === true,
-    files: { model: files!.model as string, tokenizer: files!.tokenizer as string, prefix_kv: pkv as string | null },
+    files: { model: files!.model as string, model_data: data as string[], tokenizer: files!.tokenizer as string, prefix_kv: pkv as string | null },
   } as ExportManifest;
 }
 

@@ -50,9 +50,6 @@ export interface WorkerInit {
   exportDir: string;
   threads?: number;
   optimization?: GraphOptimization;
-  prepack?: boolean;
-  slottedCache?: boolean;
-  prefillChunk?: number;
   /** Int32Array view: slot ABORT_SLOT holds the id of the request to abort. */
   abortFlag: SharedArrayBuffer;
 }
@@ -63,8 +60,6 @@ export interface EngineInfo {
   loadMs: number;
   threads: number;
   modelPath: string;
-  /** 'slotted': engine-owned KV slots (exports with new_key_values outputs); 'packed': present fed back. */
-  kvCache: 'slotted' | 'packed';
 }
 
 export type HostToWorker =

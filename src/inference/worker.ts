@@ -20,9 +20,9 @@ async function main(): Promise<void> {
   try {
     const { manifest, files } = readManifest(init.exportDir);
     const tokenizer = TextTokenizer.fromFile(files.tokenizer);
-    model = await DecoderModel.load(files, manifest, { threads: init.threads, optimization: init.optimization, prepack: init.prepack, slottedCache: init.slottedCache });
-    generator = new Generator(model, tokenizer, init.prefillChunk);
-    send({ type: 'ready', manifest, info: { exportDir: files.dir, loadMs: performance.now() - t0, threads: model.threads, modelPath: files.model, kvCache: model.slotted ? 'slotted' : 'packed' } });
+    model = await DecoderModel.load(files, manifest, { threads: init.threads, optimization: init.optimization });
+    generator = new Generator(model, tokenizer);
+    send({ type: 'ready', manifest, info: { exportDir: files.dir, loadMs: performance.now() - t0, threads: model.threads, modelPath: files.model } });
   } catch (e) {
     send({ type: 'loadError', error: serializeError(e, 'MODEL_LOAD_FAILED') });
     return;

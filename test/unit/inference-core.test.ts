@@ -155,10 +155,10 @@ test('float16 conversion round-trips and rounds to nearest even', () => {
 });
 
 const GOOD = {
-  format_version: 1, method: 'lora', base_model: 'embedded', dtype: 'float32', quantization: 'none',
+  format_version: 2, method: 'lora', base_model: 'embedded', dtype: 'float32', quantization: 'none',
   num_layers: 2, num_heads: 4, head_dim: 16, hidden_size: 64, vocab_size: 512, prefix_length: 0,
   eos_token_id: 2, pad_token_id: 3, bos_token_id: 1, template: { prompt: 'Human: {instruction}\n{input}', response_prefix: '\n\nAssistant: ' },
-  instruction_tuned: true, files: { model: 'model.onnx', tokenizer: 'tokenizer.json', prefix_kv: null },
+  instruction_tuned: true, files: { model: 'model.onnx', model_data: [], tokenizer: 'tokenizer.json', prefix_kv: null },
 };
 
 test('manifest checks name the field and give a hint', () => {
@@ -172,7 +172,8 @@ test('manifest checks name the field and give a hint', () => {
       return true;
     });
   };
-  bad({ format_version: 2 }, 'MANIFEST_VERSION', 'format_version');
+  bad({ format_version: 3 }, 'MANIFEST_VERSION', 'format_version');
+  bad({ format_version: 1 }, 'MANIFEST_VERSION', 'format_version'); // older exports: export again
   bad({ format_version: undefined }, 'MANIFEST_INVALID', 'format_version');
   bad({ method: 7 }, 'MANIFEST_INVALID', 'method');
   bad({ dtype: 'bfloat16' }, 'MANIFEST_INVALID', 'dtype');
@@ -182,6 +183,7 @@ test('manifest checks name the field and give a hint', () => {
   bad({ prefix_length: 4 }, 'MANIFEST_INVALID', 'files.prefix_kv');
   bad({ template: { prompt: 1 } }, 'MANIFEST_INVALID', 'template');
   bad({ files: { tokenizer: 'tokenizer.json' } }, 'MANIFEST_INVALID', 'files.model');
+  bad({ files: { ...GOOD.files, model_data: 'model.onnx.data' } }, 'MANIFEST_INVALID', 'files.model_data');
 });
 
 test('readManifest: missing folder, missing/corrupt manifest, missing files, paths outside the export', () => {
@@ -190,7 +192,7 @@ test('readManifest: missing folder, missing/corrupt manifest, missing files, pat
     const code = (fn: () => unknown, c: string, re: RegExp) => assert.throws(fn, (e: EngineError) => e.code === c && re.test(e.message));
     code(() => readManifest(path.join(dir, 'nope')), 'EXPORT_NOT_FOUND', /does not exist/);
     code(() => readManifest(dir), 'MANIFEST_INVALID', /manifest\.json is missing/);
-    fs.writeFileSync(path.join(dir, 'manifest.json'), '{"format_version": 1,');
+    fs.writeFileSync(path.join(dir, 'manifest.json'), '{"format_version": 2,');
     code(() => readManifest(dir), 'MANIFEST_INVALID', /not valid JSON/);
     fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(GOOD));
     code(() => readManifest(dir), 'FILE_MISSING', /model\.onnx is missing \(named by "files\.model"/);
@@ -198,8 +200,8 @@ test('readManifest: missing folder, missing/corrupt manifest, missing files, pat
     code(() => readManifest(dir), 'FILE_MISSING', /tokenizer\.json/);
     fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{}');
     assert.equal(readManifest(dir).files.model, path.join(dir, 'model.onnx'));
-    fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ ...GOOD, files: { ...GOOD.files, model_data: 'model.onnx.data' } }));
-    code(() => readManifest(dir), 'FILE_MISSING', /model\.onnx\.data/);
+    fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ ...GOOD, files: { ...GOOD.files, model_data: ['model.onnx.data'] } }));
+    code(() => readManifest(dir), 'FILE_MISSING', /model\.onnx\.data is missing \(named by "files\.model_data\[0\]"/);
     fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ ...GOOD, files: { ...GOOD.files, model: '../model.onnx' } }));
     code(() => readManifest(dir), 'MANIFEST_INVALID', /outside the export folder/);
   } finally {

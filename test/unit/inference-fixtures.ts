@@ -18,6 +18,8 @@ export const PY_ENV = {
   OMP_NUM_THREADS: '2',
   TOKENIZERS_PARALLELISM: 'false',
   PYTHONUNBUFFERED: '1',
+  // the exporter's base cache (docs/export.md) in the temp folder, not the user's cache
+  BLOOM_PEFT_EXPORT_CACHE: path.join(os.tmpdir(), 'bloom-peft-engine-fixtures', 'export-cache'),
 };
 
 function cacheKey(): string {
@@ -25,6 +27,7 @@ function cacheKey(): string {
   const files = [
     'test/unit/inference_fixtures.py',
     'trainer/src/bloom_peft/export.py',
+    'trainer/src/bloom_peft/export_cache.py',
     'trainer/src/bloom_peft/methods.py',
     'trainer/src/bloom_peft/model_loading.py',
     ...['testing'].flatMap(d => {

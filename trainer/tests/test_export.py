@@ -58,6 +58,12 @@ def exported(base_dir, tmp_path_factory):
     return get
 
 
+def model_bytes(export: Path) -> int:
+    """The graph and all its weight files."""
+    m = json.loads((export / "manifest.json").read_text())
+    return sum((export / f).stat().st_size for f in [m["files"]["model"], *m["files"]["model_data"]])
+
+
 def max_diff(a, b) -> float:
     return float(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).max())
 
@@ -125,7 +131,7 @@ def test_manifest_and_files_follow_the_contract(exported, variant, base_dir):
     e = exported(variant)
     m = json.loads((e.export / "manifest.json").read_text())
     cfg = json.loads((Path(base_dir) / "config.json").read_text())
-    assert m["format_version"] == 1 and m["method"] == VARIANTS[variant]["name"]
+    assert m["format_version"] == 2 and m["method"] == VARIANTS[variant]["name"]
     assert m["base_model"] == str(base_dir)
     assert (m["dtype"], m["quantization"]) == ("float32", "none")
     assert (m["num_layers"], m["num_heads"], m["hidden_size"], m["vocab_size"]) == (
@@ -139,10 +145,13 @@ def test_manifest_and_files_follow_the_contract(exported, variant, base_dir):
     assert m["created"].endswith("+00:00") and m["run_dir"] is None
     prompt_learning = m["method"] in E.PROMPT_LEARNING
     assert m["prefix_length"] == (VARIANTS[variant].get("num_virtual_tokens", 0) if prompt_learning else 0)
-    assert m["files"] == {"model": "model.onnx", "model_data": None, "tokenizer": "tokenizer.json",
+    # on the cached base: its weights, plus what the adapter changes (prompt learning changes no weight; a full
+    # fine-tune is exported whole, small enough to stay inside model.onnx)
+    data = [] if m["method"] == "full" else ["model.onnx.data"] + ([] if prompt_learning else ["adapter.onnx.data"])
+    assert m["files"] == {"model": "model.onnx", "model_data": data, "tokenizer": "tokenizer.json",
                           "prefix_kv": "prefix_kv.safetensors" if prompt_learning else None}
     assert sorted(p.name for p in e.export.iterdir()) == sorted(
-        ["manifest.json", "model.onnx", "tokenizer.json"] + (["prefix_kv.safetensors"] if prompt_learning else []))
+        ["manifest.json", "model.onnx", "tokenizer.json"] + data + (["prefix_kv.safetensors"] if prompt_learning else []))
     assert not e.export.with_name("export.tmp").exists()
     # the tokenizer in the export gives the training tokenizer's ids
     from tokenizers import Tokenizer
@@ -252,7 +261,7 @@ def test_int8_export(exported):
     # ... and signed (export._signed_shared_weights): onnxruntime's uint8 x int8 kernel, not the slower uint8 x uint8
     assert len(vocab) == 1 and vocab[0].data_type == onnx.TensorProto.INT8
     assert not [t.name for t in graph.initializer if t.data_type == onnx.TensorProto.UINT8 and len(t.dims) == 2]
-    assert (int8.export / "model.onnx").stat().st_size < (fp32.export / "model.onnx").stat().st_size
+    assert model_bytes(int8.export) < model_bytes(fp32.export) / 2
     ref = torch_logits(int8.model, int8.ids)
     logits = int8.decoder.logits(int8.ids)
     assert max_diff(logits, ref) <= 0.1 * max(1.0, float(np.abs(ref).max()))
@@ -276,15 +285,15 @@ def test_external_data_for_large_models(exported, base_dir, monkeypatch, tmp_pat
     """Models over 2 GiB keep their weights in model.onnx.data (threshold lowered so a tiny model takes that path)."""
     e = exported("bitfit")
     monkeypatch.setattr(E, "EXTERNAL_DATA_BYTES", 0)
-    out = E.export_adapter(str(base_dir), e.adapter, tmp_path / "export")
+    out = E.export_adapter(str(base_dir), e.adapter, tmp_path / "export", base_cache=None)
     m = json.loads((out / "manifest.json").read_text())
-    assert m["files"]["model_data"] == "model.onnx.data" and (out / "model.onnx.data").stat().st_size > 0
+    assert m["files"]["model_data"] == ["model.onnx.data"] and (out / "model.onnx.data").stat().st_size > 0
     assert (out / "model.onnx").stat().st_size < (out / "model.onnx.data").stat().st_size / 5  # graph + tiny tensors
     assert max_diff(OrtDecoder(out).logits(e.ids), torch_logits(e.model, e.ids)) <= FP32_TOL
     # int8 from an external-data float graph (bloom-560m's path): data file rewritten once, not appended to
-    q = E.export_adapter(str(base_dir), e.adapter, tmp_path / "export-int8", quantize="int8")
+    q = E.export_adapter(str(base_dir), e.adapter, tmp_path / "export-int8", quantize="int8", base_cache=None)
     mq = json.loads((q / "manifest.json").read_text())
-    assert mq["files"]["model_data"] == "model.onnx.data"
+    assert mq["files"]["model_data"] == ["model.onnx.data"]
     size = (q / "model.onnx.data").stat().st_size
     assert size < (out / "model.onnx.data").stat().st_size / 3  # int8, and the shifted matrix written once
     ref = torch_logits(e.model, e.ids)
@@ -297,7 +306,7 @@ def test_per_tensor_external_files_are_consolidated(exported, tmp_path):
 
     import onnx
 
-    e = exported("lora")
+    e = exported("lora", base_cache=None)  # the whole model in model.onnx
     src = tmp_path / "scattered"
     src.mkdir()
     onnx.save_model(onnx.load(str(e.export / "model.onnx")), str(src / "model.onnx"), save_as_external_data=True,
@@ -311,6 +320,81 @@ def test_per_tensor_external_files_are_consolidated(exported, tmp_path):
         ["manifest.json", "model.onnx", "model.onnx.data", "tokenizer.json"])
     onnx.checker.check_model(str(out / "model.onnx"))
     assert max_diff(OrtDecoder(out).logits(e.ids), torch_logits(e.model, e.ids)) <= FP32_TOL
+
+
+# ------------------------------------------------------------------------------------------------ the base cache
+
+def _one_variant_per_method() -> list[str]:
+    seen, out = set(), []
+    for variant, cfg in VARIANTS.items():
+        if cfg["name"] not in seen:
+            seen.add(cfg["name"])
+            out.append(variant)
+    return out
+
+
+@pytest.mark.parametrize("variant", _one_variant_per_method())
+def test_cached_base_export_gives_the_full_exports_logits(exported, variant):
+    """The export written over the cached base (the default) computes what the whole-model export computes."""
+    cached, whole = exported(variant), exported(variant, base_cache=None)
+    split = len(cached.ids) - 3
+    for e in (cached, whole):
+        first, past = e.decoder.step([cached.ids[:split]], e.decoder.initial_past())
+        rest, _ = e.decoder.step([cached.ids[split:]], past)
+        e.got = np.concatenate([first[0], rest[0]])
+    assert max_diff(cached.got, whole.got) <= 1e-6
+    m = json.loads((cached.export / "manifest.json").read_text())
+    if m["method"] != "full":  # a full fine-tune has no base to share
+        data = cached.export / "model.onnx.data"
+        if "adapter.onnx.data" in m["files"]["model_data"]:
+            assert (cached.export / "adapter.onnx.data").stat().st_size < data.stat().st_size
+
+
+def test_int8_on_the_cached_base_is_byte_identical(exported):
+    """Only the changed matrices are quantized, by onnxruntime's own quantize_dynamic: the same bytes as quantizing
+    the whole merged model."""
+    import onnx
+    from onnx import numpy_helper
+
+    cached, whole = exported("lora", quantize="int8"), exported("lora", quantize="int8", base_cache=None)
+    assert "adapter.onnx.data" in json.loads((cached.export / "manifest.json").read_text())["files"]["model_data"]
+    a, b = (onnx.load(str(e.export / "model.onnx")).graph for e in (cached, whole))
+    assert [n.op_type for n in a.node] == [n.op_type for n in b.node]
+    ta = {t.name: numpy_helper.to_array(t) for t in a.initializer}
+    tb = {t.name: numpy_helper.to_array(t) for t in b.initializer}
+    assert ta.keys() == tb.keys()
+    for name in ta:
+        assert np.array_equal(ta[name], tb[name]), name
+    assert cached.decoder.greedy(cached.ids, GREEDY_STEPS) == whole.decoder.greedy(whole.ids, GREEDY_STEPS)
+
+
+def test_base_cache_entries(base_dir, tmp_path):
+    """One entry per base model and precision, reused; a changed tied vocabulary matrix is written transposed into
+    the graph's [hidden, vocab] matrix; an int8 entry cannot requantize that matrix and the whole model is exported."""
+    import torch
+
+    from bloom_peft import export_cache as C
+    from bloom_peft.model_loading import load_base_model
+
+    base, tok = load_base_model({"model": {"name_or_path": str(base_dir)}})
+    base.eval()
+    entry = C.ensure_base_export(base, tmp_path / "cache", fp16=False, quantize="none")
+    assert C.ensure_base_export(base, tmp_path / "cache", fp16=False, quantize="none") == entry
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [entry.name]
+    with torch.no_grad():
+        base.transformer.word_embeddings.weight[5:9] += 0.5  # tied: lm_head changes with it
+    ids = tok(PROMPT)["input_ids"] + [5, 6]
+    out = E.export_model(base, tok, "full", tmp_path / "export", base_model=str(base_dir), base_entry=entry)
+    assert json.loads((out / "manifest.json").read_text())["files"]["model_data"] == ["model.onnx.data",
+                                                                                       "adapter.onnx.data"]
+    assert max_diff(OrtDecoder(out).logits(ids), torch_logits(base, ids)) <= FP32_TOL
+    # a different base (these weights) is another entry; the int8 one cannot take a changed vocabulary
+    logs = []
+    entry8 = C.ensure_base_export(load_base_model({"model": {"name_or_path": str(base_dir)}})[0], tmp_path / "cache",
+                                  fp16=False, quantize="int8")
+    assert C.write_adapter_export(entry8, base, tmp_path, log=logs.append) is None
+    assert "whole model" in logs[-1]
+    assert len(list((tmp_path / "cache").iterdir())) == 2
 
 
 # ------------------------------------------------------------------------------------------------ runs, atomicity, CLI

@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import ConfigError, ModelError, TrainerError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: model_data is a list (a cached base + the adapter's changes); older exports are refused
 OPSET = 17
 PROMPT_LEARNING = ("prompt_tuning", "p_tuning", "prefix_tuning")
 MODEL_FILE, DATA_FILE, TOKENIZER_FILE, PREFIX_FILE, MANIFEST_FILE = (
@@ -49,7 +49,7 @@ def past_names(num_layers: int) -> list[str]:
 
 
 def input_names(num_layers: int) -> list[str]:
-    # logits_to_keep (int64 scalar, exports since 2026-11-28): 0 = logits of every new position, k = of the last k.
+    # logits_to_keep (int64 scalar): 0 = logits of every new position, k = of the last k.
     # A prompt's logits are [seq x vocab]: for bloom-560m the lm_head over them is about half of a prefill's work.
     return ["input_ids", "attention_mask"] + past_names(num_layers) + ["logits_to_keep"]
 
@@ -417,7 +417,7 @@ def ort_logits(export_dir: Path, config) -> Any:
 
 
 def build_manifest(*, method: str, base_model: str, config, tokenizer, fp16: bool, quantization: str,
-                   prefix_length: int, template: dict | None, instruction_tuned: bool, external_data: str | None,
+                   prefix_length: int, template: dict | None, instruction_tuned: bool, external_data: list[str],
                    run_dir: str | None, verification: dict | None = None) -> dict:
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -470,8 +470,11 @@ def check_options(quantize: str, fp16: bool) -> None:
 
 def export_model(model, tokenizer, method: str, out_dir, *, base_model: str, template: dict | None = None,
                  instruction_tuned: bool = False, fp16: bool = False, quantize: str = "none",
-                 run_dir: str | None = None, emitter=None, verify: bool = True) -> Path:
-    """Export a trained model (PeftModel for peft methods, BloomForCausalLM for bitfit/full) to `out_dir`."""
+                 run_dir: str | None = None, emitter=None, verify: bool = True, base_entry: Path | None = None) -> Path:
+    """Export a trained model (PeftModel for peft methods, BloomForCausalLM for bitfit/full) to `out_dir`.
+
+    base_entry: the export cache's entry for the model's base (export_cache.ensure_base_export, same fp16/quantize):
+    only what the adapter changes is written; without one (or when the changes do not fit it) the whole model is."""
     import torch
 
     out = Path(out_dir).resolve()
@@ -492,21 +495,14 @@ def export_model(model, tokenizer, method: str, out_dir, *, base_model: str, tem
         log(f"export: {method} reduced to {'merged weights' if prefix is None else f'a {prefix[0][0].shape[2]}-token prefix KV'}")
         if prefix is not None:
             save_prefix_kv(prefix, tmp / PREFIX_FILE, dtype)
-        info = export_onnx(serving, tmp / MODEL_FILE, fp16=fp16)
-        log(f"export: ONNX graph written ({info['weight_bytes'] / 1e6:.1f} MB of weights) in {time.time() - t0:.1f}s")
-        external = info["external_data"]
-        if quantize == "int8":
-            fp_path = tmp / "model.fp.onnx"
-            os.replace(tmp / MODEL_FILE, fp_path)
-            if external:
-                os.replace(tmp / external, tmp / "model.fp.onnx.data")
-                # onnx resolves external data by the location recorded in the graph: rewrite it for the new name
-                _relocate_external(fp_path, "model.fp.onnx.data")
-            quantize_int8(fp_path, tmp / MODEL_FILE)
-            for f in tmp.glob("model.fp.onnx*"):
-                f.unlink()
-            external = DATA_FILE if (tmp / DATA_FILE).exists() else None
-            log("export: int8 dynamic quantization done")
+        external = None
+        if base_entry is not None:
+            from .export_cache import write_adapter_export
+
+            external = write_adapter_export(base_entry, serving, tmp, log=log)
+        if external is None:
+            external = _export_whole(serving, tmp, fp16=fp16, quantize=quantize, log=log)
+        log(f"export: ONNX graph ready in {time.time() - t0:.1f}s")
         save_tokenizer(tokenizer, tmp / TOKENIZER_FILE)
         verification = None
         if verify:
@@ -527,6 +523,27 @@ def export_model(model, tokenizer, method: str, out_dir, *, base_model: str, tem
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _export_whole(serving, tmp: Path, *, fp16: bool, quantize: str, log) -> list[str]:
+    """Trace and write the whole served model (then quantize it); returns its external data file names."""
+    t0 = time.time()
+    info = export_onnx(serving, tmp / MODEL_FILE, fp16=fp16)
+    log(f"export: ONNX graph written ({info['weight_bytes'] / 1e6:.1f} MB of weights) in {time.time() - t0:.1f}s")
+    external = info["external_data"]
+    if quantize == "int8":
+        fp_path = tmp / "model.fp.onnx"
+        os.replace(tmp / MODEL_FILE, fp_path)
+        if external:
+            os.replace(tmp / external, tmp / "model.fp.onnx.data")
+            # onnx resolves external data by the location recorded in the graph: rewrite it for the new name
+            _relocate_external(fp_path, "model.fp.onnx.data")
+        quantize_int8(fp_path, tmp / MODEL_FILE)
+        for f in tmp.glob("model.fp.onnx*"):
+            f.unlink()
+        external = DATA_FILE if (tmp / DATA_FILE).exists() else None
+        log("export: int8 dynamic quantization done")
+    return [external] if external else []
 
 
 def _relocate_external(model_path: Path, location: str) -> None:
@@ -577,8 +594,11 @@ def _cpu_base(config: dict):
     return load_base_model(config, device="cpu", dtype=torch.float32)
 
 
-def export_run(run_dir, emitter=None, *, out=None, quantize: str | None = None, fp16: bool | None = None) -> Path:
-    """Export RUN_DIR/adapter (trained with RUN_DIR/config.json) to RUN_DIR/export (or `out`)."""
+def export_run(run_dir, emitter=None, *, out=None, quantize: str | None = None, fp16: bool | None = None,
+               base_cache: Path | None | str = "default") -> Path:
+    """Export RUN_DIR/adapter (trained with RUN_DIR/config.json) to RUN_DIR/export (or `out`).
+
+    base_cache: the export cache folder ("default": export_cache.default_cache_dir(); None: export the whole model)."""
     from .methods import load_trained, method_options
 
     run_dir = Path(run_dir).resolve()
@@ -598,16 +618,33 @@ def export_run(run_dir, emitter=None, *, out=None, quantize: str | None = None, 
         base, tokenizer = None, _full_tokenizer(adapter, config["model"]["name_or_path"])
     else:
         base, tokenizer = _cpu_base(config)
+    entry = _base_entry(base, base_cache, fp16=fp16, quantize=quantize, emitter=emitter)
     model = load_trained(base, config["method"], adapter)
     template, instruction_tuned = template_for(config)
     return export_model(model, tokenizer, method, Path(out) if out else run_dir / "export",
                         base_model=config["model"]["name_or_path"], template=template,
                         instruction_tuned=instruction_tuned, fp16=fp16, quantize=quantize, run_dir=str(run_dir),
-                        emitter=emitter)
+                        emitter=emitter, base_entry=entry)
+
+
+def _base_entry(base, base_cache, *, fp16: bool, quantize: str, emitter) -> Path | None:
+    """The export cache's entry for `base` (before an adapter touches it), or None: no base, no cache, or a cache
+    that cannot be used (the export then writes the whole model, as it always can)."""
+    if base is None or base_cache is None:
+        return None
+    from .export_cache import default_cache_dir, ensure_base_export
+
+    log = (lambda msg: emitter.log(msg)) if emitter is not None else (lambda msg: None)
+    cache = default_cache_dir() if base_cache == "default" else Path(base_cache)
+    try:
+        return ensure_base_export(base, cache, fp16=fp16, quantize=quantize, log=log)
+    except OSError as e:  # a read-only or full cache folder must not cost the user the export
+        log(f"export: the export cache {cache} is not usable ({e}); exporting the whole model")
+        return None
 
 
 def export_adapter(model_name: str | None, adapter_dir, out, *, emitter=None, quantize: str = "none",
-                   fp16: bool = False) -> Path:
+                   fp16: bool = False, base_cache: Path | None | str = "default") -> Path:
     """Export a base model + adapter folder (method detected from the folder); no adapter = the base model itself."""
     from .methods import detect_method, load_trained
 
@@ -617,8 +654,9 @@ def export_adapter(model_name: str | None, adapter_dir, out, *, emitter=None, qu
             raise ConfigError("give --run-dir, or --model (and --adapter)", field="--model",
                               hint="python -m bloom_peft export --model embedded --adapter ADAPTER_DIR --out OUT_DIR")
         base, tokenizer = _cpu_base({"model": {"name_or_path": model_name}})
+        entry = _base_entry(base, base_cache, fp16=fp16, quantize=quantize, emitter=emitter)
         return export_model(base, tokenizer, "full", out, base_model=model_name, template=None,
-                            instruction_tuned=False, fp16=fp16, quantize=quantize, emitter=emitter)
+                            instruction_tuned=False, fp16=fp16, quantize=quantize, emitter=emitter, base_entry=entry)
     adapter = Path(adapter_dir).resolve()
     if not adapter.is_dir():
         raise ExportError(f"adapter folder not found: {adapter}", hint="Give the adapter/ folder of a run.", file=str(adapter))
@@ -636,11 +674,12 @@ def export_adapter(model_name: str | None, adapter_dir, out, *, emitter=None, qu
         base, tokenizer = None, _full_tokenizer(adapter, model_name)
     else:
         base, tokenizer = _cpu_base({"model": {"name_or_path": model_name}})
+    entry = _base_entry(base, base_cache, fp16=fp16, quantize=quantize, emitter=emitter)
     model = load_trained(base, adapter)
     template, instruction_tuned = template_for(run_config)
     return export_model(model, tokenizer, method, out, base_model=model_name, template=template,
                         instruction_tuned=instruction_tuned, fp16=fp16, quantize=quantize,
-                        run_dir=str(adapter.parent) if run_config else None, emitter=emitter)
+                        run_dir=str(adapter.parent) if run_config else None, emitter=emitter, base_entry=entry)
 
 
 def _full_tokenizer(adapter: Path, base_name: str):
