@@ -20,6 +20,8 @@ test('valid requests and notifications pass unchanged', () => {
     { kind: 'request', id: 8, method: 'openFolder', params: { runId: 'r1', which: 'export' } },
     { kind: 'request', id: 9, method: 'compareMethods', params: { config, methods: ['lora', 'ia3'] } },
     { kind: 'request', id: 10, method: 'generate', params: { runId: 'r1', prompt: 'hi', maxTokens: 16, temperature: 0.5, template: true } },
+    { kind: 'request', id: 10, method: 'generate', params: { runId: 'r1', prompt: '再来', topP: 0.9, seed: 7, template: true, history: [{ user: '你好', assistant: '你好！' }] } },
+    { kind: 'request', id: 10, method: 'evaluateRun', params: { runId: 'r1' } },
     { kind: 'request', id: 11, method: 'cancelGenerate', params: { genId: 'g1' } },
     { kind: 'request', id: 12, method: 'listRuns' },
   ];
@@ -30,7 +32,7 @@ test('valid requests and notifications pass unchanged', () => {
 });
 
 test('every request method has a validator entry', () => {
-  assert.deepEqual([...REQUEST_METHODS].sort(), ['cancelCompare', 'cancelGenerate', 'compareMethods', 'deleteRun', 'exportRun', 'generate', 'listRuns', 'openFolder', 'params', 'pickDataset', 'pickModelFolder', 'presetConfig', 'preview', 'readEvents', 'resume', 'start', 'stop', 'useAdapter', 'environment', 'setupEnvironment', 'openFile', 'datasetFields'].sort());
+  assert.deepEqual([...REQUEST_METHODS].sort(), ['cancelCompare', 'cancelGenerate', 'compareMethods', 'deleteRun', 'exportRun', 'generate', 'listRuns', 'openFolder', 'params', 'pickDataset', 'pickModelFolder', 'presetConfig', 'preview', 'readEvents', 'resume', 'start', 'stop', 'useAdapter', 'environment', 'setupEnvironment', 'openFile', 'datasetFields', 'evaluateRun'].sort());
 });
 
 test('malformed messages are refused with a reason, addressed to their id when there is one', () => {
@@ -57,6 +59,11 @@ test('malformed messages are refused with a reason, addressed to their id when t
     [{ kind: 'request', id: 14, method: 'generate', params: { runId: 'r', prompt: 'x', maxTokens: 10_000 } }, /"maxTokens" must be an integer/, 14],
     [{ kind: 'request', id: 15, method: 'pickDataset', params: { kind: 'file', role: 'train', defaultPath: '/etc' } }, /unexpected parameter "defaultPath"/, 15],
     [{ kind: 'request', id: 16, method: 'params', params: 'x' }, /params must be an object/, 16],
+    [{ kind: 'request', id: 17, method: 'generate', params: { runId: 'r', prompt: 'x', topP: 0 } }, /"topP" must be a number/, 17],
+    [{ kind: 'request', id: 18, method: 'generate', params: { runId: 'r', prompt: 'x', history: [{ user: 'a' }] } }, /turn 1 must be \{ user, assistant \}/, 18],
+    [{ kind: 'request', id: 19, method: 'generate', params: { runId: 'r', prompt: 'x', history: [{ user: 'a', assistant: 1 }] } }, /turn 1: must be a string/, 19],
+    [{ kind: 'request', id: 20, method: 'generate', params: { runId: 'r', prompt: 'x', history: Array(51).fill({ user: 'a', assistant: 'b' }) } }, /at most 50 turns/, 20],
+    [{ kind: 'request', id: 21, method: 'evaluateRun', params: { runId: '../x' } }, /invalid format/, 21],
   ];
   for (const [m, re, id] of cases) {
     const r = parseWebviewMessage(m);
