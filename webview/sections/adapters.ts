@@ -4,6 +4,7 @@ import type { MethodName } from '../../src/protocol/config';
 import type { RunRow } from '../../src/protocol/messages';
 import { badge, button } from '../components';
 import { fill, h } from '../dom';
+import { verdictNote } from '../evaluation';
 import { fmtDate, fmtLoss } from '../format';
 import { request } from '../rpc';
 import { METHOD_LABELS } from '../schema';
@@ -47,6 +48,8 @@ export class AdaptersSection {
       h('div', { class: 'run-head' }, h('strong', {}, r.name), this.serving === r.id ? badge('serving completions') : null),
       h('div', { class: 'muted' }, `${METHOD_LABELS[r.method as MethodName] ?? r.method} · ${r.status} · ${fmtDate(r.startedAt)} · eval loss ${fmtLoss(r.evalLoss)}`),
       h('div', { class: 'muted' }, r.exportDir ? 'ONNX export ready' : 'no ONNX export yet'),
+      // what its held-out answers said, next to "Use for completions" (not evaluated: nothing to claim)
+      r.evaluation ? verdictNote(r.evaluation, `adapter-verdict-${r.id}`) : null,
       this.hfDirs.has(r.id) ? h('div', { class: 'muted hf-dir' }, 'Hugging Face checkpoint: ', h('bdi', {}, this.hfDirs.get(r.id)!)) : null,
       h('div', { class: 'actions' },
         act('Use for completions', async () => this.host.useForCompletions(r.id), { disabled: !r.exportDir, title: r.exportDir ? undefined : 'Export it first', appearance: 'primary' }),
