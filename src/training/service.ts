@@ -35,12 +35,12 @@ export interface TrainingServiceOptions {
   detachedSupervisor?: () => { command: string; args: string[] };
   /** VS Code: bloomPeft.stopTrainingWhenWindowsClose, sent to the supervisors of the runs this window follows */
   stopWhenWindowsClose?: () => boolean;
-  /** how long a supervisor waits for a window to come back before that policy stops the run (default 45 s) */
+  /** how long a supervisor waits for a window to come back before that policy stops the run (default 120 s) */
   lastWindowGraceMs?: number;
 }
 
 /** How long a run whose last window asked to stop on close waits for a window to come back (a reload). */
-export const LAST_WINDOW_GRACE_MS = 45_000;
+export const LAST_WINDOW_GRACE_MS = 120_000;
 
 class Emitter<T extends unknown[]> {
   private listeners = new Set<(...args: T) => void>();

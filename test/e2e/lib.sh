@@ -30,7 +30,6 @@ e2e_prepare_state() {
   [ -f "$STATE/user-data/User/settings.json" ] || cat > "$STATE/user-data/User/settings.json" <<JSON
 {
   "bloomPeft.pythonPath": "$PYTHON_FOR_TRAINER",
-  "bloomPeft.stopTrainingWhenWindowsClose": true,
   "workbench.startupEditor": "none",
   "workbench.tips.enabled": false,
   "workbench.enableExperiments": false,
