@@ -190,3 +190,16 @@ def test_quick_demo_preset_is_the_measured_embedded_preset():
 
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "sync_presets.py"), "--check"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_trainer_warns_chinese_on_a_model_without_chinese(english_only_model, tmp_path):
+    """The same warning as a `warning` event of the run (the model's weights: random, from its config)."""
+    config = make_config(str(english_only_model), "lora", training={"max_steps": 1, "batch_size": 4, "max_length": 256},
+                         data={"train_file": str(ZH_TASKS / "train.jsonl"), "eval_file": str(ZH_TASKS / "heldout.jsonl")})
+    config["model"]["config_only"] = True
+    run = tmp_path / "run"
+    write_config(run, config)
+    rc, events = run_in_process("train", run)
+    assert rc == 0, [e for e in events if e["type"] == "error"]
+    warned = [e["message"] for e in events if e["type"] == "warning" and "lacks the language" in e["message"]]
+    assert len(warned) == 1 and str(english_only_model) in warned[0]
