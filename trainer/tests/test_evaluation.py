@@ -9,7 +9,7 @@ from bloom_peft import evaluation
 from bloom_peft.methods import apply_method
 from bloom_peft.model_loading import load_base_model
 from bloom_peft.paths import PROJECT_ROOT
-from train_harness import make_config, model_name, run_in_process, write_config
+from train_harness import make_config, model_name, run_in_process, run_trainer, write_config
 
 EN_TASKS = PROJECT_ROOT / "examples" / "en-tasks"
 
@@ -116,3 +116,11 @@ def test_prefix_tuning_run_evaluates_at_the_end_like_its_onnx_export_and_on_dema
         assert again[key] == ev[key], key
     assert again["rouge_l"] == pytest.approx(ev["rouge_l"], abs=1e-6)
     assert again["base"]["exact"] == ev["base"]["exact"]
+
+    # the command line: events on stdout (checked against the schema), --rows honoured; a folder that is no run
+    rc, events, proc = run_trainer("evaluate", run, "--rows", "4")
+    assert rc == 0 and not proc.bad_lines, (proc.bad_lines, proc.stderr_tail())
+    cli = next(e for e in events if e["type"] == "evaluation")
+    assert cli["rows"] == min(4, ev["rows"]) and cli["trigger"] == "on_demand"
+    rc, events, _ = run_trainer("evaluate", tmp_path / "no-run")
+    assert rc == 2 and events[-1]["type"] == "error" and "not a run folder" in events[-1]["message"]
