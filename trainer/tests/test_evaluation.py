@@ -124,3 +124,12 @@ def test_prefix_tuning_run_evaluates_at_the_end_like_its_onnx_export_and_on_dema
     assert cli["rows"] == min(4, ev["rows"]) and cli["trigger"] == "on_demand"
     rc, events, _ = run_trainer("evaluate", tmp_path / "no-run")
     assert rc == 2 and events[-1]["type"] == "error" and "not a run folder" in events[-1]["message"]
+
+
+def test_long_free_form_answers_are_judged_by_rouge_against_the_base_model():
+    """References longer than the answer budget (alpaca's paragraphs) cannot match exactly: the verdict compares
+    ROUGE-L with the base model's, and the message says why exact match is 0."""
+    result, base = {"exact": 0, "exact_match": 0.0, "rouge_l": 0.4}, {"exact": 0, "exact_match": 0.0, "rouge_l": 0.2}
+    assert evaluation.verdict(result, base, exact_possible=False) == "ok"
+    assert evaluation.verdict(base, result, exact_possible=False) == "not_better_than_base"
+    assert "3 of 3 references are longer than the 64-token answer budget" in evaluation.message(result, base, 3, "ok", 3, 64)

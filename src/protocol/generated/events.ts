@@ -188,6 +188,10 @@ export interface EvaluationEvent {
   rows: number;
   max_new_tokens?: number;
   /**
+   * Rows whose reference does not fit max_new_tokens (they cannot match exactly; when every row is such, the verdict compares ROUGE-L with the base model's only).
+   */
+  long_references?: number;
+  /**
    * Rows answered exactly (after stripping surrounding whitespace).
    */
   exact: number;
@@ -201,7 +205,7 @@ export interface EvaluationEvent {
   rouge_l: number;
   base?: EvaluationScores;
   /**
-   * no_exact_answers: not one row answered exactly; not_better_than_base: the base model scores as well on both measures.
+   * no_exact_answers: not one row answered exactly; not_better_than_base: the base model scores as well on both measures (on ROUGE-L alone when no reference fits the answer budget).
    */
   verdict: 'ok' | 'no_exact_answers' | 'not_better_than_base';
   /**

@@ -68,9 +68,12 @@ def score(predictions: list[str], references: list[str]) -> dict:
     return {"exact": hits, "exact_match": hits / n if n else 0.0, "rouge_l": rouge}
 
 
-def verdict(result: dict, base: dict | None) -> str:
+def verdict(result: dict, base: dict | None, exact_possible: bool = True) -> str:
     """`no_exact_answers`: not one row answered exactly; `not_better_than_base`: the base model does as well on
-    both scores; `ok` otherwise."""
+    both scores; `ok` otherwise. When no reference fits the answer budget (long free-form answers, as alpaca's), exact
+    match is impossible and only ROUGE-L against the base model's decides."""
+    if not exact_possible:
+        return "not_better_than_base" if base is not None and result["rouge_l"] <= base["rouge_l"] else "ok"
     if result["exact"] == 0:
         return "no_exact_answers"
     if base is not None and result["exact"] <= base["exact"] and result["rouge_l"] <= base["rouge_l"]:
@@ -78,10 +81,12 @@ def verdict(result: dict, base: dict | None) -> str:
     return "ok"
 
 
-def message(result: dict, base: dict | None, rows: int, kind: str) -> str:
+def message(result: dict, base: dict | None, rows: int, kind: str, too_long: int = 0, budget: int = 0) -> str:
     text = f"answered {result['exact']} of {rows} held-out rows exactly (ROUGE-L {result['rouge_l']:.2f})"
     if base is not None:
         text += f"; the base model {base['exact']} of {rows} (ROUGE-L {base['rouge_l']:.2f})"
+    if too_long:
+        text += f"; {too_long} of {rows} references are longer than the {budget}-token answer budget and cannot match exactly"
     if kind == "no_exact_answers":
         text += ": the adapter does not answer its held-out rows yet; train longer or raise the learning rate"
     elif kind == "not_better_than_base":
@@ -209,8 +214,9 @@ def evaluate(model, method: str, tokenizer, examples: list[dict], *, snapshot: d
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_id
     prompts = [tokenizer(e["prompt"])["input_ids"] for e in chosen]
     references = [e["response"] for e in chosen]
-    longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references)
-    budget = max(1, min(max_new_tokens, longest + 8))  # a right answer needs its tokens and EOS; a few spare
+    lengths = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references]
+    budget = max(1, min(max_new_tokens, max(lengths) + 8))  # a right answer needs its tokens and EOS; a few spare
+    too_long = sum(n >= budget for n in lengths)  # an answer of `budget` tokens has no room for its EOS
 
     def answers(lm, prefix) -> list[str]:
         ids = greedy_generate(lm, prompts, eos_id=eos_id, pad_id=pad_id, max_new_tokens=budget, prefix=prefix)
@@ -230,14 +236,14 @@ def evaluate(model, method: str, tokenizer, examples: list[dict], *, snapshot: d
         model.train(was_training)
     result = score(predictions, references)
     base = score(base_predictions, references) if base_predictions is not None else None
-    kind = verdict(result, base)
+    kind = verdict(result, base, exact_possible=too_long < len(chosen))
     samples = [{"prompt": e["prompt"][-SAMPLE_CHARS:], "reference": r[:SAMPLE_CHARS], "answer": p[:SAMPLE_CHARS],
                 "exact": exact(p, r), "rouge_l": rouge_l(p, r),
                 **({"base_answer": b[:SAMPLE_CHARS]} if base_predictions is not None else {})}
                for e, r, p, b in zip(chosen, references, predictions, base_predictions or [None] * len(chosen))][:SAMPLES]
     return {**({"step": step} if step is not None else {}), "trigger": trigger, "rows": len(chosen),
-            "max_new_tokens": budget, **result, "base": base, "verdict": kind,
-            "message": message(result, base, len(chosen), kind), "samples": samples,
+            "max_new_tokens": budget, "long_references": too_long, **result, "base": base, "verdict": kind,
+            "message": message(result, base, len(chosen), kind, too_long, budget), "samples": samples,
             "runtime_s": time.time() - t0}
 
 
@@ -294,8 +300,9 @@ def evaluate_run(run_dir, *, rows: int = DEFAULT_ROWS, max_new_tokens: int = DEF
             base_fields = evaluate(model_base, "full", tokenizer, examples, rows=rows, max_new_tokens=max_new_tokens,
                                    compare_base=False)
             fields["base"] = {k: base_fields[k] for k in ("exact", "exact_match", "rouge_l")}
-            fields["verdict"] = verdict(fields, fields["base"])
-            fields["message"] = message(fields, fields["base"], fields["rows"], fields["verdict"])
+            long = fields["long_references"]
+            fields["verdict"] = verdict(fields, fields["base"], exact_possible=long < fields["rows"])
+            fields["message"] = message(fields, fields["base"], fields["rows"], fields["verdict"], long, fields["max_new_tokens"])
             for sample, b in zip(fields["samples"], base_fields["samples"]):
                 sample["base_answer"] = b["answer"]
     else:
