@@ -1,10 +1,12 @@
 // The field names of a dataset file, read from its start (first JSON object, or the CSV header) so the column
 // mapping can offer them in a dropdown. Pure node (no vscode); reads at most 256 KiB.
 import fs from 'node:fs';
+import path from 'node:path';
 
 const HEAD_BYTES = 256 * 1024;
 
 export function datasetFields(file: string): string[] {
+  if (fs.statSync(file).isDirectory()) return savedDatasetFields(file);
   const fd = fs.openSync(file, 'r');
   let head: string;
   try {
@@ -52,4 +54,21 @@ function csvHeader(line: string): string[] {
   }
   out.push(cur.trim());
   return out.filter(Boolean);
+}
+
+/** A folder written by datasets' save_to_disk: the features of the Dataset (dataset_info.json), or of a
+ * DatasetDict's train split (else its first split); any other folder has no fields. */
+function savedDatasetFields(dir: string): string[] {
+  const read = (p: string): unknown => { try { return JSON.parse(fs.readFileSync(p, 'utf8')); } catch { return undefined; } };
+  const features = (d: string): string[] => {
+    const info = read(path.join(d, 'dataset_info.json'));
+    return isRecord(info) && isRecord(info.features) ? Object.keys(info.features) : [];
+  };
+  const dict = read(path.join(dir, 'dataset_dict.json'));
+  if (isRecord(dict) && Array.isArray(dict.splits)) {
+    const splits = dict.splits.map(String);
+    const split = splits.includes('train') ? 'train' : splits[0];
+    return split ? features(path.join(dir, split)) : [];
+  }
+  return features(dir);
 }

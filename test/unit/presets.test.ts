@@ -1,7 +1,8 @@
 // Presets (schemas/presets.json) as the CLI, the palette quick pick and the dashboard build them: every preset and
 // method gives a config the schema accepts; shipped data resolve against the extension, the tutorial's against the
 // user's folder; `bloom-peft train --preset` refuses unknown names as usage errors; the dashboard's presetConfig
-// counts the preset's shipped files as picked; a save_to_disk folder is instruction rows, not a text corpus.
+// counts the preset's shipped files as picked; a save_to_disk folder is instruction rows, not a text corpus, and
+// its column names come from its features.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,6 +10,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { main, UsageError } from '../../src/cli/main';
 import { DashboardController } from '../../src/dashboard/controller';
+import { datasetFields } from '../../src/dashboard/dataset-fields';
 import { validateConfig, type TrainingConfig } from '../../src/protocol';
 import type { HostToWebview } from '../../src/protocol/messages';
 import { findPreset, presetConfig, PRESETS } from '../../src/training/presets';
@@ -65,6 +67,15 @@ test('save_to_disk folders are instruction rows; the quick pick puts the chosen 
     fs.writeFileSync(path.join(dir, name, marker), '{}');
     assert.equal(inferDataFormat(path.join(dir, name)), 'instruction', name);
   }
+  // the column mapping's field names: the Dataset's features, or the DatasetDict's train split's
+  const features = JSON.stringify({ features: { instruction: { dtype: 'string' }, input: { dtype: 'string' }, output: { dtype: 'string' } } });
+  fs.writeFileSync(path.join(dir, 'plain', 'dataset_info.json'), features);
+  fs.writeFileSync(path.join(dir, 'dict', 'dataset_dict.json'), JSON.stringify({ splits: ['test', 'train'] }));
+  fs.mkdirSync(path.join(dir, 'dict', 'train'));
+  fs.writeFileSync(path.join(dir, 'dict', 'train', 'dataset_info.json'), features);
+  assert.deepEqual(datasetFields(path.join(dir, 'plain')), ['instruction', 'input', 'output']);
+  assert.deepEqual(datasetFields(path.join(dir, 'dict')), ['instruction', 'input', 'output']);
+  assert.deepEqual(datasetFields(dir), []);
   const config = buildPresetConfig(findPreset('tutorial')!, 'prefix_tuning', roots, path.join(dir, 'plain'));
   assert.deepEqual(config.data, { format: 'instruction', train_file: path.join(dir, 'plain'), eval_split: 0.01 });
   assert.deepEqual(validateConfig(config), []);
