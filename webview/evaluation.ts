@@ -16,7 +16,10 @@ export function evaluationCell(ev: EvaluationEvent | null | undefined): HTMLElem
 /** The verdict in one line: a warning unless the adapter answers rows exactly and beats the base model. */
 export function verdictNote(ev: EvaluationEvent | null | undefined, id: string): HTMLElement {
   if (!ev) return h('div', { class: 'verdict muted', id }, 'Not evaluated yet: its answers to held-out rows are unknown.');
-  const summary = `${ev.exact} of ${ev.rows} held-out rows answered exactly (${pct(ev.exact_match)})${ev.base ? `; the base model ${ev.base.exact} of ${ev.rows}` : ''}.`;
+  // free-form answers longer than the answer budget cannot match exactly: ROUGE-L against the base model says more
+  const summary = ev.long_references && ev.exact === 0
+    ? `ROUGE-L ${ev.rouge_l.toFixed(2)}${ev.base ? ` against the base model's ${ev.base.rouge_l.toFixed(2)}` : ''} (${ev.long_references} of ${ev.rows} references are too long to match exactly).`
+    : `${ev.exact} of ${ev.rows} held-out rows answered exactly (${pct(ev.exact_match)})${ev.base ? `; the base model ${ev.base.exact} of ${ev.rows}` : ''}.`;
   if (ev.verdict === 'no_exact_answers') return h('div', { class: 'verdict warn', id, role: 'status' }, `⚠ This adapter answers none of its held-out rows exactly (ROUGE-L ${ev.rouge_l.toFixed(2)}): it has not learned the task yet. Train longer or with a higher learning rate before using it.`);
   if (ev.verdict === 'not_better_than_base') return h('div', { class: 'verdict warn', id, role: 'status' }, `⚠ No better than the base model: ${summary}`);
   return h('div', { class: 'verdict ok', id, role: 'status' }, `✓ ${summary}`);
