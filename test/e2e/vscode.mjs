@@ -43,7 +43,8 @@ export class Workbench {
   }
 
   async open() {
-    await this.page.goto(`${this.url}/?folder=${encodeURIComponent(this.workspace)}`);
+    // a loaded machine (2 cores shared with code-server, its extension host and trainers) can take over 30 s
+    await this.page.goto(`${this.url}/?folder=${encodeURIComponent(this.workspace)}`, { timeout: 120_000 });
     await this.page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
     await this.activityItem().waitFor({ timeout: 60_000 });
   }
@@ -197,9 +198,17 @@ export class Workbench {
     await this.editor().waitFor({ timeout: 15_000 });
   }
 
-  /** The editor's text, line by line, as VS Code renders it (nbsp -> space). */
-  async editorText() {
-    return (await this.editor().locator('.view-lines .view-line').allTextContents()).map(l => l.replace(/\u00a0/g, ' ')).join('\n');
+  /**
+   * The editor's visible text, line by line, as VS Code renders it (nbsp -> space), in screen order (the line
+   * elements are reused out of order once the editor scrolls). withoutGhost: without inline ghost text.
+   */
+  async editorText({ withoutGhost = false } = {}) {
+    const lines = await this.editor().locator('.view-lines .view-line').evaluateAll((els, drop) => els.map(el => {
+      const copy = el.cloneNode(true);
+      if (drop) for (const g of copy.querySelectorAll('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text')) g.remove();
+      return { top: parseFloat(el.style.top) || 0, text: copy.textContent ?? '' };
+    }), withoutGhost);
+    return lines.sort((a, b) => a.top - b.top).map(l => l.text.replace(/\u00a0/g, ' ')).join('\n');
   }
 
   ghostText() {
