@@ -178,7 +178,14 @@ def run(args) -> int:
         emitter.fallback_path = Path(args.run_dir) / "events.jsonl"
         stop.log_path = Path(args.run_dir) / "trainer.log"
     stop.install()
-    return run_with(args, emitter, stop)
+    rc = run_with(args, emitter, stop)
+    if stop.reason == "stdin closed":
+        # the owner is gone (or closed the pipe after `done`) and every output is written: skip the interpreter's
+        # teardown (torch finalizers, seconds on a loaded CPU) so a trainer whose owner was killed ends promptly
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os._exit(rc)
+    return rc
 
 
 def run_with(args, emitter: EventEmitter, stop: StopRequest) -> int:
