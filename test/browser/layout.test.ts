@@ -45,6 +45,8 @@ const LAYOUT_PROBLEMS = String.raw`(() => {
     root.querySelectorAll('*').forEach(function (el) {
       if (el.shadowRoot) visit(el.shadowRoot);
       if (!(el instanceof HTMLElement) || el.closest('.visually-hidden, .path')) return;
+      // inside a box that scrolls sideways (a wide table) the content is reachable: that box itself must fit
+      if (el.parentElement && el.parentElement.closest('vscode-data-grid')) return;
       var r = el.getBoundingClientRect();
       if (r.width === 0 || r.height === 0) return;
       var cs = getComputedStyle(el);
@@ -76,7 +78,7 @@ async function withRuns(training: FakeTraining, file: string): Promise<void> {
 }
 
 describe('dashboard layout', () => {
-  for (const width of [300, 700]) {
+  for (const width of [250, 300, 700]) {
     test(`at ${width} px every tab fits: nothing sticks out, nothing is clipped, no sideways scroll`, async () => {
       const training = new FakeTraining();
       const d = await openDashboard(browser, server.url, { training, width, height: 900 });

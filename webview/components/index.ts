@@ -158,6 +158,6 @@ export function dataGrid<R>(id: string, label: string, columns: Column<R>[], row
     h('vscode-data-grid-row', { 'row-type': 'header' },
       ...columns.map((c, i) => h('vscode-data-grid-cell', { 'cell-type': 'columnheader', 'grid-column': i + 1 }, c.title))),
     ...rows.map(r => h('vscode-data-grid-row', { 'data-row': rowId?.(r) },
-      ...columns.map((c, i) => h('vscode-data-grid-cell', { 'grid-column': i + 1 }, c.cell(r))))));
+      ...columns.map((c, i) => h('vscode-data-grid-cell', { 'grid-column': i + 1, 'data-title': c.title || undefined }, c.cell(r))))));
   return grid;
 }
