@@ -8,7 +8,9 @@ adapter), then `export.export_run` is timed as the training loop calls it, for e
 
 Usage: PYTHONPATH=trainer/src .venv/bin/python scripts/bench/export_bench.py [--work DIR] [--quantize none,int8]
        [--legs full,cached] [--shape bloom-560m|tiny]
-Prints one JSON object per leg (seconds, load average before/after, peak RSS) and a summary line at the end.
+Prints one JSON object per leg (wall and CPU seconds, load average before/after, peak RSS) and a summary line at the
+end; the export's log lines go to stderr with wall/CPU seconds since the leg began. CPU seconds do not grow with the
+machine's load (wall seconds do, many times over on a shared machine).
 """
 from __future__ import annotations
 
@@ -75,6 +77,26 @@ def _full_size_tokenizer(path: Path, vocab_size: int) -> None:
     path.write_text(json.dumps(t, ensure_ascii=False), encoding="utf-8")
 
 
+class PhaseLog:
+    """The export's own log lines, with wall and CPU seconds since the leg began (on stderr)."""
+
+    def __init__(self):
+        self.t0, self.c0 = time.perf_counter(), cpu_seconds()
+
+    def log(self, message: str) -> None:
+        print(f"  [{time.perf_counter() - self.t0:7.1f}s wall {cpu_seconds() - self.c0:7.1f}s cpu] {message}",
+              file=sys.stderr, flush=True)
+
+    def warning(self, message: str, **_) -> None:
+        self.log("warning: " + message)
+
+
+def cpu_seconds() -> float:
+    """user + system CPU time of this process (and its finished children): what the export costs whatever the load."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -108,10 +130,10 @@ def main() -> int:
                 kwargs["base_cache"] = None
             out = work / f"export-{leg}-{quantize}"
             load0 = os.getloadavg()[0]
-            t0 = time.perf_counter()
-            ex.export_run(run, out=out, quantize=quantize, **kwargs)
-            seconds = time.perf_counter() - t0
-            r = {"leg": leg, "quantize": quantize, "shape": a.shape, "method": a.method, "seconds": round(seconds, 1),
+            c0, t0 = cpu_seconds(), time.perf_counter()
+            ex.export_run(run, PhaseLog(), out=out, quantize=quantize, **kwargs)
+            seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+            r = {"leg": leg, "quantize": quantize, "shape": a.shape, "method": a.method, "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
                  "load1_before": round(load0, 2), "load1_after": round(os.getloadavg()[0], 2),
                  "peak_rss_mib": round(peak_rss_mib()), "verification": json.loads((out / "manifest.json").read_text()).get("verification")}
             results.append(r)
