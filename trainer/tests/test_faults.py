@@ -203,3 +203,18 @@ def test_disk_full_mid_run_is_a_clear_error_and_keeps_complete_checkpoints(small
     steps = checkpoint_steps(run)
     assert steps, "the checkpoint written before the disk filled is kept, complete"
     assert any(e["type"] == "checkpoint" and e["step"] == steps[-1] for e in events)
+
+
+def test_corpus_text_is_tokenised_in_pieces_with_the_same_ids(monkeypatch):
+    """A corpus file is tokenised a million characters at a time (bounded tokenizer memory); cutting before a newline
+    that follows a word gives exactly the ids of tokenising it whole."""
+    from transformers import AutoTokenizer
+
+    from bloom_peft import data
+
+    tok = AutoTokenizer.from_pretrained(str(EMBEDDED_MODEL_DIR))
+    text = "".join(p.read_text() for p in sorted((PROJECT_ROOT / "trainer" / "src" / "bloom_peft").glob("*.py")))
+    whole = tok(text, add_special_tokens=False)["input_ids"]
+    for piece in (777, 5000):
+        monkeypatch.setattr(data, "CORPUS_PIECE_CHARS", piece)
+        assert data.tokenize_long(tok, text) == whole

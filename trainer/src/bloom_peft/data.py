@@ -399,6 +399,28 @@ def _encode_rows(rows: list[dict], tokenizer, template: dict, max_length: int, w
     return out
 
 
+CORPUS_PIECE_CHARS = 1_000_000
+
+
+def tokenize_long(tokenizer, text: str) -> list[int]:
+    """The ids of a corpus text, tokenised in pieces of at most a million characters: every token of a corpus is
+    training data, but the tokenizer's own working memory (offsets, encodings) then stays bounded by the piece, not
+    the file. A piece ends just before a newline that follows a non-space character, where byte-level BPE starts a
+    new token anyway (a newline merges with the whitespace after it, never with the word before)."""
+    ids: list[int] = []
+    start = 0
+    while start < len(text):
+        end = min(start + CORPUS_PIECE_CHARS, len(text))
+        if end < len(text):
+            nl = text.rfind("\n", start + 1, end)
+            while nl > start and text[nl - 1].isspace():
+                nl = text.rfind("\n", start + 1, nl)
+            end = nl if nl > start else end
+        ids += tokenizer(text[start:end], add_special_tokens=False)["input_ids"]
+        start = end
+    return ids
+
+
 def _where(path, line) -> str:
     return f"{path}:{line}" if line is not None else str(path)
 
@@ -409,7 +431,7 @@ def _encode_corpus(files: list[Path], tokenizer, block: int, add_eos: bool) -> l
     for f in files:
         text = _read_text(f)
         if text.strip():
-            stream += tokenizer(text, add_special_tokens=False)["input_ids"] + ([tokenizer.eos_token_id] if add_eos else [])
+            stream += tokenize_long(tokenizer, text) + ([tokenizer.eos_token_id] if add_eos else [])
     return _blocks(stream, block, str(files[0].parent if len(files) > 1 else files[0]))
 
 
@@ -472,7 +494,7 @@ def load_examples(config: dict, tokenizer, *, warnings: list | None = None, base
         fmt = _detect_hub_format(records, cols, source)
         if fmt == "text":
             ids = [t for r in records if str(r.get("text") or "").strip()
-                   for t in tokenizer(str(r["text"]), add_special_tokens=False)["input_ids"] + eos]
+                   for t in tokenize_long(tokenizer, str(r["text"])) + eos]
             items = _blocks(ids, block, source)
         else:
             items = _row_dicts([(i, r) for i, r in enumerate(records, 1)], fmt, cols, source)
