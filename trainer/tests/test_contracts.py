@@ -49,3 +49,44 @@ def test_emitter_output_matches_schema(capsys):
     assert lines[0]["loss"] is None  # NaN cannot travel as JSON
     for e in lines:
         assert not list(EVENT_VALIDATOR.iter_errors(e)), e
+
+
+# The answers of params, preview and check: what the trainer prints is valid against the schema the host's types
+# are generated from (src/protocol/generated/), on the embedded model and a real data file.
+def _answer_validator(name: str) -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(json.loads((SCHEMAS_DIR / f"{name}.schema.json").read_text()))
+
+
+def _answer(capsys, module, **args) -> dict:
+    from argparse import Namespace
+
+    assert module.run(Namespace(config=None, **{k: json.dumps(v) if k == "json" else v for k, v in args.items()})) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_params_answer_matches_schema(capsys):
+    from bloom_peft import params
+    from trainer_data_model import model_name
+
+    answer = _answer(capsys, params, json={"model": {"name_or_path": model_name()}, "method": {"name": "lora"}})
+    assert not list(_answer_validator("params-answer").iter_errors(answer)), answer
+
+
+def test_preview_answer_matches_schema(capsys):
+    from bloom_peft import preview
+    from trainer_data_model import ROOT, TASKS, model_name
+
+    for fmt, train_file in (("instruction", TASKS / "train.jsonl"), ("text", ROOT / "examples" / "code-corpus")):
+        config = {"model": {"name_or_path": model_name()}, "method": {"name": "lora"},
+                  "data": {"format": fmt, "train_file": str(train_file)}, "training": {"max_length": 40}}
+        answer = _answer(capsys, preview, json=config, rows=2)
+        assert answer["rows"], answer
+        assert not list(_answer_validator("preview-answer").iter_errors(answer)), answer
+
+
+def test_check_report_matches_schema(capsys):
+    from bloom_peft import check
+
+    assert check.run() == 0
+    report = json.loads(capsys.readouterr().out)
+    assert not list(_answer_validator("check-report").iter_errors(report)), report
