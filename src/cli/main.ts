@@ -262,12 +262,13 @@ export function runsTable(runs: RunSummary[], runsDir: string): string {
   if (!runs.length) return `no runs in ${runsDir}`;
   const rows = runs.map(r => [
     r.id, r.status, r.method ?? '?', r.totalSteps ? `${r.step}/${r.totalSteps}` : String(r.step),
-    fmt(r.finalTrainLoss ?? r.lastLoss), fmt(r.finalEvalLoss), r.tokensPerS ? String(Math.round(r.tokensPerS)) : '-',
+    fmt(r.finalTrainLoss ?? r.lastLoss), fmt(r.finalEvalLoss), r.evaluation ? `${r.evaluation.exact}/${r.evaluation.rows}` : '-',
+    r.tokensPerS ? String(Math.round(r.tokensPerS)) : '-',
     r.trainablePercent !== undefined ? `${r.trainablePercent.toFixed(3)}%` : '-',
     r.startedAt ? new Date(r.startedAt).toISOString().replace('T', ' ').slice(0, 19) : '-',
     r.endedAt && r.startedAt ? formatDuration((r.endedAt - r.startedAt) / 1000) : '-',
   ]);
-  const head = ['RUN', 'STATUS', 'METHOD', 'STEP', 'LOSS', 'EVAL', 'TOK/S', 'TRAINABLE', 'STARTED', 'TOOK'];
+  const head = ['RUN', 'STATUS', 'METHOD', 'STEP', 'LOSS', 'EVAL', 'HELD-OUT', 'TOK/S', 'TRAINABLE', 'STARTED', 'TOOK'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => r[i].length)));
   return [head, ...rows].map(r => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }

@@ -87,5 +87,7 @@ test('runs table lines up columns and says where it looked when empty', () => {
   const [head, a, b] = table.split('\n');
   assert.equal(head.indexOf('STATUS'), a.indexOf('completed'));
   assert.equal(a.indexOf('completed'), b.indexOf('failed'));
-  assert.match(a, /lora\s+4\/4\s+1\.5000\s+-\s+-\s+2\.500%/);
+  assert.match(a, /lora\s+4\/4\s+1\.5000\s+-\s+-\s+-\s+2\.500%/); // eval loss, held-out exact, tok/s
+  const evaluated = runsTable([run({ method: 'lora', evaluation: { v: 1, type: 'evaluation', time: 1, rows: 32, exact: 29, exact_match: 29 / 32, rouge_l: 0.97, verdict: 'ok', message: '' } })], '/x');
+  assert.match(evaluated.split('\n')[1], /lora\s+4\s+-\s+-\s+29\/32\s/);
 });
