@@ -9,6 +9,7 @@ preview --config FILE [--rows N]        the first rows exactly as the model sees
 evaluate --run-dir DIR [--rows N] [--max-new-tokens N] [--no-base]   greedy answers to held-out rows: exact match,
                                         character ROUGE-L, next to the base model (an `evaluation` event on stdout)
 check                                   environment report (JSON on stdout)
+serve                                   params / preview / check answered as JSON lines on stdin/stdout, until EOF
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ COMMANDS = {
     "params": "bloom_peft.params",
     "preview": "bloom_peft.preview",
     "check": "bloom_peft.check",
+    "serve": "bloom_peft.serve",
     "evaluate": "bloom_peft.evaluation",
 }
 
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     psrc.add_argument("--json", help="config JSON text")
     preview.add_argument("--rows", type=int, default=3)
     sub.add_parser("check", help="environment report")
+    sub.add_parser("serve", help="answer params/preview/check queries as JSON lines (stdin -> stdout) until EOF")
     evaluate = sub.add_parser("evaluate", help="answer a finished run's held-out rows: exact match and ROUGE-L vs the base model")
     evaluate.add_argument("--run-dir", required=True)
     evaluate.add_argument("--rows", type=int, default=32, help="held-out rows to answer (the first N)")
