@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { TrainingConfig } from '../protocol/config';
 import { validateConfig } from '../protocol/config';
 import type { TrainerEvent } from '../protocol/events';
+import type { PreviewAnswerRow } from '../protocol/generated/preview-answer';
 import {
   parseWebviewMessage,
   type DashboardSnapshot, type HostError, type HostToWebview, type Picked, type PreviewRow,
@@ -41,19 +42,9 @@ export function toRunRow(s: RunSummary): RunRow {
   };
 }
 
-/** The trainer's preview rows are passed through by the service; pick the fields the dashboard shows. */
-export function toPreviewRow(row: Record<string, unknown>): PreviewRow {
-  const str = (...keys: string[]) => keys.map(k => row[k]).find((v): v is string => typeof v === 'string');
-  const num = (...keys: string[]) => keys.map(k => row[k]).find((v): v is number => typeof v === 'number');
-  const text = str('text', 'full_text', 'decoded') ?? '';
-  const ids = Array.isArray(row.input_ids) ? row.input_ids.length : undefined;
-  return {
-    text,
-    prompt: str('prompt', 'prompt_text'),
-    tokens: num('tokens', 'num_tokens', 'total_tokens', 'length') ?? ids ?? 0,
-    promptTokens: num('prompt_tokens', 'num_prompt_tokens', 'masked_tokens'),
-    truncated: typeof row.truncated === 'boolean' ? row.truncated : undefined,
-  };
+/** A trainer preview row (schemas/preview-answer.schema.json) as the dashboard shows it. */
+export function toPreviewRow(row: PreviewAnswerRow): PreviewRow {
+  return { text: row.text, prompt: row.prompt, tokens: row.tokens, promptTokens: row.prompt_tokens, truncated: row.truncated };
 }
 
 const PARAMS_DATA: TrainingConfig['data'] = { format: 'text', train_file: '.' };

@@ -5,35 +5,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { DoneEvent, ErrorEvent, EvaluationEvent, ProgressEvent, StartedEvent, TrainerEvent, TrainingConfig } from '../protocol';
+import type { RunRecord } from '../protocol/generated/run-record';
 import { JsonLinesParser, parseLine } from './jsonLines';
 import { isSameProcessAlive } from './processes';
 import type { RunEnd, RunStatus, RunSummary } from './types';
 import { TrainingError } from './types';
 
-/** run.json: the process record of the latest trainer attempt (train or resume) of a run. */
-export interface RunRecord {
-  version: 1;
-  id: string;
-  command: 'train' | 'resume';
-  pid: number;
-  /** processes.processStartToken(pid), guards against pid reuse */
-  pidToken?: string;
-  host: string;
-  /** pid of the process that supervises the trainer: the CLI, or the detached run supervisor of VS Code */
-  ownerPid: number;
-  /** processes.processStartToken(ownerPid) */
-  ownerToken?: string;
-  /** 'cli': the CLI in a terminal; 'detached': dist/run-supervisor.js, which outlives VS Code windows */
-  owner?: 'cli' | 'detached';
-  startedAt: number;
-  endedAt?: number;
-  exitCode?: number | null;
-  signal?: string | null;
-  /** the outcome the supervisor saw; 'interrupted' = killed on deactivate / owner exit */
-  outcome?: 'completed' | 'stopped' | 'failed' | 'interrupted';
-  /** the trainer's error event, kept here too: on a full disk events.jsonl may not have taken it */
-  error?: { code: string; message: string; hint?: string };
-}
+/** run.json: the process record of the latest trainer attempt (train or resume) of a run (schemas/run-record.schema.json). */
+export type { RunRecord };
 
 export const STOP_REQUEST_FILE = 'stop-requested';
 /** Written and OS-locked by the trainer (trainer/src/bloom_peft/runlock.py) while it trains, resumes or exports. */

@@ -1,6 +1,9 @@
 // Public types of the training core. The dashboard, the completions and the CLI build against these;
 // nothing here imports vscode.
 import type { ConfigIssue, EvaluationEvent, MethodName, TrainerEvent, TrainingConfig } from '../protocol';
+import type { CheckReport } from '../protocol/generated/check-report';
+import type { ParamsAnswer } from '../protocol/generated/params-answer';
+import type { PreviewAnswerRow } from '../protocol/generated/preview-answer';
 
 /** Anything with a dispose(); structurally compatible with vscode.Disposable. */
 export interface Disposable { dispose(): void }
@@ -81,21 +84,15 @@ export interface RunEnd {
   exportDir?: string | null;
 }
 
-export interface ParamsResult { trainable: number; total: number; percent: number }
+/** `params`: the trainer's counts (schemas/params-answer.schema.json) that the dashboard shows. */
+export type ParamsResult = Pick<ParamsAnswer, 'trainable' | 'total' | 'percent'>;
 
-/** One row of `preview`: what the trainer returns, passed through (text, token counts...). */
-export type PreviewRow = Record<string, unknown>;
+/** `preview`: the first rows as the trainer answers them (schemas/preview-answer.schema.json), the split's sizes,
+ * and the data warnings (skipped rows, a language the model lacks). */
+export interface PreviewResult { rows: PreviewAnswerRow[]; trainRows: number; evalRows: number; warnings: string[] }
 
-/** `preview`: the first rows, the split's sizes, and the data warnings (skipped rows, a language the model lacks). */
-export interface PreviewResult { rows: PreviewRow[]; trainRows: number; evalRows: number; warnings: string[] }
-
-/** `python -m bloom_peft check` output, passed through; `problems` is what the host shows. */
-export interface CheckReport {
-  python?: string;
-  torch?: string | null;
-  problems?: Array<{ code?: string; message: string; hint?: string; severity?: string } | string>;
-  [key: string]: unknown;
-}
+/** `python -m bloom_peft check` output (schemas/check-report.schema.json); `problems` is what the host shows. */
+export type { CheckReport };
 
 /** A user-fixable failure of a service call (bad config, no Python, busy...). */
 export class TrainingError extends Error {

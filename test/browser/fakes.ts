@@ -169,11 +169,17 @@ export class FakeTraining implements TrainingServiceApi {
       const r = JSON.parse(l) as Record<string, string>;
       const prompt = t.prompt.replace('{instruction}', r.instruction).replace('{input}', r.input).trim() + t.response_prefix;
       const text = prompt + r.output;
-      return { text, prompt, tokens: count(text) + 1, prompt_tokens: count(prompt) };
+      return { text, prompt, response: r.output, tokens: count(text) + 1, prompt_tokens: count(prompt), truncated: false };
     });
     return { rows: shown, trainRows: all.length - evalRows, evalRows, warnings: [] };
   }
-  async check(): Promise<CheckReport> { return { python: '3', torch: '2.13.0', problems: [] }; }
+  async check(): Promise<CheckReport> {
+    const packages = { torch: '2.13.0', transformers: '4.57.0', peft: '0.17.0', accelerate: '1.10.0', onnx: '1.19.0', onnxruntime: '1.23.0' };
+    return {
+      python: '3.12.3', python_executable: '/usr/bin/python3', platform: 'Linux', machine: 'x86_64', packages, ...packages,
+      cuda: { available: false, version: null, devices: [] }, mps: { available: false }, device: 'cpu', problems: [], ok: true,
+    };
+  }
 }
 
 export class FakeHost implements DashboardHost {

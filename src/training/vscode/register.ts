@@ -212,7 +212,7 @@ async function setupEnvironment(context: vscode.ExtensionContext, training: Trai
     log.warn(`check with ${python.path} failed: ${(e as Error).message}`);
   }
   // messages only: their hints all say "run Set Up Training Environment", which is what this command is
-  const problems = (report?.problems ?? []).map(p => (typeof p === 'string' ? p : p.message));
+  const problems = (report?.problems ?? []).map(p => p.message);
   if (report) log.info(`environment (${python.path}, ${python.source}): ${JSON.stringify(report)}`);
   for (const p of problems) log.warn(`environment: ${p}`);
   if (python.ready) {
@@ -249,7 +249,7 @@ async function setupEnvironment(context: vscode.ExtensionContext, training: Trai
     let afterProblems: string[] = [];
     try {
       const r = await training.check();
-      afterProblems = (r.problems ?? []).map(p => (typeof p === 'string' ? p : p.message));
+      afterProblems = r.problems.map(p => p.message);
     } catch { /* shown below through the python choice */ }
     void vscode.window.showInformationMessage(`Bloom PEFT: training environment ready (${py}).` +
       (after.path !== py ? ` Note: ${after.path} (${after.source}) takes precedence; clear bloomPeft.pythonPath to use it.` : '') +
