@@ -88,9 +88,10 @@ export class App {
     }
   }
 
-  private showEnvironment(env: EnvironmentStatus, error?: HostError): void {
+  /** `error`: the trainer's import failure (shown when the quick check thought the Python ready); `setupError`: the setup failed. */
+  private showEnvironment(env: EnvironmentStatus, error?: HostError, setupError?: HostError): void {
     this.env = env;
-    this.envBanner.hidden = env.ready && !error;
+    this.envBanner.hidden = env.ready && !error && !setupError;
     if (this.envBanner.hidden) { this.envBanner.replaceChildren(); return; }
     const setup = button(this.settingUp ? 'Setting up…' : 'Set up (about 2 GB)', () => void this.setUp(), { id: 'env-setup', title: 'Runs "Bloom PEFT: Set Up Training Environment": a Python environment with the trainer\'s pinned packages' });
     setup.disabled = this.settingUp;
@@ -98,7 +99,7 @@ export class App {
       h('strong', {}, 'Set up training first. '),
       error && env.ready ? `The Python found (${env.python}) cannot run the trainer: ${error.message}`
         : `Training needs PyTorch, Transformers and PEFT; the Python found (${env.python}) does not have them.`,
-      error && !env.ready ? h('div', { class: 'error-text' }, error.message) : null,
+      setupError ? h('div', { class: 'error-text' }, `The setup did not finish: ${setupError.message}`) : null,
       h('div', { class: 'field-hint' }, this.settingUp
         ? 'Downloading and installing: progress is in the notification. Counts and preview appear when it is done.'
         : 'Or set bloomPeft.pythonPath to a Python that has them.')),
@@ -115,7 +116,7 @@ export class App {
       this.configure.setEnvironment(env.ready ? 'ready' : 'missing');
     } catch (e) {
       this.settingUp = false;
-      this.showEnvironment({ ready: false, python: this.env?.python ?? '', source: this.env?.source ?? '' }, e instanceof RequestError ? e.error : { message: String((e as Error)?.message ?? e) });
+      this.showEnvironment({ ready: false, python: this.env?.python ?? '', source: this.env?.source ?? '' }, undefined, e instanceof RequestError ? e.error : { message: String((e as Error)?.message ?? e) });
     }
   }
 
