@@ -11,10 +11,9 @@ import { resolvePython, runProcess, runTrainerJson, tail, trainerEnv, type Pytho
 import { assertFreeSpace, EventsTail, resolveConfigPaths, RunStore, type RunRecord } from './runStore';
 import { stopVerified, superviseRun, writeWatcherLease, type TrainerProcess } from './supervisor';
 import { trainerSourceDir } from './paths';
-import type { ParamsAnswer } from '../protocol/generated/params-answer';
-import type { PreviewAnswer } from '../protocol/generated/preview-answer';
+import { QueryService, type QueryCommand, type QueryPayload } from './queryService';
 import {
-  TrainingError, type CheckReport, type Disposable, type EventListener, type Logger, type ParamsResult, type PreviewResult,
+  TrainingError, type CheckReport, type Disposable, type EventListener, type Logger, type ParamsResult, type PreviewResult, type PreviewRow,
   type RunEnd, type RunInfo, type RunSummary, type TrainingServiceApi,
 } from './types';
 
@@ -80,10 +79,13 @@ export class TrainingService implements TrainingServiceApi, Disposable {
   private readonly jsonCache = new Map<string, Promise<unknown>>();
   private readonly latest = new Map<string, { run: () => void; reject: (e: Error) => void }>();
   private readonly busyKinds = new Set<string>();
+  /** params / preview / check: one resident trainer process per window (queryService.ts) */
+  private readonly queries: QueryService;
   private disposed = false;
 
   constructor(private readonly options: TrainingServiceOptions) {
     this.log = options.log ?? silent;
+    this.queries = new QueryService({ python: async () => (await this.python()).path, env: options.env, log: this.log });
   }
 
   get store(): RunStore {
@@ -293,22 +295,35 @@ export class TrainingService implements TrainingServiceApi, Disposable {
     const placeholder = { format: 'instruction', train_file: 'unused.jsonl' } as const;
     const resolved = { ...this.prepareConfig({ ...config, data: config.data ?? placeholder }, undefined, false) };
     if (!config.data) delete (resolved as Partial<TrainingConfig>).data;
-    const answer = await this.cachedJson<ParamsAnswer>('params', ['params', '--json', JSON.stringify(resolved)]);
-    return { trainable: answer.trainable, total: answer.total, percent: answer.percent };
+    const raw = await this.cachedJson<Record<string, unknown>>('params', { config: resolved });
+    const trainable = num(raw.trainable ?? raw.trainable_params);
+    const total = num(raw.total ?? raw.total_params);
+    const percent = typeof raw.percent === 'number' ? raw.percent : typeof raw.trainable_percent === 'number' ? raw.trainable_percent : total ? (trainable / total) * 100 : 0;
+    return { trainable, total, percent };
   }
 
   /** The first rows exactly as the model sees them (cached; latest request wins). */
   async preview(config: TrainingConfig, rows = 3): Promise<PreviewResult> {
     const resolved = this.prepareConfig(config, undefined, false);
-    const answer = await this.cachedJson<PreviewAnswer>(
-      'preview', ['preview', '--json', JSON.stringify(resolved), '--rows', String(rows)]);
-    return { rows: answer.rows, trainRows: answer.train_rows, evalRows: answer.eval_rows, warnings: answer.warnings };
+    const raw = await this.cachedJson<{ rows?: PreviewRow[]; train_rows?: number; eval_rows?: number; warnings?: unknown[] }>(
+      'preview', { config: resolved, rows });
+    return {
+      rows: Array.isArray(raw?.rows) ? raw.rows : [], trainRows: num(raw?.train_rows), evalRows: num(raw?.eval_rows),
+      warnings: Array.isArray(raw?.warnings) ? raw.warnings.map(String) : [],
+    };
   }
 
   /** Environment report (works without torch). */
   async check(): Promise<CheckReport> {
-    const python = await this.python();
-    return runTrainerJson<CheckReport>(python.path, ['check'], { env: this.options.env, timeoutMs: 120_000 });
+    try {
+      return await this.queries.request<CheckReport>('check');
+    } catch (e) {
+      // the check exists for broken environments: where the resident process cannot even run, ask a one-shot one,
+      // which reports what is missing without importing it
+      if (!(e instanceof TrainingError) || !['trainer_failed', 'environment'].includes(e.code)) throw e;
+      const python = await this.python();
+      return runTrainerJson<CheckReport>(python.path, ['check'], { env: this.options.env, timeoutMs: 120_000 });
+    }
   }
 
   /** The Python the next run would use. */
@@ -356,6 +371,7 @@ export class TrainingService implements TrainingServiceApi, Disposable {
     this.followed.clear();
     for (const p of this.latest.values()) p.reject(new TrainingError('disposed', 'the training service was shut down'));
     this.latest.clear();
+    this.queries.dispose();
   }
 
   dispose(): void {
@@ -530,12 +546,12 @@ export class TrainingService implements TrainingServiceApi, Disposable {
   }
 
   /** Runs trainer JSON commands with a cache, in-flight sharing, and "latest request wins" per kind. */
-  private async cachedJson<T>(kind: string, args: string[]): Promise<T> {
+  private async cachedJson<T>(kind: QueryCommand, payload: QueryPayload): Promise<T> {
     const python = await this.python();
-    const key = `${kind}\0${python.path}\0${args.join('\0')}`;
+    const key = `${kind}\0${python.path}\0${JSON.stringify(payload)}`;
     const hit = this.jsonCache.get(key);
     if (hit) return hit as Promise<T>;
-    // one trainer process per kind at a time; a newer request replaces a waiting older one
+    // one query per kind at a time; a newer request replaces a waiting older one
     if (this.busyKinds.has(kind)) {
       await new Promise<void>((resolve, reject) => {
         this.latest.get(kind)?.reject(new TrainingError('superseded', `a newer ${kind} request replaced this one`));
@@ -545,7 +561,7 @@ export class TrainingService implements TrainingServiceApi, Disposable {
       if (again) return again as Promise<T>;
     }
     this.busyKinds.add(kind);
-    const p = runTrainerJson<T>(python.path, args, { env: this.options.env, timeoutMs: 180_000 });
+    const p = this.queries.request<T>(kind, payload);
     this.jsonCache.set(key, p);
     if (this.jsonCache.size > 64) this.jsonCache.delete(this.jsonCache.keys().next().value as string);
     try {
@@ -575,6 +591,10 @@ function applyProgress(info: RunInfo, e: TrainerEvent): void {
   } else if (e.type === 'done') {
     info.step = e.step;
   }
+}
+
+function num(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
 }
 
 function sleep(ms: number): Promise<void> {
