@@ -3,7 +3,7 @@
 import * as vscode from 'vscode';
 import type { TrainingService } from '../service';
 import { progressText } from '../format';
-import type { RunEnd, RunInfo } from '../types';
+import type { RunEnd, RunInfo, RunSummary } from '../types';
 
 export class TrainingProgressUi implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
@@ -108,6 +108,10 @@ export class TrainingProgressUi implements vscode.Disposable {
     try { return this.training.store.summary(runId).lastCheckpointStep !== undefined; } catch { return false; }
   }
 
+  private evaluation(runId: string): RunSummary['evaluation'] {
+    try { return this.training.store.summary(runId).evaluation; } catch { return undefined; }
+  }
+
   private async notifyEnd(end: RunEnd): Promise<void> {
     const resume = this.hasCheckpoint(end.runId) ? ['Resume'] : [];
     if (end.outcome === 'failed') {
@@ -120,7 +124,10 @@ export class TrainingProgressUi implements vscode.Disposable {
       if (pick === 'Show Log') this.actions.showLog();
     } else if (end.outcome === 'completed') {
       const actions = end.exportDir ? ['Use for Completions', 'Open Dashboard'] : ['Open Dashboard'];
-      const pick = await vscode.window.showInformationMessage(`Bloom PEFT: training completed (run ${end.runId}).`, ...actions);
+      // what its held-out answers said goes with "Use for Completions": a warning when it answers none or no better than the base
+      const ev = this.evaluation(end.runId);
+      const text = `Bloom PEFT: training completed (run ${end.runId}).${ev ? ` ${ev.message}.` : ''}`;
+      const pick = await (ev && ev.verdict !== 'ok' ? vscode.window.showWarningMessage(text, ...actions) : vscode.window.showInformationMessage(text, ...actions));
       if (pick === 'Use for Completions') void vscode.commands.executeCommand('bloomPeft.useAdapter', end.runId, end.dir);
       if (pick === 'Open Dashboard') void vscode.commands.executeCommand('bloomPeft.openDashboard');
     }
