@@ -12,7 +12,7 @@ const ZH = {
   method: 'prefix_tuning',
   methodOptions: { num_virtual_tokens: 20 },
   training: {
-    max_steps: Number(process.env.E2E_ZH_STEPS ?? 300), batch_size: 8, learning_rate: 0.01, max_length: 64, warmup_ratio: 0.05,
+    max_steps: Number(process.env.E2E_ZH_STEPS ?? 300), batch_size: 8, learning_rate: 0.01, max_length: 128, warmup_ratio: 0.05,
     log_every: 5, save_every: 100, eval_every: 100,
   },
 };
