@@ -50,6 +50,19 @@ async function held<T>(p: Promise<T>): Promise<T> {
   try { return await p; } finally { clearInterval(timer); }
 }
 
+/**
+ * The trainer whose owner was killed ends within 10 s of the end of the step that was in flight (a step cannot be cut
+ * short; on an idle machine it takes ~50 ms, at load 27 on 2 cores one took 12 s). Returns both figures.
+ */
+async function assertEndsPromptly(store: RunStore, id: string, pid: number, killedAt: number): Promise<string> {
+  assert.deepEqual(await waitGroupGone(pid, 180_000), [], 'the trainer ended');
+  const goneAt = Date.now();
+  const stepEnd = store.readEvents(id).find(e => e.time * 1000 >= killedAt && (e.type === 'progress' || e.type === 'checkpoint'));
+  const fromStepEnd = goneAt - (stepEnd ? stepEnd.time * 1000 : killedAt);
+  assert.ok(fromStepEnd <= 10_000, `the trainer ended ${fromStepEnd} ms after the step in flight ended (bound 10 s)`);
+  return `gone ${goneAt - killedAt} ms after the kill, ${Math.max(0, Math.round(fromStepEnd))} ms after the step in flight ended`;
+}
+
 const progressSteps = (store: RunStore, id: string) => store.readEvents(id).flatMap(e => (e.type === 'progress' ? [e.step] : []));
 
 test('a run started by a window outlives it: a new service follows the same trainer and stops it', { timeout: 400_000 }, async () => {
@@ -90,7 +103,7 @@ test('a run started by a window outlives it: a new service follows the same trai
   second.dispose();
 });
 
-test('kill -9 of the run supervisor: the trainer stops within 10 s with a checkpoint; the run reads interrupted', { timeout: 400_000 }, async () => {
+test('kill -9 of the run supervisor: the trainer stops at the step boundary with a checkpoint; the run reads interrupted', { timeout: 400_000 }, async () => {
   const runs = path.join(tempDir('own-kill-sup'), 'runs');
   const service = windowService(runs);
   const info = await service.start(tinyConfig({ training: { max_steps: 400, save_every: 0 } }), { name: 'kill-sup' });
@@ -99,10 +112,9 @@ test('kill -9 of the run supervisor: the trainer stops within 10 s with a checkp
   pids.add(record.pid);
   const ended = new Promise<RunEnd>(resolve => service.onRunEnded(resolve));
   await until('two steps', () => progressSteps(store, info.id).length >= 2);
-  process.kill(record.ownerPid, 'SIGKILL');
   const killedAt = Date.now();
-  assert.deepEqual(await waitGroupGone(record.pid, 10_000), [], 'the trainer is gone within 10 s');
-  const tookMs = Date.now() - killedAt;
+  process.kill(record.ownerPid, 'SIGKILL');
+  const took = await assertEndsPromptly(store, info.id, record.pid, killedAt);
   const checkpoint = newestCheckpoint(store.dir(info.id));
   assert.ok(checkpoint, 'a checkpoint was written on the way out (save_every is 0: only the stop writes one)');
   const end = await held(ended);
@@ -111,11 +123,11 @@ test('kill -9 of the run supervisor: the trainer stops within 10 s with a checkp
   assert.equal(summary.status, 'interrupted');
   assert.equal(summary.lastCheckpointStep, checkpoint.step);
   assert.ok(summary.resumable);
-  console.log(`trainer gone ${tookMs} ms after kill -9 of its supervisor; checkpoint step ${checkpoint.step}`);
+  console.log(`kill -9 of the run supervisor: trainer ${took}; checkpoint step ${checkpoint.step}`);
   service.dispose();
 });
 
-test('kill -9 of the CLI: its trainer stops within 10 s with a checkpoint', { timeout: 400_000 }, async () => {
+test('kill -9 of the CLI: its trainer stops at the step boundary with a checkpoint', { timeout: 400_000 }, async () => {
   const work = tempDir('own-kill-cli');
   const runs = path.join(work, 'runs');
   const configFile = path.join(work, 'config.json');
@@ -129,8 +141,10 @@ test('kill -9 of the CLI: its trainer stops within 10 s with a checkpoint', { ti
   pids.add(record.pid);
   assert.equal(record.ownerPid, cli.pid);
   await until('two steps', () => progressSteps(store, id).length >= 2);
+  const killedAt = Date.now();
   cli.kill('SIGKILL');
-  assert.deepEqual(await waitGroupGone(record.pid, 10_000), [], 'the trainer is gone within 10 s');
+  const took = await assertEndsPromptly(store, id, record.pid, killedAt);
+  console.log(`kill -9 of the CLI: trainer ${took}`);
   assert.ok(newestCheckpoint(store.dir(id)), 'a checkpoint was written on the way out');
   const events = store.readEvents(id);
   const done = [...events].reverse().find(e => e.type === 'done');
