@@ -1,6 +1,7 @@
 // Prompt building: the document prefix within a token budget, or, for an adapter tuned on instructions, the
 // adapter's own training template. Pure functions; the pipeline calls buildPrompt() once per request.
 import type { AdapterInfo, CompletionRequest, PromptTemplate } from './types';
+import { renderPrompt as renderTemplate } from '../protocol/template';
 
 export interface BuiltPrompt {
   /** What the engine sees. */
@@ -93,14 +94,8 @@ export function templateLead(template: PromptTemplate): string {
   return (brace < 0 ? template.prompt : template.prompt.slice(0, brace)).trimStart();
 }
 
-/** Renders the template like the trainer does: placeholders replaced, stripped, then the response prefix. */
-export function renderTemplate(template: PromptTemplate, fields: { instruction?: string; input?: string; prompt?: string }): string {
-  const body = template.prompt
-    .replaceAll('{instruction}', fields.instruction ?? '')
-    .replaceAll('{input}', fields.input ?? '')
-    .replaceAll('{prompt}', fields.prompt ?? fields.instruction ?? '');
-  return body.trim() + template.response_prefix;
-}
+/** Renders the template like the trainer does (src/protocol/template.ts, parity-tested with the trainer). */
+export { renderTemplate };
 
 /**
  * Instruction-tuned adapters (the manifest says so) only know "template prompt → answer":

@@ -28,12 +28,8 @@ export interface Generator {
 }
 
 /** The adapter's training template, as the export manifest records it. */
-export interface PromptTemplate {
-  /** e.g. "Human: {instruction}\n{input}" */
-  prompt: string;
-  /** e.g. "\n\nAssistant: " */
-  response_prefix: string;
-}
+import type { PromptTemplate } from '../protocol/template';
+export type { PromptTemplate };
 
 /** What the pipeline needs to know about the loaded export (a subset of manifest.json). */
 export interface AdapterInfo {

@@ -90,3 +90,16 @@ def test_check_report_matches_schema(capsys):
     assert check.run() == 0
     report = json.loads(capsys.readouterr().out)
     assert not list(_answer_validator("check-report").iter_errors(report)), report
+
+
+TEMPLATES = json.loads((SCHEMAS_DIR / "vectors" / "templates.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("vector", TEMPLATES["vectors"], ids=lambda v: v["name"])
+def test_template_vectors(vector):
+    """The same vectors pass in test/unit/protocol-template.test.ts (src/protocol/template.ts)."""
+    from bloom_peft.data import render_example, render_prompt
+
+    f = vector["fields"]
+    assert render_prompt(vector["template"], f["instruction"], f.get("input", ""), f.get("prompt")) == vector["expected"]
+    assert render_example(vector["row"], vector["template"])[0] == vector["expected"]

@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import random
+import re
 from pathlib import Path
 
 from .errors import DataError
@@ -37,23 +38,27 @@ def section(config: dict, name: str) -> dict:
 
 # ---------------------------------------------------------------- template
 
+_PLACEHOLDER = re.compile(r"\{(instruction|input|prompt)\}")
+
+
+def render_prompt(template: dict, instruction: str, input: str = "", prompt: str | None = None) -> str:
+    """The template rule, as src/protocol/template.ts renders it (parity: schemas/vectors/templates.json): the
+    placeholders replaced in one pass (no str.format, and a value's own "{input}" stays literal, so braces in code
+    are safe), the result stripped, then the response prefix. {prompt} is instruction and input on two lines."""
+    values = {"instruction": instruction, "input": input,
+              "prompt": "\n".join([instruction, input]).strip() if prompt is None else prompt}
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template["prompt"]).strip() + template["response_prefix"]
+
+
 def render_example(row: dict, template: dict | None = None) -> tuple[str, str]:
     """(prompt_text, response_text) of a row {instruction, input, output} or {prompt, completion}.
 
-    Placeholders are replaced literally (no str.format, so braces in code are safe). In completion rows
-    {instruction} and {prompt} are the prompt and {input} is empty, so the default template works for both."""
+    In completion rows {instruction} and {prompt} are the prompt and {input} is empty, so the default template
+    works for both."""
     t = section({"template": template or {}}, "template")
     if "prompt" in row and "instruction" not in row:
-        values = {"instruction": row["prompt"], "input": "", "prompt": row["prompt"]}
-        response = row.get("completion", "")
-    else:
-        instruction, inp = row.get("instruction", ""), row.get("input", "") or ""
-        values = {"instruction": instruction, "input": inp, "prompt": "\n".join([instruction, inp]).strip()}
-        response = row.get("output", "")
-    text = t["prompt"]
-    for key, value in values.items():
-        text = text.replace("{" + key + "}", value)
-    return text.strip() + t["response_prefix"], response
+        return render_prompt(t, row["prompt"], "", row["prompt"]), row.get("completion", "")
+    return render_prompt(t, row.get("instruction", ""), row.get("input", "") or ""), row.get("output", "")
 
 
 def char_budget(tokenizer, max_length: int) -> int:
