@@ -1,21 +1,21 @@
 #!/usr/bin/env python3
 """Build the embedded default base model, models/bloom-tiny (deterministic).
 
-    .venv/bin/python scripts/make_model.py            # about 8 minutes on 2 CPU cores (3,500 steps)
+    .venv/bin/python scripts/make_model.py            # about 10-15 minutes on 2 CPU cores
 
 Steps:
- 1. Generate a pretraining corpus from text the project owns: English sentences about code,
-    Python and JavaScript snippets whose identifiers (snake_case, camelCase) come from the
-    vocabulary in scripts/make_dataset.py, TODO comments in code, and the files of
-    examples/code-corpus/. The instruction template ("Human: ... Assistant: ") never appears,
-    and no phrase of the held-out split of examples/code-tasks/ is used.
- 2. Train a byte-level BPE tokenizer (HF tokenizers: ByteLevel pre-tokenizer and decoder) with
-    BLOOM's special tokens <unk>=0, <s>=1, </s>=2, <pad>=3; wrap it as PreTrainedTokenizerFast
-    (left padding, like BLOOM checkpoints) and save it with save_pretrained.
- 3. Pretrain a small BloomForCausalLM on the corpus on CPU, save it as safetensors next to the
-    tokenizer, and write a model card (README.md) with the measured numbers.
+ 1. Generate a pretraining corpus from text the project owns (scripts/make_dataset.py's vocabularies): copy
+    drills in English and Chinese, task documents (one of many transformations of English or Chinese words,
+    named by varied English and Chinese descriptors in varied framings) and general documents (English
+    sentences about code, Python and JavaScript snippets, TODO comments, the files of examples/code-corpus/).
+    The instruction template ("Human: ... Assistant: ") never appears, nor any held-out input of examples/.
+ 2. Train a byte-level BPE tokenizer (HF tokenizers: ByteLevel pre-tokenizer and decoder) with BLOOM's special
+    tokens <unk>=0, <s>=1, </s>=2, <pad>=3 on the corpus's ASCII text, then append merges that make each common
+    Chinese character one token; wrap it as PreTrainedTokenizerFast (left padding, like BLOOM checkpoints).
+ 3. Pretrain a small BloomForCausalLM on the corpus on CPU, save it as safetensors next to the tokenizer, and
+    write a model card (README.md) with the measured numbers (scripts/eval_methods.py adds the method table).
  4. Sanity check: reload with AutoModelForCausalLM / AutoTokenizer, report held-out corpus loss,
-    and show a greedy generation of a task prompt (the base model does not solve the task).
+    and show a greedy generation of a task prompt.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import argparse
 import math
 import os
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_dataset as ds  # noqa: E402  (vocabulary and phrase generator)
 
 SEED = 1234
-VOCAB_SIZE = 4096
+VOCAB_SIZE = 3072  # the learned BPE part; the Chinese characters are added to it
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]  # ids 0..3, as in BLOOM
 # Spaces and underscores are tokens of their own, so a word has the same token whether it
 # follows a space, an underscore or a line start: "load hidden cache" -> load|Ġ|hidden|Ġ|cache and
@@ -53,11 +54,20 @@ N_HEAD = 8
 SEQ_LEN = 64
 BATCH = 16
 STEPS = 3500
-DRILL_FRACTION = 0.55  # the first 55% of the steps read only the copy drill; the rest, drill and general mixed
+# Curriculum: the copy drills and task documents first (optionally the drills alone before them; measured: 35% of
+# 3,000 steps on the drills alone did not copy sooner), then everything with the general documents.
+COPY_ONLY_FRACTION = 0.0
+DRILL_FRACTION = 0.5
 LR = 2e-3
 WARMUP = 100
 N_DOCS = 12000
 N_DRILL_DOCS = 8000
+N_ZH_DRILL_DOCS = 14000
+N_TASK_DOCS = 40000
+# Task framings: a role word before the descriptor and a marker before the answer. Never "Human" / "Assistant":
+# the instruction template stays new to the model, so fine-tuning has real work to do.
+TASK_ROLES = ["Task", "Instruction", "Q", "User", "Request", "Input", "指令", "任务", "问", "用户"]
+TASK_MARKERS = ["Output", "Answer", "Result", "Response", "A", "Bot", "输出", "答", "回答", "结果"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,6 +86,7 @@ class CorpusMaker:
     def __init__(self, seed: int, exclude: set[str]):
         self.rng = random.Random(seed)
         self.exclude = exclude
+        self.zh_chars = ds.common_chinese_chars()
 
     def phrase(self):
         while True:
@@ -246,6 +257,63 @@ class CorpusMaker:
                 lines += [f"# TODO: {text}", f"{snake}()"]
         return "\n".join(lines) + "\n"
 
+    # -- task documents: a transformation named by one of many descriptors, in varied framings ----------
+
+    def task_words(self, lang: str) -> list[str]:
+        r = self.rng
+        while True:
+            if lang == "en":
+                words = list(self.phrase()) if r.random() < 0.3 else [r.choice(ds.VOCABULARY) for _ in range(r.randint(2, 4))]
+            elif r.random() < 0.7:
+                words = r.sample(ds.ZH_WORDS, r.randint(2, 4))
+            else:  # random characters as words: every common character gets seen (and copied)
+                words = ["".join(r.choice(self.zh_chars) for _ in range(r.randint(1, 3))) for _ in range(r.randint(2, 4))]
+            if " ".join(words).lower() not in self.exclude:
+                return words
+
+    def task_instance(self, transform: str, lang: str, framing: int, role: str, marker: str) -> str:
+        desc = self.rng.choice(ds.DESCRIPTORS[transform])
+        words = self.task_words(lang)
+        text, out = " ".join(words), ds.TRANSFORMS[transform](words, lang)
+        if framing == 0:
+            return f"{desc}\n{text}\n\n{marker}: {out}"
+        if framing == 1:
+            return f"{role}: {desc}\n{text}\n\n{marker}: {out}"
+        if framing == 2:
+            return f"{desc}: {text} => {out}"
+        if framing == 3:
+            return f"### {desc}\n{text}\n### {marker}\n{out}"
+        if framing == 4:
+            return f"{role}: {desc}\n{text}\n{marker}: {out}"
+        return f"{text} ({desc}) -> {out}"
+
+    def task(self) -> str:
+        """One instance (most documents; the end of the document follows the answer) or a few of one task."""
+        r = self.rng
+        transform = r.choice(list(ds.TRANSFORMS))
+        framing, role, marker = r.randrange(6), r.choice(TASK_ROLES), r.choice(TASK_MARKERS)
+        n = 1 if r.random() < 0.75 else r.randint(2, 3)
+        langs = ["en" if transform in ds.ENGLISH_ONLY or r.random() < 0.4 else "zh" for _ in range(n)]
+        return "\n\n".join(self.task_instance(transform, lang, framing, role, marker) for lang in langs)
+
+    def zh_drill(self) -> str:
+        """Copy drill in Chinese: random common characters and words, repeated."""
+        r = self.rng
+        lines = []
+        for _ in range(r.randint(2, 4)):
+            if r.random() < 0.5:
+                text = "".join(r.choice(self.zh_chars) for _ in range(r.randint(2, 6)))
+            else:
+                text = " ".join(r.sample(ds.ZH_WORDS, r.randint(2, 4)))
+            style = r.random()
+            if style < 0.4:
+                lines += [f"$ echo {text}", text]
+            elif style < 0.7:
+                lines += [f"# {text}", f'print("{text}")']
+            else:
+                lines += [f"“{text}”", text]
+        return "\n".join(lines) + "\n"
+
     def exports(self) -> str:
         """A module's imports and __all__ list (the same names twice)."""
         names = ["_".join(self.phrase()) for _ in range(self.rng.randint(2, 4))]
@@ -281,22 +349,60 @@ class CorpusMaker:
 
 
 def build_corpus(seed: int):
-    """(drill docs, general docs, held-out general docs)."""
-    exclude = ds.heldout_phrases()
+    """(drill docs, task docs, general docs, held-out general docs)."""
+    exclude = ds.all_heldout_inputs()
     code_files = list(ds.CODE_FILES.values())
     maker = CorpusMaker(seed, exclude)
-    drill_docs = [maker.drill() for _ in range(N_DRILL_DOCS)]
+    drill_docs = [maker.drill() for _ in range(N_DRILL_DOCS)] + [maker.zh_drill() for _ in range(N_ZH_DRILL_DOCS)]
+    maker.rng.shuffle(drill_docs)
+    task_docs = [maker.task() for _ in range(N_TASK_DOCS)]
     train_docs = maker.corpus(N_DOCS, code_files, 10)
-    eval_docs = CorpusMaker(seed + 1, exclude).corpus(300, [], 0)
-    for doc in drill_docs + train_docs + eval_docs:
+    eval_maker = CorpusMaker(seed + 1, exclude)
+    eval_docs = eval_maker.corpus(300, [], 0) + [eval_maker.task() for _ in range(300)]
+    for doc in drill_docs + task_docs + train_docs + eval_docs:
         assert "Human:" not in doc and "Assistant:" not in doc
-    return drill_docs, train_docs, eval_docs
+    return drill_docs, task_docs, train_docs, eval_docs
 
 
 # ---------------------------------------------------------------------------------------------
 # Tokenizer
 
+NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def byte_level_alphabet() -> dict[int, str]:
+    """GPT-2's byte -> printable character map (what the ByteLevel pre-tokenizer writes)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars, n = printable[:], 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(printable, chars)}
+
+
+def add_whole_characters(tok, characters: list[str]):
+    """Append BPE merges (and tokens) that build each character from its UTF-8 bytes, after the learned merges."""
+    import json
+    from tokenizers import Tokenizer
+
+    state = json.loads(tok.to_str())
+    vocab, merges = state["model"]["vocab"], state["model"]["merges"]
+    byte_char = byte_level_alphabet()
+    for ch in characters:
+        parts = [byte_char[b] for b in ch.encode("utf-8")]
+        piece = parts[0]
+        for part in parts[1:]:
+            if piece + part not in vocab:
+                merges.append([piece, part])
+                vocab[piece + part] = len(vocab)
+            piece += part
+    return Tokenizer.from_str(json.dumps(state))
+
+
 def train_tokenizer(docs: list[str]):
+    """(the tokenizer, how many of its tokens BPE learned)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -315,10 +421,14 @@ def train_tokenizer(docs: list[str]):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(docs, trainer=trainer)
+    # BPE merges are learned on the corpus without its non-ASCII text; the Chinese characters come next, each
+    # one token, so no merge ever joins two characters (a character is the same token in every context).
+    tok.train_from_iterator([NON_ASCII.sub("", d) for d in docs], trainer=trainer)
+    n_bpe = tok.get_vocab_size()
+    tok = add_whole_characters(tok, ds.common_chinese_chars() + ds.CHINESE_PUNCTUATION)
     for i, t in enumerate(SPECIAL_TOKENS):
         assert tok.token_to_id(t) == i, (t, tok.token_to_id(t))
-    return PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         unk_token="<unk>",
         bos_token="<s>",
@@ -330,14 +440,18 @@ def train_tokenizer(docs: list[str]):
         clean_up_tokenization_spaces=False,
         model_max_length=1024,
     )
+    return fast, n_bpe
 
 
 # ---------------------------------------------------------------------------------------------
 # Model
 
-def pack(tokenizer, docs: list[str], seq_len: int):
+def pack(tokenizer, docs: list[str], seq_len: int, shuffle_seed: int | None = None):
     import torch
 
+    if shuffle_seed is not None:
+        docs = docs[:]
+        random.Random(shuffle_seed).shuffle(docs)
     ids: list[int] = []
     for doc in docs:
         ids.extend(tokenizer(doc)["input_ids"])
@@ -389,10 +503,9 @@ def copy_probe(model, tokenizer, n: int = 12) -> tuple[int, int, int]:
     return snake, echo, len(rows)
 
 
-def pretrain(model, tokenizer, drill_blocks, train_blocks, steps: int, lr: float,
+def pretrain(model, tokenizer, phases: list[tuple[float, "torch.Tensor"]], steps: int, lr: float,
              batch: int = BATCH, probe_every: int = 0) -> list[tuple[int, float]]:
-    """AdamW with warmup and cosine decay; drill blocks alone for the first DRILL_FRACTION of steps, then
-    drill and general blocks mixed (so the copying learned first is kept)."""
+    """AdamW with warmup and cosine decay over a curriculum: phases of (until this fraction of the steps, blocks)."""
     import torch
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
@@ -405,15 +518,13 @@ def pretrain(model, tokenizer, drill_blocks, train_blocks, steps: int, lr: float
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     gen = torch.Generator().manual_seed(SEED)
-    drill_steps = int(steps * DRILL_FRACTION)
-    mixed_blocks = torch.cat([drill_blocks, train_blocks])
     model.train()
     t0 = time.time()
     history = []
     ema = None
     source, order, pos = None, None, 0
     for step in range(steps):
-        blocks = drill_blocks if step < drill_steps else mixed_blocks
+        blocks = next(b for until, b in phases if step < until * steps or until >= 1.0)
         if blocks is not source or pos + batch > len(order):
             source, order, pos = blocks, torch.randperm(len(blocks), generator=gen), 0
         x = blocks[order[pos : pos + batch]]
@@ -445,6 +556,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=LR)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=BATCH)
+    ap.add_argument("--copy-only", type=float, default=COPY_ONLY_FRACTION, help="fraction of steps on the copy drills alone")
     ap.add_argument("--probe-every", type=int, default=0,
                     help="print an in-context copy probe every N steps (diagnostic)")
     args = ap.parse_args()
@@ -459,13 +571,18 @@ def main() -> None:
     random.seed(SEED)
     torch.use_deterministic_algorithms(True)
 
-    drill_docs, train_docs, eval_docs = build_corpus(SEED)
-    corpus_chars = sum(len(d) for d in drill_docs + train_docs)
-    tokenizer = train_tokenizer(drill_docs + train_docs)
+    drill_docs, task_docs, general_docs, eval_docs = build_corpus(SEED)
+    corpus_chars = sum(len(d) for d in drill_docs + task_docs + general_docs)
+    tokenizer, n_bpe = train_tokenizer(drill_docs + task_docs + general_docs)
     drill_blocks, n_drill_tokens = pack(tokenizer, drill_docs, SEQ_LEN)
-    train_blocks, n_train_tokens = pack(tokenizer, train_docs, SEQ_LEN)
+    task_blocks, n_task_tokens = pack(tokenizer, task_docs, SEQ_LEN)
+    train_blocks, n_train_tokens = pack(tokenizer, general_docs, SEQ_LEN)
+    n_drill_tokens += n_task_tokens
+    phases = [(args.copy_only, drill_blocks), (DRILL_FRACTION, torch.cat([drill_blocks, task_blocks])),
+              (1.0, torch.cat([drill_blocks, task_blocks, train_blocks]))]
+    train_docs = general_docs
     eval_blocks, n_eval_tokens = pack(tokenizer, eval_docs, SEQ_LEN)
-    print(f"corpus: {len(drill_docs)} drill + {len(train_docs)} general docs, {corpus_chars} chars, "
+    print(f"corpus: {len(drill_docs)} drill + {len(task_docs)} task + {len(train_docs)} general docs, {corpus_chars} chars, "
           f"{n_drill_tokens} + {n_train_tokens} tokens; eval {n_eval_tokens} tokens; "
           f"tokenizer {len(tokenizer)} tokens")
 
@@ -492,7 +609,7 @@ def main() -> None:
           f"vocab {config.vocab_size}, {n_params} parameters")
 
     t_train = time.time()
-    pretrain(model, tokenizer, drill_blocks, train_blocks, args.steps, args.lr, args.batch, args.probe_every)
+    pretrain(model, tokenizer, phases, args.steps, args.lr, args.batch, args.probe_every)
     train_seconds = time.time() - t_train
     final_train_loss = eval_loss(model, train_blocks[:512])
     final_eval_loss = eval_loss(model, eval_blocks)
@@ -532,9 +649,9 @@ def main() -> None:
 
     size_mb = (out / "model.safetensors").stat().st_size / 1e6
     total_seconds = time.time() - t_start
-    write_card(out, args, config, n_params, size_mb, len(tokenizer), len(drill_docs), len(train_docs),
-               corpus_chars, n_drill_tokens + n_train_tokens, final_train_loss, final_eval_loss,
-               train_seconds, total_seconds, generations, (snake, echo, n))
+    write_card(out, args, config, n_params, size_mb, len(tokenizer), len(drill_docs),
+               len(task_docs), len(train_docs), corpus_chars, n_drill_tokens + n_train_tokens, final_train_loss,
+               final_eval_loss, train_seconds, total_seconds, generations, (snake, echo, n), n_bpe)
     print(f"saved {out} ({size_mb:.2f} MB safetensors) in {total_seconds:.0f}s")
 
 
@@ -555,9 +672,10 @@ def fix_tokenizer_files(out: Path, tokenizer) -> None:
     (out / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
 
 
-def write_card(out, args, config, n_params, size_mb, vocab, n_drill, n_docs, chars, tokens, train_loss,
-               eval_loss_, train_seconds, total_seconds, generations, probe) -> None:
-    drill_pct = round(DRILL_FRACTION * 100)
+def write_card(out, args, config, n_params, size_mb, vocab, n_drill, n_task, n_docs, chars, tokens, train_loss,
+               eval_loss_, train_seconds, total_seconds, generations, probe, n_bpe) -> None:
+    n_zh, n_transforms = vocab - n_bpe, len(ds.TRANSFORMS)
+    copy_pct, drill_pct = round(args.copy_only * 100), round(DRILL_FRACTION * 100)
     gen_lines = "\n".join(
         f"- `{p!r}` -> `{t!r}` (task answer: `{w}`)" for p, t, w in generations
     )
@@ -599,41 +717,65 @@ can still differ across CPUs and torch versions.
 
 ## Tokenizer
 
-Byte-level BPE trained with HF `tokenizers` on the pretraining corpus, {vocab} tokens. Pre-tokenizer:
-a Split that isolates `_` and runs of spaces (pattern `{SPLIT_PATTERN}`), then ByteLevel (GPT-2 regex, no
-prefix space); ByteLevel decoder. A word is therefore the same token after a space, an underscore or a
-line start (`load hidden cache` -> `load|Ġ|hidden|Ġ|cache`, `load_hidden_cache` -> `load|_|hidden|_|cache`),
-so turning words into identifiers is plain in-context copying. Special tokens
-as in BLOOM: `<unk>`=0, `<s>`=1, `</s>`=2, `<pad>`=3. No BOS/EOS is added when encoding (as in
-BLOOM). `padding_side` is `left`, as in BLOOM checkpoints, so batched generation works; training
-code that pads should set what it needs. Saved as `PreTrainedTokenizerFast`
-(tokenizer.json + tokenizer_config.json).
+Byte-level BPE, {vocab} tokens: {n_bpe} learned with HF `tokenizers` on the pretraining corpus without its
+non-ASCII text, then {n_zh} tokens that build each of the 3,755 common Chinese characters (GB 2312 level 1, the
+standard's "commonly used" set) and common Chinese punctuation from its UTF-8 bytes, appended as merges after
+the learned ones: every such character is one token, in every context, and no merge joins two characters.
+Anything else falls back to byte tokens (every byte is in the vocabulary). Pre-tokenizer: a Split that isolates
+`_` and runs of spaces (pattern `{SPLIT_PATTERN}`), then ByteLevel (GPT-2 regex, no prefix space); ByteLevel
+decoder. A word is therefore the same token after a space, an underscore or a line start (`load hidden cache` ->
+`load|Ġ|hidden|Ġ|cache`, `load_hidden_cache` -> `load|_|hidden|_|cache`), so turning words into identifiers is
+plain in-context copying. Special tokens as in BLOOM: `<unk>`=0, `<s>`=1, `</s>`=2, `<pad>`=3. No BOS/EOS is
+added when encoding (as in BLOOM). `padding_side` is `left`, as in BLOOM checkpoints, so batched generation
+works; training code that pads should set what it needs. Saved as `PreTrainedTokenizerFast` (tokenizer.json +
+tokenizer_config.json).
 
 ## Pretraining
 
-Corpus: {n_drill:,} copy-drill documents and {n_docs:,} general documents ({chars:,} characters,
-{tokens:,} tokens). The drill writes random sequences of the vocabulary's words and repeats them (echo
-output, a comment then the snake_case function, a TODO then a call), so only copying predicts the repeat;
-it is read alone for the first {drill_pct}% of the steps, then mixed with the general documents: English
-sentences about code, Python and JavaScript snippets whose identifiers (snake_case, camelCase, PascalCase)
-come from a fixed ~140-word vocabulary (`scripts/make_dataset.py`), TODO comments in code, and
-the files of `examples/code-corpus/`. The instruction template (`Human: ...\\n\\nAssistant: `)
-never occurs in it, and the held-out phrases of `examples/code-tasks/heldout.jsonl` are excluded.
+Corpus: {n_drill:,} copy-drill documents (English words, Chinese words and random common characters, written
+and repeated), {n_task:,} task documents and {n_docs:,} general documents ({chars:,} characters, {tokens:,}
+tokens). A task document applies one of {n_transforms} transformations (copy, join with `_ - . / , 、`, reverse the
+order, upper case, Title Case, camelCase, PascalCase, UPPER_SNAKE, first or last word, quote, 《》, repeat, TODO
+comment) to 2-4 English or Chinese words, named by one of several English or Chinese descriptors per
+transformation (`Join with hyphens`, `用顿号连接`, `倒序`, ...) in one of six framings (`Task: ...` /
+`Output: ...`, `指令：` / `答：`, `... => ...`, `### ...`); most documents hold one instance, so the document
+ends after the answer. So a soft prompt or a prefix has capabilities to select. The instruction template
+(`Human: ...\\n\\nAssistant: `) never occurs, nor does any held-out input of `examples/` (code-tasks, en-tasks,
+zh-tasks, unseen-words), and the sample sets' instructions are phrased unlike any descriptor. Curriculum: the
+first {copy_pct}% of the steps read the copy drills alone, up to {drill_pct}% the drills and the task documents,
+then everything with the general documents: English
+sentences about code, Python and JavaScript snippets whose identifiers come from a fixed ~140-word vocabulary
+(`scripts/make_dataset.py`), TODO comments in code, and the files of `examples/code-corpus/`.
 
 Training: {args.steps} steps, batch {BATCH} x {SEQ_LEN} tokens, AdamW (lr {args.lr}, warmup
-{WARMUP}, cosine to 10%), on 2 CPU threads in {train_seconds:.0f} s (whole script
-{total_seconds:.0f} s).
+{WARMUP}, cosine to 10%), on {args.threads} CPU thread(s) in {train_seconds:.0f} s (whole script
+{total_seconds:.0f} s, on a machine shared with other work).
 
 Final loss: {train_loss:.3f} on training blocks, {eval_loss_:.3f} on a held-out generated corpus.
 
 In-context copying (outside the instruction template, on held-out phrases): `# stop main row\\ndef` ->
 ` stop_main_row(` for {probe[0]}/{probe[2]} phrases, `$ echo stop main row\\n` -> `stop main row` for {probe[1]}/{probe[2]}.
-This is what lets a short fine-tune answer held-out rows exactly (`scripts/check_learnable.py`).
+
+## What it can learn
+
+<!-- methods-eval -->
+Run `npm run eval:methods` (scripts/eval_methods.py) to measure every method here; the table goes to
+docs/methods-eval.md and into this section.
+<!-- /methods-eval -->
+
+## What it cannot do
+
+Its pretraining teaches copying well and little else: in its own framing, joining, quoting, wrapping and
+repeating words are right nearly always, but reversing the order, changing case (UPPER, Title, camelCase) or
+picking the last word are not (0-2 of 12 held-out inputs each), and a short fine-tune does not teach them either
+(LoRA answered 0 of 20 held-out "reverse the words" rows). Chinese copying is weaker than English: a two-character
+word is sometimes completed with a more frequent second character (面条 -> 面包) or, when two words of the input
+share their first character (老师 老虎), with the other one.
 
 ## What it does not know
 
-It has never seen the instruction template, so it does not solve `examples/code-tasks/` before
-fine-tuning. Greedy generations of held-out task prompts from the base model:
+It has never seen the instruction template (`Human: ...\\n\\nAssistant: `), nor the sample sets' instructions.
+Greedy generations of held-out task prompts from the base model:
 
 {gen_lines}
 """

@@ -82,7 +82,7 @@ def make_hidden_size_256(tmp: Path) -> Path:
 
 
 def make_cut_vocabulary(tmp: Path) -> Path:
-    """The model with a tokenizer retrained down to 300 tokens (its ids stop far below the embedding's 2,688)."""
+    """The model with a tokenizer retrained down to 300 tokens (its ids stop far below the embedding's 7,168)."""
     from transformers import AutoTokenizer
 
     m = model_copy(tmp)
