@@ -130,8 +130,9 @@ def test_prefix_tuning_prefix_acts_as_real_past_tokens():
         padded = torch.cat([rest, torch.full((1, 3), tok.pad_token_id)], 1).repeat(2, 1)
         mask = torch.cat([torch.ones_like(rest), torch.zeros(1, 3, dtype=torch.long)], 1).repeat(2, 1)
         out_padded = model(input_ids=padded, attention_mask=mask).logits[:, : rest.shape[1]]
-    assert (out - ref).abs().max().item() < 1e-5
-    assert (out_padded - ref).abs().max().item() < 1e-5
+    # float32 rounding of logits up to ~12 in size (two summation orders): ~1e-5; a wrong prefix differs by > 0.1
+    assert (out - ref).abs().max().item() < 5e-5
+    assert (out_padded - ref).abs().max().item() < 5e-5
 
 
 def test_prompt_tuning_text_init_uses_the_texts_token_embeddings():
