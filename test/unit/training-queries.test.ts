@@ -2,8 +2,6 @@
 // its process (kill -9), a change of interpreter, idle stop and dispose.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { QueryService } from '../../src/training/queryService';
 import { TrainingError } from '../../src/training/types';
@@ -49,10 +47,8 @@ test('answers params, preview and check from one resident process; bad input get
 });
 
 test('a killed process is replaced by the next query; a new interpreter restarts it; dispose stops it', async () => {
-  // the same interpreter under another path: the service must treat it as a change of Python
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bloom-queries-'));
-  const other = path.join(dir, 'python');
-  fs.symlinkSync(PYTHON, other);
+  // the same environment under another name (a venv's python3 next to its python): a change of Python to the service
+  const other = path.join(path.dirname(PYTHON), 'python3');
   let python = PYTHON;
   const q = new QueryService({ python: async () => python, env, timeoutMs: LOADED_MACHINE_MS });
   try {
@@ -76,7 +72,6 @@ test('a killed process is replaced by the next query; a new interpreter restarts
     await assert.rejects(q.request('params', { config: LORA }), (e: TrainingError) => e.code === 'disposed');
   } finally {
     q.dispose();
-    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 
