@@ -4,8 +4,7 @@ import Ajv from 'ajv';
 import { issuesFromAjvErrors, type ConfigIssue } from './config-issues';
 import schema from '../../schemas/training-config.schema.json';
 
-export const METHOD_NAMES = ['full', 'bitfit', 'prompt_tuning', 'p_tuning', 'prefix_tuning', 'lora', 'ia3'] as const;
-export type MethodName = (typeof METHOD_NAMES)[number];
+export { METHOD_NAMES, type MethodName } from './methods';
 
 export type {
   TrainingConfig, MethodConfig, ModelConfig, DataConfig, TemplateConfig, TrainingOptions, ExportOptions,

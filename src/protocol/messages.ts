@@ -3,7 +3,8 @@
 // the host runs parseWebviewMessage on every message it receives, because a webview is untrusted input.
 // Paths never travel from the webview to the host as something to act on: files are chosen through host
 // pickers, runs are addressed by id, and the host re-checks every path field of a config (docs/dashboard.md).
-import type { MethodName, TrainingConfig } from './config';
+import type { TrainingConfig } from './config';
+import { METHOD_NAMES, type MethodName } from './methods';
 import type { ConfigIssue } from './config-issues';
 import type { EvaluationEvent, TrainerEvent } from './events';
 
@@ -190,7 +191,6 @@ const MAX_ID = 2 ** 31;
 const MAX_STRING = 100_000;
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
 const GEN_ID = /^[A-Za-z0-9_-]{1,64}$/;
-const METHODS: readonly MethodName[] = ['full', 'bitfit', 'prompt_tuning', 'p_tuning', 'prefix_tuning', 'lora', 'ia3'];
 
 type Check = (v: unknown) => string | undefined;
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -202,9 +202,9 @@ const num = (min: number, max: number): Check => v => (typeof v === 'number' && 
 const bool: Check = v => (typeof v === 'boolean' ? undefined : 'must be true or false');
 const object: Check = v => (isObj(v) ? undefined : 'must be an object');
 const methodList: Check = v => {
-  if (!Array.isArray(v) || v.length < 1 || v.length > METHODS.length) return `must be a list of 1 to ${METHODS.length} methods`;
+  if (!Array.isArray(v) || v.length < 1 || v.length > METHOD_NAMES.length) return `must be a list of 1 to ${METHOD_NAMES.length} methods`;
   if (new Set(v).size !== v.length) return 'must not repeat a method';
-  return v.map(oneOf(...METHODS)).find(Boolean);
+  return v.map(oneOf(...METHOD_NAMES)).find(Boolean);
 };
 
 const MAX_TURNS = 50;
@@ -233,7 +233,7 @@ const SPECS: { [M in RequestMethod]: ParamSpec } = {
   useAdapter: { required: { runId: str(RUN_ID) } },
   exportRun: { required: { runId: str(RUN_ID) }, optional: { format: oneOf('onnx', 'hf') } },
   openFolder: { required: { runId: str(RUN_ID), which: oneOf('run', 'adapter', 'export', 'hf') } },
-  presetConfig: { required: { id: str(undefined, 100) }, optional: { method: oneOf(...METHODS) } },
+  presetConfig: { required: { id: str(undefined, 100) }, optional: { method: oneOf(...METHOD_NAMES) } },
   deleteRun: { required: { runId: str(RUN_ID) } },
   compareMethods: { required: { config: object, methods: methodList } },
   cancelCompare: NONE,

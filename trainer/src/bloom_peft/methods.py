@@ -18,7 +18,8 @@ from pathlib import Path
 from .errors import ConfigError, ModelError
 from .paths import CONFIG_SCHEMA
 
-METHODS = ("full", "bitfit", "prompt_tuning", "p_tuning", "prefix_tuning", "lora", "ia3")
+_CONFIG_SCHEMA = json.loads(CONFIG_SCHEMA.read_text(encoding="utf-8"))
+METHODS = tuple(_CONFIG_SCHEMA["properties"]["method"]["properties"]["name"]["enum"])  # the schema's order
 PEFT_METHODS = ("prompt_tuning", "p_tuning", "prefix_tuning", "lora", "ia3")
 PEFT_TYPE_TO_METHOD = {"PROMPT_TUNING": "prompt_tuning", "P_TUNING": "p_tuning", "PREFIX_TUNING": "prefix_tuning",
                        "LORA": "lora", "IA3": "ia3"}
@@ -29,7 +30,7 @@ BLOOM_LINEAR_MODULES = ("query_key_value", "dense", "dense_h_to_4h", "dense_4h_t
 # shows the value that applies), from the methods' papers and peft's examples. Prompt-learning methods train a
 # few thousand parameters from scratch and need large steps; full fine-tuning moves every pretrained weight.
 # They are sensible both for bloom-560m..7b1 and for the embedded tiny model (set training.learning_rate to override).
-_METHOD_DEFINITIONS = json.loads(CONFIG_SCHEMA.read_text(encoding="utf-8"))["definitions"]
+_METHOD_DEFINITIONS = _CONFIG_SCHEMA["definitions"]
 DEFAULT_LEARNING_RATES = {name: _METHOD_DEFINITIONS[f"method_{name}"]["x-default-learning-rate"] for name in METHODS}
 
 
