@@ -2,14 +2,16 @@
 // nothing here imports vscode.
 import type { ConfigIssue, EvaluationEvent, MethodName, TrainerEvent, TrainingConfig } from '../protocol';
 import type { CheckReport } from '../protocol/generated/check-report';
+import type { RunStatus } from '../protocol/messages';
 import type { ParamsAnswer } from '../protocol/generated/params-answer';
 import type { PreviewAnswerRow } from '../protocol/generated/preview-answer';
 
 /** Anything with a dispose(); structurally compatible with vscode.Disposable. */
 export interface Disposable { dispose(): void }
 
-/** A run as listed from disk. `running`: a trainer (ours or another window's) is alive for it. */
-export type RunStatus = 'running' | 'completed' | 'stopped' | 'failed' | 'interrupted';
+/** A run as listed from disk (one definition: src/protocol/messages.ts). `running`: a trainer (ours or another
+ * window's) is alive for it. */
+export type { RunStatus };
 
 export interface RunSummary {
   id: string;
@@ -69,7 +71,7 @@ export interface RunInfo {
 export interface RunEnd {
   runId: string;
   dir: string;
-  outcome: 'completed' | 'stopped' | 'failed' | 'interrupted';
+  outcome: Exclude<RunStatus, 'running'>;
   exitCode: number | null;
   signal: string | null;
   /** the trainer's own error event, if it sent one */
