@@ -1,5 +1,6 @@
 // The narrow contracts the completion pipeline needs. Nothing here imports vscode, so the pipeline runs under plain
 // node (unit tests, CLI, bench) exactly as it does in the extension host.
+import type { PromptTemplate } from '../protocol/template';
 
 /** Options for one generation; mirrors the engine's generate() options (src/inference). */
 export interface GenerateOptions {
@@ -27,8 +28,7 @@ export interface Generator {
   generate(prompt: string, opts: GenerateOptions): Promise<GenerateResult>;
 }
 
-/** The adapter's training template, as the export manifest records it. */
-import type { PromptTemplate } from '../protocol/template';
+/** The adapter's training template, as the export manifest records it (one definition: src/protocol/template.ts). */
 export type { PromptTemplate };
 
 /** What the pipeline needs to know about the loaded export (a subset of manifest.json). */
