@@ -3,10 +3,11 @@
 // and answers the dashboard's params / preview / check questions. No vscode import.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { validateConfig, type EvaluationEvent, type TrainerEvent, type TrainingConfig } from '../protocol';
 import { parseLine } from './jsonLines';
-import { isSameProcessAlive } from './processes';
+import { isSameProcessAlive, processStartToken } from './processes';
 import { resolvePython, runProcess, runTrainerJson, tail, trainerEnv, type PythonChoice } from './python';
 import { assertFreeSpace, EventsTail, resolveConfigPaths, RunStore, type RunRecord } from './runStore';
 import { stopVerified, superviseRun, writeWatcherLease, type TrainerProcess } from './supervisor';
@@ -464,7 +465,7 @@ export class TrainingService implements TrainingServiceApi, Disposable {
       detached: true, stdio: ['ignore', 'pipe', 'ignore'], cwd: info.dir, windowsHide: true,
       env: { ...(this.options.env ?? process.env), ELECTRON_RUN_AS_NODE: '1' }, // VS Code's execPath is Electron
     });
-    let handshake: { pid?: number; error?: string; code?: string };
+    let handshake: { pid?: number; pidToken?: string; error?: string; code?: string };
     try {
       handshake = await readHandshake(child);
     } finally {
@@ -479,8 +480,12 @@ export class TrainingService implements TrainingServiceApi, Disposable {
         'Set bloomPeft.pythonPath, or run "Bloom PEFT: Set Up Training Environment".');
     }
     info.pid = handshake.pid;
-    const record = store.readRecord(id);
-    if (!record || record.pid !== handshake.pid) throw new TrainingError('internal', `the run supervisor of ${id} did not record its trainer in run.json`);
+    // run.json names our trainer, unless a racing start (refused by the run lock) overwrote it for a moment
+    const written = store.readRecord(id);
+    const record: RunRecord = written?.pid === handshake.pid ? written : {
+      version: 1, id, command, pid: handshake.pid, pidToken: handshake.pidToken, host: os.hostname(), ownerPid: child.pid!,
+      ownerToken: processStartToken(child.pid!), owner: 'detached', startedAt: info.startedAt,
+    };
     const entry: Active = { info, record, tail };
     this.active = entry;
     this.watch(store, id, entry, () => { if (this.active === entry) this.active = undefined; });
@@ -505,8 +510,10 @@ export class TrainingService implements TrainingServiceApi, Disposable {
         lease = writeWatcherLease(dir, leaseValue);
       }
       const now = store.readRecord(id);
-      const ended = !now || now.pid !== record.pid || now.endedAt !== undefined
-        || (!isSameProcessAlive(record.pid, record.pidToken) && !(record.ownerToken && isSameProcessAlive(record.ownerPid, record.ownerToken)));
+      const trainerAlive = isSameProcessAlive(record.pid, record.pidToken);
+      const ownerAlive = !!record.ownerToken && isSameProcessAlive(record.ownerPid, record.ownerToken);
+      // run.json naming another trainer is not our end while ours lives (a racing start, refused by the run lock)
+      const ended = now?.pid === record.pid ? now.endedAt !== undefined || (!trainerAlive && !ownerAlive) : !trainerAlive;
       if (!ended) return;
       entry.unwatch?.();
       release();
@@ -602,10 +609,10 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** The run supervisor's one stdout line: {"pid","pidToken"} or {"error"}; or its exit without one. */
-function readHandshake(child: import('node:child_process').ChildProcess, timeoutMs = 60_000): Promise<{ pid?: number; error?: string; code?: string }> {
+function readHandshake(child: import('node:child_process').ChildProcess, timeoutMs = 60_000): Promise<{ pid?: number; pidToken?: string; error?: string; code?: string }> {
   return new Promise(resolve => {
     let text = '';
-    const done = (v: { pid?: number; error?: string; code?: string }) => { clearTimeout(timer); resolve(v); };
+    const done = (v: { pid?: number; pidToken?: string; error?: string; code?: string }) => { clearTimeout(timer); resolve(v); };
     const timer = setTimeout(() => done({ error: `no answer within ${timeoutMs / 1000} s` }), timeoutMs);
     child.once('error', e => done({ error: e.message }));
     child.once('close', code => done({ error: `the run supervisor exited with code ${code}` }));
