@@ -193,6 +193,15 @@ def write_doc(path: Path, rows: list[dict], base: dict, args, model_dir: str) ->
             for inp, got, want in r["result"][s][2][:3]:
                 lines.append(f"- {r['label']}, {s}: `{inp}` -> `{got!r}` (expected `{want}`)")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    card = Path(model_dir) / "README.md"
+    start, end = "<!-- methods-eval -->", "<!-- /methods-eval -->"
+    if card.is_file() and start in card.read_text(encoding="utf-8"):
+        text = card.read_text(encoding="utf-8")
+        table = [l for l in lines if l.startswith("|")]
+        section = "\n".join([start, f"Measured by `npm run eval:methods` ({path.relative_to(ROOT).as_posix()}, where the method is",
+                             "explained): held-out exact match after one run per method on the three sample sets together.", "",
+                             *table, end])
+        card.write_text(text[: text.index(start)] + section + text[text.index(end) + len(end):], encoding="utf-8")
 
 
 def machine() -> str:
