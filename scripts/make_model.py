@@ -554,7 +554,8 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=N_LAYER)
     ap.add_argument("--heads", type=int, default=N_HEAD)
     ap.add_argument("--lr", type=float, default=LR)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1: what models/bloom-tiny was built with; 2 threads are slower on a busy 2-core machine)")
     ap.add_argument("--batch", type=int, default=BATCH)
     ap.add_argument("--copy-only", type=float, default=COPY_ONLY_FRACTION, help="fraction of steps on the copy drills alone")
     ap.add_argument("--probe-every", type=int, default=0,
@@ -702,7 +703,7 @@ extension and its tests work offline with the same `from_pretrained` path as
 .venv/bin/python scripts/make_model.py
 ```
 
-Deterministic (fixed seeds, `torch.use_deterministic_algorithms(True)`, 2 threads); float results
+Deterministic (fixed seeds, `torch.use_deterministic_algorithms(True)`, 1 torch thread); float results
 can still differ across CPUs and torch versions.
 
 ## Shape
