@@ -26,10 +26,14 @@ fi
 # 3. bundles
 node esbuild.mjs >/dev/null 2>&1 || node esbuild.mjs
 
-# 4. Debian's chromium for the browser tests (test/browser, driven by playwright-core); only when missing
-if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
-  echo "[setup] apt-get install chromium" >&2
+# 4. Debian's chromium for the browser tests (test/browser, driven by playwright-core) and CJK fonts (Chinese in
+#    their screenshots); only what is missing
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
+if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "[setup] apt-get install ${missing[*]}" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
-  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null; } \
-    || echo "[setup] warning: could not install chromium; the browser tests need /usr/bin/chromium (or CHROMIUM_PATH)" >&2
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null; } \
+    || echo "[setup] warning: could not install ${missing[*]}; the browser tests need /usr/bin/chromium (or CHROMIUM_PATH)" >&2
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the end-to-end harness, offline apart from the npm registry and Debian apt, and reuses it when present:
-#   - Debian packages (only the missing ones): compilers + headers for code-server's native modules, ripgrep, chromium
+#   - Debian packages (only the missing ones): compilers + headers for code-server's native modules, ripgrep, chromium, fonts-noto-cjk (Chinese in the screenshots)
 #   - a real VS Code: code-server $CS_VERSION (= VS Code 1.100.3) from the npm registry, unpacked with install scripts
 #     off and its native modules compiled here against /usr/include/node (its own postinstall would download from GitHub)
 # The install goes to a temp folder that is renamed into place last, so an existing entry.js means a complete install.
@@ -13,7 +13,7 @@ t() { local s=$(date +%s); "$@"; echo "[e2e setup] $(( $(date +%s) - s ))s: ${*:
 mkdir -p "$E2E_HOME"
 
 # 1. Debian packages, only when one is missing
-PKGS=(build-essential python3 pkg-config libkrb5-dev libsecret-1-dev libx11-dev libxkbfile-dev ripgrep chromium curl)
+PKGS=(build-essential python3 pkg-config libkrb5-dev libsecret-1-dev libx11-dev libxkbfile-dev ripgrep chromium curl fonts-noto-cjk)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
