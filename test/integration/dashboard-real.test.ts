@@ -59,7 +59,7 @@ test('parameter counts and the preview come from the trainer', T, async () => {
   assert.ok(Math.abs(lora.percent - (100 * lora.trainable) / lora.total) < 1e-6);
 
   await call('pickDataset', { kind: 'file', role: 'train' });
-  const rows = await call<PreviewRow[]>('preview', { config: { ...cfg({ name: 'lora' }), data: { format: 'instruction', train_file: TRAIN_FILE }, training: { max_length: 64 } }, rows: 2 });
+  const { rows } = await call<{ rows: PreviewRow[] }>('preview', { config: { ...cfg({ name: 'lora' }), data: { format: 'instruction', train_file: TRAIN_FILE }, training: { max_length: 64 } }, rows: 2 });
   assert.equal(rows.length, 2);
   const first = JSON.parse(fs.readFileSync(TRAIN_FILE, 'utf8').split('\n')[0]);
   assert.ok(rows[0].text.startsWith('Human: '), rows[0].text);
