@@ -22,9 +22,21 @@ const SUPERVISOR = { command: process.execPath, args: ['--import', TSX, path.joi
 const SLOW = { ...ENV, BLOOM_PEFT_TEST_STEP_DELAY: '0.5' };
 
 const pids = new Set<number>();
-after(() => { for (const pid of pids) try { process.kill(-pid, 'SIGKILL'); } catch { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } } });
+const runsDirs = new Set<string>();
+/** Runs outlive their window by design: whatever a failed test left running (trainer and owner) ends here. */
+after(() => {
+  for (const runs of runsDirs) {
+    const store = new RunStore(runs);
+    for (const id of store.ids()) {
+      const record = store.readRecord(id);
+      for (const pid of [record?.pid, record?.ownerPid, store.readLock(id)?.pid]) if (pid) pids.add(pid);
+    }
+  }
+  for (const pid of pids) try { process.kill(-pid, 'SIGKILL'); } catch { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+});
 
 function windowService(runsDir: string, opts: { stopWhenWindowsClose?: boolean; lastWindowGraceMs?: number } = {}): TrainingService {
+  runsDirs.add(runsDir);
   return new TrainingService({
     runsDir: () => runsDir, env: SLOW, stopTimeoutMs: () => 30_000,
     python: async () => ({ path: PYTHON, source: 'env', ready: true }),
