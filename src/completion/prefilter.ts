@@ -7,8 +7,8 @@ export const MAX_DOCUMENT_CHARS = 1_000_000;
 /** Whether completions are on for a language: its own entry wins, else "*", else on. */
 export function languageEnabled(languages: Record<string, boolean> | undefined, languageId: string): boolean {
   if (!languages) return true;
-  if (Object.prototype.hasOwnProperty.call(languages, languageId)) return languages[languageId] !== false;
-  if (Object.prototype.hasOwnProperty.call(languages, '*')) return languages['*'] !== false;
+  if (Object.hasOwn(languages, languageId)) return languages[languageId] !== false;
+  if (Object.hasOwn(languages, '*')) return languages['*'] !== false;
   return true;
 }
 

@@ -304,15 +304,20 @@ class WorkerConnection {
         return;
       case 'result':
         m.result.timings.queuedMs = (job.startedAt ?? job.queuedAt) - job.queuedAt;
-        return this.finish(job, job.callbackError ?? m.result);
+        this.finish(job, job.callbackError ?? m.result);
+        return;
       case 'logits':
-        return this.finish(job, { logits: m.logits, ids: m.ids });
+        this.finish(job, { logits: m.logits, ids: m.ids });
+        return;
       case 'tokens':
-        return this.finish(job, m.ids);
+        this.finish(job, m.ids);
+        return;
       case 'done':
-        return this.finish(job, undefined);
+        this.finish(job, undefined);
+        return;
       case 'error':
-        return this.finish(job, toEngineError(m.error));
+        this.finish(job, toEngineError(m.error));
+        return;
     }
   }
 

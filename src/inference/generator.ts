@@ -46,7 +46,7 @@ export class Generator {
     if (ids.length === 0) ids = [m.bos_token_id ?? m.eos_token_id ?? 0];
 
     // KV reuse: the longest common token prefix with the cached ids; at least one token is always run.
-    let reused = p.reuseCache === false ? 0 : Math.min(commonPrefixLength(this.cachedIds, ids), ids.length - 1);
+    const reused = p.reuseCache === false ? 0 : Math.min(commonPrefixLength(this.cachedIds, ids), ids.length - 1);
     const prefixLen = m.prefix_length;
     let kv = reused > 0 ? truncateKv(this.kv, prefixLen + reused) : this.model.prefix;
     const reserve = prefixLen + ids.length + p.maxTokens;

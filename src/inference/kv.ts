@@ -66,7 +66,7 @@ export function toFloat16Bits(src: Float32Array): Uint16Array {
     f32[0] = src[i];
     const x = u32[0];
     const sign = (x >>> 16) & 0x8000;
-    let exp = ((x >>> 23) & 0xff) - 127 + 15;
+    const exp = ((x >>> 23) & 0xff) - 127 + 15;
     let mant = x & 0x7fffff;
     if (((x >>> 23) & 0xff) === 0xff) out[i] = sign | 0x7c00 | (mant ? 0x200 : 0); // inf / nan
     else if (exp >= 0x1f) out[i] = sign | 0x7c00; // overflow -> inf

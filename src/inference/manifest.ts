@@ -69,7 +69,7 @@ export function readManifest(exportDir: string): { manifest: ExportManifest; fil
     prefixKv: manifest.files.prefix_kv === null ? null : exportFile(dir, manifest.files.prefix_kv, 'files.prefix_kv', manifestPath),
   };
   // External weights: onnxruntime's own error for a missing .data file is obscure.
-  manifest.files.model_data.forEach((name, i) => exportFile(dir, name, `files.model_data[${i}]`, manifestPath));
+  for (const [i, name] of manifest.files.model_data.entries()) exportFile(dir, name, `files.model_data[${i}]`, manifestPath);
   return { manifest, files };
 }
 

@@ -271,7 +271,7 @@ export function parseWebviewMessage(raw: unknown): ParseResult {
   const extraTop = Object.keys(raw).filter(k => !['kind', 'id', 'method', 'params'].includes(k));
   if (extraTop.length) return { ok: false, id, error: `unexpected field "${extraTop[0]}"` };
   const method = raw.method;
-  if (typeof method !== 'string' || !Object.prototype.hasOwnProperty.call(SPECS, method)) {
+  if (typeof method !== 'string' || !Object.hasOwn(SPECS, method)) {
     return { ok: false, id, error: `unknown request ${JSON.stringify(String(method)).slice(0, 80)}` };
   }
   const spec = SPECS[method as RequestMethod];

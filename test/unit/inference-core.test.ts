@@ -10,7 +10,7 @@ import { StopMatcher } from '../../src/inference/stop';
 import { parseSafetensors, tensorData } from '../../src/inference/safetensors';
 import { commonPrefixLength, fromFloat16Bits, resizeKv, toFloat16Bits, truncateKv, writeSlots } from '../../src/inference/kv';
 import { checkManifest, readManifest } from '../../src/inference/manifest';
-import { EngineError } from '../../src/inference/errors';
+import type { EngineError } from '../../src/inference/errors';
 import { validateParams } from '../../src/inference/generator';
 import { formatPrompt } from '../../src/inference/template';
 

@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CompletionEngine, EngineError } from '../../src/inference';
+import { CompletionEngine, type EngineError } from '../../src/inference';
 import { DecoderModel } from '../../src/inference/decoder';
 import { readManifest } from '../../src/inference/manifest';
 import { copyExport, editManifest, parityExports, type ParityReference } from './inference-fixtures';

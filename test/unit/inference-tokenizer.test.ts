@@ -18,7 +18,7 @@ const tokenizer = TextTokenizer.fromFile(path.join(ROOT, vectors.model, vectors.
 
 test('same ids and decoded text as Python tokenizers on every shared vector', () => {
   assert.ok(vectors.cases.length >= 20);
-  assert.ok(vectors.cases.some(c => /[^\x00-\x7f]/.test(c.text)), 'the vectors include non-ASCII text');
+  assert.ok(vectors.cases.some(c => [...c.text].some(ch => ch.codePointAt(0)! > 0x7f)), 'the vectors include non-ASCII text');
   for (const c of vectors.cases) {
     assert.deepEqual(tokenizer.encode(c.text), c.ids, `ids of ${JSON.stringify(c.text)}`);
     assert.equal(tokenizer.decode(c.ids), c.decoded, `decode of ${JSON.stringify(c.text)}`);

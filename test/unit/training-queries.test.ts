@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { QueryService } from '../../src/training/queryService';
-import { TrainingError } from '../../src/training/types';
+import type { TrainingError } from '../../src/training/types';
 import { PYTHON } from './inference-fixtures';
 
 const LORA = { model: { name_or_path: 'embedded' }, method: { name: 'lora' } };

@@ -12,7 +12,7 @@ import { groupMembers, isAlive, killGroupSync, processStartToken, waitGroupGone 
 import { resolvePython } from '../../src/training/python';
 import { EventsTail, newestCheckpoint, resolveConfigPaths, RunStore, summarize } from '../../src/training/runStore';
 import { TrainingService } from '../../src/training/service';
-import { TrainingError } from '../../src/training/types';
+import type { TrainingError } from '../../src/training/types';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const vectors = JSON.parse(fs.readFileSync(path.join(ROOT, 'schemas/vectors/events.json'), 'utf8'));

@@ -82,7 +82,7 @@ export class HistorySection {
     ];
     // checkboxes in grid cells get their accessible name from the run
     const grid = this.rows.length ? dataGrid('runs-grid', 'Past runs', columns, this.rows, r => r.id) : h('p', { class: 'muted' }, 'No runs yet.');
-    grid.querySelectorAll('vscode-checkbox').forEach((c, i) => c.setAttribute('aria-label', `Select ${this.rows[i]?.name ?? 'run'}`));
+    grid.querySelectorAll('vscode-checkbox').forEach((c, i) => { c.setAttribute('aria-label', `Select ${this.rows[i]?.name ?? 'run'}`); });
     fill(this.table, grid);
     this.compareBtn.disabled = sel.size < 2;
   }
