@@ -36,8 +36,8 @@ export function toRunRow(s: RunSummary): RunRow {
     trainablePercent: s.trainablePercent ?? null,
     trainLoss: s.finalTrainLoss ?? s.lastLoss ?? null, evalLoss: s.finalEvalLoss ?? null,
     tokensPerS: s.tokensPerS ?? null, step: s.step, totalSteps: s.totalSteps ?? null,
-    adapterDir: s.adapterDir ?? null, exportDir: s.exportDir ?? null,
     lastCheckpointStep: s.lastCheckpointStep ?? null,
+    adapterDir: s.adapterDir ?? null, exportDir: s.exportDir ?? null,
     evaluation: s.evaluation ?? null,
   };
 }

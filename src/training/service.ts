@@ -12,9 +12,11 @@ import { resolvePython, runProcess, runTrainerJson, tail, trainerEnv, type Pytho
 import { assertFreeSpace, EventsTail, resolveConfigPaths, RunStore, type RunRecord } from './runStore';
 import { stopVerified, superviseRun, writeWatcherLease, type TrainerProcess } from './supervisor';
 import { trainerSourceDir } from './paths';
+import type { ParamsAnswer } from '../protocol/generated/params-answer';
+import type { PreviewAnswer } from '../protocol/generated/preview-answer';
 import { QueryService, type QueryCommand, type QueryPayload } from './queryService';
 import {
-  TrainingError, type CheckReport, type Disposable, type EventListener, type Logger, type ParamsResult, type PreviewResult, type PreviewRow,
+  TrainingError, type CheckReport, type Disposable, type EventListener, type Logger, type ParamsResult, type PreviewResult,
   type RunEnd, type RunInfo, type RunSummary, type TrainingServiceApi,
 } from './types';
 
@@ -296,22 +298,16 @@ export class TrainingService implements TrainingServiceApi, Disposable {
     const placeholder = { format: 'instruction', train_file: 'unused.jsonl' } as const;
     const resolved = { ...this.prepareConfig({ ...config, data: config.data ?? placeholder }, undefined, false) };
     if (!config.data) delete (resolved as Partial<TrainingConfig>).data;
-    const raw = await this.cachedJson<Record<string, unknown>>('params', { config: resolved });
-    const trainable = num(raw.trainable ?? raw.trainable_params);
-    const total = num(raw.total ?? raw.total_params);
-    const percent = typeof raw.percent === 'number' ? raw.percent : typeof raw.trainable_percent === 'number' ? raw.trainable_percent : total ? (trainable / total) * 100 : 0;
-    return { trainable, total, percent };
+    const answer = await this.cachedJson<ParamsAnswer>('params', { config: resolved });
+    return { trainable: answer.trainable, total: answer.total, percent: answer.percent };
   }
 
   /** The first rows exactly as the model sees them (cached; latest request wins). */
   async preview(config: TrainingConfig, rows = 3): Promise<PreviewResult> {
     const resolved = this.prepareConfig(config, undefined, false);
-    const raw = await this.cachedJson<{ rows?: PreviewRow[]; train_rows?: number; eval_rows?: number; warnings?: unknown[] }>(
+    const answer = await this.cachedJson<PreviewAnswer>(
       'preview', { config: resolved, rows });
-    return {
-      rows: Array.isArray(raw?.rows) ? raw.rows : [], trainRows: num(raw?.train_rows), evalRows: num(raw?.eval_rows),
-      warnings: Array.isArray(raw?.warnings) ? raw.warnings.map(String) : [],
-    };
+    return { rows: answer.rows, trainRows: answer.train_rows, evalRows: answer.eval_rows, warnings: answer.warnings };
   }
 
   /** Environment report (works without torch). */
@@ -598,10 +594,6 @@ function applyProgress(info: RunInfo, e: TrainerEvent): void {
   } else if (e.type === 'done') {
     info.step = e.step;
   }
-}
-
-function num(v: unknown): number {
-  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -94,6 +94,8 @@ export class RunSection {
   private statusOf(): RunStatus | 'idle' {
     const m = this.model;
     if (!m.row) return 'idle';
+    // the host's word: a run whose owner died (even if the trainer then stopped itself with a done) was interrupted
+    if (m.row.status === 'interrupted') return 'interrupted';
     if (m.done) return m.done.status === 'stopped' ? 'stopped' : 'completed';
     if (m.error && m.row.status !== 'running') return 'failed';
     return m.row.status;
@@ -103,8 +105,6 @@ export class RunSection {
     const m = this.model;
     const row = m.row;
     const status = this.statusOf();
-    // the host's word: a run whose owner died (even if the trainer then stopped itself with a done) was interrupted
-    if (m.row.status === 'interrupted') return 'interrupted';
     this.title.textContent = row ? `${row.name}` : 'No run yet';
     fill(this.status, row ? badge(status === 'running' && this.stopping ? 'stopping' : status) : null,
       row ? h('span', { class: 'muted' }, ` ${METHOD_LABELS[row.method as MethodName] ?? row.method}`) : null);
@@ -164,6 +164,14 @@ export class RunSection {
     const m = this.model;
     const row = m.row;
     const d = m.done;
+    if (row && this.statusOf() === 'interrupted') {
+      // sticky until a resume: never "Finished" with empty metrics for a run that did not finish
+      const ckpt = row.lastCheckpointStep;
+      this.finalBox.hidden = false;
+      fill(this.finalBox, h('h3', { id: 'run-interrupted' },
+        `Interrupted at step ${row.step ?? m.step} — ${ckpt ? `resume from checkpoint ${ckpt}` : 'no checkpoint yet: resume starts from step 0'}`));
+      return;
+    }
     const finished = Boolean(d) || (row && row.status !== 'running' && (row.adapterDir || row.exportDir));
     this.finalBox.hidden = !finished;
     if (!finished || !row) return;
@@ -177,14 +185,6 @@ export class RunSection {
     fill(this.finalBox,
       h('h3', {}, d?.status === 'stopped' ? 'Stopped' : d?.status === 'early_stopped' ? 'Finished (early stop)' : 'Finished'),
       h('dl', { class: 'stats' },
-    if (row && this.statusOf() === 'interrupted') {
-      // sticky until a resume: never "Finished" with empty metrics for a run that did not finish
-      const ckpt = row.lastCheckpointStep;
-      this.finalBox.hidden = false;
-      fill(this.finalBox, h('h3', { id: 'run-interrupted' },
-        `Interrupted at step ${row.step ?? m.step} — ${ckpt ? `resume from checkpoint ${ckpt}` : 'no checkpoint yet: resume starts from step 0'}`));
-      return;
-    }
         ...metric('Final train loss', fmtLoss(d?.metrics.train_loss ?? row.trainLoss), 'train'),
         ...metric('Final eval loss', fmtLoss(d?.metrics.eval_loss ?? row.evalLoss), 'eval'),
         // the same clock as the progress line's "elapsed" (training steps, resumes included), not the process's wall time
