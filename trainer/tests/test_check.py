@@ -5,9 +5,8 @@ import subprocess
 import sys
 from importlib import metadata
 
-from trainer_data_model import ROOT
-
 from bloom_peft import check
+from trainer_data_model import ROOT
 
 SRC = str(ROOT / "trainer" / "src")
 

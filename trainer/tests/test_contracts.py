@@ -45,7 +45,7 @@ def test_emitter_output_matches_schema(capsys):
     em = EventEmitter(buf)
     em.emit("progress", step=1, total_steps=2, epoch=0.5, loss=float("nan"), lr=1e-3)
     em.error("nan_loss", "loss is nan at step 1", hint="lower the lr", step=1)
-    lines = [json.loads(l) for l in buf.getvalue().splitlines()]
+    lines = [json.loads(line) for line in buf.getvalue().splitlines()]
     assert lines[0]["loss"] is None  # NaN cannot travel as JSON
     for e in lines:
         assert not list(EVENT_VALIDATOR.iter_errors(e)), e

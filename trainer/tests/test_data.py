@@ -5,12 +5,19 @@ import random
 
 import pytest
 import torch
-from trainer_data_model import CORPUS, TASKS, model_name
 
-from bloom_peft.data import (IGNORE_INDEX, collate, length_grouped_batches, load_examples, load_splits, render_example,
-                             split_rows)
+from bloom_peft.data import (
+    IGNORE_INDEX,
+    collate,
+    length_grouped_batches,
+    load_examples,
+    load_splits,
+    render_example,
+    split_rows,
+)
 from bloom_peft.errors import DataError
 from bloom_peft.model_loading import load_tokenizer
+from trainer_data_model import CORPUS, TASKS, model_name
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +34,7 @@ def cfg(train_file, fmt="instruction", data=None, template=None, **training):
 
 
 def alpaca_rows(n=400):
-    return [json.loads(l) for l in (TASKS / "train.jsonl").read_text().splitlines()][:n]
+    return [json.loads(line) for line in (TASKS / "train.jsonl").read_text().splitlines()][:n]
 
 
 def write_jsonl(path, rows):

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 import torch
-from trainer_data_model import ROOT, model_name
 
 from bloom_peft.export_hf import export_hf_run
 from bloom_peft.methods import apply_method, load_trained, save_trained
 from bloom_peft.model_loading import load_base_model
+from trainer_data_model import ROOT, model_name
 
 METHODS = {
     "lora": {"name": "lora"},
@@ -82,7 +82,7 @@ def test_export_hf_command(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "trainer" / "src"), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-m", "bloom_peft", "export-hf", "--run-dir", str(tmp_path / "run")],
                           capture_output=True, text=True, env=env, timeout=240)
-    events = [json.loads(l) for l in proc.stdout.splitlines()]
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert events[-1]["type"] == "done" and events[-1]["hf_dir"] == str(tmp_path / "run" / "hf")
     assert events[-1]["hf_kind"] == "merged" and (tmp_path / "run" / "hf" / "model.safetensors").is_file()

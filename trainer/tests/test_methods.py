@@ -5,13 +5,21 @@ from pathlib import Path
 
 import pytest
 import torch
-from trainer_data_model import TASKS, model_dir, model_name
 
 from bloom_peft.data import collate, load_splits
 from bloom_peft.errors import ConfigError, ModelError
-from bloom_peft.methods import (apply_method, count_parameters, default_learning_rate, detect_method, load_method_state_dict,
-                                load_trained, method_state_dict, save_trained)
+from bloom_peft.methods import (
+    apply_method,
+    count_parameters,
+    default_learning_rate,
+    detect_method,
+    load_method_state_dict,
+    load_trained,
+    method_state_dict,
+    save_trained,
+)
 from bloom_peft.model_loading import load_base_model, load_model_config, load_tokenizer
+from trainer_data_model import TASKS, model_dir, model_name
 
 # every method, and every variant of its options that changes the code path
 VARIANTS = {
@@ -121,7 +129,7 @@ def test_prefix_tuning_prefix_acts_as_real_past_tokens():
         cache = base(ids[:, :n], use_cache=True).past_key_values
     cfg = base.config
     L, H, D = cfg.n_layer, cfg.n_head, cfg.hidden_size // cfg.n_head
-    kv = torch.stack([torch.stack([cache.layers[l].keys[0], cache.layers[l].values[0]]) for l in range(L)])  # L,2,H,n,D
+    kv = torch.stack([torch.stack([cache.layers[layer].keys[0], cache.layers[layer].values[0]]) for layer in range(L)])  # L,2,H,n,D
     model = apply_method(load_base_model(config())[0], {"name": "prefix_tuning", "num_virtual_tokens": n}, tok).eval()
     with torch.no_grad():
         model.prompt_encoder["default"].embedding.weight.copy_(kv.permute(3, 0, 1, 2, 4).reshape(n, L * 2 * H * D))

@@ -11,10 +11,10 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 from transformers import BloomConfig, BloomForCausalLM
-from trainer_data_model import ROOT, TASKS, model_name
 
 from bloom_peft import params, preview
 from bloom_peft.model_loading import load_tokenizer
+from trainer_data_model import ROOT, TASKS, model_name
 
 BLOOM_560M = dict(vocab_size=250880, hidden_size=1024, n_layer=24, n_head=16)
 TOTAL_560M = 559_214_592  # bigscience/bloom-560m's parameter count

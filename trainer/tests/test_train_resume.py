@@ -6,8 +6,15 @@ import time
 
 import pytest
 
-from train_harness import (TrainerProcess, assert_no_partial_checkpoints, checkpoint_steps, make_config, model_name,
-                           run_in_process, write_config)
+from train_harness import (
+    TrainerProcess,
+    assert_no_partial_checkpoints,
+    checkpoint_steps,
+    make_config,
+    model_name,
+    run_in_process,
+    write_config,
+)
 
 STEPS, SAVE_EVERY = 12, 4
 

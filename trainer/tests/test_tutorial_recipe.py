@@ -6,13 +6,13 @@ from argparse import Namespace
 
 import pytest
 from transformers import BloomConfig
-from trainer_data_model import ROOT, TASKS, model_name
 
 from bloom_peft import params, preview
 from bloom_peft.data import load_examples
 from bloom_peft.errors import DataError
 from bloom_peft.model_loading import load_tokenizer
 from train_harness import make_config, run_in_process, write_config
+from trainer_data_model import ROOT, TASKS, model_name
 
 BLOOM_1B4_ZH = dict(vocab_size=250880, hidden_size=2048, n_layer=24, n_head=16)
 PRESETS = {p["id"]: p for p in json.loads((ROOT / "schemas" / "presets.json").read_text(encoding="utf-8"))["presets"]}
@@ -68,7 +68,7 @@ def test_presets_are_valid_configs_for_every_method():
 # ---------------------------------------------------------------- save_to_disk folders
 
 def zh_rows(n):
-    return [json.loads(l) for l in (ZH_TASKS / "train.jsonl").read_text(encoding="utf-8").splitlines()][:n]
+    return [json.loads(line) for line in (ZH_TASKS / "train.jsonl").read_text(encoding="utf-8").splitlines()][:n]
 
 
 def test_save_to_disk_folders_read_as_instruction_rows(tmp_path):
@@ -170,9 +170,9 @@ def test_preview_warns_chinese_on_a_model_without_chinese(english_only_model, ca
 def test_unknown_tokens_warn(tmp_path):
     """A tokenizer without byte fallback maps unseen characters to <unk>."""
     from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
 
     from bloom_peft.language import language_warnings
-    from transformers import PreTrainedTokenizerFast
 
     vocab = {"<unk>": 0, "</s>": 1, "hello": 2, "world": 3, "é": 4}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))

@@ -223,6 +223,6 @@ def assert_no_partial_checkpoints(run_dir: Path) -> None:
 
     entries = list((run_dir / "checkpoints").iterdir())
     assert all(p.name.startswith("step-") for p in entries), [p.name for p in entries]
-    for step, path, ok in ckpt.list_checkpoints(run_dir):
+    for _step, path, ok in ckpt.list_checkpoints(run_dir):
         assert ok, f"{path} is incomplete"
         ckpt.load_checkpoint(path)  # every file parses

@@ -3,7 +3,6 @@ any BLOOM checkpoint). Torch threads are capped at 2 (CI runs on 2 cores)."""
 from __future__ import annotations
 
 import functools
-import os
 
 import torch
 
@@ -12,7 +11,7 @@ from bloom_peft.paths import EMBEDDED_MODEL_DIR
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def model_dir() -> str:
     if (EMBEDDED_MODEL_DIR / "model.safetensors").is_file():
         return str(EMBEDDED_MODEL_DIR)

@@ -12,6 +12,7 @@ import json
 import os
 import random
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import DataError
@@ -161,7 +162,7 @@ def _jsonl_records(path: Path, text: str, warnings: list | None = None) -> list[
     return records
 
 
-def _json_records(path: Path, text: str, warnings: list | None = None) -> list[tuple[int, object]]:
+def _json_records(path: Path, text: str, warnings: list | None = None) -> Sequence[tuple[int | None, object]]:
     """Records of a JSON array, each with the line it starts on; a .json file holding JSON lines also works."""
     dupes = _DuplicateKeys()
     try:
@@ -171,16 +172,17 @@ def _json_records(path: Path, text: str, warnings: list | None = None) -> list[t
             return _jsonl_records(path, text, warnings)
         raise DataError(f"{path}:{e.lineno}: not valid JSON ({_json_problem(e)})", file=str(path), line=e.lineno,
                         hint="A .json dataset is one array of objects: [{\"instruction\": ..., \"output\": ...}, ...].") from None
+    positioned = True  # the rows are the text's top-level array, so their lines can be found
     if isinstance(doc, dict):
         lists = [v for v in doc.values() if isinstance(v, list)]
         if len(lists) != 1:
             raise DataError(f"{path}:1: expected an array of rows, found an object", file=str(path), line=1,
                             hint="A .json dataset is one array of objects (or an object with exactly one array in it).")
-        doc, text = lists[0], None
+        doc, positioned = lists[0], False
     if not isinstance(doc, list):
         raise DataError(f"{path}:1: expected an array of rows, found {type(doc).__name__}", file=str(path), line=1,
                         hint="A .json dataset is one array of objects.")
-    if text is None or not text.lstrip().startswith("["):
+    if not positioned or not text.lstrip().startswith("["):
         dupes.warn(path, warnings)
         return [(None, r) for r in doc]
     # walk the array again to learn the line each element starts on (json.loads keeps no positions)
@@ -235,7 +237,7 @@ def _csv_records(path: Path, text: str, required: dict[str, str], delimiter: str
     return records
 
 
-def _records(path: Path, required: dict[str, str], warnings: list | None = None) -> list[tuple[int | None, object]]:
+def _records(path: Path, required: dict[str, str], warnings: list | None = None) -> Sequence[tuple[int | None, object]]:
     ext = path.suffix.lower()
     text = _read_text(path)
     if ext in (".jsonl", ".ndjson"):
@@ -311,7 +313,7 @@ def is_saved_dataset(path) -> bool:
     return p.is_dir() and any((p / m).is_file() for m in SAVED_DATASET_MARKERS)
 
 
-def saved_dataset_records(path: Path, field: str, split: str | None = None) -> list[tuple[int, object]]:
+def saved_dataset_records(path: Path, field: str, split: str | None = None) -> list[tuple[int, dict]]:
     """(row number, record) of a save_to_disk folder. A DatasetDict gives `split`, else its train split, or for the
     eval file its validation / test split when it has one (the tutorial's alpaca_data_zh is a plain Dataset)."""
     try:
@@ -388,7 +390,7 @@ def _encode_rows(rows: list[dict], tokenizer, template: dict, max_length: int, w
         ex = encode_example(tokenizer, prompt, response, template, max_length)
         if ex.pop("cut"):
             cut.append(row["_src"])
-        if all(l == IGNORE_INDEX for l in ex["labels"]):
+        if all(label == IGNORE_INDEX for label in ex["labels"]):
             dropped.append(row["_src"])  # the prompt alone fills max_length: nothing left to learn from
             continue
         ex.update(prompt=prompt[:budget], response=response[:budget], source=row["_src"])

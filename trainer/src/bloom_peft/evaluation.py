@@ -129,7 +129,7 @@ def greedy_generate(lm, prompts: list[list[int]], *, eos_id: int, pad_id: int, m
             cache = DynamicCache(tuple((k.to(device).expand(n, -1, -1, -1).contiguous(),
                                         v.to(device).expand(n, -1, -1, -1).contiguous()) for k, v in prefix))
             mask = torch.cat([torch.ones((n, prefix[0][0].shape[2]), dtype=mask.dtype, device=device), mask], dim=1)
-        generated = [[] for _ in range(n)]
+        generated: list[list[int]] = [[] for _ in range(n)]
         finished = torch.zeros(n, dtype=torch.bool, device=device)
         step_ids = ids
         for _ in range(max_new_tokens):
@@ -240,7 +240,7 @@ def evaluate(model, method: str, tokenizer, examples: list[dict], *, snapshot: d
     samples = [{"prompt": e["prompt"][-SAMPLE_CHARS:], "reference": r[:SAMPLE_CHARS], "answer": p[:SAMPLE_CHARS],
                 "exact": exact(p, r), "rouge_l": rouge_l(p, r),
                 **({"base_answer": b[:SAMPLE_CHARS]} if base_predictions is not None else {})}
-               for e, r, p, b in zip(chosen, references, predictions, base_predictions or [None] * len(chosen))][:SAMPLES]
+               for e, r, p, b in zip(chosen, references, predictions, base_predictions or [""] * len(chosen))][:SAMPLES]
     return {**({"step": step} if step is not None else {}), "trigger": trigger, "rows": len(chosen),
             "max_new_tokens": budget, "long_references": too_long, **result, "base": base, "verdict": kind,
             "message": message(result, base, len(chosen), kind, too_long, budget), "samples": samples,
@@ -296,9 +296,11 @@ def evaluate_run(run_dir, *, rows: int = DEFAULT_ROWS, max_new_tokens: int = DEF
     if model_base is not None:
         fields = evaluate(model, method, tokenizer, examples, rows=rows, max_new_tokens=max_new_tokens,
                           compare_base=False, trigger="on_demand")
+        assert fields is not None  # pick_rows found rows above
         if compare_base:
             base_fields = evaluate(model_base, "full", tokenizer, examples, rows=rows, max_new_tokens=max_new_tokens,
                                    compare_base=False)
+            assert base_fields is not None  # the same rows
             fields["base"] = {k: base_fields[k] for k in ("exact", "exact_match", "rouge_l")}
             long = fields["long_references"]
             fields["verdict"] = verdict(fields, fields["base"], exact_possible=long < fields["rows"])
@@ -308,6 +310,7 @@ def evaluate_run(run_dir, *, rows: int = DEFAULT_ROWS, max_new_tokens: int = DEF
     else:
         fields = evaluate(model, method, tokenizer, examples, snapshot=snapshot, rows=rows,
                           max_new_tokens=max_new_tokens, compare_base=compare_base, trigger="on_demand")
+        assert fields is not None  # pick_rows found rows above
     fields["step"] = _adapter_step(run_dir)
     return fields
 

@@ -303,7 +303,7 @@ def _signed_shared_weights(path: Path) -> None:
             readers.setdefault(name, set()).add(node.op_type)
     # ops that take int8 where they took uint8, with the zero point's type following the data's
     accepting = {"Gather", "DequantizeLinear", "MatMulInteger"}
-    targets = set()
+    targets: set[str] = set()
     for node in proto.graph.node:
         if node.op_type != "MatMulInteger" or len(node.input) < 4:
             continue
@@ -334,7 +334,7 @@ def _versions() -> dict:
 
     from . import __version__
 
-    out = {}
+    out: dict[str, str | None] = {}
     for name in ("torch", "transformers", "peft", "onnx", "onnxruntime"):
         try:
             out[name] = metadata.version(name)
@@ -716,7 +716,7 @@ def run(args) -> int:
             with RunLock(Path(args.run_dir).resolve(), "export"):  # never beside a trainer writing the same run
                 out = export_run(args.run_dir, emitter, out=args.out, quantize=args.quantize,
                                  fp16=True if args.fp16 else None)
-            adapter_dir = str(Path(args.run_dir).resolve() / "adapter")
+            adapter_dir: str | None = str(Path(args.run_dir).resolve() / "adapter")
         else:
             if not args.out:
                 raise ConfigError("--out is required with --model/--adapter", field="--out",

@@ -20,8 +20,9 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 CACHE_ENV = "BLOOM_PEFT_EXPORT_CACHE"
 # bump when the entry layout or the exported graph changes: old entries are then never matched (and age out)

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError
 from .paths import PACKAGE_DIR
@@ -71,11 +72,13 @@ def launch(args, config: dict, run_dir: Path, emitter, stop) -> int:
     env["BLOOM_PEFT_LAUNCHED"] = "1"
     env.pop("BLOOM_PEFT_IGNORE_STDIN", None)  # the workers' stdin is this process's stop channel
     proc = subprocess.Popen(worker_command(args, run_dir, n), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    worker_stdin, worker_stdout = proc.stdin, proc.stdout
+    assert worker_stdin is not None and worker_stdout is not None  # both are PIPEs
 
-    seen = {"error": None, "done": False}
+    seen: dict[str, Any] = {"error": None, "done": False}
 
     def forward() -> None:
-        for raw in iter(proc.stdout.readline, b""):
+        for raw in iter(worker_stdout.readline, b""):
             try:
                 event = json.loads(raw)
             except ValueError:
@@ -102,7 +105,7 @@ def launch(args, config: dict, run_dir: Path, emitter, stop) -> int:
         if stop.event.wait(0.2) and not stopping:
             stopping = True
             try:
-                proc.stdin.close()  # every worker's stdin hits EOF: a graceful stop
+                worker_stdin.close()  # every worker's stdin hits EOF: a graceful stop
             except OSError:
                 pass
     reader.join(timeout=10)

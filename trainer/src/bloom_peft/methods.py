@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 from .errors import ConfigError, ModelError
 from .paths import CONFIG_SCHEMA
@@ -82,17 +83,19 @@ def peft_config(method_cfg: dict, tokenizer_name_or_path: str | None = None, mod
                                       prompt_tuning_init="TEXT", prompt_tuning_init_text=o["init_text"],
                                       tokenizer_name_or_path=tokenizer_name_or_path)
         return PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=o["num_virtual_tokens"], prompt_tuning_init="RANDOM")
+    # peft annotates encoder_hidden_size as int yet defaults it to None (then the model's hidden size)
+    encoder_hidden_size = cast(int, o.get("encoder_hidden_size", model_hidden_size))
     if name == "p_tuning":
         extra = {}
         if o["encoder_type"] == "LSTM":  # peft's MLP encoder always has 2 layers and no dropout (it warns otherwise)
             extra = dict(encoder_num_layers=o["encoder_num_layers"], encoder_dropout=o["encoder_dropout"])
         return PromptEncoderConfig(task_type="CAUSAL_LM", num_virtual_tokens=o["num_virtual_tokens"],
                                    encoder_reparameterization_type=o["encoder_type"],
-                                   encoder_hidden_size=o.get("encoder_hidden_size", model_hidden_size), **extra)
+                                   encoder_hidden_size=encoder_hidden_size, **extra)
     if name == "prefix_tuning":
         return PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=o["num_virtual_tokens"],
                                   prefix_projection=o["prefix_projection"],
-                                  encoder_hidden_size=o.get("encoder_hidden_size", model_hidden_size))
+                                  encoder_hidden_size=encoder_hidden_size)
     if name == "lora":
         return LoraConfig(task_type="CAUSAL_LM", r=o["r"], lora_alpha=o["alpha"], lora_dropout=o["dropout"],
                           target_modules=list(o["target_modules"]))
@@ -163,7 +166,8 @@ def _encode_prefix_once(encoder) -> None:
 def count_parameters(model) -> tuple[int, int]:
     """(trainable, total) exactly as peft's get_nb_trainable_parameters counts; plain counts for full/BitFit."""
     if hasattr(model, "get_nb_trainable_parameters"):
-        return tuple(int(n) for n in model.get_nb_trainable_parameters())
+        trainable, total = model.get_nb_trainable_parameters()
+        return int(trainable), int(total)
     trainable = total = 0
     for _, p in model.named_parameters():  # named_parameters skips tied duplicates (lm_head = word embeddings)
         total += p.numel()

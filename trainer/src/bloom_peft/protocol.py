@@ -47,7 +47,7 @@ class EventEmitter:
         if self._enabled or self._broken:
             line = json.dumps(event, separators=(",", ":"), allow_nan=False)
             with self._lock:
-                if not self._broken:
+                if not self._broken and self._stream is not None:  # not broken means enabled: there is a stream
                     try:
                         self._stream.write(line + "\n")
                         self._stream.flush()

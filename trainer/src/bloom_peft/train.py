@@ -684,7 +684,7 @@ def response_loss_sum(model, chunk: dict, first: int):
                            ignore_index=-100, reduction="sum")
 
 
-def forward_backward(model, batches: list[dict], micro: int, accelerator, hooks: "TestHooks", step: int):
+def forward_backward(model, batches: list[dict], micro: int, accelerator, hooks: TestHooks, step: int):
     """Accumulate gradients over the step's micro-batches; the loss is the token-weighted mean of the step."""
     import torch
 
@@ -693,7 +693,7 @@ def forward_backward(model, batches: list[dict], micro: int, accelerator, hooks:
     total_labels = max(sum(counts), 1)
     loss_sum = torch.zeros((), device=accelerator.device)
     tokens = samples = 0
-    for i, (chunk, n) in enumerate(zip(chunks, counts)):
+    for i, chunk in enumerate(chunks):
         hooks.maybe_oom(chunk)
         first = first_label_position(chunk["labels"])  # on the CPU copy: no device sync
         chunk = {k: v.to(accelerator.device, non_blocking=True) for k, v in chunk.items()}
@@ -854,6 +854,7 @@ def run_evaluation(model, method: str, tokenizer, eval_examples: list, snapshot,
     if not evaluation.pick_rows(eval_examples, 1):
         emitter.log("evaluation skipped: no held-out instruction rows to answer (data.eval_split 0, or a text corpus)")
         return
+    fields: dict | None
     try:
         if fsdp:
             fields = evaluation.evaluate_run(run_dir)
@@ -866,6 +867,7 @@ def run_evaluation(model, method: str, tokenizer, eval_examples: list, snapshot,
         emitter.warning(f"evaluation failed: {type(e).__name__}: {e} (retry with `python -m bloom_peft evaluate "
                         f"--run-dir {run_dir}`)", code="evaluation_failed")
         return
+    assert fields is not None  # pick_rows found a row above
     emitter.emit("evaluation", **fields)
 
 

@@ -15,6 +15,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from .parity import VARIANTS, OrtDecoder, make_adapter, torch_greedy, torch_logits
 
@@ -24,7 +25,7 @@ PROMPTS = [
     "Human: 把这句话翻译成英文：你好，世界 🌍\n\nAssistant: ",
 ]
 LOGITS_HEAD = 16
-SHAPES = {
+SHAPES: dict[str, dict[str, Any]] = {  # BloomConfig keyword arguments
     "bloom-560m": dict(vocab_size=250880, hidden_size=1024, n_layer=24, n_head=16),
     "bloom-1b1": dict(vocab_size=250880, hidden_size=1536, n_layer=24, n_head=16),
 }
