@@ -3,7 +3,7 @@
 // shows the run failed, and its Resume continues from the newest checkpoint. The resumed run is left training on
 // purpose: run.sh then stops VS Code and fails if any trainer outlives it (the extension must end its trainers).
 import fs from 'node:fs';
-import { configureRun, events, listRunIds, progressSteps, runRecord, shownStatus, trainerLogTail, waitNewRun } from '../dashboard.mjs';
+import { configureRun, events, listRunIds, progressSteps, runRecord, shownStatus, trainerLogTail, waitDone, waitNewRun } from '../dashboard.mjs';
 import { SHORT as BASE } from '../training.mjs';
 import { fatal, waitUntil } from '../vscode.mjs';
 
@@ -54,8 +54,13 @@ export default {
     }, { timeout: 180_000, interval: 500, what: 'progress of the resumed run' });
     const from = Math.max(...checkpoints);
     if (resumed[0] <= from || resumed[0] > from + SHORT.log_every) throw new Error(`resumed at step ${resumed[0]}, the newest checkpoint was step ${from}`);
-    log(`resumed from checkpoint ${from} (killed at ${killedAt}): step ${resumed.at(-1)} and going; left running for the shutdown check`);
+    log(`resumed from checkpoint ${from} (killed at ${killedAt}): step ${resumed.at(-1)} and going`);
     await waitUntil(async () => (await shownStatus(wb)) === 'running', { timeout: 30_000, what: 'the dashboard to show the resumed run running' });
     await wb.shot('resumed-running');
+    // the next scenarios start runs from the dashboard, whose Start waits while a run is going: stop this one
+    const eventsBeforeStop = events(run.dir).length;
+    await wb.runCommand('Bloom PEFT: Stop PEFT Training');
+    const stopped = await waitDone(run.dir, { timeout: 120_000, afterIndex: eventsBeforeStop });
+    log(`stopped the resumed run at step ${stopped.step}`);
   },
 };
