@@ -28,8 +28,9 @@ def finished_run(model, tmp_path_factory):
 
 
 def snapshot(run) -> dict:
+    """Every file of the run and its hash, except run.lock: each trainer process writes who holds the run there."""
     return {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(run.rglob("*")) if p.is_file()}
+            for p in sorted(run.rglob("*")) if p.is_file() and p.name != "run.lock"}
 
 
 def copy_run(finished_run, tmp_path):
@@ -137,7 +138,7 @@ def test_non_bloom_model_is_refused(tmp_path):
     assert rc == 2
     error = only_error(events)
     assert error["code"] == "invalid_model" and error["field"] == "/model/name_or_path" and "BLOOM" in error["hint"]
-    assert sorted(p.name for p in run.iterdir()) == ["config.json"]  # nothing written
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "run.lock"]  # nothing written but the lock
 
 
 def test_retraining_a_finished_run_archives_its_outputs(finished_run, tmp_path):
