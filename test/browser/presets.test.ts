@@ -9,6 +9,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { ensureBundle, launch, openDashboard, serve, type Served } from './harness';
+import presets from '../../schemas/presets.json';
 
 let browser: Browser;
 let server: Served;
@@ -47,12 +48,14 @@ describe('presets and effective values', () => {
 
     await choose(page, 'f-preset', 'quick-demo');
     // the preset's values for prefix tuning, its shipped data, a preview (the path counts as picked)
-    await valueIs(page, 'f-training-max_steps', '300');
+    const demo = presets.presets.find(p => p.id === 'quick-demo')!.methods.prefix_tuning.training;
+    await valueIs(page, 'f-training-max_steps', String(demo.max_steps));
     assert.equal(await page.locator('#f-method').getAttribute('current-value') ?? await page.locator('#f-method').evaluate(e => (e as HTMLSelectElement).value), 'prefix_tuning');
     assert.equal(await page.locator('#f-method-num_virtual_tokens input').inputValue(), '20');
     assert.match(await page.locator('#f-data-train_file-path').innerText(), /code-tasks[\\/]train\.jsonl$/);
     await page.locator('#preview .preview-row').first().waitFor();
-    await page.waitForFunction(() => /lr 0\.01 · 300 optimizer steps/.test(document.querySelector('#effective-values')?.textContent ?? ''));
+    const presetText = `lr ${demo.learning_rate} · ${demo.max_steps} optimizer steps`;
+    await page.waitForFunction(text => (document.querySelector('#effective-values')?.textContent ?? '').includes(text), presetText);
     assert.equal(d.training.started.length, 0);
     await d.screenshot('configure-preset');
 
