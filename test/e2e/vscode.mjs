@@ -140,11 +140,22 @@ export class Workbench {
   }
 
   async openDashboard() {
+    // The activity item toggles the side bar. Right after a window reload VS Code may still be restoring the view
+    // (unchecked when looked at, then shown; or shown, then our click hides it), so look again until it shows.
     const item = this.activityItem();
-    const checked = await item.evaluate(el => el.closest('.action-item')?.classList.contains('checked')).catch(() => false);
-    if (!checked) await item.click();
-    await this.page.mouse.move(700, 600); // no tooltip over the screenshots
-    await this.dashboard().locator('#tab-configure').waitFor({ timeout: 60_000 });
+    const tab = this.dashboard().locator('#tab-configure');
+    const end = Date.now() + 60_000;
+    for (;;) {
+      const checked = await item.evaluate(el => el.closest('.action-item')?.classList.contains('checked')).catch(() => false);
+      if (!checked) await item.click();
+      await this.page.mouse.move(700, 600); // no tooltip over the screenshots
+      try {
+        await tab.waitFor({ timeout: 5_000 });
+        break;
+      } catch (e) {
+        if (Date.now() > end) throw e;
+      }
+    }
     await this.widenSidebar();
   }
 

@@ -6,9 +6,10 @@ import { configureRun, events, listRunIds, progressSteps, runRecord, shownStatus
 import { SHORT as BASE } from '../training.mjs';
 import { waitUntil } from '../vscode.mjs';
 
-// long enough to outlast a reload on a loaded 2-core machine (a reload there took as long as 90 steps of SHORT), short
-// enough to finish inside the scenario
-const SHORT = { ...BASE, max_steps: 400, log_every: 2, save_every: 100 };
+// long enough to outlast a reload and the dashboard's re-attach on an idle machine (there 400 steps took 24 s and
+// ended before the dashboard was back; a reload takes 10-20 s), short enough to finish inside the scenario on a loaded
+// one (about 0.12 s a step there: 2.5 min)
+const SHORT = { ...BASE, max_steps: 1200, log_every: 4, save_every: 400 };
 
 const alive = pid => { try { process.kill(pid, 0); return true; } catch { return false; } };
 
