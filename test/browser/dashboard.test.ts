@@ -6,21 +6,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import { ensureBundle, FakeTraining, launch, openDashboard, progress, serve, tinyParams, type Dashboard, type Served } from './harness';
+import { describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { FakeTraining, progress, tinyParams, type Dashboard, useDashboards } from './harness';
 
-let browser: Browser;
-let server: Served;
-
-before(async () => {
-  ensureBundle();
-  [browser, server] = await Promise.all([launch(), serve()]);
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const openDashboard = useDashboards();
 
 const text = (page: Page, sel: string) => page.locator(sel).first().innerText();
 const points = (page: Page, id: string) => page.locator(`#${id}`).getAttribute('data-points').then(Number);
@@ -43,7 +33,7 @@ async function noProblems(d: Dashboard): Promise<void> {
 
 describe('dashboard webview', () => {
   test('the form validates as typed, with the message next to the field', async () => {
-    const d = await openDashboard(browser, server.url);
+    const d = await openDashboard();
     const { page } = d;
     const err = (id: string) => page.locator(`#${id}-error`);
 
@@ -83,7 +73,7 @@ describe('dashboard webview', () => {
   });
 
   test('trainable-parameter counts follow the method and its options', async () => {
-    const d = await openDashboard(browser, server.url);
+    const d = await openDashboard();
     const { page } = d;
     const trainable = async () => Number(await page.locator('#params-trainable').getAttribute('data-value'));
     const expect = (method: Record<string, unknown>) => tinyParams({ model: { name_or_path: 'embedded' }, method, data: { format: 'instruction', train_file: 'x' } } as never);
@@ -122,7 +112,7 @@ describe('dashboard webview', () => {
   test('a count that failed (no torch in the Python used) is asked again when the Python setting changes', async () => {
     const training = new FakeTraining();
     training.paramsFailure = "ModuleNotFoundError: No module named 'torch'";
-    const d = await openDashboard(browser, server.url, { training });
+    const d = await openDashboard({ training });
     const { page } = d;
     // an ImportError is the environment's problem: the setup banner says so (the count waits for it)
     await page.waitForFunction(() => /ModuleNotFoundError: No module named 'torch'/.test(document.querySelector('#env-banner')?.textContent ?? ''));
@@ -136,7 +126,7 @@ describe('dashboard webview', () => {
   });
 
   test('a run: preview, start, the chart grows with progress, state survives a reload', async () => {
-    const d = await openDashboard(browser, server.url);
+    const d = await openDashboard();
     const { page, training } = d;
 
     await page.click('#f-data-train_file');
@@ -222,7 +212,7 @@ describe('dashboard webview', () => {
   });
 
   test('history compares curves; adapters and playground act through the host', async () => {
-    const d = await openDashboard(browser, server.url, { theme: 'dark' });
+    const d = await openDashboard({ theme: 'dark' });
     const { page, training, host } = d;
     // two finished runs with curves
     const cfg = (name: string, method: string) => ({ run_name: name, model: { name_or_path: 'embedded' }, method: { name: method }, data: { format: 'instruction', train_file: host.files.file! } }) as never;
@@ -295,7 +285,7 @@ describe('dashboard webview', () => {
   });
 
   test('the host rejects forged or malformed messages and paths not chosen with a picker', async () => {
-    const d = await openDashboard(browser, server.url);
+    const d = await openDashboard();
     const { page, training } = d;
     // post straight through the webview API, as a compromised webview could
     const send = (msg: unknown) => page.evaluate(m => (window as unknown as { __rawRequest(m: unknown): Promise<unknown> }).__rawRequest(m), msg) as Promise<{ ok: boolean; error?: { message: string } }>;

@@ -4,21 +4,12 @@
 // temperature and top-p to the host. Screenshots: test-results/screenshots/dashboard-run-evaluation*.png,
 // dashboard-playground-chat.png.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
+import { describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
 import type { PlaygroundEngine } from '../../src/dashboard/ports';
-import { ensureBundle, launch, openDashboard, progress, serve, type Served } from './harness';
+import { progress, useDashboards } from './harness';
 
-let browser: Browser;
-let server: Served;
-before(async () => {
-  ensureBundle();
-  [browser, server] = await Promise.all([launch(), serve()]);
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const openDashboard = useDashboards();
 
 async function tab(page: Page, id: string): Promise<void> {
   await page.click(`#tab-${id}`);
@@ -28,7 +19,7 @@ const text = (page: Page, sel: string) => page.locator(sel).first().innerText();
 
 describe('evaluation and chat', () => {
   test('a run that answers none of its held-out rows says so next to "Use for completions"; Evaluate again updates Run and History', async () => {
-    const d = await openDashboard(browser, server.url);
+    const d = await openDashboard();
     const { page, training, host } = d;
     const run = await training.start({ run_name: 'zh-prefix', model: { name_or_path: 'embedded' }, method: { name: 'prefix_tuning' }, data: { format: 'instruction', train_file: host.files.file! } } as never);
     await tab(page, 'run');
@@ -68,7 +59,7 @@ describe('evaluation and chat', () => {
         return { text: answer, finishReason: 'eos' };
       },
     };
-    const d = await openDashboard(browser, server.url, { engine });
+    const d = await openDashboard({ engine });
     const { page, training, host } = d;
     await training.start({ run_name: 'chat', model: { name_or_path: 'embedded' }, method: { name: 'lora' }, data: { format: 'instruction', train_file: host.files.file! } } as never);
     training.finish('completed');

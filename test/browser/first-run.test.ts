@@ -4,22 +4,12 @@
 // the file field with a link to its line, Start refused), Start during a run, run names, the column mapping
 // from the file's fields, and chart legends with real values.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import { BROWSER_SHOTS, ensureBundle, FakeHost, FakeTraining, launch, openDashboard, progress, ROOT, serve, type Dashboard, type Served } from './harness';
+import { describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { BROWSER_SHOTS, FakeHost, FakeTraining, progress, ROOT, type Dashboard, useDashboards } from './harness';
 import path from 'node:path';
 
-let browser: Browser;
-let server: Served;
-
-before(async () => {
-  ensureBundle();
-  [browser, server] = await Promise.all([launch(), serve()]);
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const openDashboard = useDashboards();
 
 const TRAIN_FILE = path.join(ROOT, 'examples', 'code-tasks', 'train.jsonl');
 const text = (page: Page, sel: string) => page.locator(sel).first().innerText();
@@ -36,7 +26,7 @@ describe('dashboard: first run and small things', () => {
   test('a Python without the trainer: one banner with the setup before the form; counts once it is set up', async () => {
     const host = new FakeHost({ file: TRAIN_FILE });
     host.environmentReady = false;
-    const d = await openDashboard(browser, server.url, { host, width: 300, height: 700 });
+    const d = await openDashboard({ host, width: 300, height: 700 });
     const { page, training } = d;
     await page.locator('#env-banner').waitFor({ state: 'visible' });
     await page.screenshot({ path: path.join(BROWSER_SHOTS, 'dashboard-300px-first-run.png') });
@@ -59,7 +49,7 @@ describe('dashboard: first run and small things', () => {
   test('an ImportError from the trainer is an environment problem with the setup, never "a bug in the trainer"', async () => {
     const training = new FakeTraining();
     training.paramsFailure = "ModuleNotFoundError: No module named 'jsonschema'";
-    const d = await openDashboard(browser, server.url, { training });
+    const d = await openDashboard({ training });
     const { page } = d;
     await page.locator('#env-banner').waitFor({ state: 'visible' });
     assert.match(await text(page, '#env-banner'), /cannot run the trainer: ModuleNotFoundError: No module named 'jsonschema'/);
@@ -74,7 +64,7 @@ describe('dashboard: first run and small things', () => {
   test('a count that never answers ends with a message and a Retry, not "Counting parameters…" forever', async () => {
     const training = new FakeTraining();
     training.paramsHang = true;
-    const d = await openDashboard(browser, server.url, { training, answerDeadlineMs: 300 });
+    const d = await openDashboard({ training, answerDeadlineMs: 300 });
     const { page } = d;
     await page.waitForFunction(() => /got no answer from the trainer's Python within/.test(document.querySelector('#params-count')?.textContent ?? ''));
     training.paramsHang = false;
@@ -89,7 +79,7 @@ describe('dashboard: first run and small things', () => {
       code: 'invalid_data', file: TRAIN_FILE, line: 3, message: `${TRAIN_FILE}:3: not valid JSON (Unterminated string starting at column 18)`,
       hint: 'Each line of a JSONL file must be one complete JSON object.',
     };
-    const d = await openDashboard(browser, server.url, { training });
+    const d = await openDashboard({ training });
     const { page, host } = d;
     await page.click('#f-data-train_file');
     await page.locator('#data-problem').waitFor({ state: 'visible' });
@@ -110,7 +100,7 @@ describe('dashboard: first run and small things', () => {
   });
 
   test('Start waits while a run trains; run names do not carry over; a reused name gets a suffix', async () => {
-    const d = await openDashboard(browser, server.url);
+    const d = await openDashboard();
     const { page, training } = d;
     await page.click('#f-data-train_file');
     await page.waitForFunction(() => document.querySelectorAll('.preview-row').length === 3);
@@ -134,7 +124,7 @@ describe('dashboard: first run and small things', () => {
   });
 
   test('column mapping offers the fields found in the file; chart legends show the latest values', async () => {
-    const d = await openDashboard(browser, server.url);
+    const d = await openDashboard();
     const { page, training } = d;
     await page.click('#f-data-train_file');
     await page.locator('vscode-dropdown#f-data-columns-instruction').waitFor({ state: 'attached' });

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { HostToWebview } from '../../src/protocol/messages';
 import { DashboardController } from '../../src/dashboard/controller';
@@ -190,7 +191,27 @@ const INIT_SCRIPT = String.raw`function (kind, vars) {
 
 const silentLog = { trace() {}, info() {}, warn() {}, error() {} };
 
-export async function openDashboard(browser: Browser, url: string, o: { theme?: ThemeName; training?: FakeTraining; host?: FakeHost; engine?: PlaygroundEngine; width?: number; height?: number; answerDeadlineMs?: number } = {}): Promise<Dashboard> {
+export type DashboardOptions = { theme?: ThemeName; training?: FakeTraining; host?: FakeHost; engine?: PlaygroundEngine; width?: number; height?: number; answerDeadlineMs?: number };
+
+/**
+ * One chromium and one page server for a test file: started before its tests, closed after them. Returns the
+ * function that opens a dashboard page in them.
+ */
+export function useDashboards(): (o?: DashboardOptions) => Promise<Dashboard> {
+  let browser: Browser | undefined;
+  let server: Served | undefined;
+  before(async () => {
+    ensureBundle();
+    [browser, server] = await Promise.all([launch(), serve()]);
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+  return o => openDashboard(browser!, server!.url, o);
+}
+
+export async function openDashboard(browser: Browser, url: string, o: DashboardOptions = {}): Promise<Dashboard> {
   const training = o.training ?? new FakeTraining();
   const host = o.host ?? new FakeHost({ file: path.join(ROOT, 'examples', 'code-tasks', 'train.jsonl') });
   const warnings: string[] = [];

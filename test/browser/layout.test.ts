@@ -5,21 +5,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import { BROWSER_SHOTS, ensureBundle, FakeTraining, launch, openDashboard, progress, serve, type Served } from './harness';
+import { describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { BROWSER_SHOTS, FakeTraining, progress, useDashboards } from './harness';
 
-let browser: Browser;
-let server: Served;
-
-before(async () => {
-  ensureBundle();
-  [browser, server] = await Promise.all([launch(), serve()]);
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const openDashboard = useDashboards();
 
 const TABS = ['configure', 'run', 'history', 'adapters', 'playground'] as const;
 
@@ -81,7 +71,7 @@ describe('dashboard layout', () => {
   for (const width of [250, 300, 700]) {
     test(`at ${width} px every tab fits: nothing sticks out, nothing is clipped, no sideways scroll`, async () => {
       const training = new FakeTraining();
-      const d = await openDashboard(browser, server.url, { training, width, height: 900 });
+      const d = await openDashboard({ training, width, height: 900 });
       const { page } = d;
       await withRuns(training, d.host.files.file!);
       await page.reload();

@@ -6,22 +6,12 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import { ensureBundle, launch, openDashboard, serve, type Served } from './harness';
+import { describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { useDashboards } from './harness';
 import presets from '../../schemas/presets.json';
 
-let browser: Browser;
-let server: Served;
-
-before(async () => {
-  ensureBundle();
-  [browser, server] = await Promise.all([launch(), serve()]);
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const openDashboard = useDashboards();
 
 async function choose(page: Page, dropdownId: string, value: string): Promise<void> {
   await page.click(`#${dropdownId}`);
@@ -37,7 +27,7 @@ const effective = (page: Page) => page.locator('#effective-values').innerText();
 
 describe('presets and effective values', () => {
   test('a preset fills the form; the form says the lr and the optimizer steps that apply', async () => {
-    const d = await openDashboard(browser, server.url);
+    const d = await openDashboard();
     const { page } = d;
     // nothing typed: the method's default lr, and epochs until the dataset is read
     await page.waitForFunction(() => /lr 1e-3 \(LoRA default\)/.test(document.querySelector('#effective-values')?.textContent ?? ''));
@@ -78,7 +68,7 @@ describe('presets and effective values', () => {
   });
 
   test('Adapters: export a Hugging Face checkpoint, then open its folder', async () => {
-    const d = await openDashboard(browser, server.url);
+    const d = await openDashboard();
     const { page, training, host } = d;
     const run = await training.start({ run_name: 'zh-lora', model: { name_or_path: 'embedded' }, method: { name: 'lora' }, data: { format: 'instruction', train_file: host.files.file! } } as never);
     training.finish('completed');
