@@ -4,7 +4,8 @@ import * as vscode from 'vscode';
 import type { RunSummary } from '../training/types';
 import { engineLoader } from './engine';
 import { BloomInlineCompletionProvider } from './provider';
-import { CompletionService, type CompletionProblem, type RunSource, type ServiceSettings } from './service';
+import type { CompletionProblem, RunSource } from './adapters';
+import { CompletionService, type ServiceSettings } from './service';
 import { CompletionStatusBar } from './statusbar';
 import { DEFAULT_SETTINGS } from './types';
 
@@ -25,6 +26,7 @@ export function readSettings(): ServiceSettings {
     maxTokens: clamp(c.get<number>('maxTokens', DEFAULT_SETTINGS.maxTokens), 1, 512),
     mode: mode === 'multiLine' ? 'multiLine' : 'singleLine',
     debounceMs: clamp(c.get<number>('debounceMs', DEFAULT_SETTINGS.debounceMs), 0, 2000),
+    latencyBudgetMs: clamp(c.get<number>('latencyBudgetMs', DEFAULT_SETTINGS.latencyBudgetMs), 0, 10000),
     temperature: clamp(c.get<number>('temperature', DEFAULT_SETTINGS.temperature), 0, 2),
     languages: c.get<Record<string, boolean>>('languages', DEFAULT_SETTINGS.languages) ?? DEFAULT_SETTINGS.languages,
   };

@@ -1,57 +1,19 @@
-// CompletionService: which adapter serves completions, its engine's lifecycle (lazy load, reload on switch,
-// recycle on re-export), the error policy (report once, then stay quiet until something changes), and the
-// playground's generate(). No vscode import: register.ts wires it to settings, commands and the status bar.
-import fs from 'node:fs';
-import path from 'node:path';
+// CompletionService: the state of inline completions (disabled, no adapter, loading, ready, error) and what moves
+// it: the settings, the adapter commands, runs that change, and failures (reported once, then quiet until something
+// changes). Which export a setting names is adapters.ts; the engine that serves it is engineHost.ts. No vscode
+// import: register.ts wires it to settings, commands and the status bar.
 import type { RunSummary } from '../training/types';
+import { type ActiveAdapter, type CompletionProblem, type Resolution, type RunSource, resolveAdapter, samePath } from './adapters';
+import { type EngineLike, EngineHost, type EngineLoader, type LoadedAdapter } from './engineHost';
 import { CompletionPipeline } from './pipeline';
-import type { ChatTurn } from '../protocol/messages';
-import { eosTokenText, renderChat } from './chat';
-import type { AdapterInfo, Completion, CompletionRequest, CompletionSettings, GenerateOptions, GenerateResult, Generator, PromptTemplate } from './types';
-
-/** The engine as this service uses it; CompletionEngine (src/inference) fits it structurally. */
-export interface EngineLike extends Generator {
-  readonly manifest: { template: PromptTemplate | null; instruction_tuned: boolean; method?: string; base_model?: string; eos_token_id?: number | null };
-  readonly exportDir: string;
-  /** Switches to another export by recycling the worker (no window reload, no request lost). */
-  reload(exportDir: string): Promise<void>;
-  dispose(): Promise<void>;
-}
-export type EngineLoader = (exportDir: string) => Promise<EngineLike>;
-
-/** Where runs come from (the TrainingService fits it). */
-export interface RunSource {
-  listRuns(): Promise<RunSummary[]>;
-  onRunsChanged?(listener: () => void): { dispose(): void };
-}
+import type { Completion, CompletionRequest, CompletionSettings } from './types';
 
 export interface ServiceSettings extends CompletionSettings {
   /** bloomPeft.completions.adapter: a run dir, an export dir, a run id, or '' = the newest run with an export. */
   adapter: string;
 }
 
-export interface ActiveAdapter {
-  exportDir: string;
-  runId?: string;
-  runDir?: string;
-  /** For the status bar and pickers: run name, else the folder name. */
-  label: string;
-  method?: string;
-  /** Chosen automatically (setting empty): the newest run with an export. */
-  auto: boolean;
-}
-
 export type CompletionState = 'disabled' | 'no-adapter' | 'loading' | 'ready' | 'error';
-
-/** Something the user should hear about once, with the actions that can fix it. */
-export interface CompletionProblem {
-  code: string;
-  message: string;
-  hint?: string;
-  actions: Array<'Export Adapter' | 'Choose Adapter' | 'Reload Adapter' | 'Show Log'>;
-  /** The run to export, for "Export Adapter". */
-  runId?: string;
-}
 
 export interface CompletionStatus {
   state: CompletionState;
@@ -70,8 +32,7 @@ export interface CompletionServiceDeps {
   log?: { info(m: string): void; warn(m: string): void; error(m: string): void };
   /** Pipeline prompt budget in tokens. */
   tokenBudget?: number;
-  /** Workspace trust (default: trusted). Untrusted, an empty adapter setting follows no run: the workspace's runs
-   *  folder may come from a cloned repository, and its ONNX model and tokenizer would load into native code. */
+  /** Workspace trust (default: trusted). Untrusted, an empty adapter setting follows no run (adapters.ts). */
   trusted?: () => boolean;
 }
 
@@ -79,17 +40,16 @@ type Listener<T> = (value: T) => void;
 
 export class CompletionService {
   readonly pipeline: CompletionPipeline;
-  private engine: EngineLike | undefined;
-  private adapter: ActiveAdapter | undefined;
-  private adapterInfo: AdapterInfo | undefined;
+  private readonly engines: EngineHost;
   private state: CompletionState = 'no-adapter';
+  private adapter: ActiveAdapter | undefined;
   private problem: CompletionProblem | undefined;
-  /** The load in progress (lazy or explicit); requests wait for it. */
+  /** The engine loaded for the current choice; undefined until its load finishes. */
+  private loaded: LoadedAdapter | undefined;
+  /** The latest load; requests wait for it. */
   private loading: Promise<void> | undefined;
-  /** Bumped by every change of target; a load that finishes for an old target is discarded. */
-  private epoch = 0;
-  private manifestMtime = 0;
-  private playground: { engine: EngineLike; dir: string } | undefined;
+  /** Bumped by every change of choice (adapter, settings, a failure): work begun for an older one is dropped. */
+  private choice = 0;
   private disposed = false;
   /** The settings last acted on; a configuration event that changes nothing (a late duplicate) is ignored. */
   private lastSettings: ServiceSettings;
@@ -98,8 +58,9 @@ export class CompletionService {
   private readonly runsSub: { dispose(): void } | undefined;
 
   constructor(private readonly deps: CompletionServiceDeps) {
+    this.engines = new EngineHost(deps.loadEngine);
     this.pipeline = new CompletionPipeline({
-      getGenerator: () => this.ensureEngine(),
+      getGenerator: () => this.generator(),
       settings: () => this.deps.settings(),
       onError: err => this.fail(engineProblem(err, this.adapter), err),
       tokenBudget: deps.tokenBudget,
@@ -138,42 +99,41 @@ export class CompletionService {
     return c;
   }
 
+  /** The engine when it is ready and serves `exportDir`: the playground generates with it instead of a second one. */
+  servingEngine(exportDir: string): EngineLike | undefined {
+    return this.state === 'ready' && this.loaded ? this.engines.serving(exportDir) : undefined;
+  }
+
   // ---- changes
 
   /**
    * Serve completions from this adapter: a run dir, an export dir or a run id (undefined: follow the setting).
-   * Clears a reported problem and loads at once, so the status bar shows loading → ready.
+   * Clears a reported problem and loads at once, so the status bar shows loading → ready. `force` reloads an
+   * adapter that is already served.
    */
   async useAdapter(target?: string, force = false): Promise<ActiveAdapter | undefined> {
-    const wanted = target ?? this.deps.settings().adapter;
     this.lastSettings = { ...this.deps.settings() };
-    if (!force && this.deps.settings().enabled && (this.state === 'loading' || this.state === 'ready') && this.adapter) {
-      // Already serving (or loading) this export: a command and the settings event may both ask for it.
-      const again = await this.resolve(wanted, false);
-      if (again && samePath(again.exportDir, this.adapter.exportDir) && mtime(path.join(again.exportDir, 'manifest.json')) === this.manifestMtimeSeen(again.exportDir)) {
-        if (this.loading) await this.loading;
-        return this.adapter;
-      }
+    const found = await this.resolve(target ?? this.deps.settings().adapter);
+    const enabled = this.deps.settings().enabled;
+    // A command and the settings event may both ask for the export already served (or loading).
+    if (!force && enabled && found.adapter && this.serves(found.adapter.exportDir)) {
+      await this.loading;
+      return this.adapter;
     }
-    this.epoch++;
+    this.startOver();
     this.problem = undefined;
-    this.state = this.deps.settings().enabled ? 'no-adapter' : 'disabled';
-    this.pipeline.reset();
-    const resolved = await this.resolve(wanted);
-    if (!resolved) {
-      if ((this.state as CompletionState) !== 'error') {
-        this.adapter = undefined;
-        this.setState(this.deps.settings().enabled ? 'no-adapter' : 'disabled');
-      }
+    this.state = enabled ? 'no-adapter' : 'disabled';
+    if (found.problem) {
+      this.adapter = found.named;
+      this.fail(found.problem);
       return undefined;
     }
-    this.adapter = resolved;
-    this.adapterInfo = undefined;
-    if (!this.deps.settings().enabled) {
-      this.setState('disabled');
-      return resolved;
+    this.adapter = found.adapter;
+    if (!this.adapter || !enabled) {
+      this.setState(enabled ? 'no-adapter' : 'disabled');
+      return this.adapter;
     }
-    await this.load(this.epoch, force);
+    await this.load(force);
     return this.adapter;
   }
 
@@ -181,9 +141,9 @@ export class CompletionService {
   async refresh(): Promise<void> {
     const s = this.deps.settings();
     if (!s.enabled || this.state !== 'no-adapter') return;
-    const r = await this.resolve(s.adapter, false);
-    if (r && this.state === 'no-adapter' && !this.adapter) {
-      this.adapter = r;
+    const { adapter } = await this.resolve(s.adapter);
+    if (adapter && this.state === 'no-adapter' && !this.adapter) {
+      this.adapter = adapter;
       this.emit();
     }
   }
@@ -200,8 +160,7 @@ export class CompletionService {
     // The caller applies the change itself (a command that writes the setting, then calls useAdapter).
     if (opts.bookkeepingOnly) return this.pipeline.reset();
     if (!s.enabled) {
-      this.epoch++;
-      this.pipeline.reset();
+      this.startOver();
       this.problem = undefined;
       this.setState('disabled');
       return;
@@ -213,186 +172,117 @@ export class CompletionService {
     this.pipeline.reset();
   }
 
-  // ---- playground (dashboard)
-
-  /**
-   * Generates for the dashboard's playground with a run's export (default: the active adapter). With
-   * `instruction`, the prompt is wrapped in the adapter's training template first, after the chat's earlier turns
-   * (`history`, each in the template with its answer and EOS: chat.ts).
-   */
-  async generate(
-    prompt: string,
-    adapterRunDir?: string,
-    onToken?: (text: string) => void,
-    signal?: AbortSignal,
-    opts: Partial<Pick<GenerateOptions, 'maxTokens' | 'temperature' | 'topP' | 'stop' | 'seed'>> & { instruction?: boolean; history?: readonly ChatTurn[] } = {},
-  ): Promise<GenerateResult> {
-    let engine: EngineLike;
-    const dir = adapterRunDir ? findExportDir(this.absolute(adapterRunDir)) : this.adapter?.exportDir;
-    if (!dir) throw new Error(adapterRunDir ? `${adapterRunDir} has no ONNX export (export/manifest.json). Export the run first.` : 'No adapter is selected for completions. Choose one first.');
-    if (this.engine && this.state === 'ready' && samePath(this.engine.exportDir, dir)) engine = this.engine;
-    else engine = await this.playgroundEngine(dir);
-    const template = engine.manifest.template;
-    const history = opts.history ?? [];
-    const eos = history.length ? eosTokenText(readJson(path.join(dir, 'tokenizer.json')), engine.manifest.eos_token_id) : '';
-    const text = opts.instruction && template ? renderChat(template, history, prompt, eos) : prompt;
-    const { instruction: _ignored, history: _history, ...gen } = opts;
-    return engine.generate(text, { maxTokens: 64, temperature: 0, ...gen, onToken, signal });
-  }
-
   async dispose(): Promise<void> {
     this.disposed = true;
-    this.epoch++;
+    this.startOver();
     this.runsSub?.dispose();
-    this.pipeline.reset();
     this.changeListeners.clear();
     this.problemListeners.clear();
-    const engines = [this.engine, this.playground?.engine];
-    this.engine = undefined;
-    this.playground = undefined;
-    await Promise.all(engines.map(e => e?.dispose().catch(() => {})));
+    await this.engines.dispose();
   }
 
   // ---- internals
 
   /** The pipeline's generator: loads lazily; undefined (quietly) while disabled, without adapter or after a problem. */
-  private async ensureEngine(): Promise<{ generator: Generator; adapter: AdapterInfo } | undefined> {
-    const quiet = (): boolean => this.disposed || this.state === 'error' || this.state === 'disabled';
-    if (quiet()) return undefined;
-    if (this.loading) await this.loading;
-    if (!this.adapterInfo && !quiet()) {
+  private async generator(): Promise<LoadedAdapter | undefined> {
+    if (this.quiet()) return undefined;
+    await this.loading;
+    if (!this.loaded && !this.quiet()) {
       if (!this.adapter) {
-        const resolved = await this.resolve(this.deps.settings().adapter);
-        if (!resolved || quiet()) return undefined;
-        this.adapter = resolved;
+        const found = await this.resolve(this.deps.settings().adapter);
+        if (found.problem) {
+          this.adapter = found.named;
+          this.fail(found.problem);
+        }
+        if (!found.adapter || this.quiet()) return undefined;
+        this.adapter = found.adapter;
       }
-      await (this.loading ?? this.load(this.epoch));
+      await (this.loading ?? this.load());
     }
-    if (this.state !== 'ready' || !this.engine || !this.adapterInfo) return undefined;
-    return { generator: this.engine, adapter: this.adapterInfo };
+    return this.state === 'ready' ? this.loaded : undefined;
   }
 
-  private load(epoch: number, force = false): Promise<void> {
-    // Loads run one after the other (two first loads at once would make two engines); a superseded one is skipped.
-    const prev = this.loading ?? Promise.resolve();
-    const run = prev.then(async () => {
-      if (epoch !== this.epoch || this.disposed) return;
-      const target = this.adapter;
-      if (!target) return;
-      this.setState('loading');
-      const t0 = performance.now();
-      try {
-        const same = this.engine && samePath(this.engine.exportDir, target.exportDir) && mtime(path.join(target.exportDir, 'manifest.json')) === this.manifestMtime;
-        if (this.engine) {
-          if (force || !same) await this.engine.reload(target.exportDir); // recycles the worker
-        } else {
-          const engine = await this.deps.loadEngine(target.exportDir);
-          if (this.disposed) return void (await engine.dispose());
-          this.engine = engine;
-        }
-      } catch (err) {
-        if (epoch === this.epoch) this.fail(loadProblem(err, target), err);
-        return;
-      }
-      if (epoch !== this.epoch) return; // a newer choice is on its way
-      this.manifestMtime = mtime(path.join(target.exportDir, 'manifest.json'));
-      const m = this.engine!.manifest;
-      this.adapterInfo = { key: `${target.exportDir}@${this.manifestMtime}`, template: m.template, instructionTuned: m.instruction_tuned };
-      this.deps.log?.info(`completions: ${target.label} (${target.exportDir}) ready in ${Math.round(performance.now() - t0)} ms`);
-      this.setState('ready');
-    });
-    const tracked = run.finally(() => {
+  private quiet(): boolean {
+    return this.disposed || this.state === 'error' || this.state === 'disabled';
+  }
+
+  /** Loads the chosen adapter into the engine; a load superseded by a newer choice changes nothing. */
+  private load(force = false): Promise<void> {
+    const choice = this.choice;
+    const target = this.adapter;
+    if (!target) return Promise.resolve();
+    const current = (): boolean => choice === this.choice && !this.disposed;
+    this.setState('loading');
+    const t0 = performance.now();
+    const done = this.engines.load(target.exportDir, { force, wanted: current }).then(
+      loaded => {
+        if (!loaded || !current()) return;
+        this.loaded = loaded;
+        this.deps.log?.info(`completions: ${target.label} (${target.exportDir}) ready in ${Math.round(performance.now() - t0)} ms`);
+        this.setState('ready');
+      },
+      err => {
+        if (current()) this.fail(loadProblem(err, target), err);
+      },
+    );
+    const tracked = done.finally(() => {
       if (this.loading === tracked) this.loading = undefined;
     });
     this.loading = tracked;
     return tracked;
   }
 
-  /** The manifest mtime the loaded engine was made from; while loading, the current one (it is being loaded). */
-  private manifestMtimeSeen(exportDir: string): number {
-    return this.state === 'loading' ? mtime(path.join(exportDir, 'manifest.json')) : this.manifestMtime;
+  /** Serving (or loading) this export for the current choice, as it is on disk now. */
+  private serves(exportDir: string): boolean {
+    if (!this.adapter || !samePath(this.adapter.exportDir, exportDir)) return false;
+    return this.state === 'loading' || (this.state === 'ready' && this.loaded !== undefined && this.engines.serving(exportDir) !== undefined);
   }
 
-  /** Runs changed: a re-export of the active adapter reloads it; an export that fixes the problem clears it. */
+  /** Runs changed: an export that fixes the problem clears it; a newer run is followed; a re-export reloads. */
   private async runsChanged(): Promise<void> {
     if (this.disposed || this.state === 'disabled') return;
-    if (this.state === 'error' && this.problem?.code === 'EXPORT_MISSING') {
-      const r = await this.resolve(this.deps.settings().adapter, false);
-      if (r) await this.useAdapter();
+    const s = this.deps.settings();
+    if (this.state === 'error') {
+      if (this.problem?.code === 'EXPORT_MISSING' && (await this.resolve(s.adapter)).adapter) await this.useAdapter();
       return;
     }
-    if (this.state === 'error') return;
-    const s = this.deps.settings();
     if (this.adapter?.auto || !s.adapter) {
-      const r = await this.resolve(s.adapter, false);
-      if (r && (!this.adapter || !samePath(r.exportDir, this.adapter.exportDir))) {
-        this.epoch++;
-        this.pipeline.reset();
-        this.adapter = r;
-        this.adapterInfo = undefined; // next request (re)loads
+      const { adapter } = await this.resolve(s.adapter);
+      if (adapter && (!this.adapter || !samePath(adapter.exportDir, this.adapter.exportDir))) {
+        this.startOver();
+        this.adapter = adapter; // the next request loads it
         this.emit();
         return;
       }
     }
-    if (this.adapter && this.state === 'ready' && mtime(path.join(this.adapter.exportDir, 'manifest.json')) !== this.manifestMtime) {
+    if (this.adapter && this.state === 'ready' && !this.engines.serving(this.adapter.exportDir)) {
       this.deps.log?.info(`completions: ${this.adapter.exportDir} was exported again; reloading`);
-      this.epoch++;
-      this.pipeline.reset();
-      await this.load(this.epoch, true);
+      this.startOver();
+      await this.load(true);
     }
   }
 
-  /** Setting/argument → export. Reports a missing export or an unknown run (once) unless quiet. */
-  private async resolve(target: string, report = true): Promise<ActiveAdapter | undefined> {
-    const runs = await this.listRuns();
-    if (!target.trim()) {
-      if (this.deps.trusted && !this.deps.trusted()) return undefined; // choose one explicitly (user settings)
-      // Follow the newest finished run that has an export.
-      const newest = runs
-        .filter(r => r.exportDir && r.status !== 'running' && fs.existsSync(path.join(r.exportDir, 'manifest.json')))
-        .sort((a, b) => (b.endedAt ?? b.startedAt ?? 0) - (a.endedAt ?? a.startedAt ?? 0))[0];
-      return newest ? { ...fromRun(newest, newest.exportDir!), auto: true } : undefined;
-    }
-    const byId = runs.find(r => r.id === target.trim());
-    const dir = byId ? byId.dir : this.absolute(target.trim());
-    const run = byId ?? runs.find(r => samePath(r.dir, dir) || (r.exportDir !== undefined && samePath(r.exportDir, dir)));
-    const exportDir = findExportDir(dir);
-    if (exportDir) return run ? fromRun(run, exportDir) : { exportDir, label: path.basename(path.dirname(exportDir)) || exportDir, auto: false, runDir: path.dirname(exportDir) };
-    if (report) {
-      const known = run !== undefined || fs.existsSync(dir);
-      this.adapter = run ? fromRun(run, path.join(run.dir, 'export')) : undefined;
-      this.fail(known
-        ? { code: 'EXPORT_MISSING', message: `${run ? `Run "${run.name ?? run.id}"` : dir} has no ONNX export, so it cannot serve completions.`, hint: 'Export it (Export Adapter to ONNX), or choose another adapter.', actions: run ? ['Export Adapter', 'Choose Adapter'] : ['Choose Adapter'], runId: run?.id }
-        : { code: 'ADAPTER_NOT_FOUND', message: `The completion adapter "${target}" was not found (no such run or folder).`, hint: 'Choose an adapter from your runs.', actions: ['Choose Adapter'] });
-    }
-    return undefined;
-  }
-
-  private async listRuns(): Promise<RunSummary[]> {
+  private async resolve(target: string): Promise<Resolution> {
+    let runs: RunSummary[] = [];
     try {
-      return (await this.deps.runs?.listRuns()) ?? [];
+      runs = (await this.deps.runs?.listRuns()) ?? [];
     } catch (err) {
       this.deps.log?.warn(`completions: cannot list runs: ${(err as Error).message}`);
-      return [];
     }
+    return resolveAdapter(target, { runs, baseDir: this.deps.baseDir, trusted: this.deps.trusted?.() ?? true });
   }
 
-  private async playgroundEngine(dir: string): Promise<EngineLike> {
-    if (this.playground && samePath(this.playground.dir, dir)) return this.playground.engine;
-    if (this.playground) {
-      await this.playground.engine.reload(dir);
-      this.playground.dir = dir;
-      return this.playground.engine;
-    }
-    const engine = await this.deps.loadEngine(dir);
-    this.playground = { engine, dir };
-    return engine;
+  /** A newer choice: pending loads are dropped, cached completions too. */
+  private startOver(): void {
+    this.choice++;
+    this.loaded = undefined;
+    this.pipeline.reset();
   }
 
   /** Enters the error state and reports the problem once; completions stay off until a change. */
   private fail(problem: CompletionProblem, err?: unknown): void {
     if (this.state === 'error') return;
-    this.epoch++;
+    this.choice++;
     this.problem = problem;
     this.deps.log?.error(`completions: ${problem.message}${problem.hint ? ` (${problem.hint})` : ''}${err instanceof Error && err.stack ? `\n${err.stack}` : ''}`);
     this.setState('error');
@@ -407,33 +297,6 @@ export class CompletionService {
   private emit(): void {
     const s = this.status();
     for (const l of this.changeListeners) l(s);
-  }
-
-  private absolute(p: string): string {
-    return path.isAbsolute(p) ? p : path.resolve(this.deps.baseDir ?? process.cwd(), p);
-  }
-}
-
-/** A run dir (with export/) or an export dir itself; undefined when neither holds a manifest. */
-export function findExportDir(dir: string): string | undefined {
-  if (fs.existsSync(path.join(dir, 'manifest.json'))) return dir;
-  if (fs.existsSync(path.join(dir, 'export', 'manifest.json'))) return path.join(dir, 'export');
-  return undefined;
-}
-
-function fromRun(run: RunSummary, exportDir: string): ActiveAdapter {
-  return { exportDir, runId: run.id, runDir: run.dir, label: run.name ?? run.id, method: run.method, auto: false };
-}
-
-function samePath(a: string, b: string): boolean {
-  return path.resolve(a) === path.resolve(b);
-}
-
-function mtime(file: string): number {
-  try {
-    return fs.statSync(file).mtimeMs;
-  } catch {
-    return 0;
   }
 }
 
@@ -465,12 +328,4 @@ function engineProblem(err: unknown, target: ActiveAdapter | undefined): Complet
     actions: ['Reload Adapter', 'Choose Adapter', 'Show Log'],
     runId: target?.runId,
   };
-}
-
-function readJson(file: string): unknown {
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch {
-    return undefined;
-  }
 }

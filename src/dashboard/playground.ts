@@ -1,22 +1,46 @@
-// The playground's engine: the completion service (src/completion/service.ts) adapted to PlaygroundEngine.
-// No vscode import, so tests drive it with a real CompletionService.
-import type { ChatTurn } from '../protocol/messages';
-import type { GenerateOptions, GenerateResult } from '../completion/types';
+// The playground: generation with any run's export for the dashboard, streamed. With `template`, the prompt is
+// wrapped in the adapter's training template after the chat's earlier turns (chat.ts). It generates with the
+// completion engine when that one already serves the export, else with an engine of its own (one worker, recycled
+// for another export). No vscode import, so tests drive it with a real engine.
+import fs from 'node:fs';
+import path from 'node:path';
+import { EngineHost, type EngineLike, type EngineLoader } from '../completion/engineHost';
+import type { GenerateResult } from '../completion/types';
+import { eosTokenText, renderChat } from './chat';
 import type { PlaygroundEngine } from './ports';
 
 /** What the dashboard uses of the completion service (src/completion/service.ts fits it structurally). */
 export interface CompletionsLike {
-  generate(prompt: string, adapterRunDir?: string, onToken?: (text: string) => void, signal?: AbortSignal,
-    opts?: Partial<Pick<GenerateOptions, 'maxTokens' | 'temperature' | 'topP' | 'seed'>> & { instruction?: boolean; history?: readonly ChatTurn[] }): Promise<GenerateResult>;
+  /** The completion engine when it is ready and serves this export. */
+  servingEngine?(exportDir: string): EngineLike | undefined;
   readonly activeAdapter?: { runId?: string } | undefined;
   onDidChange?(listener: (status: { adapter?: { runId?: string } }) => void): { dispose(): void };
 }
 
-export function playgroundEngine(completions: CompletionsLike | undefined): PlaygroundEngine | undefined {
-  if (!completions) return undefined;
-  return {
-    generate: (exportDir, prompt, o) => completions.generate(prompt, exportDir, o.onToken, o.signal, {
-      maxTokens: o.maxTokens, temperature: o.temperature, topP: o.topP, seed: o.seed, instruction: o.template, history: o.history,
-    }),
-  };
+export class Playground implements PlaygroundEngine {
+  private readonly own: EngineHost;
+
+  constructor(loadEngine: EngineLoader, private readonly completions?: CompletionsLike) {
+    this.own = new EngineHost(loadEngine);
+  }
+
+  async generate(exportDir: string, prompt: string, opts: Parameters<PlaygroundEngine['generate']>[2]): Promise<GenerateResult> {
+    const engine = this.completions?.servingEngine?.(exportDir) ?? (await this.own.load(exportDir))!.generator;
+    const { template: wrap, history = [], ...gen } = opts;
+    const template = engine.manifest.template;
+    const eos = history.length ? eosTokenText(readJson(path.join(exportDir, 'tokenizer.json')), engine.manifest.eos_token_id) : '';
+    return engine.generate(wrap && template ? renderChat(template, history, prompt, eos) : prompt, gen);
+  }
+
+  dispose(): Promise<void> {
+    return this.own.dispose();
+  }
+}
+
+function readJson(file: string): unknown {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
 }

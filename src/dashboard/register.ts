@@ -6,7 +6,8 @@ import * as vscode from 'vscode';
 import type { PythonChoice } from '../training/python';
 import type { TrainingServiceApi } from '../training/types';
 import { DashboardController } from './controller';
-import { playgroundEngine, type CompletionsLike } from './playground';
+import { engineLoader } from '../completion/engine';
+import { type CompletionsLike, Playground } from './playground';
 import type { DashboardHost } from './ports';
 import { DASHBOARD_VIEW_ID, DashboardPanel, DashboardViewProvider } from './provider';
 
@@ -51,11 +52,13 @@ export function registerDashboard(context: vscode.ExtensionContext, deps: Dashbo
     isTrusted: () => vscode.workspace.isTrusted,
     state: context.workspaceState,
   };
-  const controller = new DashboardController(deps.training, host, deps.log, playgroundEngine(deps.completions));
+  const playground = new Playground(engineLoader(), deps.completions);
+  const controller = new DashboardController(deps.training, host, deps.log, playground);
   const provider = new DashboardViewProvider(context.extensionUri, controller);
   const panel = new DashboardPanel(context.extensionUri, controller);
   context.subscriptions.push(
     controller,
+    { dispose: () => void playground.dispose() },
     panel,
     vscode.window.registerWebviewViewProvider(DASHBOARD_VIEW_ID, provider),
     vscode.commands.registerCommand('bloomPeft.openDashboard', () => vscode.commands.executeCommand(`${DASHBOARD_VIEW_ID}.focus`)),

@@ -11,7 +11,7 @@ import { engineLoader } from '../../src/completion/engine';
 import { CompletionService } from '../../src/completion/service';
 import { DEFAULT_SETTINGS } from '../../src/completion/types';
 import { DashboardController } from '../../src/dashboard/controller';
-import { playgroundEngine } from '../../src/dashboard/playground';
+import { Playground } from '../../src/dashboard/playground';
 import type { DashboardSnapshot, HostToWebview, ParamCounts, PreviewRow, RunRow } from '../../src/protocol/messages';
 import { FakeHost } from '../browser/fakes';
 import { baseModel, newService, tempDir, TRAIN_FILE } from './training-fixture';
@@ -20,11 +20,12 @@ const T = { timeout: 240_000 };
 const runsDir = tempDir('dashboard-runs');
 const service = newService(runsDir);
 const completions = new CompletionService({ loadEngine: engineLoader(), settings: () => ({ ...DEFAULT_SETTINGS, adapter: '' }), runs: service });
-after(async () => { await completions.dispose(); service.dispose(); fs.rmSync(runsDir, { recursive: true, force: true }); });
+const playground = new Playground(engineLoader(), completions);
+after(async () => { await completions.dispose(); await playground.dispose(); service.dispose(); fs.rmSync(runsDir, { recursive: true, force: true }); });
 
 const log = { trace() {}, info() {}, warn() {}, error() {} };
 function connect(host: FakeHost) {
-  const controller = new DashboardController(service, host, log, playgroundEngine(completions));
+  const controller = new DashboardController(service, host, log, playground);
   const sent: HostToWebview[] = [];
   controller.attach(m => sent.push(JSON.parse(JSON.stringify(m))));
   let id = 0;

@@ -7,10 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { engineLoader } from '../../src/completion/engine';
-import { CompletionService, type EngineLoader } from '../../src/completion/service';
+import type { EngineLoader } from '../../src/completion/engineHost';
+import { CompletionService } from '../../src/completion/service';
 import { DEFAULT_SETTINGS } from '../../src/completion/types';
 import { DashboardController } from '../../src/dashboard/controller';
-import { playgroundEngine } from '../../src/dashboard/playground';
+import { Playground } from '../../src/dashboard/playground';
 import type { HostToWebview } from '../../src/protocol/messages';
 import { TrainingService } from '../../src/training/service';
 import { FakeHost } from '../browser/fakes';
@@ -37,11 +38,12 @@ const loader: EngineLoader = dir => { loads.push(dir); return realLoader(dir); }
 const completions = new CompletionService({
   loadEngine: loader, settings: () => ({ ...DEFAULT_SETTINGS, debounceMs: 0, adapter: '' }), runs: training, trusted: () => trusted,
 });
-after(async () => { await completions.dispose(); training.dispose(); });
+const playground = new Playground(loader, completions);
+after(async () => { await completions.dispose(); await playground.dispose(); training.dispose(); });
 
 class TrustHost extends FakeHost { override isTrusted(): boolean { return trusted; } }
 const host = new TrustHost({ file: TRAIN_FILE });
-const controller = new DashboardController(training, host, { trace() {}, info() {}, warn() {}, error() {} }, playgroundEngine(completions));
+const controller = new DashboardController(training, host, { trace() {}, info() {}, warn() {}, error() {} }, playground);
 const sent: HostToWebview[] = [];
 controller.attach(m => sent.push(JSON.parse(JSON.stringify(m))));
 let seq = 0;

@@ -7,7 +7,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { CompletionEngine } from '../../src/inference';
 import { createHeadlessCompletions } from '../../src/completion/headless';
-import { CompletionService, type EngineLike, type RunSource, type ServiceSettings } from '../../src/completion/service';
+import type { RunSource } from '../../src/completion/adapters';
+import type { EngineLike } from '../../src/completion/engineHost';
+import { CompletionService, type ServiceSettings } from '../../src/completion/service';
+import { Playground } from '../../src/dashboard/playground';
 import { DEFAULT_SETTINGS, type CompletionRequest } from '../../src/completion/types';
 import type { RunSummary } from '../../src/training/types';
 import { completionFixture } from './completion-fixture';
@@ -103,6 +106,7 @@ test('switching adapters reloads the same engine (worker recycled), no new engin
   const l = countingLoader();
   const s = settings({ adapter: PLAIN });
   const svc = new CompletionService({ loadEngine: l.load, settings: () => s });
+  const playground = new Playground(l.load, svc);
   const states: string[] = [];
   svc.onDidChange(st => states.push(st.state));
   try {
@@ -130,13 +134,14 @@ test('switching adapters reloads the same engine (worker recycled), no new engin
     assert.equal(l.engines.length, 1);
     // The playground generates with any run's export, streamed, the template applied on request.
     const tokens: string[] = [];
-    const g = await svc.generate('Convert to snake_case\nReset User', PLAIN, t => tokens.push(t), undefined, { instruction: false, maxTokens: 4 });
+    const g = await playground.generate(path.join(PLAIN, 'export'), 'Convert to snake_case\nReset User', { template: false, maxTokens: 4, temperature: 0, onToken: t => tokens.push(t) });
     assert.ok(g.text.length > 0 && tokens.join('') === g.text);
-    const a = await svc.generate('Human: Write a TODO comment\nremove the title\n\nAssistant: ', undefined, undefined, undefined, { maxTokens: 16 });
+    const a = await playground.generate(svc.activeAdapter!.exportDir, 'Human: Write a TODO comment\nremove the title\n\nAssistant: ', { maxTokens: 16, temperature: 0 });
     assert.equal(a.text, '# TODO: remove the title');
     assert.equal(l.engines.length, 2, 'the playground got its own engine for the other export');
   } finally {
     await svc.dispose();
+    await playground.dispose();
   }
 });
 

@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { eosTokenText, messageFields, renderChat } from '../../src/completion/chat';
+import { eosTokenText, messageFields, renderChat } from '../../src/dashboard/chat';
 import { evaluationReport, main, samplingOptions, UsageError } from '../../src/cli/main';
 import { CompletionEngine } from '../../src/inference';
 import { TextTokenizer } from '../../src/inference/tokenizer';

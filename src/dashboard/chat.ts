@@ -1,9 +1,8 @@
 // The playground's chat, as the tutorial's QA chatbot builds it: every earlier turn rendered in the adapter's
 // training template with its answer and the EOS token (the shape of a training row), then the new question in the
-// template. Pure functions; CompletionService.generate applies them.
+// template. Pure functions; the playground (playground.ts) applies them.
 import type { ChatTurn } from '../protocol/messages';
-import { renderTemplate } from './prompt';
-import type { PromptTemplate } from './types';
+import { type PromptTemplate, renderPrompt } from '../protocol/template';
 
 /** As in the training rows: the first line of a message is the instruction, the rest its input. */
 export function messageFields(text: string): { instruction: string; input: string; prompt: string } {
@@ -17,8 +16,8 @@ export function messageFields(text: string): { instruction: string; input: strin
  * training row (prompt, answer, EOS), and the question is a prompt awaiting its answer.
  */
 export function renderChat(template: PromptTemplate, history: readonly ChatTurn[], question: string, eosText: string): string {
-  const turns = history.map(t => renderTemplate(template, messageFields(t.user)) + t.assistant.trim() + eosText);
-  return turns.join('') + renderTemplate(template, messageFields(question));
+  const turns = history.map(t => renderPrompt(template, messageFields(t.user)) + t.assistant.trim() + eosText);
+  return turns.join('') + renderPrompt(template, messageFields(question));
 }
 
 /** The EOS token's text in a tokenizer.json (`</s>` for BLOOM), which the tokenizer maps back to the EOS id. */
