@@ -1,6 +1,7 @@
-// The completion pipeline, top to bottom (Continue-style): selection → prefilter → prompt → cache → debounce →
-// generate (with the request's AbortSignal) → abort check → postprocess → cache → repeats. No vscode import: the
-// inline provider, the CLI, the bench and the tests all drive this same class.
+// The completion pipeline, top to bottom (Continue-style): selection → prefilter → prompt → cache → prefill and
+// debounce → generate (with the request's AbortSignal, until the line's end or the latency budget) → abort check →
+// postprocess → cache → repeats. No vscode import: the inline provider, the CLI, the bench and the tests all drive
+// this same class.
 import { CompletionCache } from './cache';
 import { Debouncer } from './debounce';
 import { isComplete, postprocess, type PostprocessContext } from './postprocess';
@@ -39,15 +40,24 @@ export interface PipelineStats {
   /** Of the last generated (not cached) completion. */
   lastLatencyMs?: number;
   lastEngineMs?: number;
+  /** Why the last generation ended: the line or block was complete, the latency budget was spent, or the engine
+   * finished (max tokens, EOS, a stop sequence). */
+  lastEnd?: GenerationEnd;
+  /** Prefill requests sent during the debounce. */
+  prefills: number;
 }
+
+export type GenerationEnd = 'complete' | 'budget' | 'engine';
 
 export class CompletionPipeline {
   readonly cache: CompletionCache;
-  readonly stats: PipelineStats = { requests: 0, generations: 0, cacheHits: 0 };
+  readonly stats: PipelineStats = { requests: 0, generations: 0, cacheHits: 0, prefills: 0 };
   private readonly debouncer: Debouncer;
   private readonly now: () => number;
   /** The generation in flight; a newer one aborts it (the engine serves one request at a time). */
   private inflight: AbortController | undefined;
+  /** The prefill sent for the latest keystroke (a newer one aborts it: dropped while queued, reused once run). */
+  private prefilling: AbortController | undefined;
   /** The last completion shown per document (uri), to recognise it once it is in the text (repeats.ts). */
   private readonly shown = new Map<string, ShownCompletion>();
 
@@ -63,6 +73,7 @@ export class CompletionPipeline {
     this.shown.clear();
     this.debouncer.cancelAll();
     this.inflight?.abort();
+    this.prefilling?.abort();
   }
 
   /** One request from keystroke to completion; undefined when nothing should be shown (see stats.lastSkip). */
@@ -86,6 +97,7 @@ export class CompletionPipeline {
 
     // 2. prompt (needs the adapter: its template decides the prompt's form)
     let active: ActiveGenerator | undefined;
+    const tLoad = this.now();
     try {
       active = await this.deps.getGenerator();
     } catch (err) {
@@ -94,6 +106,8 @@ export class CompletionPipeline {
     }
     if (!active) return skip('no-adapter');
     if (signal?.aborted) return skip('aborted');
+    // Loading the engine (the first request) is not the pipeline's to save: it does not count against the budget.
+    const loadMs = this.now() - tLoad;
     const built = buildPrompt(req, active.adapter, { tokenBudget: this.deps.tokenBudget ?? 384 });
     if (!built) return skip('no-prompt');
     // An instruction paragraph that ends in the answer just shown (accepted with Tab) is answered: the model would
@@ -118,20 +132,25 @@ export class CompletionPipeline {
       return deliver({ insertText: hit.completion, cached: true, engineMs: 0, prompt: built.prompt });
     }
 
-    // 4. debounce: only the latest request survives
-    if (req.trigger !== 'invoke' && !(await this.debouncer.wait(settings.debounceMs, signal))) {
-      return skip(signal?.aborted ? 'aborted' : 'debounced');
+    // 4. prefill, then debounce: the engine computes the new text's KV while the debounce waits, so decoding starts
+    // from it. Only the latest request survives the debounce.
+    if (req.trigger !== 'invoke') {
+      if (settings.debounceMs > 0) this.prefill(active.generator, built.prompt);
+      if (!(await this.debouncer.wait(settings.debounceMs, signal))) return skip(signal?.aborted ? 'aborted' : 'debounced');
     }
 
-    // 5. generate, tied to the request's signal; streaming stops early once the postprocessed result is final
+    // 5. generate, tied to the request's signal; streaming stops as soon as the postprocessed result is final (the
+    // line's end in single-line mode), or at the last complete word once the latency budget is spent
     const ppc = postprocessContext(req, built, settings);
+    const deadline = settings.latencyBudgetMs > 0 ? t0 + loadMs + settings.latencyBudgetMs : undefined;
     const tg = this.now();
     let raw: string;
     let timings: GenerateResult['timings'];
     try {
-      const out = await this.generate(active.generator, built, settings, ppc, signal);
+      const out = await this.generate(active.generator, built, settings, ppc, deadline, signal);
       if (out === undefined) return skip('aborted'); // partial text: never shown, never cached
       ({ text: raw, timings } = out);
+      this.stats.lastEnd = out.end;
     } catch (err) {
       if (signal?.aborted || isAbortError(err)) return skip('aborted');
       this.deps.onError?.(err);
@@ -140,7 +159,8 @@ export class CompletionPipeline {
     const engineMs = this.now() - tg;
     this.stats.generations++;
 
-    // 6. abort check: a cancelled request's result is never shown (but a complete one may serve the next request)
+    // 6. abort check: a cancelled request's result is never shown (but a complete one may serve the next request;
+    // a text cut by the budget is complete up to its last word, a greedy answer's true beginning)
     const text = postprocess(raw, ppc);
     if (text) this.cache.set(scope, req.prefix, offset, built.lead + text);
     if (signal?.aborted) return skip('aborted');
@@ -168,43 +188,97 @@ export class CompletionPipeline {
     return { ...c, latencyMs };
   }
 
-  /** Returns the raw generated text, or undefined when the request was aborted (partial text is discarded). */
-  private async generate(generator: Generator, built: BuiltPrompt, settings: CompletionSettings, ppc: PostprocessContext, signal?: AbortSignal): Promise<{ text: string; timings: GenerateResult['timings'] } | undefined> {
+  /** Sends the prompt to the engine to compute its KV (no token generated); the generation after the debounce
+   * starts from it. The ghost text in progress is for an older text: it stops. */
+  private prefill(generator: Generator, prompt: string): void {
+    this.inflight?.abort();
+    this.prefilling?.abort();
+    const ctl = new AbortController();
+    this.prefilling = ctl;
+    this.stats.prefills++;
+    // An engine failure shows up in the generation that follows; a prefill only ever saves time.
+    generator
+      .generate(prompt, { maxTokens: 0, temperature: 0, signal: ctl.signal })
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.prefilling === ctl) this.prefilling = undefined;
+      });
+  }
+
+  /**
+   * Returns the raw generated text, or undefined when the request was aborted (partial text is discarded). Stops
+   * the engine and answers at once (without waiting for its step in flight) when the text is complete, or when the
+   * deadline would pass before the next token and the text up to its last complete word shows something.
+   */
+  private async generate(
+    generator: Generator, built: BuiltPrompt, settings: CompletionSettings, ppc: PostprocessContext, deadline: number | undefined, signal?: AbortSignal,
+  ): Promise<{ text: string; timings: GenerateResult['timings']; end: GenerationEnd } | undefined> {
     this.inflight?.abort();
     const ctl = new AbortController();
     this.inflight = ctl;
     const onAbort = (): void => ctl.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
     let streamed = '';
-    let early = false;
+    let lastTokenAt: number | undefined;
+    let tokenGap = 0;
+    let early: { text: string; end: GenerationEnd } | undefined;
+    let stopEarly: () => void = () => {};
+    const stoppedEarly = new Promise<void>(resolve => (stopEarly = resolve));
+    const stop = (text: string, end: GenerationEnd): void => {
+      early = { text, end };
+      ctl.abort();
+      stopEarly();
+    };
     try {
-      const res = await generator.generate(built.prompt, {
+      const run = generator.generate(built.prompt, {
         maxTokens: settings.maxTokens,
         temperature: settings.temperature,
         stop: built.stop,
         signal: ctl.signal,
+        stopAtNewline: ppc.mode === 'singleLine' ? (currentLine(ppc.prefix).trim() !== '' ? 'afterText' : 'first') : undefined,
         onToken: (t: string) => {
+          if (early) return;
+          const now = this.now();
+          // the next token is expected as long after this one as this one came after the last
+          if (lastTokenAt !== undefined) tokenGap = now - lastTokenAt;
+          lastTokenAt = now;
           streamed += t;
-          if (!early && isComplete(applyHeal(streamed, built.heal), ppc)) {
-            early = true;
-            ctl.abort();
+          const text = applyHeal(streamed, built.heal);
+          if (isComplete(text, ppc)) return stop(text, 'complete');
+          if (deadline !== undefined && now + tokenGap >= deadline) {
+            const words = toLastCompleteWord(text);
+            if (postprocess(words, ppc)) stop(words, 'budget');
           }
         },
-      }).catch((err): GenerateResult => {
-        // Our own early stop may surface as an AbortError; the streamed text is the complete result then.
-        if (early && isAbortError(err)) return { text: streamed, finishReason: 'stop' };
-        throw err;
       });
-      if (early) return { text: applyHeal(streamed, built.heal), timings: res.timings };
+      // After an early stop the engine's answer (aborted, or an error) no longer matters.
+      run.catch(() => undefined);
+      const res = await Promise.race([run, stoppedEarly]);
+      if (early) return { text: early.text, timings: undefined, end: early.end };
+      const done = res as GenerateResult;
       // Aborted by the request or by a newer generation: the text is partial.
-      if (res.finishReason === 'aborted') return undefined;
+      if (done.finishReason === 'aborted') return undefined;
       // Finished (even if the request was cancelled meanwhile): complete text, which the caller may cache.
-      return { text: applyHeal(res.text, built.heal), timings: res.timings };
+      return { text: applyHeal(done.text, built.heal), timings: done.timings, end: 'engine' };
+    } catch (err) {
+      // Our own early stop may surface as an AbortError; the streamed text is the result then.
+      if (early) return { text: early.text, timings: undefined, end: early.end };
+      throw err;
     } finally {
       signal?.removeEventListener('abort', onAbort);
       if (this.inflight === ctl) this.inflight = undefined;
     }
   }
+}
+
+function currentLine(prefix: string): string {
+  return prefix.slice(prefix.lastIndexOf('\n') + 1);
+}
+
+/** The text without its last word when that word may go on (the next token could continue it): up to the last
+ * character that is not a letter, digit or underscore. */
+export function toLastCompleteWord(text: string): string {
+  return text.replace(/[\p{L}\p{N}_]+$/u, '');
 }
 
 function postprocessContext(req: CompletionRequest, built: BuiltPrompt, settings: CompletionSettings): PostprocessContext {

@@ -12,6 +12,8 @@ export interface GenerateOptions {
   seed?: number;
   signal?: AbortSignal;
   onToken?: (text: string) => void;
+  /** Single-line mode: the engine ends at the line's end (src/inference GenerateParams.stopAtNewline). */
+  stopAtNewline?: 'first' | 'afterText';
 }
 
 export type FinishReason = 'stop' | 'eos' | 'length' | 'aborted' | (string & {});
@@ -47,13 +49,15 @@ export interface CompletionSettings {
   maxTokens: number;
   mode: 'singleLine' | 'multiLine';
   debounceMs: number;
+  /** Keystroke → ghost text budget: decoding stops at the last complete word once it is spent (0 = no limit). */
+  latencyBudgetMs: number;
   temperature: number;
   /** language id -> on/off; "*" is the default for the rest. */
   languages: Record<string, boolean>;
 }
 
 export const DEFAULT_SETTINGS: CompletionSettings = {
-  enabled: true, maxTokens: 48, mode: 'singleLine', debounceMs: 150, temperature: 0,
+  enabled: true, maxTokens: 48, mode: 'singleLine', debounceMs: 150, latencyBudgetMs: 300, temperature: 0,
   languages: { '*': true, markdown: true, plaintext: true },
 };
 

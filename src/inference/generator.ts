@@ -1,12 +1,13 @@
 // The decode loop (inside the worker): tokenize, reuse the cached KV of the previous prompt where the
 // token ids agree, prefill the rest in chunks, then sample token by token with streaming, stop
-// sequences, EOS, max tokens and cancellation checked before every model step.
+// sequences, EOS, max tokens, the line's end and cancellation checked before every model step. A prompt whose
+// tokens are all cached (a prefill-only request for it came first) starts decoding from the kept logits.
 import type { DecoderModel } from './decoder';
 import { EngineError } from './errors';
 import { type KvCache, commonPrefixLength, truncateKv } from './kv';
 import type { FinishReason, GenerateParams, GenerateResult } from './messages';
 import { createRng, sampleToken } from './sampling';
-import { StopMatcher } from './stop';
+import { LineEndMatcher, StopMatcher } from './stop';
 import { StreamDecoder, type TextTokenizer } from './tokenizer';
 
 export interface GenerateHooks {
@@ -23,6 +24,8 @@ export class Generator {
   /** Token ids whose KV is in `kv` (after the prefix), from the last request. */
   private cachedIds: number[] = [];
   private kv: KvCache;
+  /** Logits after the last cached position (a copy), or null when unknown. */
+  private lastLogits: Float32Array | null = null;
 
   constructor(private readonly model: DecoderModel, private readonly tokenizer: TextTokenizer) {
     this.kv = model.prefix;
@@ -31,6 +34,7 @@ export class Generator {
   resetCache(): void {
     this.cachedIds = [];
     this.kv = this.model.prefix;
+    this.lastLogits = null;
   }
 
   encode(text: string): number[] {
@@ -45,13 +49,18 @@ export class Generator {
     // The model needs at least one input token to produce logits.
     if (ids.length === 0) ids = [m.bos_token_id ?? m.eos_token_id ?? 0];
 
-    // KV reuse: the longest common token prefix with the cached ids; at least one token is always run.
-    const reused = p.reuseCache === false ? 0 : Math.min(commonPrefixLength(this.cachedIds, ids), ids.length - 1);
+    // KV reuse: the longest common token prefix with the cached ids. At least one token is run, unless the whole
+    // prompt is what is cached and its next-token logits are kept (the prefill for this prompt already ran).
+    const common = p.reuseCache === false ? 0 : commonPrefixLength(this.cachedIds, ids);
+    const allCached = common === ids.length && common === this.cachedIds.length && this.lastLogits !== null;
+    const reused = allCached ? ids.length : Math.min(common, ids.length - 1);
     const prefixLen = m.prefix_length;
     let kv = reused > 0 ? truncateKv(this.kv, prefixLen + reused) : this.model.prefix;
     const reserve = prefixLen + ids.length + p.maxTokens;
+    let logits: Float32Array | null = allCached ? this.lastLogits : null;
     this.cachedIds = ids.slice(0, reused);
     this.kv = kv;
+    if (!allCached) this.lastLogits = null;
 
     const result = (finishReason: FinishReason, text: string, tokens: number[], tPrefill: number): GenerateResult => ({
       text,
@@ -60,13 +69,13 @@ export class Generator {
       timings: { prefillMs: tPrefill - t0, decodeMs: performance.now() - tPrefill, reusedTokens: reused, promptTokens: ids.length, generatedTokens: tokens.length },
     });
 
-    let logits: Float32Array | null = null;
     for (let at = reused; at < ids.length; at += PREFILL_CHUNK) {
       if (hooks.aborted()) return result('aborted', '', [], performance.now());
       const part = ids.slice(at, at + PREFILL_CHUNK);
       ({ logits, kv } = await this.model.forward(part, kv, reserve));
       this.cachedIds = ids.slice(0, at + part.length);
       this.kv = kv;
+      this.lastLogits = logits;
     }
     const tPrefill = performance.now();
     if (p.maxTokens === 0) return result('length', '', [], tPrefill);
@@ -74,6 +83,13 @@ export class Generator {
     const rng = createRng(p.seed);
     const decoder = new StreamDecoder(this.tokenizer);
     const stopper = new StopMatcher(p.stop ?? []);
+    const lineEnd = p.stopAtNewline ? new LineEndMatcher(p.stopAtNewline) : null;
+    /** Stop sequences first, then the line's end. */
+    const cut = (piece: { emit: string; stopped: boolean }): { emit: string; stopped: boolean } => {
+      if (!lineEnd) return piece;
+      const line = lineEnd.push(piece.emit);
+      return line.stopped ? line : piece;
+    };
     const tokens: number[] = [];
     let text = '';
     const emit = (s: string) => {
@@ -89,7 +105,7 @@ export class Generator {
         break;
       }
       tokens.push(next);
-      const { emit: out, stopped } = stopper.push(decoder.push(next));
+      const { emit: out, stopped } = cut(stopper.push(decoder.push(next)));
       emit(out);
       if (stopped) {
         finish = 'stop';
@@ -103,12 +119,17 @@ export class Generator {
       ({ logits, kv } = await this.model.forward([next], kv, reserve));
       this.cachedIds.push(next);
       this.kv = kv;
+      this.lastLogits = logits;
     }
     if (finish !== 'stop') {
-      const rest = stopper.push(decoder.flush());
+      const rest = cut(stopper.push(decoder.flush()));
       emit(rest.emit);
       if (rest.stopped) finish = 'stop';
-      else emit(stopper.flush());
+      else {
+        const tail = cut({ emit: stopper.flush(), stopped: false });
+        emit(tail.emit);
+        if (tail.stopped) finish = 'stop';
+      }
     }
     return result(finish, text, tokens, tPrefill);
   }
@@ -123,4 +144,5 @@ export function validateParams(p: GenerateParams): void {
   if (p.topP !== undefined && !(p.topP > 0 && p.topP <= 1)) bad('topP', `must be in (0, 1] (got ${p.topP})`);
   if (p.stop !== undefined && (!Array.isArray(p.stop) || p.stop.some(s => typeof s !== 'string'))) bad('stop', 'must be an array of strings');
   if (p.seed !== undefined && !Number.isInteger(p.seed)) bad('seed', `must be an integer (got ${p.seed})`);
+  if (p.stopAtNewline !== undefined && p.stopAtNewline !== 'first' && p.stopAtNewline !== 'afterText') bad('stopAtNewline', `must be 'first' or 'afterText' (got ${JSON.stringify(p.stopAtNewline)})`);
 }

@@ -49,3 +49,24 @@ export class StopMatcher {
     return rest;
   }
 }
+
+/**
+ * The end of a single-line completion in streamed text: a line break ('first'), or a line break after other text
+ * ('afterText': leading line breaks belong to the completion). Nothing is held back: a line break is final.
+ */
+export class LineEndMatcher {
+  private seenText = false;
+
+  constructor(private readonly mode: 'first' | 'afterText') {}
+
+  /** Feeds new text; returns the part before the line's end and whether the line ended. */
+  push(text: string): { emit: string; stopped: boolean } {
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i]!;
+      if (c === '\n') {
+        if (this.mode === 'first' || this.seenText) return { emit: text.slice(0, i).replace(/\r$/, ''), stopped: true };
+      } else if (c !== '\r') this.seenText = true;
+    }
+    return { emit: text, stopped: false };
+  }
+}

@@ -8,9 +8,15 @@ import { DEFAULT_SETTINGS, type AdapterInfo, type CompletionSettings, type Gener
 /** Streams `reply(prompt)` token by token (one char per `msPerToken`), honouring the abort signal like the engine. */
 class ScriptedGenerator implements Generator {
   calls: Array<{ prompt: string; opts: GenerateOptions }> = [];
+  /** Prefill-only requests (maxTokens 0), sent while the debounce waits. */
+  prefills: Array<{ prompt: string; opts: GenerateOptions }> = [];
   tokensStreamed = 0;
   constructor(private readonly reply: (prompt: string) => string, private readonly msPerToken = 1, private readonly failWith?: Error) {}
   async generate(prompt: string, opts: GenerateOptions): Promise<GenerateResult> {
+    if (opts.maxTokens === 0) {
+      this.prefills.push({ prompt, opts });
+      return { text: '', finishReason: 'length' };
+    }
     this.calls.push({ prompt, opts });
     if (this.failWith) throw this.failWith;
     const chunks = this.reply(prompt).match(/.{1,3}/gs) ?? [];
@@ -37,6 +43,7 @@ class GatedGenerator implements Generator {
   }
   constructor(private readonly honourAbort = true) {}
   generate(prompt: string, opts: GenerateOptions): Promise<GenerateResult> {
+    if (opts.maxTokens === 0) return Promise.resolve({ text: '', finishReason: 'length' });
     return new Promise(resolve => {
       const release = (text: string): void => resolve({ text, finishReason: 'eos' });
       this.calls.push({ prompt, opts, release });
@@ -47,7 +54,9 @@ class GatedGenerator implements Generator {
 }
 
 const adapter: AdapterInfo = { key: 'run-1', template: { prompt: 'Human: {instruction}\n{input}', response_prefix: '\n\nAssistant: ' }, instructionTuned: false };
-const settings = (over: Partial<CompletionSettings> = {}): CompletionSettings => ({ ...DEFAULT_SETTINGS, debounceMs: 30, ...over });
+// No latency budget here: these tests step the engine by the event loop, not by a clock (the budget's own tests
+// drive a clock by hand).
+const settings = (over: Partial<CompletionSettings> = {}): CompletionSettings => ({ ...DEFAULT_SETTINGS, debounceMs: 30, latencyBudgetMs: 0, ...over });
 const request = (prefix: string, suffix = '') => ({ uri: 'file:///t.py', languageId: 'python', prefix, suffix });
 
 function pipelineWith(gen: Generator, s: CompletionSettings = settings(), a: AdapterInfo = adapter, onError?: (e: unknown) => void) {
@@ -67,6 +76,10 @@ test('a burst of 20 keystrokes causes one generation, for the last one', async (
   const out = await Promise.all(results);
   assert.equal(gen.calls.length, 1);
   assert.equal(gen.calls[0]!.prompt, doc + typed);
+  // every keystroke sent its prefill at once; each newer one aborted the one before
+  assert.equal(gen.prefills.length, 20);
+  assert.equal(gen.prefills.filter(c => c.opts.signal!.aborted).length, 19);
+  assert.equal(gen.prefills[19]!.prompt, doc + typed);
   assert.equal(out.filter(Boolean).length, 1);
   assert.deepEqual((out[19] as { insertText: string }).insertText, 'len(items)');
   assert.equal(p.stats.generations, 1);
