@@ -1,0 +1,34 @@
+// What the rest of the machine did while a benchmark leg ran: CPU time of other processes from /proc/stat
+// (all busy time, steal included) less this process's own (every thread: workers, onnxruntime, llama.cpp).
+// Legs where others took a real share of the CPU are disturbed; the benches drop them from the medians and say so.
+import fs from 'node:fs';
+import os from 'node:os';
+
+const TICK_S = 0.01; // USER_HZ is 100 on Linux
+const busySeconds = (): number | undefined => {
+  try {
+    // cpu  user nice system idle iowait irq softirq steal ...
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + (f[7] ?? 0)) * TICK_S;
+  } catch {
+    return undefined; // not Linux: nothing to tell, every leg counts as undisturbed
+  }
+};
+const ownSeconds = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
+
+export interface CpuWindow { wallMs: number; /** share of all cores' time used by other processes, 0..1 */ otherShare: number }
+
+/** Starts a window; the returned function ends it. `extraOwnSeconds` adds CPU of a helper process we drove. */
+export function cpuWindow(): (extraOwnSeconds?: number) => CpuWindow {
+  const t0 = performance.now(); const b0 = busySeconds(); const o0 = ownSeconds();
+  return (extra = 0) => {
+    const wallMs = performance.now() - t0; const b1 = busySeconds();
+    if (b0 === undefined || b1 === undefined) return { wallMs, otherShare: 0 };
+    const other = b1 - b0 - (ownSeconds() - o0) - extra;
+    // /proc/stat ticks are 10 ms: a short window can read a tick's worth either way
+    return { wallMs, otherShare: Math.max(0, other) / ((wallMs / 1000) * os.cpus().length) };
+  };
+}
+
+export const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const n = s.length; return n === 0 ? NaN : n % 2 ? s[n >> 1]! : (s[n / 2 - 1]! + s[n / 2]!) / 2; };
+export const spread = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length });
