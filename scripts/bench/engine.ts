@@ -1,81 +1,69 @@
-// Engine measurements for `npm run bench` (scripts/bench-engine.ts and engine_ab.ts call this; no vscode, no test
-// framework). Figures are per process on the machine it runs on: compare ratios, not absolute times.
+// Engine measurements for the benches (engine_vs_torch.ts, engine_ab.ts; no vscode, no test framework). Figures
+// are per process on the machine it runs on: compare ratios, not absolute times.
+import fs from 'node:fs';
+import path from 'node:path';
 import { CompletionEngine, type EngineOptions } from '../../src/inference/engine';
+import { median } from './load';
 
-export interface EngineBench {
-  exportDir: string;
-  loadMs: number;
+/** One measurement of a loaded engine: a cold first token, a warm one (+1 typed character), a greedy decode. */
+export interface EngineSample {
   promptTokens: number;
-  /** Time to the first token of a prompt with an empty cache (median of `repeats`). */
+  /** Time to the first token of the prompt (+ one character) with an empty cache. */
   coldFirstTokenMs: number;
-  /** The same prompt plus one typed character, right after the prompt was served (median). */
+  /** The same, right after the prompt itself was served (its KV reused). */
   warmFirstTokenMs: number;
-  warmOverCold: number;
   reusedTokens: number;
   /** Decode only (prefill excluded), greedy, EOS ignored. */
   decodeMsPerToken: number;
   decodeTokens: number;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+export interface EngineBench extends Omit<EngineSample, 'promptTokens'> {
+  exportDir: string;
+  loadMs: number;
+  promptTokens: number;
+  warmOverCold: number;
+}
 
+/** `typed` is the one character appended for the cold and warm requests (vary it between samples). */
+export async function sampleEngine(engine: CompletionEngine, prompt: string, decodeTokens: number, typed = 'a'): Promise<EngineSample> {
+  let t = performance.now();
+  const c = await engine.generate(prompt + typed, { maxTokens: 1, ignoreEos: true, reuseCache: false });
+  const coldFirstTokenMs = performance.now() - t;
+  await engine.generate(prompt, { maxTokens: 1, ignoreEos: true });
+  t = performance.now();
+  const w = await engine.generate(prompt + typed, { maxTokens: 1, ignoreEos: true });
+  const warmFirstTokenMs = performance.now() - t;
+  const d = await engine.generate(prompt, { maxTokens: decodeTokens, ignoreEos: true, reuseCache: false });
+  // The first generated token comes from the prefill's logits; each later one costs one step.
+  return {
+    promptTokens: c.timings.promptTokens, coldFirstTokenMs, warmFirstTokenMs, reusedTokens: w.timings.reusedTokens,
+    decodeMsPerToken: d.timings.decodeMs / Math.max(1, d.tokens.length - 1), decodeTokens: d.tokens.length,
+  };
+}
+
+/** Loads an export, takes `repeats` samples after a warm-up, disposes it; medians of the samples. */
 export async function benchEngine(exportDir: string, prompt: string, opts: EngineOptions & { decodeTokens?: number; repeats?: number } = {}): Promise<EngineBench> {
   const t0 = performance.now();
   const engine = await CompletionEngine.load(exportDir, opts);
   const loadMs = performance.now() - t0;
   try {
-    const repeats = opts.repeats ?? 3;
     const decodeTokens = opts.decodeTokens ?? 64;
     await engine.generate(prompt, { maxTokens: 2, ignoreEos: true, reuseCache: false }); // warm-up
-    const cold: number[] = [];
-    const warm: number[] = [];
-    let reused = 0;
-    let promptTokens = 0;
-    for (let i = 0; i < repeats; i++) {
-      const typed = prompt + 'abcdefghij'[i];
-      let t = performance.now();
-      const c = await engine.generate(typed, { maxTokens: 1, ignoreEos: true, reuseCache: false });
-      cold.push(performance.now() - t);
-      promptTokens = c.timings.promptTokens;
-      await engine.generate(prompt, { maxTokens: 1, ignoreEos: true });
-      t = performance.now();
-      const w = await engine.generate(typed, { maxTokens: 1, ignoreEos: true });
-      warm.push(performance.now() - t);
-      reused = w.timings.reusedTokens;
-    }
-    // Decode: the median of `repeats` runs (a sub-millisecond step is at the mercy of one scheduler hiccup)
-    const decodes: number[] = [];
-    let d = await engine.generate(prompt, { maxTokens: decodeTokens, ignoreEos: true, reuseCache: false }); // warm-up
-    for (let i = 0; i < repeats; i++) {
-      d = await engine.generate(prompt, { maxTokens: decodeTokens, ignoreEos: true, reuseCache: false });
-      // The first generated token comes from the prefill's logits; each later one costs one step.
-      decodes.push(d.timings.decodeMs / Math.max(1, d.tokens.length - 1));
-    }
+    const samples: EngineSample[] = [];
+    for (let i = 0; i < (opts.repeats ?? 3); i++) samples.push(await sampleEngine(engine, prompt, decodeTokens, 'abcdefghij'[i % 10]));
+    const m = (k: keyof EngineSample) => median(samples.map(s => s[k]));
     return {
-      exportDir,
-      loadMs,
-      promptTokens,
-      coldFirstTokenMs: median(cold),
-      warmFirstTokenMs: median(warm),
-      warmOverCold: median(warm) / median(cold),
-      reusedTokens: reused,
-      decodeMsPerToken: median(decodes),
-      decodeTokens: d.tokens.length,
+      exportDir, loadMs, promptTokens: m('promptTokens'), coldFirstTokenMs: m('coldFirstTokenMs'), warmFirstTokenMs: m('warmFirstTokenMs'),
+      warmOverCold: m('warmFirstTokenMs') / m('coldFirstTokenMs'), reusedTokens: m('reusedTokens'), decodeMsPerToken: m('decodeMsPerToken'), decodeTokens: m('decodeTokens'),
     };
   } finally {
     await engine.dispose();
   }
 }
 
-/** Single-thread memory copy bandwidth in bytes/s (read + write counted), the bound for decode steps. */
-export function copyBandwidth(bytes = 256 * 2 ** 20, rounds = 5): number {
-  const a = new Float64Array(bytes / 8).fill(1);
-  const b = new Float64Array(bytes / 8);
-  let best = Infinity;
-  for (let r = 0; r < rounds; r++) {
-    const t = performance.now();
-    b.set(a);
-    best = Math.min(best, performance.now() - t);
-  }
-  return (2 * bytes) / (best / 1000);
+/** Bytes of an export's graph and weight files (manifest files.model + files.model_data): what a decode step reads. */
+export function exportWeightBytes(exportDir: string): number {
+  const m = JSON.parse(fs.readFileSync(path.join(exportDir, 'manifest.json'), 'utf8')) as { files: { model: string; model_data?: string[] | null } };
+  return [m.files.model, ...(m.files.model_data ?? [])].reduce((s, f) => s + fs.statSync(path.resolve(exportDir, f)).size, 0);
 }

@@ -11,13 +11,13 @@
 // --max-other are disturbed: a round counts only when both of its legs are clean, and the bench keeps running
 // rounds (up to 3x --rounds) until --rounds clean ones are in. A read-only bandwidth measurement (bandwidth.py,
 // --threads threads) runs before each round. Prints one JSON object (stdout); progress on stderr.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { CompletionEngine } from '../../src/inference/engine';
-import { cpuWindow, median, spread } from './load';
+import { exportWeightBytes } from './engine';
+import { cpuWindow, median, spread, startBandwidth } from './load';
 import { ensurePeerInstalled, loadPeer, type PeerModel } from './peer/llama';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -56,19 +56,6 @@ function ensureFiles(): void {
   if (r.status !== 0) throw new Error(`write_gguf.py exited ${r.status}`);
 }
 
-/** The bandwidth helper (bandwidth.py), asked for one measurement before each round. */
-async function startBandwidth() {
-  const child = spawn(PY, [path.join(__dirname, 'bandwidth.py'), '--threads', String(threads)], { env: { ...process.env, OMP_NUM_THREADS: String(threads) }, stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const next = async () => { const l = await lines.next(); if (l.done) throw new Error('bandwidth.py ended'); return JSON.parse(l.value); };
-  const ready = await next();
-  return {
-    bufferBytes: ready.bytes as number,
-    async measure(): Promise<{ GBs: number; otherShare: number }> { child.stdin.write('3\n'); return next(); },
-    close() { child.stdin.end(); },
-  };
-}
-
 /** A prompt of exactly `n` tokens of the engine's tokenizer: the longest prefix of the corpus text that has n. */
 async function promptOf(engine: CompletionEngine, n: number): Promise<{ text: string; ids: number[] }> {
   const corpus = path.join(ROOT, 'examples/code-corpus');
@@ -97,8 +84,6 @@ async function peerLeg(peer: PeerModel, ids: number[]): Promise<Leg> {
   return { ...r, otherShare: end().otherShare };
 }
 
-const fileBytes = (d: string) => fs.readdirSync(d).filter(f => f.startsWith('model.onnx')).reduce((s, f) => s + fs.statSync(path.join(d, f)).size, 0);
-
 /** Bytes llama.cpp reads per decoded token: every tensor but the token embedding (one row of it). */
 async function ggufBytesPerToken(file: string): Promise<number> {
   const site = ggufSite();
@@ -112,7 +97,7 @@ async function main(): Promise<void> {
   const skip = ensurePeerInstalled();
   if (skip) throw new Error(skip);
   ensureFiles();
-  const bw = await startBandwidth();
+  const bw = await startBandwidth(PY, threads);
   const pairs = [['int8', 'q8_0'], ['fp32', 'f32']] as const;
   const out: Record<string, unknown> = {};
   const bandwidth: { GBs: number; otherShare: number }[] = [];
@@ -143,7 +128,7 @@ async function main(): Promise<void> {
         const same = rounds[0]!.engine.tokens.filter((t, i) => t === rounds[0]!.llama.tokens[i]).length;
         out[eq] = {
           peer: lq, rounds: rounds.length, clean: kept.length, allDisturbed: kept.length === 0,
-          engine: { prefillMs: spread(use.map(x => x.engine.prefillMs)), decodeMsPerToken: spread(use.map(x => x.engine.decodeMsPerToken)), weightBytes: fileBytes(path.join(dir, eq)) },
+          engine: { prefillMs: spread(use.map(x => x.engine.prefillMs)), decodeMsPerToken: spread(use.map(x => x.engine.decodeMsPerToken)), weightBytes: exportWeightBytes(path.join(dir, eq)) },
           llama: { prefillMs: spread(use.map(x => x.llama.prefillMs)), decodeMsPerToken: spread(use.map(x => x.llama.decodeMsPerToken)), weightBytes: await ggufBytesPerToken(path.join(dir, `model-${lq}.gguf`)) },
           // per-round ratios (both legs of a round ran within seconds of each other), then their median
           ratio: { prefill: spread(use.map(x => x.engine.prefillMs / x.llama.prefillMs)), decode: spread(use.map(x => x.engine.decodeMsPerToken / x.llama.decodeMsPerToken)) },

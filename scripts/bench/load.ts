@@ -1,8 +1,11 @@
 // What the rest of the machine did while a benchmark leg ran: CPU time of other processes from /proc/stat
 // (all busy time, steal included) less this process's own (every thread: workers, onnxruntime, llama.cpp).
 // Legs where others took a real share of the CPU are disturbed; the benches drop them from the medians and say so.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
 
 const TICK_S = 0.01; // USER_HZ is 100 on Linux
 const busySeconds = (): number | undefined => {
@@ -32,3 +35,27 @@ export function cpuWindow(): (extraOwnSeconds?: number) => CpuWindow {
 
 export const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const n = s.length; return n === 0 ? NaN : n % 2 ? s[n >> 1]! : (s[n / 2 - 1]! + s[n / 2]!) / 2; };
 export const spread = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length });
+
+/** Lines of JSON from a helper process's stdout, one per call. */
+export function jsonLines(stream: NodeJS.ReadableStream, what: string): () => Promise<Record<string, unknown>> {
+  const lines = readline.createInterface({ input: stream })[Symbol.asyncIterator]();
+  return async () => {
+    const l = await lines.next();
+    if (l.done) throw new Error(`${what} ended without an answer (its error is above)`);
+    return JSON.parse(l.value);
+  };
+}
+
+export interface BandwidthReading { GBs: number; otherShare: number }
+
+/** The read-bandwidth helper (bandwidth.py, `threads` threads), asked for one measurement between bench rounds. */
+export async function startBandwidth(python: string, threads: number) {
+  const child = spawn(python, [path.join(__dirname, 'bandwidth.py'), '--threads', String(threads)], { env: { ...process.env, OMP_NUM_THREADS: String(threads) }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const next = jsonLines(child.stdout, 'bandwidth.py');
+  const ready = await next();
+  return {
+    bufferBytes: ready.bytes as number,
+    async measure(): Promise<BandwidthReading> { child.stdin.write('3\n'); return (await next()) as unknown as BandwidthReading; },
+    close() { child.stdin.end(); },
+  };
+}

@@ -1,12 +1,14 @@
 // `npm run bench` (not a test): CPU benchmarks against baselines run in the same invocation, results appended
 // to docs/benchmarks.md with the date and the machine.
 //
-//   node scripts/bench.mjs [--only train,engine,pipeline] [--steps 60] [--eval-every 5] [--seeds 42,1,2,3]
-//        [--threads 2] [--train-threads N] [--no-write] [--engine-json F]
+//   node scripts/bench/run.mjs [--only train,engine,peer,pipeline] [--steps 60] [--eval-every 5] [--seeds 42,1,2,3]
+//        [--threads 2] [--train-threads N] [--rounds N] [--no-write] [--engine-json F] [--peer-json F]
 //
 // train:    the tutorial's HF Trainer recipe vs `python -m bloom_peft train` (scripts/bench/train_bench.py)
 // engine:   the TS engine vs transformers generate, warm vs cold, decode ms/token of a bloom-560m-shaped export
-//           (fp32, int8) against the memory-bandwidth bound (scripts/bench-engine.ts)
+//           (fp32, int8) against the read-bandwidth bound, legs interleaved (scripts/bench/engine_vs_torch.ts)
+// peer:     the TS engine vs llama.cpp (node-llama-cpp, pinned in scripts/bench/peer, installed on first use) on
+//           GGUFs of the same weights: prefill and decode ratios, decode vs the bound (scripts/bench/engine_vs_llama.ts)
 // pipeline: keystroke -> ghost text p50/p95 through the headless pipeline, embedded and 560m-shaped exports
 //           (scripts/bench/pipeline.ts)
 // Exports are cached under $TMPDIR/bloom-peft-bench (delete it to re-export).
@@ -17,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const PY = fs.existsSync(path.join(ROOT, '.venv/bin/python')) ? path.join(ROOT, '.venv/bin/python') : 'python3';
 const CACHE = path.join(os.tmpdir(), 'bloom-peft-bench');
 // Bumped when the exporter's graph changes, so cached exports are made again (2: new_key_values outputs, 3: logits_to_keep input, 4: signed int8 vocabulary).
@@ -28,11 +30,12 @@ const opt = (name, dflt) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : dflt;
 };
-const PARTS = ['train', 'engine', 'pipeline'];
+const PARTS = ['train', 'engine', 'peer', 'pipeline'];
 const only = opt('only', PARTS.join(',')).split(',').map(s => s.trim()).filter(Boolean);
 for (const p of only) if (!PARTS.includes(p)) fail(`unknown part '${p}' in --only (expected ${PARTS.join(', ')})`);
 const write = !argv.includes('--no-write');
 const THREADS = opt('threads', '2');
+const ROUNDS = opt('rounds', '3');
 const pyEnv = { ...process.env, PYTHONPATH: path.join(ROOT, 'trainer/src'), TOKENIZERS_PARALLELISM: 'false' };
 
 function fail(msg) {
@@ -55,19 +58,12 @@ const lastJson = out => JSON.parse(out.trim().split('\n').filter(l => l.startsWi
 
 function machine() {
   const sh = c => { try { return execFileSync('bash', ['-c', c], { encoding: 'utf8' }).trim(); } catch { return 'n/a'; } };
-  // numpy copy bandwidth (read + write bytes): the bound for a decode step that streams every weight once
-  const bw = lastJson(run(PY, ['-c', `
-import json, time, numpy as np
-a = np.ones(256 * 2**20 // 8); b = np.empty_like(a); best = 1e9
-for _ in range(7):
-    t = time.perf_counter(); np.copyto(b, a); best = min(best, time.perf_counter() - t)
-print(json.dumps({"copy_GBs": 2 * a.nbytes / best / 1e9}))`])[0]);
   const torchV = sh(`${PY} -c "import torch, transformers, onnxruntime; print(torch.__version__, transformers.__version__, onnxruntime.__version__)"`);
   return {
     cpu: sh("lscpu | sed -n 's/^Model name: *//p'"), cores: os.cpus().length,
     flags: sh("lscpu | grep -o 'avx512f\\|avx2\\|avx512_vnni\\|avx512_bf16' | sort -u | tr '\\n' ' '"),
-    memGiB: Math.round(os.totalmem() / 2 ** 30), load: os.loadavg().map(x => x.toFixed(1)).join(' '),
-    copyGBs: bw.copy_GBs, node: process.version, pyStack: torchV,
+    llc: sh("lscpu | sed -n 's/^L3 cache: *//p'"), memGiB: Math.round(os.totalmem() / 2 ** 30), load: os.loadavg().map(x => x.toFixed(1)).join(' '),
+    node: process.version, pyStack: torchV,
   };
 }
 
@@ -109,15 +105,15 @@ function trainPart() {
 
 function engineExports() {
   const dir = CACHE_560M;
-  // --engine-json FILE: format the JSON of a finished `scripts/bench-engine.ts --out <CACHE>/560m` run instead
+  // --engine-json FILE: format the JSON of a finished `scripts/bench/engine_vs_torch.ts --out <CACHE>/560m` run instead
   const saved = opt('engine-json', '');
   if (saved) return { dir, result: JSON.parse(fs.readFileSync(saved, 'utf8')), table: [] };
   log('engine: bloom-560m-shaped random weights, exports fp32 + int8 (cached in ' + dir + '; the first export takes minutes)');
-  const [out, err] = run('node', ['--import', 'tsx', 'scripts/bench-engine.ts', '--shape', '560m', '--threads', THREADS, '--tokens', '32', '--out', dir]);
+  const [out, err] = run('node', ['--import', 'tsx', 'scripts/bench/engine_vs_torch.ts', '--shape', '560m', '--threads', THREADS, '--tokens', '32', '--rounds', ROUNDS, '--out', dir]);
   const result = JSON.parse(out.slice(out.indexOf('{')));
   // the default completion model itself (models/bloom-tiny), exported into a folder keyed by its weights
   log('engine: the embedded model (models/bloom-tiny) vs transformers generate');
-  const [eout] = run('node', ['--import', 'tsx', 'scripts/bench-engine.ts', '--shape', 'embedded', '--threads', THREADS, '--tokens', '32', '--out', embeddedCacheDir() + '-engine']);
+  const [eout] = run('node', ['--import', 'tsx', 'scripts/bench/engine_vs_torch.ts', '--shape', 'embedded', '--threads', THREADS, '--tokens', '32', '--rounds', ROUNDS, '--out', embeddedCacheDir() + '-engine']);
   const embedded = JSON.parse(eout.slice(eout.indexOf('{')));
   return { dir, result, embedded, table: err.trim().split('\n').filter(l => l.startsWith('|') || l.startsWith('bloom-') || l.startsWith('PyTorch')) };
 }
@@ -134,17 +130,44 @@ function enginePart(e) {
   return [
     '### Completion engine (CPU): TS engine vs transformers generate',
     '',
-    `bloom-560m shapes (vocab 250,880, hidden 1024, 24 layers), random weights, ${r.threads} threads, prompt ${fp32.promptTokens} tokens, ${r.tokens} tokens decoded greedily. The engine is onnxruntime-node on the project's export; the baseline is \`model.generate\` (PyTorch, fp32, same prompt) in the same invocation.`,
+    `bloom-560m shapes (vocab 250,880, hidden 1024, 24 layers), random weights, ${r.threads} threads, prompt ${fp32.promptTokens} tokens, ${r.tokens} tokens decoded greedily. The engine is onnxruntime-node on the project's export; the baseline is \`model.generate\` (PyTorch, fp32, same prompt) in a helper process. The three legs run interleaved (one measurement each per round, order rotating); medians over the ${r.cleanRounds} of ${r.rounds} rounds in which other processes took <= ${f(r.maxOther * 100, 0)}% of the CPU in every leg${r.allDisturbed ? ' (**none was: all rounds are included and the figures are disturbed**)' : ''}; others' share per round (PyTorch / fp32 / int8): ${r.otherShare.map(x => x.map(v => f(v * 100, 0) + '%').join(' / ')).join('; ')}.`,
     '',
     `- engine decode (fp32) vs PyTorch generate: ${f(fp32.decodeMsPerToken)} vs ${f(r.torch.decode_ms_per_token)} ms/token = **${f(r.torch.decode_ms_per_token / fp32.decodeMsPerToken, 2)}x faster** (goal >= 3x); int8: ${f(int8.decodeMsPerToken)} ms/token = **${f(r.torch.decode_ms_per_token / int8.decodeMsPerToken, 2)}x**`,
     `- first token (cold prefill): engine fp32 ${f(fp32.coldFirstTokenMs, 0)} ms vs PyTorch ${f(r.torch.first_token_ms, 0)} ms = ${f(r.torch.first_token_ms / fp32.coldFirstTokenMs, 2)}x`,
     `- warm (one more character typed) / cold first token: fp32 **${f(fp32.warmOverCold * 100, 0)}%**, int8 **${f(int8.warmOverCold * 100, 0)}%** (goal <= 25%)`,
-    `- decode vs memory-bandwidth bound (model bytes / copy bandwidth ${f(r.machine.copyBandwidthGBs)} GB/s, the higher of one JS thread and torch with ${r.threads} threads): fp32 ${f(fp32.overBound, 2)}x the bound, int8 **${f(int8.overBound, 2)}x** the bound (goal <= 2x)`,
+    `- decode vs the bandwidth bound (model bytes / read bandwidth ${f(r.machine.readBandwidthGBs)} GB/s: median of a ${r.threads}-thread read-only pass over 1 GiB before each round, spread ${f(r.machine.readBandwidthSpreadGBs[0])}-${f(r.machine.readBandwidthSpreadGBs[1])} GB/s): fp32 ${f(fp32.overBound, 2)}x the bound, int8 **${f(int8.overBound, 2)}x** the bound (goal <= 2x)`,
     ...(e.embedded ? [
       `- the embedded model (models/bloom-tiny, the default completion model; prompt ${e.embedded.engine.fp32.promptTokens} tokens): engine decode fp32 ${f(e.embedded.engine.fp32.decodeMsPerToken, 2)} vs PyTorch generate ${f(e.embedded.torch.decode_ms_per_token, 2)} ms/token = **${f(e.embedded.torch.decode_ms_per_token / e.embedded.engine.fp32.decodeMsPerToken, 2)}x faster**; first token ${f(e.embedded.engine.fp32.coldFirstTokenMs, 1)} vs ${f(e.embedded.torch.first_token_ms, 1)} ms = ${f(e.embedded.torch.first_token_ms / e.embedded.engine.fp32.coldFirstTokenMs, 2)}x; warm/cold first token ${f(e.embedded.engine.fp32.warmOverCold * 100, 0)}%`,
     ] : []),
     '',
     ...e.table,
+  ].join('\n');
+}
+
+function peerPart() {
+  // --peer-json FILE: format the JSON of a finished scripts/bench/engine_vs_llama.ts run instead
+  const saved = opt('peer-json', '');
+  let r;
+  if (saved) r = JSON.parse(fs.readFileSync(saved, 'utf8'));
+  else {
+    log('peer: engine vs llama.cpp on GGUFs of the same weights (node-llama-cpp installed into scripts/bench/peer on first use)');
+    const [out] = run('node', ['--import', 'tsx', 'scripts/bench/engine_vs_llama.ts', '--dir', CACHE_560M, '--threads', THREADS, '--rounds', opt('rounds', '6')]);
+    r = JSON.parse(out.slice(out.indexOf('{')));
+  }
+  const range = s => `${f(s.median, 2)} (${f(s.min, 2)}-${f(s.max, 2)})`;
+  const rows = ['int8', 'fp32'].map(q => {
+    const x = r[q];
+    return `| ${q} vs ${x.peer.toUpperCase()} | ${f(x.engine.prefillMs.median, 0)} | ${f(x.llama.prefillMs.median, 0)} | **${range(x.ratio.prefill)}** | ${f(x.engine.decodeMsPerToken.median)} | ${f(x.llama.decodeMsPerToken.median)} | **${range(x.ratio.decode)}** | ${f(x.engine.boundMs)} / ${f(x.llama.boundMs)} | ${f(x.engine.overBound, 2)}x / ${f(x.llama.overBound, 2)}x | ${x.clean} of ${x.rounds}${x.allDisturbed ? ' (all disturbed)' : ''} | ${x.greedy.sameTokens}/${x.greedy.of} |`;
+  });
+  const others = ['int8', 'fp32'].map(q => `${q}: ${r[q].otherShare.map(([a, b]) => `${f(a * 100, 0)}/${f(b * 100, 0)}%`).join(' ')}`).join('; ');
+  return [
+    '### Completion engine vs llama.cpp (CPU): same weights, interleaved',
+    '',
+    `bloom-${r.shape} shapes, random weights (scripts/bench/bench_model.py), ${r.threads} threads, greedy, a ${r.promptTokens}-token prompt (the same token ids for both), ${r.newTokens} new tokens. The engine: onnxruntime-node on the project's int8 and fp32 exports. llama.cpp: node-llama-cpp 3.21.1 (CPU prebuilt) on GGUFs of the same weights written by scripts/bench/peer/write_gguf.py (Q8_0 and F32, BLOOM layout of llama.cpp's converter). Each pair is loaded side by side and run in alternating legs (order flipped every round); prefill = time to the first token from an empty KV cache; decode = ms per later token. Ratios are engine / llama.cpp per round (below 1: the engine is faster), median (min-max) over the rounds in which other processes took <= ${f(r.maxOther * 100, 0)}% of the CPU in both legs (others' share per round, engine/llama.cpp: ${others}). Bound = weight bytes read per token / the ${r.threads}-thread read bandwidth, measured before every round: median ${f(r.bandwidth.GBs.median)} GB/s, spread ${f(r.bandwidth.GBs.min)}-${f(r.bandwidth.GBs.max)} GB/s over ${r.bandwidth.clean ? `the ${r.bandwidth.clean} clean of ${r.bandwidth.measured} readings` : `all ${r.bandwidth.measured} readings (none clean)`} (${f(r.bandwidth.bufferMiB, 0)} MiB buffer). Load average at the end: ${r.machine.loadAvg.map(x => x.toFixed(1)).join(' ')}.`,
+    '',
+    '| engine vs llama.cpp | engine prefill ms | llama.cpp prefill ms | engine / llama.cpp prefill | engine decode ms/token | llama.cpp decode ms/token | engine / llama.cpp decode | bound ms/token (engine / llama.cpp) | decode vs bound (engine / llama.cpp) | clean rounds | same greedy tokens |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+    ...rows,
   ].join('\n');
 }
 
@@ -187,6 +210,7 @@ for (const part of only) {
   try {
     if (part === 'train') sections.push(trainPart());
     if (part === 'engine') sections.push(enginePart((engine = engineExports())));
+    if (part === 'peer') sections.push(peerPart());
     if (part === 'pipeline') sections.push(pipelinePart(engine?.dir));
   } catch (err) {
     log(`${part} failed: ${err.message}`);
@@ -197,7 +221,7 @@ const md = [
   '',
   `## Run ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC (${only.join(', ')})`,
   '',
-  `Machine: ${m.cpu}, ${m.cores} cores (${m.flags.trim()}), ${m.memGiB} GiB RAM, numpy copy bandwidth ${f(m.copyGBs)} GB/s (read + write), load average at start ${m.load}; Node ${m.node}, torch/transformers/onnxruntime ${m.pyStack}.`,
+  `Machine: ${m.cpu}, ${m.cores} cores (${m.flags.trim()}), L3 ${m.llc}, ${m.memGiB} GiB RAM, load average at start ${m.load}; Node ${m.node}, torch/transformers/onnxruntime ${m.pyStack}.`,
   `Reproduce: \`npm run bench -- --only ${only.join(',')}\``,
   '',
   sections.join('\n\n'),
