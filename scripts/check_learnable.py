@@ -22,7 +22,7 @@ from peft import LoraConfig, PromptTuningConfig, PromptTuningInit, TaskType, get
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "trainer" / "src"))
-from bloom_peft.data import collate, encode_example, render_example  # noqa: E402
+from bloom_peft.data import DEFAULT_TEMPLATE, collate, encode_example, render_example  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +33,7 @@ def prompt_of(row: dict) -> str:
 
 def encode(tok, row: dict) -> dict:
     """The trainer's own encoding (bloom_peft.data): tutorial template, EOS, -100 on the prompt."""
-    return encode_example(tok, *render_example(row), None, 256)
+    return encode_example(tok, *render_example(row), DEFAULT_TEMPLATE, 256)
 
 
 def batch(tok, rows: list[dict]):

@@ -34,6 +34,7 @@ def make_run(work: Path, shape: str, method: str) -> Path:
     import torch
     from transformers import BloomConfig
 
+    from bloom_peft.config import parse_config
     from bloom_peft.export import _cpu_base
     from bloom_peft.methods import apply_method, save_trained
 
@@ -54,14 +55,15 @@ def make_run(work: Path, shape: str, method: str) -> Path:
               "data": {"format": "instruction", "train_file": str(run / "unused.jsonl")},
               "training": {"seed": 0}, "export": {"quantize": "none"}}
     (run / "config.json").write_text(json.dumps(config, indent=1))
-    base, tokenizer = _cpu_base(config)
-    model = apply_method(base, config["method"], tokenizer)
+    parsed = parse_config(config)
+    base, tokenizer = _cpu_base(parsed.model, parsed.training.seed)
+    model = apply_method(base, parsed.method, tokenizer)
     with torch.no_grad():  # a trained-looking adapter: LoRA B starts at zero, which would merge to the base
         gen = torch.Generator().manual_seed(1)
         for p in model.parameters():
             if p.requires_grad:
                 p.add_(torch.randn(p.shape, generator=gen) * 0.02)
-    save_trained(model, config["method"], run / "adapter", tokenizer)
+    save_trained(model, parsed.method, run / "adapter", tokenizer)
     return run
 
 

@@ -21,12 +21,12 @@ a = p.parse_args()
 torch.set_num_threads(1)
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
-from bloom_peft.data import collate, encode_example, render_example  # noqa: E402
+from bloom_peft.data import DEFAULT_TEMPLATE, collate, encode_example, render_example  # noqa: E402
 from bloom_peft.model_loading import fuse_bloom_gelu  # noqa: E402
 
 tok = AutoTokenizer.from_pretrained(a.model)
 rows = [json.loads(x) for x in (ROOT / "examples/code-tasks/train.jsonl").read_text().splitlines()[:a.batch]]
-batch = collate([encode_example(tok, *render_example(r), None, 256) for r in rows], tok.pad_token_id)
+batch = collate([encode_example(tok, *render_example(r), DEFAULT_TEMPLATE, 256) for r in rows], tok.pad_token_id)
 models = {"python_gelu": AutoModelForCausalLM.from_pretrained(a.model), "fused_gelu": AutoModelForCausalLM.from_pretrained(a.model)}
 fuse_bloom_gelu(models["fused_gelu"])
 losses, grads = {}, {}

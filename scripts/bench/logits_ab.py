@@ -23,13 +23,13 @@ a = p.parse_args()
 torch.set_num_threads(a.threads)
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
-from bloom_peft.data import collate, encode_example, render_example  # noqa: E402
+from bloom_peft.data import DEFAULT_TEMPLATE, collate, encode_example, render_example  # noqa: E402
 from bloom_peft.model_loading import fuse_bloom_gelu  # noqa: E402
 from bloom_peft.train import first_label_position, label_count, response_loss_sum  # noqa: E402
 
 tok = AutoTokenizer.from_pretrained(a.model)
 rows = [json.loads(x) for x in (ROOT / "examples/code-tasks/train.jsonl").read_text().splitlines()]
-encoded = [encode_example(tok, *render_example(r), None, 256) for r in rows]
+encoded = [encode_example(tok, *render_example(r), DEFAULT_TEMPLATE, 256) for r in rows]
 # batches as length grouping makes them: rows of similar length (the two tasks differ in length), and one mixed
 by_len = sorted(encoded, key=lambda e: len(e["input_ids"]))
 batches = {"short rows": collate(by_len[:a.batch], tok.pad_token_id),

@@ -4,7 +4,7 @@ import json
 import jsonschema
 import pytest
 
-from bloom_peft.config import config_issues, validate_config
+from bloom_peft.config import config_issues, parse_config, parse_template, validate_config
 from bloom_peft.errors import ConfigError
 from bloom_peft.paths import EVENTS_SCHEMA, SCHEMAS_DIR
 from bloom_peft.protocol import EventEmitter
@@ -17,6 +17,7 @@ EVENT_VALIDATOR = jsonschema.Draft7Validator(json.loads(EVENTS_SCHEMA.read_text(
 @pytest.mark.parametrize("vector", CONFIGS["valid"], ids=lambda v: v["name"])
 def test_valid_config_vectors(vector):
     assert config_issues(vector["config"]) == []
+    parse_config(vector["config"])  # the typed config takes every valid config
 
 
 @pytest.mark.parametrize("vector", CONFIGS["invalid"], ids=lambda v: v["name"])
@@ -26,6 +27,8 @@ def test_invalid_config_vectors_name_the_field(vector):
     with pytest.raises(ConfigError) as e:
         validate_config(vector["config"], "config.json")
     assert e.value.field is not None and e.value.message
+    with pytest.raises(ConfigError):
+        parse_config(vector["config"], "config.json")
 
 
 @pytest.mark.parametrize("name", list(EVENTS["transcripts"]))
@@ -100,6 +103,6 @@ def test_template_vectors(vector):
     """The same vectors pass in test/unit/protocol-template.test.ts (src/protocol/template.ts)."""
     from bloom_peft.data import render_example, render_prompt
 
-    f = vector["fields"]
-    assert render_prompt(vector["template"], f["instruction"], f.get("input", ""), f.get("prompt")) == vector["expected"]
-    assert render_example(vector["row"], vector["template"])[0] == vector["expected"]
+    f, template = vector["fields"], parse_template(vector["template"])
+    assert render_prompt(template, f["instruction"], f.get("input", ""), f.get("prompt")) == vector["expected"]
+    assert render_example(vector["row"], template)[0] == vector["expected"]

@@ -6,6 +6,7 @@ import random
 import pytest
 import torch
 
+from bloom_peft.config import parse_config, parse_template
 from bloom_peft.data import (
     IGNORE_INDEX,
     collate,
@@ -25,12 +26,16 @@ def tok():
     return load_tokenizer(model_name())
 
 
-def cfg(train_file, fmt="instruction", data=None, template=None, **training):
+def raw_cfg(train_file, fmt="instruction", data=None, template=None, **training):
     c = {"model": {"name_or_path": model_name()}, "method": {"name": "lora"},
          "data": {"format": fmt, "train_file": str(train_file), **(data or {})}, "training": training}
     if template is not None:
         c["template"] = template
     return c
+
+
+def cfg(*args, **kwargs):
+    return parse_config(raw_cfg(*args, **kwargs))
 
 
 def alpaca_rows(n=400):
@@ -71,7 +76,7 @@ def test_tutorial_template_and_exact_masking(tok):
 
 def test_empty_input_and_custom_template(tok):
     assert render_example({"instruction": "Say hi", "input": "", "output": "hi"}) == ("Human: Say hi\n\nAssistant: ", "hi")
-    t = {"prompt": "### Task {instruction} {{braces}} {input}", "response_prefix": "\n### Answer\n"}
+    t = parse_template({"prompt": "### Task {instruction} {{braces}} {input}", "response_prefix": "\n### Answer\n"})
     assert render_example({"instruction": "sort", "input": "a {b}", "output": "x"}, t) == (
         "### Task sort {{braces}} a {b}\n### Answer\n", "x")
 
@@ -160,13 +165,13 @@ def test_text_folder_is_chunked_into_blocks(tok, tmp_path):
 def test_hub_dataset_from_a_local_folder_and_offline_error(tok, tmp_path, monkeypatch):
     (tmp_path / "ds").mkdir()
     write_jsonl(tmp_path / "ds" / "train.jsonl", alpaca_rows(20))
-    train, evals = load_splits({**cfg(TASKS / "x"), "data": {"format": "hub", "hub_id": str(tmp_path / "ds"), "eval_split": 0.1}}, tok)
+    train, evals = load_splits(parse_config({**raw_cfg(TASKS / "x"), "data": {"format": "hub", "hub_id": str(tmp_path / "ds"), "eval_split": 0.1}}), tok)
     assert (len(train), len(evals)) == (18, 2)
     same = load_splits(cfg(tmp_path / "ds" / "train.jsonl", data={"eval_split": 0.1}), tok)
     assert (train, evals) == same
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: the hub is unreachable
     with pytest.raises(DataError) as e:
-        load_splits({**cfg(TASKS / "x"), "data": {"format": "hub", "hub_id": "tatsu-lab/alpaca"}}, tok)
+        load_splits(parse_config({**raw_cfg(TASKS / "x"), "data": {"format": "hub", "hub_id": "tatsu-lab/alpaca"}}), tok)
     assert e.value.field == "/data/hub_id" and "unreachable" in e.value.message and "file" in e.value.hint
 
 

@@ -4,6 +4,7 @@ through torchrun) finishes the run with a falling loss."""
 import pytest
 import torch
 
+from bloom_peft.config import parse_config
 from bloom_peft.data import load_splits
 from bloom_peft.model_loading import load_base_model
 from train_harness import TrainerProcess, checkpoint_steps, eval_loss, make_config, model_name, write_config
@@ -44,7 +45,8 @@ def test_two_process_ddp_run_stops_resumes_and_learns(model, tmp_path):
 
     # the held-out loss (per-batch train losses are too noisy to compare) falls below the base model's and keeps falling
     torch.set_num_threads(1)  # 1 thread: far faster than 2 on a busy 2-core box
-    base, tok = load_base_model(config)
-    _, held = load_splits(config, tok)
+    parsed = parse_config(config)
+    base, tok = load_base_model(parsed.model)
+    _, held = load_splits(parsed, tok)
     evals = [e["eval_loss"] for e in first.of("eval") + second.of("eval")]
     assert len(evals) == 3 and evals[-1] < evals[0] < eval_loss(base, held, tok.pad_token_id), evals

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from bloom_peft import evaluation
+from bloom_peft.config import parse_config, parse_method, parse_model
 from bloom_peft.methods import apply_method
 from bloom_peft.model_loading import load_base_model
 from bloom_peft.paths import PROJECT_ROOT
@@ -40,11 +41,11 @@ def model(tmp_path_factory):
 
 
 def test_base_view_swaps_the_pretraining_biases_back_for_bitfit(model):
-    base, tok = load_base_model({"model": {"name_or_path": model}})
+    base, tok = load_base_model(parse_model(model))
     ids = torch.tensor([tok("Human: hello\n\nAssistant: ")["input_ids"]])
     with torch.no_grad():
         want = base(input_ids=ids).logits
-    bitfit = apply_method(base, {"name": "bitfit"}, tok)
+    bitfit = apply_method(base, parse_method({"name": "bitfit"}), tok)
     snapshot = evaluation.base_snapshot(bitfit, "bitfit")
     with torch.no_grad():
         for name, p in bitfit.named_parameters():
@@ -104,7 +105,7 @@ def test_prefix_tuning_run_evaluates_at_the_end_like_its_onnx_export_and_on_dema
     assert ev["samples"] and all(s["base_answer"] is not None for s in ev["samples"])
 
     # the ONNX export (prefix KV + base graph) gives the same greedy answers as the evaluation's PyTorch path
-    _, tok = load_base_model(config)
+    _, tok = load_base_model(parse_config(config).model)
     for sample in ev["samples"][:3]:
         ids = ort_greedy(run / "export", tok(sample["prompt"])["input_ids"], tok.eos_token_id, ev["max_new_tokens"])
         assert tok.decode(ids, skip_special_tokens=True) == sample["answer"]

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from bloom_peft import export as E
+from bloom_peft.config import parse_model
 from bloom_peft.errors import ConfigError, ModelError
 from bloom_peft.paths import EVENTS_SCHEMA, PROJECT_ROOT
 from bloom_peft.testing.parity import VARIANTS, OrtDecoder, make_adapter, torch_greedy, torch_logits
@@ -36,7 +37,7 @@ def base_dir(tmp_path_factory):
 def base_logits(base_dir):
     from bloom_peft.model_loading import load_base_model
 
-    model, tok = load_base_model({"model": {"name_or_path": str(base_dir)}})
+    model, tok = load_base_model(parse_model(str(base_dir)))
     return torch_logits(model.eval(), tok(PROMPT)["input_ids"])
 
 
@@ -376,7 +377,7 @@ def test_base_cache_entries(base_dir, tmp_path):
     from bloom_peft import export_cache as C
     from bloom_peft.model_loading import load_base_model
 
-    base, tok = load_base_model({"model": {"name_or_path": str(base_dir)}})
+    base, tok = load_base_model(parse_model(str(base_dir)))
     base.eval()
     entry = C.ensure_base_export(base, tmp_path / "cache", fp16=False, quantize="none")
     assert C.ensure_base_export(base, tmp_path / "cache", fp16=False, quantize="none") == entry
@@ -390,7 +391,7 @@ def test_base_cache_entries(base_dir, tmp_path):
     assert max_diff(OrtDecoder(out).logits(ids), torch_logits(base, ids)) <= FP32_TOL
     # a different base (these weights) is another entry; the int8 one cannot take a changed vocabulary
     logs = []
-    entry8 = C.ensure_base_export(load_base_model({"model": {"name_or_path": str(base_dir)}})[0], tmp_path / "cache",
+    entry8 = C.ensure_base_export(load_base_model(parse_model(str(base_dir)))[0], tmp_path / "cache",
                                   fp16=False, quantize="int8")
     assert C.write_adapter_export(entry8, base, tmp_path, log=logs.append) is None
     assert "whole model" in logs[-1]
@@ -441,6 +442,7 @@ def test_config_only_run_rebuilds_the_same_random_base(base_dir, tmp_path):
     the trainer built it (set_seed, then load_base_model), so the export still serves what was trained."""
     from accelerate.utils import set_seed
 
+    from bloom_peft.config import parse_config, parse_method
     from bloom_peft.methods import apply_method, save_trained
     from bloom_peft.model_loading import load_base_model
     from bloom_peft.testing.parity import perturb_
@@ -450,10 +452,10 @@ def test_config_only_run_rebuilds_the_same_random_base(base_dir, tmp_path):
     config["model"]["config_only"] = True
     (run / "config.json").write_text(json.dumps(config))
     set_seed(7)
-    base, tok = load_base_model(config, dtype=torch.float32)
-    model = apply_method(base, VARIANTS["lora"], tok)
+    base, tok = load_base_model(parse_config(config).model, dtype=torch.float32)
+    model = apply_method(base, parse_method(VARIANTS["lora"]), tok)
     perturb_(model, 1)
-    save_trained(model.eval(), VARIANTS["lora"], run / "adapter", tok)
+    save_trained(model.eval(), parse_method(VARIANTS["lora"]), run / "adapter", tok)
     ids = tok(PROMPT)["input_ids"]
     out = E.export_run(run)
     assert max_diff(OrtDecoder(out).logits(ids), torch_logits(model, ids)) <= FP32_TOL

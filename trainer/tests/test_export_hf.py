@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from bloom_peft.config import parse_method, parse_model
 from bloom_peft.export_hf import export_hf_run
 from bloom_peft.methods import apply_method, load_trained, save_trained
 from bloom_peft.model_loading import load_base_model
@@ -31,14 +32,14 @@ def make_run(run_dir, method_cfg):
               "data": {"format": "instruction", "train_file": "unused.jsonl"}}
     run_dir.mkdir(parents=True)
     (run_dir / "config.json").write_text(json.dumps(config))
-    base, tok = load_base_model(config, dtype=torch.float32)
+    base, tok = load_base_model(parse_model(model_name()), dtype=torch.float32)
     torch.manual_seed(0)
-    model = apply_method(base, method_cfg, tok)
+    model = apply_method(base, parse_method(method_cfg), tok)
     with torch.no_grad():
         for p in model.parameters():
             if p.requires_grad:
                 p.add_(torch.randn_like(p) * 0.05)
-    save_trained(model, method_cfg, run_dir / "adapter", tok)
+    save_trained(model, parse_method(method_cfg), run_dir / "adapter", tok)
     return config, tok
 
 
@@ -53,8 +54,8 @@ def test_export_hf_reloads_with_the_trained_logits(method, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     config, tok = make_run(tmp_path / "run", METHODS[method])
-    base, _ = load_base_model(config, dtype=torch.float32)
-    trained = load_trained(base if method != "full" else None, config["method"], tmp_path / "run" / "adapter")
+    base, _ = load_base_model(parse_model(model_name()), dtype=torch.float32)
+    trained = load_trained(base if method != "full" else None, parse_method(config["method"]), tmp_path / "run" / "adapter")
     result = export_hf_run(tmp_path / "run")
     out = tmp_path / "run" / "hf"
     assert result["hf_dir"] == str(out) and not (tmp_path / "run" / "hf.partial").exists()

@@ -115,13 +115,14 @@ def check_warnings(warnings: list[str], expect: dict) -> None:
 
 @pytest.mark.parametrize("case", [c for c in CASES if c["run"] == "preview"], ids=lambda c: c["id"])
 def test_preview_case(case, tmp_path):
+    from bloom_peft.config import parse_config
     from bloom_peft.preview import preview
 
     data = make_huge_row(tmp_path) if case.get("make") == "huge_row" else CORPUS / case["data"]
     expect = case["expect"]
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux: the high-water mark so far
     try:
-        result = preview(config_for(case, data))
+        result = preview(parse_config(config_for(case, data)))
     except TrainerError as e:
         assert "code" in expect, f"unexpected error: {e.event_fields()}"
         check_error(e.event_fields(), expect)
@@ -138,11 +139,12 @@ def test_preview_case(case, tmp_path):
 
 @pytest.mark.parametrize("case", [c for c in CASES if c["run"] == "load_model"], ids=lambda c: c["id"])
 def test_model_case(case, tmp_path):
+    from bloom_peft.config import parse_config
     from bloom_peft.model_loading import load_base_model
 
     model = MAKERS[case["make"]](tmp_path)
     with pytest.raises(TrainerError) as info:
-        load_base_model(config_for(case, CORPUS / "data" / "u2028-in-string.jsonl", str(model)))
+        load_base_model(parse_config(config_for(case, CORPUS / "data" / "u2028-in-string.jsonl", str(model))).model)
     check_error(info.value.event_fields(), case["expect"])
     assert str(model) in info.value.message, "the message names the file"
 

@@ -10,6 +10,7 @@ import json
 import pytest
 import torch
 
+from bloom_peft.config import parse_config
 from bloom_peft.data import load_splits
 from bloom_peft.methods import load_trained
 from bloom_peft.model_loading import load_base_model
@@ -79,8 +80,9 @@ def exact_matches(model, tokenizer, rows) -> int:
 def test_method_learns_heldout_rows(method, task_files, tmp_path):
     method_cfg, steps, threshold = RUNS[method]
     config = config_for(method_cfg, steps, task_files)
-    base, tokenizer = load_base_model(config)
-    _, held = load_splits(config, tokenizer)
+    parsed = parse_config(config)
+    base, tokenizer = load_base_model(parsed.model)
+    _, held = load_splits(parsed, tokenizer)
     heldout_rows = rows_of(task_files / "heldout.jsonl")
     base_loss = eval_loss(base, held, tokenizer.pad_token_id)
     base_hits = exact_matches(base, tokenizer, heldout_rows)
@@ -88,7 +90,7 @@ def test_method_learns_heldout_rows(method, task_files, tmp_path):
     write_config(tmp_path / "run", config)
     rc, events = run_in_process("train", tmp_path / "run")
     assert rc == 0, events[-1]
-    trained = load_trained(load_base_model(config)[0], tmp_path / "run" / "adapter")
+    trained = load_trained(load_base_model(parsed.model)[0], tmp_path / "run" / "adapter")
     trained_loss = eval_loss(trained, held, tokenizer.pad_token_id)
     hits = exact_matches(trained, tokenizer, heldout_rows)
 

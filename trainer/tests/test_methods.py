@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bloom_peft.config import parse_config, parse_method, parse_model
 from bloom_peft.data import collate, load_splits
 from bloom_peft.errors import ConfigError, ModelError
 from bloom_peft.methods import (
@@ -37,9 +38,9 @@ VARIANTS = {
 
 
 def config(method=None, **training):
-    return {"model": {"name_or_path": model_name()}, "method": method or {"name": "lora"},
-            "data": {"format": "instruction", "train_file": str(TASKS / "train.jsonl"), "max_samples": 40},
-            "training": {"max_length": 48, **training}}
+    return parse_config({"model": {"name_or_path": model_name()}, "method": method or {"name": "lora"},
+                         "data": {"format": "instruction", "train_file": str(TASKS / "train.jsonl"), "max_samples": 40},
+                         "training": {"max_length": 48, **training}})
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +52,8 @@ def batch():
 
 def fresh(method):
     torch.manual_seed(0)
-    model, tok = load_base_model(config(method))
-    return apply_method(model, method, tok), tok
+    model, tok = load_base_model(config(method).model)
+    return apply_method(model, parse_method(method), tok), tok
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -79,7 +80,7 @@ def test_method_trains_saves_and_reloads(variant, batch, tmp_path):
     model.eval()
     with torch.no_grad():
         before = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    save_trained(model, method, tmp_path / "adapter", tok)
+    save_trained(model, parse_method(method), tmp_path / "adapter", tok)
     files = {p.name for p in (tmp_path / "adapter").iterdir()}
     if method["name"] == "bitfit":
         assert {"bitfit_biases.safetensors", "bitfit_config.json"} <= files and "model.safetensors" not in files
@@ -89,14 +90,14 @@ def test_method_trains_saves_and_reloads(variant, batch, tmp_path):
         assert {"adapter_config.json", "adapter_model.safetensors"} <= files
     assert detect_method(tmp_path / "adapter") == method["name"]
 
-    base, _ = load_base_model(config(method))
-    reloaded = load_trained(base, method, tmp_path / "adapter")
+    base, _ = load_base_model(config(method).model)
+    reloaded = load_trained(base, parse_method(method), tmp_path / "adapter")
     with torch.no_grad():
         after = reloaded(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     assert before.shape == after.shape
     assert (before - after).abs().max().item() < 1e-6
     # and without the method config, detected from the folder
-    base2, _ = load_base_model(config(method))
+    base2, _ = load_base_model(config(method).model)
     with torch.no_grad():
         again = load_trained(base2, tmp_path / "adapter")(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     assert (before - again).abs().max().item() < 1e-6
@@ -120,7 +121,7 @@ def test_counts_match_peft(variant):
 def test_prefix_tuning_prefix_acts_as_real_past_tokens():
     """BLOOM (ALiBi) + peft prefix tuning in transformers 5.18: a prefix holding the KV cache of n real tokens must give
     the base model's logits for the rest of the sequence, also with right padding in the batch."""
-    base, tok = load_base_model(config())
+    base, tok = load_base_model(config().model)
     base.eval()
     ids = torch.tensor([tok("Human: Convert to snake_case\nshow main worker\n\nAssistant: ")["input_ids"]])
     n = 5
@@ -130,7 +131,7 @@ def test_prefix_tuning_prefix_acts_as_real_past_tokens():
     cfg = base.config
     L, H, D = cfg.n_layer, cfg.n_head, cfg.hidden_size // cfg.n_head
     kv = torch.stack([torch.stack([cache.layers[layer].keys[0], cache.layers[layer].values[0]]) for layer in range(L)])  # L,2,H,n,D
-    model = apply_method(load_base_model(config())[0], {"name": "prefix_tuning", "num_virtual_tokens": n}, tok).eval()
+    model = apply_method(load_base_model(config().model)[0], parse_method({"name": "prefix_tuning", "num_virtual_tokens": n}), tok).eval()
     with torch.no_grad():
         model.prompt_encoder["default"].embedding.weight.copy_(kv.permute(3, 0, 1, 2, 4).reshape(n, L * 2 * H * D))
         rest = ids[:, n:]
@@ -190,17 +191,18 @@ def test_default_learning_rates():
 
 
 def test_bad_method_options_name_the_field():
-    model, tok = load_base_model(config())
+    model, tok = load_base_model(config().model)
     with pytest.raises(ConfigError) as e:
-        apply_method(model, {"name": "lora", "target_modules": ["q_proj"]}, tok)
+        apply_method(model, parse_method({"name": "lora", "target_modules": ["q_proj"]}), tok)
     assert e.value.field == "/method/target_modules" and "query_key_value" in e.value.hint
     with pytest.raises(ConfigError) as e:
-        apply_method(model, {"name": "ia3", "target_modules": ["query_key_value"], "feedforward_modules": ["dense_4h_to_h"]}, tok)
+        # checked where the config is parsed, before any model is touched
+        parse_method({"name": "ia3", "target_modules": ["query_key_value"], "feedforward_modules": ["dense_4h_to_h"]})
     assert e.value.field == "/method/feedforward_modules"
 
 
 def test_model_loading(tmp_path):
-    model, tok = load_base_model(config())
+    model, tok = load_base_model(config().model)
     assert tok.pad_token_id == 3 and tok.eos_token_id == 2
     assert model.config.model_type == "bloom" and next(model.parameters()).dtype == torch.float32
     cfg = load_model_config(model_name())
@@ -209,13 +211,13 @@ def test_model_loading(tmp_path):
     (tmp_path / "shape").mkdir()
     for f in ("config.json", "tokenizer.json", "tokenizer_config.json"):
         (tmp_path / "shape" / f).write_bytes((Path(model_dir()) / f).read_bytes())
-    rnd, _ = load_base_model({"model": {"name_or_path": str(tmp_path / "shape"), "config_only": True}})
+    rnd, _ = load_base_model(parse_model(str(tmp_path / "shape"), config_only=True))
     assert sum(p.numel() for p in rnd.parameters()) == sum(p.numel() for p in model.parameters())
 
 
 def _expect_model_error(name, match):
     with pytest.raises(ModelError) as e:
-        load_base_model({"model": {"name_or_path": name}})
+        load_base_model(parse_model(name))
     assert e.value.field == "/model/name_or_path" and e.value.hint, e.value
     assert match in e.value.message, e.value.message
     return e.value
@@ -229,7 +231,7 @@ def test_model_errors_name_the_field(tmp_path, monkeypatch):
     (tmp_path / "gpt2" / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 2}))
     _expect_model_error(str(tmp_path / "gpt2"), "not BLOOM")
     # pickled weights only: refused (safetensors only), with a hint to convert
-    base, tok = load_base_model(config())
+    base, tok = load_base_model(config().model)
     pickled = tmp_path / "pickled"
     base.config.save_pretrained(pickled)
     tok.save_pretrained(pickled)
@@ -247,9 +249,9 @@ def test_prompt_tuning_text_init_for_a_hub_model_stays_offline(monkeypatch):
     hand is used instead, and the adapter config still names the hub id."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     method = VARIANTS["prompt_tuning-text"]
-    model, tok = load_base_model(config(method))
+    model, tok = load_base_model(config(method).model)
     tok.name_or_path = model.config._name_or_path = "bigscience/bloom-560m"
-    peft_model = apply_method(model, method, tok)
+    peft_model = apply_method(model, parse_method(method), tok)
     ids = tok(method["init_text"])["input_ids"]
     ids = (ids * 6)[: method["num_virtual_tokens"]]
     assert torch.equal(peft_model.prompt_encoder["default"].embedding.weight.detach(),

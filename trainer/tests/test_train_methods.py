@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bloom_peft import checkpoint as ckpt
+from bloom_peft.config import parse_config
 from bloom_peft.data import load_splits
 from bloom_peft.methods import apply_method, count_parameters, load_method_state_dict, load_trained
 from bloom_peft.model_loading import load_base_model
@@ -35,8 +36,8 @@ def model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def base_eval(model):
     """The base model's held-out loss and the held-out rows."""
-    config = make_config(model)
-    base, tok = load_base_model(config)
+    config = parse_config(make_config(model))
+    base, tok = load_base_model(config.model)
     _, rows = load_splits(config, tok)
     return eval_loss(base, rows, tok.pad_token_id), rows, tok.pad_token_id
 
@@ -66,13 +67,14 @@ def test_method_learns_and_reloads(method, model, base_eval, tmp_path):
     # the trained weights (from the final checkpoint) and the saved adapter give the same logits
     final = ckpt.load_checkpoint(ckpt.latest_complete(run))
     assert final["trainer_state"]["step"] == training["max_steps"]
-    fresh, tok = load_base_model(config)
+    parsed = parse_config(config)
+    fresh, tok = load_base_model(parsed.model)
     torch.manual_seed(0)
-    trained = apply_method(fresh, method_cfg, tok)
+    trained = apply_method(fresh, parsed.method, tok)
     assert count_parameters(trained) == (started["trainable_params"], started["total_params"])
     load_method_state_dict(trained, method, final["weights"])
     trained.eval()
-    reloaded = load_trained(load_base_model(config)[0], method_cfg, done["adapter_dir"])
+    reloaded = load_trained(load_base_model(parsed.model)[0], parsed.method, done["adapter_dir"])
     from bloom_peft.data import collate
 
     batch = collate(held_rows[:8], pad_id)

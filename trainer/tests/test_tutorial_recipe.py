@@ -8,6 +8,7 @@ import pytest
 from transformers import BloomConfig
 
 from bloom_peft import params, preview
+from bloom_peft.config import parse_config
 from bloom_peft.data import load_examples
 from bloom_peft.errors import DataError
 from bloom_peft.model_loading import load_tokenizer
@@ -82,8 +83,8 @@ def test_save_to_disk_folders_read_as_instruction_rows(tmp_path):
                           "test": datasets.Dataset.from_list(rows[30:])}).save_to_disk(str(tmp_path / "dict"))
 
     def cfg(train, **data):
-        return {"model": {"name_or_path": model_name()}, "method": {"name": "lora"},
-                "data": {"format": "instruction", "train_file": str(train), **data}}
+        return parse_config({"model": {"name_or_path": model_name()}, "method": {"name": "lora"},
+                             "data": {"format": "instruction", "train_file": str(train), **data}})
 
     def texts(examples):
         return [(e["prompt"], e["response"], e["input_ids"]) for e in examples]

@@ -15,26 +15,12 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from .config import Config, DataSection, TemplateSection, parse_template
 from .errors import DataError
-from .paths import CONFIG_SCHEMA
 
 IGNORE_INDEX = -100
 SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", "dist", "build", ".mypy_cache"}
-_SCHEMA = json.loads(CONFIG_SCHEMA.read_text(encoding="utf-8"))
-
-
-def section(config: dict, name: str) -> dict:
-    """A config section with the schema's defaults filled in (the schema is the one place defaults live)."""
-    props = _SCHEMA["properties"][name].get("properties", {})
-    out = {k: p["default"] for k, p in props.items() if "default" in p}
-    if name == "data":
-        cols = props["columns"]["properties"]
-        out["columns"] = {k: p["default"] for k, p in cols.items()}
-        out["columns"].update(config.get("data", {}).get("columns", {}))
-        out.update({k: v for k, v in config.get("data", {}).items() if k != "columns"})
-        return out
-    out.update(config.get(name, {}))
-    return out
+DEFAULT_TEMPLATE = parse_template()  # the tutorial's Human/Assistant form (the schema's defaults)
 
 
 # ---------------------------------------------------------------- template
@@ -42,24 +28,23 @@ def section(config: dict, name: str) -> dict:
 _PLACEHOLDER = re.compile(r"\{(instruction|input|prompt)\}")
 
 
-def render_prompt(template: dict, instruction: str, input: str = "", prompt: str | None = None) -> str:
+def render_prompt(template: TemplateSection, instruction: str, input: str = "", prompt: str | None = None) -> str:
     """The template rule, as src/protocol/template.ts renders it (parity: schemas/vectors/templates.json): the
     placeholders replaced in one pass (no str.format, and a value's own "{input}" stays literal, so braces in code
     are safe), the result stripped, then the response prefix. {prompt} is instruction and input on two lines."""
     values = {"instruction": instruction, "input": input,
               "prompt": "\n".join([instruction, input]).strip() if prompt is None else prompt}
-    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template["prompt"]).strip() + template["response_prefix"]
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template.prompt).strip() + template.response_prefix
 
 
-def render_example(row: dict, template: dict | None = None) -> tuple[str, str]:
+def render_example(row: dict, template: TemplateSection = DEFAULT_TEMPLATE) -> tuple[str, str]:
     """(prompt_text, response_text) of a row {instruction, input, output} or {prompt, completion}.
 
     In completion rows {instruction} and {prompt} are the prompt and {input} is empty, so the default template
     works for both."""
-    t = section({"template": template or {}}, "template")
     if "prompt" in row and "instruction" not in row:
-        return render_prompt(t, row["prompt"], "", row["prompt"]), row.get("completion", "")
-    return render_prompt(t, row.get("instruction", ""), row.get("input", "") or ""), row.get("output", "")
+        return render_prompt(template, row["prompt"], "", row["prompt"]), row.get("completion", "")
+    return render_prompt(template, row.get("instruction", ""), row.get("input", "") or ""), row.get("output", "")
 
 
 def char_budget(tokenizer, max_length: int) -> int:
@@ -76,20 +61,19 @@ def char_budget(tokenizer, max_length: int) -> int:
     return (max_length + 8) * max(longest, 1)
 
 
-def encode_example(tokenizer, prompt: str, response: str, template: dict | None, max_length: int) -> dict:
+def encode_example(tokenizer, prompt: str, response: str, template: TemplateSection, max_length: int) -> dict:
     """Token ids and labels of one example, as the tutorial builds them: prompt and response tokenised apart (so
     the mask boundary is exact), EOS appended, labels -100 on the prompt, then truncated to max_length.
     Texts longer than char_budget() are cut first ("cut": True): their tokens past max_length are never made."""
-    t = section({"template": template or {}}, "template")
     budget = char_budget(tokenizer, max_length)
     cut = len(prompt) > budget or len(response) > budget
     prompt, response = prompt[:budget], response[:budget]
     p_ids = tokenizer(prompt)["input_ids"] if prompt else []
     r_ids = tokenizer(response, add_special_tokens=False)["input_ids"] if response else []
-    if t["add_eos"]:
+    if template.add_eos:
         r_ids = r_ids + [tokenizer.eos_token_id]
     ids = p_ids + r_ids
-    labels = ([IGNORE_INDEX] * len(p_ids) if t["mask_prompt"] else list(p_ids)) + r_ids
+    labels = ([IGNORE_INDEX] * len(p_ids) if template.mask_prompt else list(p_ids)) + r_ids
     return {"input_ids": ids[:max_length], "labels": labels[:max_length], "prompt_tokens": len(p_ids),
             "truncated": cut or len(ids) > max_length, "cut": cut}
 
@@ -354,7 +338,7 @@ def read_rows(path, fmt: str, columns: dict, field: str = "/data/train_file", ba
     return rows
 
 
-def corpus_files(path, extensions: list[str], field: str = "/data/train_file", base_dir=None) -> list[Path]:
+def corpus_files(path, extensions: Sequence[str], field: str = "/data/train_file", base_dir=None) -> list[Path]:
     """A file, or every file with one of the extensions under a folder (sorted; VCS/build folders skipped)."""
     p = _resolve(str(path), field, base_dir)
     if p.is_file():
@@ -382,7 +366,7 @@ def split_rows(items: list, fraction: float, seed: int) -> tuple[list, list]:
     return [x for i, x in enumerate(items) if i not in held], [x for i, x in enumerate(items) if i in held]
 
 
-def _encode_rows(rows: list[dict], tokenizer, template: dict, max_length: int, warnings: list | None) -> list[dict]:
+def _encode_rows(rows: list[dict], tokenizer, template: TemplateSection, max_length: int, warnings: list | None) -> list[dict]:
     out, dropped, cut = [], [], []
     budget = char_budget(tokenizer, max_length)
     for row in rows:
@@ -442,9 +426,10 @@ def _encode_corpus(files: list[Path], tokenizer, block: int, add_eos: bool) -> l
     return _blocks(stream, block, str(files[0].parent if len(files) > 1 else files[0]))
 
 
-def _hub_rows(data: dict, field: str = "/data/hub_id") -> tuple[list[dict], str]:
+def _hub_rows(data: DataSection, field: str = "/data/hub_id") -> tuple[list[dict], str]:
     """Rows of a hub dataset (or a local dataset folder); returns (records, detected format)."""
-    hub_id = data["hub_id"]
+    hub_id = data.hub_id
+    assert hub_id is not None  # the schema requires it with format hub
     try:
         import datasets
     except ImportError:
@@ -457,11 +442,11 @@ def _hub_rows(data: dict, field: str = "/data/hub_id") -> tuple[list[dict], str]
                             hint="Download the dataset on a machine with internet and use its file with format "
                                  "instruction/completion, or set HF_HUB_OFFLINE=1 to use a copy in the local cache.")
     if is_saved_dataset(hub_id):  # load_dataset refuses save_to_disk folders ("Please use load_from_disk")
-        return [r for _, r in saved_dataset_records(Path(hub_id), field, data["hub_split"])], hub_id
+        return [r for _, r in saved_dataset_records(Path(hub_id), field, data.hub_split)], hub_id
     try:
-        ds = datasets.load_dataset(hub_id, split=data["hub_split"])
+        ds = datasets.load_dataset(hub_id, split=data.hub_split)
     except Exception as e:  # datasets raises many types (FileNotFoundError, ConnectionError, DatasetNotFoundError, ValueError)
-        raise DataError(f"could not load hub dataset '{hub_id}' split '{data['hub_split']}': {type(e).__name__}: {e}",
+        raise DataError(f"could not load hub dataset '{hub_id}' split '{data.hub_split}': {type(e).__name__}: {e}",
                         field=field, hint="Check the dataset id and data.hub_split (e.g. 'train').") from None
     return list(ds), hub_id
 
@@ -485,16 +470,18 @@ def _blocks(ids: list[int], block: int, source) -> list[dict]:
             for i in range(0, len(ids), block) if len(ids[i:i + block]) >= 2]
 
 
-def load_examples(config: dict, tokenizer, *, warnings: list | None = None, base_dir=None) -> tuple[list[dict], list[dict]]:
+def load_examples(config: Config, tokenizer, *, warnings: list | None = None, base_dir=None) -> tuple[list[dict], list[dict]]:
     """(train, eval) examples with ids, labels and the texts behind them (preview shows these)."""
-    data, template, training = section(config, "data"), section(config, "template"), section(config, "training")
-    fmt, cols, max_length, seed = data["format"], data["columns"], training["max_length"], training["seed"]
-    block = min(data.get("block_size") or max_length, max_length)
-    eos = [tokenizer.eos_token_id] if template["add_eos"] else []
+    data, template = config.data, config.template
+    if data is None:
+        raise DataError("the config has no data section", field="/data", hint="Choose a dataset (data.train_file).")
+    fmt, cols, max_length, seed = data.format, data.columns, config.training.max_length, config.training.seed
+    block = min(data.block_size or max_length, max_length)
+    eos = [tokenizer.eos_token_id] if template.add_eos else []
 
     def corpus(path, field):
-        files = corpus_files(path, data["file_extensions"], field, base_dir)
-        return _encode_corpus(files, tokenizer, block, template["add_eos"])
+        files = corpus_files(path, data.file_extensions, field, base_dir)
+        return _encode_corpus(files, tokenizer, block, template.add_eos)
 
     if fmt == "hub":
         records, source = _hub_rows(data)
@@ -505,22 +492,22 @@ def load_examples(config: dict, tokenizer, *, warnings: list | None = None, base
             items = _blocks(ids, block, source)
         else:
             items = _row_dicts([(i, r) for i, r in enumerate(records, 1)], fmt, cols, source)
-    elif fmt == "text":
-        source, items = data["train_file"], corpus(data["train_file"], "/data/train_file")
+    elif fmt == "text":  # the schema requires train_file unless the format is hub
+        source, items = str(data.train_file), corpus(data.train_file, "/data/train_file")
     else:
-        source, items = data["train_file"], read_rows(data["train_file"], fmt, cols, base_dir=base_dir, warnings=warnings)
+        source, items = str(data.train_file), read_rows(data.train_file, fmt, cols, base_dir=base_dir, warnings=warnings)
     if not items:
         raise DataError(f"{source}: no training data", file=str(source), field="/data/train_file",
                         hint="The dataset is empty.")
 
-    if data.get("max_samples"):
-        items = items[: data["max_samples"]]  # caps the rows read, before the eval split
-    if data.get("eval_file"):
+    if data.max_samples:
+        items = items[: data.max_samples]  # caps the rows read, before the eval split
+    if data.eval_file:
         train_items = items
-        eval_items = (corpus(data["eval_file"], "/data/eval_file") if fmt == "text"
-                      else read_rows(data["eval_file"], fmt, cols, "/data/eval_file", base_dir, warnings))
+        eval_items = (corpus(data.eval_file, "/data/eval_file") if fmt == "text"
+                      else read_rows(data.eval_file, fmt, cols, "/data/eval_file", base_dir, warnings))
     else:
-        train_items, eval_items = split_rows(items, data["eval_split"], seed)
+        train_items, eval_items = split_rows(items, data.eval_split, seed)
     if fmt == "text":  # blocks are encoded already
         return train_items, eval_items
     train = _encode_rows(train_items, tokenizer, template, max_length, warnings)
@@ -532,11 +519,11 @@ def load_examples(config: dict, tokenizer, *, warnings: list | None = None, base
         from .language import language_warnings
 
         warnings += language_warnings([ex["prompt"] + ex["response"] for ex in train], tokenizer,
-                                      config["model"]["name_or_path"])
+                                      config.model.name_or_path)
     return train, evals
 
 
-def load_splits(config: dict, tokenizer, *, warnings: list | None = None, base_dir=None) -> tuple[list[dict], list[dict]]:
+def load_splits(config: Config, tokenizer, *, warnings: list | None = None, base_dir=None) -> tuple[list[dict], list[dict]]:
     """(train, eval) rows {"input_ids": [...], "labels": [...]}; pass a list as `warnings` to hear about
     skipped rows. Relative paths resolve against the working directory, then base_dir."""
     train, evals = load_examples(config, tokenizer, warnings=warnings, base_dir=base_dir)

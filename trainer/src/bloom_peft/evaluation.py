@@ -254,9 +254,9 @@ def evaluate_run(run_dir, *, rows: int = DEFAULT_ROWS, max_new_tokens: int = DEF
     """Evaluate RUN_DIR/adapter with RUN_DIR/config.json's data and template (the `evaluate` command)."""
     import torch
 
-    from .config import load_config, with_defaults
+    from .config import load_config
     from .data import load_examples
-    from .methods import load_trained, method_options
+    from .methods import load_trained
     from .model_loading import load_base_model
 
     run_dir = Path(run_dir).resolve()
@@ -264,34 +264,34 @@ def evaluate_run(run_dir, *, rows: int = DEFAULT_ROWS, max_new_tokens: int = DEF
     if not config_file.is_file():
         raise ConfigError(f"{run_dir} is not a run folder (no config.json)", file=str(config_file),
                           hint="Give the folder of a run (bloom-peft runs lists them).")
-    config = with_defaults(load_config(config_file))
+    config = load_config(config_file)
     adapter = run_dir / "adapter"
     if not adapter.is_dir():
         raise TrainerError("no_adapter", f"{adapter} does not exist: the run has not saved an adapter yet",
                            hint="Evaluate after training finishes (or resume the run to let it finish).",
                            file=str(adapter))
-    if config["data"].get("format") == "text":
+    if config.data is not None and config.data.format == "text":
         raise DataError("a text-corpus run has no answers to check", field="/data/format",
                         hint="Evaluation generates answers to instruction or completion rows.")
     log = emitter.log if emitter is not None else (lambda m: None)
-    method = method_options(config["method"])["name"]
+    method = config.method.name
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    seed = config["training"].get("seed", 42)
-    if config["model"].get("config_only"):
+    seed = config.training.seed
+    if config.model.config_only:
         from accelerate.utils import set_seed
 
         set_seed(seed)  # the run's random base weights (export.py does the same)
-    base, tokenizer = load_base_model(config, device=device, dtype=torch.float32)
+    base, tokenizer = load_base_model(config.model, device=device, dtype=torch.float32)
     _, examples = load_examples(config, tokenizer, base_dir=run_dir)
     if not pick_rows(examples, rows):
         raise DataError("the run has no held-out rows to answer", field="/data/eval_split",
                         hint="Set data.eval_split above 0 or give data.eval_file.")
     snapshot = base_snapshot(base, method) if method == "bitfit" else None
     if method == "full":
-        model = load_trained(base, config["method"], adapter)  # the saved model; `base` stays the base
+        model = load_trained(base, config.method, adapter)  # the saved model; `base` stays the base
         model_base = base
     else:
-        model, model_base = load_trained(base, config["method"], adapter), None
+        model, model_base = load_trained(base, config.method, adapter), None
     log(f"evaluate: {method} adapter of {run_dir.name} on {min(rows, len(examples))} held-out rows ({device})")
     if model_base is not None:
         fields = evaluate(model, method, tokenizer, examples, rows=rows, max_new_tokens=max_new_tokens,

@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .config import Config, ModelSection, parse_model
 from .errors import ConfigError, ModelError, TrainerError
 
 FORMAT_VERSION = 2  # 2: model_data is a list (a cached base + the adapter's changes); older exports are refused
@@ -561,37 +562,36 @@ def _relocate_external(model_path: Path, location: str) -> None:
 # entry points: a run, or a base model + adapter folder
 
 
-def template_for(config: dict | None) -> tuple[dict | None, bool]:
+def template_for(config: Config | None) -> tuple[dict | None, bool]:
     """(manifest template, instruction_tuned) of a training config, as data.render_example applies it.
 
     None (an adapter without its run config) means the project's default recipe: the tutorial's template. Text-corpus
     runs have no template: the model continues raw text. A hub dataset is assumed to be instruction rows."""
-    from .data import section
+    from .data import DEFAULT_TEMPLATE
 
-    config = config or {"data": {"format": "instruction"}}
-    if config.get("data", {}).get("format") == "text":
+    if config is not None and config.data is not None and config.data.format == "text":
         return None, False
-    tpl = section(config, "template")
-    return {"prompt": tpl["prompt"], "response_prefix": tpl["response_prefix"]}, True
+    tpl = config.template if config is not None else DEFAULT_TEMPLATE
+    return {"prompt": tpl.prompt, "response_prefix": tpl.response_prefix}, True
 
 
-def _read_run_config(run_dir: Path) -> dict:
+def _read_run_config(run_dir: Path) -> Config:
     from .config import load_config
 
     return load_config(run_dir / "config.json")
 
 
-def _cpu_base(config: dict):
+def _cpu_base(model: ModelSection, seed: int | None = None):
     import torch
 
     from .model_loading import load_base_model
 
-    if config["model"].get("config_only"):
+    if model.config_only and seed is not None:
         # random weights: seeded exactly as train.py seeds before building the model, so they are the same ones
         from accelerate.utils import set_seed
 
-        set_seed(config.get("training", {}).get("seed", 42))
-    return load_base_model(config, device="cpu", dtype=torch.float32)
+        set_seed(seed)
+    return load_base_model(model, device="cpu", dtype=torch.float32)
 
 
 def export_run(run_dir, emitter=None, *, out=None, quantize: str | None = None, fp16: bool | None = None,
@@ -599,7 +599,7 @@ def export_run(run_dir, emitter=None, *, out=None, quantize: str | None = None, 
     """Export RUN_DIR/adapter (trained with RUN_DIR/config.json) to RUN_DIR/export (or `out`).
 
     base_cache: the export cache folder ("default": export_cache.default_cache_dir(); None: export the whole model)."""
-    from .methods import load_trained, method_options
+    from .methods import load_trained
 
     run_dir = Path(run_dir).resolve()
     config = _read_run_config(run_dir)
@@ -607,22 +607,21 @@ def export_run(run_dir, emitter=None, *, out=None, quantize: str | None = None, 
     if not adapter.is_dir():
         raise ExportError(f"{adapter} does not exist: the run has not saved an adapter yet",
                           hint="Export after training finishes (or resume the run to let it finish).", file=str(adapter))
-    export_cfg = config.get("export", {})
-    quantize = quantize or export_cfg.get("quantize", "none")
-    fp16 = export_cfg.get("fp16", False) if fp16 is None else fp16
+    quantize = quantize or config.export.quantize
+    fp16 = config.export.fp16 if fp16 is None else fp16
     check_options(quantize, fp16)
-    method = method_options(config["method"])["name"]
-    if config["model"].get("config_only") and method != "full" and emitter is not None:
+    method = config.method.name
+    if config.model.config_only and method != "full" and emitter is not None:
         emitter.log("export: the base model has random weights (config_only); rebuilt from the run's seed")
     if method == "full":  # the adapter folder is the whole model; the base is not needed
-        base, tokenizer = None, _full_tokenizer(adapter, config["model"]["name_or_path"])
+        base, tokenizer = None, _full_tokenizer(adapter, config.model.name_or_path)
     else:
-        base, tokenizer = _cpu_base(config)
+        base, tokenizer = _cpu_base(config.model, config.training.seed)
     entry = _base_entry(base, base_cache, fp16=fp16, quantize=quantize, emitter=emitter)
-    model = load_trained(base, config["method"], adapter)
+    model = load_trained(base, config.method, adapter)
     template, instruction_tuned = template_for(config)
     return export_model(model, tokenizer, method, Path(out) if out else run_dir / "export",
-                        base_model=config["model"]["name_or_path"], template=template,
+                        base_model=config.model.name_or_path, template=template,
                         instruction_tuned=instruction_tuned, fp16=fp16, quantize=quantize, run_dir=str(run_dir),
                         emitter=emitter, base_entry=entry)
 
@@ -653,7 +652,7 @@ def export_adapter(model_name: str | None, adapter_dir, out, *, emitter=None, qu
         if not model_name:
             raise ConfigError("give --run-dir, or --model (and --adapter)", field="--model",
                               hint="python -m bloom_peft export --model embedded --adapter ADAPTER_DIR --out OUT_DIR")
-        base, tokenizer = _cpu_base({"model": {"name_or_path": model_name}})
+        base, tokenizer = _cpu_base(parse_model(model_name))
         entry = _base_entry(base, base_cache, fp16=fp16, quantize=quantize, emitter=emitter)
         return export_model(base, tokenizer, "full", out, base_model=model_name, template=None,
                             instruction_tuned=False, fp16=fp16, quantize=quantize, emitter=emitter, base_entry=entry)
@@ -673,7 +672,7 @@ def export_adapter(model_name: str | None, adapter_dir, out, *, emitter=None, qu
     if method == "full":
         base, tokenizer = None, _full_tokenizer(adapter, model_name)
     else:
-        base, tokenizer = _cpu_base({"model": {"name_or_path": model_name}})
+        base, tokenizer = _cpu_base(parse_model(model_name))
     entry = _base_entry(base, base_cache, fp16=fp16, quantize=quantize, emitter=emitter)
     model = load_trained(base, adapter)
     template, instruction_tuned = template_for(run_config)
@@ -688,9 +687,9 @@ def _full_tokenizer(adapter: Path, base_name: str):
     return load_tokenizer(str(adapter) if (adapter / TOKENIZER_FILE).is_file() else base_name)
 
 
-def _adapter_base_name(adapter: Path, method: str, run_config: dict | None) -> str:
+def _adapter_base_name(adapter: Path, method: str, run_config: Config | None) -> str:
     if run_config is not None:
-        return run_config["model"]["name_or_path"]
+        return run_config.model.name_or_path
     for name in ("adapter_config.json", "bitfit_config.json"):
         f = adapter / name
         if f.is_file():

@@ -15,6 +15,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from .errors import TrainerError
 
@@ -38,7 +39,7 @@ def export_hf_run(run_dir, out=None, emitter=None) -> dict:
     import torch
 
     from .export import ExportError, _cpu_base, _full_tokenizer, _read_run_config
-    from .methods import PEFT_METHODS, load_trained, method_options
+    from .methods import PEFT_METHODS, load_trained
 
     run_dir = Path(run_dir).resolve()
     config = _read_run_config(run_dir)
@@ -46,8 +47,8 @@ def export_hf_run(run_dir, out=None, emitter=None) -> dict:
     if not adapter.is_dir():
         raise ExportError(f"{adapter} does not exist: the run has not saved an adapter yet",
                           hint="Export after training finishes (or resume the run to let it finish).", file=str(adapter))
-    method = method_options(config["method"])["name"]
-    base_name = config["model"]["name_or_path"]
+    method = config.method.name
+    base_name = config.model.name_or_path
     out = Path(out).resolve() if out else run_dir / "hf"
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -57,8 +58,8 @@ def export_hf_run(run_dir, out=None, emitter=None) -> dict:
         if method == "full":
             base, tokenizer = None, _full_tokenizer(adapter, base_name)
         else:
-            base, tokenizer = _cpu_base(config)
-        model = load_trained(base, config["method"], adapter)
+            base, tokenizer = _cpu_base(config.model, config.training.seed)
+        model = load_trained(base, config.method, adapter)
         if method in PEFT_METHODS:
             log(f"export-hf: merging the {method} weights into the base model")
             model = model.merge_and_unload()
@@ -74,10 +75,10 @@ def export_hf_run(run_dir, out=None, emitter=None) -> dict:
         adapter_config = json.loads((tmp / "adapter_config.json").read_text(encoding="utf-8"))
         adapter_config["base_model_name_or_path"] = base_reference(base_name)
         (tmp / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n", encoding="utf-8")
-        load_tokenizer(base_name, config["model"].get("revision")).save_pretrained(str(tmp))
+        load_tokenizer(base_name, config.model.revision).save_pretrained(str(tmp))
         kind = "adapter"
-    info = {"kind": kind, "method": method, "base_model": base_reference(base_name) if kind == "adapter" else base_name,
-            "run_dir": str(run_dir), "template": config.get("template", {}), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    info: dict[str, Any] = {"kind": kind, "method": method, "base_model": base_reference(base_name) if kind == "adapter" else base_name,
+            "run_dir": str(run_dir), "template": config.template.as_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     (tmp / "README.md").write_text(_readme(kind, method, info["base_model"]), encoding="utf-8")
     if out.exists():

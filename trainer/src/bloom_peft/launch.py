@@ -24,6 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .config import Config
 from .errors import ConfigError
 from .paths import PACKAGE_DIR
 
@@ -35,8 +36,8 @@ def in_distributed_env() -> bool:
     return any(k in os.environ for k in DISTRIBUTED_ENV)
 
 
-def needs_launch(config: dict) -> bool:
-    return config["training"]["num_gpus"] > 1 and not in_distributed_env()
+def needs_launch(config: Config) -> bool:
+    return config.training.num_gpus > 1 and not in_distributed_env()
 
 
 def worker_command(args, run_dir: Path, nproc: int) -> list[str]:
@@ -47,11 +48,10 @@ def worker_command(args, run_dir: Path, nproc: int) -> list[str]:
     return cmd
 
 
-def launch(args, config: dict, run_dir: Path, emitter, stop) -> int:
+def launch(args, config: Config, run_dir: Path, emitter, stop) -> int:
     import torch
 
-    t = config["training"]
-    n, device = t["num_gpus"], t["device"]
+    n, device = config.training.num_gpus, config.training.device
     cuda = torch.cuda.is_available() and device in ("auto", "cuda")
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"training.num_gpus is {n} with device 'cuda', but no CUDA device is available",

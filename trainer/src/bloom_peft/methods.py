@@ -2,7 +2,7 @@
 
 peft methods (prompt_tuning, p_tuning, prefix_tuning, lora, ia3) go through get_peft_model and save in peft's
 adapter format; BitFit freezes everything but the bias terms and saves only those; full trains and saves every
-weight. Method options and their defaults come from schemas/training-config.schema.json (definitions/method_*).
+weight. Method options arrive parsed (config.MethodOptions: one dataclass per method, defaults from the schema).
 
 BLOOM + prefix tuning (transformers 5.18, peft 0.21): peft's get_prompt returns a DynamicCache in the standard
 [batch, heads, tokens, head_dim] layout and BLOOM (since transformers PR #31445) consumes exactly that; ALiBi
@@ -14,41 +14,35 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
+from .config import (
+    DEFAULT_LEARNING_RATES,
+    METHODS,
+    IA3Options,
+    LoraOptions,
+    MethodOptions,
+    PrefixTuningOptions,
+    PromptTuningOptions,
+    PTuningOptions,
+)
 from .errors import ConfigError, ModelError
-from .paths import CONFIG_SCHEMA
 
-_CONFIG_SCHEMA = json.loads(CONFIG_SCHEMA.read_text(encoding="utf-8"))
-METHODS = tuple(_CONFIG_SCHEMA["properties"]["method"]["properties"]["name"]["enum"])  # the schema's order
+__all__ = ["METHODS", "DEFAULT_LEARNING_RATES"]  # re-exported: the method list and their learning rates live in config
 PEFT_METHODS = ("prompt_tuning", "p_tuning", "prefix_tuning", "lora", "ia3")
 PEFT_TYPE_TO_METHOD = {"PROMPT_TUNING": "prompt_tuning", "P_TUNING": "p_tuning", "PREFIX_TUNING": "prefix_tuning",
                        "LORA": "lora", "IA3": "ia3"}
 BITFIT_WEIGHTS, BITFIT_CONFIG = "bitfit_biases.safetensors", "bitfit_config.json"
 BLOOM_LINEAR_MODULES = ("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h")
 
-# AdamW learning rates per method (x-default-learning-rate of each method's schema definition, so the dashboard
-# shows the value that applies), from the methods' papers and peft's examples. Prompt-learning methods train a
-# few thousand parameters from scratch and need large steps; full fine-tuning moves every pretrained weight.
-# They are sensible both for bloom-560m..7b1 and for the embedded tiny model (set training.learning_rate to override).
-_METHOD_DEFINITIONS = _CONFIG_SCHEMA["definitions"]
-DEFAULT_LEARNING_RATES = {name: _METHOD_DEFINITIONS[f"method_{name}"]["x-default-learning-rate"] for name in METHODS}
 
 
 def default_learning_rate(name: str) -> float:
+    """AdamW learning rate of a method (x-default-learning-rate of its schema definition, so the dashboard shows the
+    value that applies), from the methods' papers and peft's examples. Prompt-learning methods train a few thousand
+    parameters from scratch and need large steps; full fine-tuning moves every pretrained weight. Sensible both for
+    bloom-560m..7b1 and for the embedded tiny model (training.learning_rate overrides it)."""
     return DEFAULT_LEARNING_RATES[name]
-
-
-def method_options(method_cfg: dict) -> dict:
-    """The method config with every schema default filled in (the schema is the one place defaults live)."""
-    name = method_cfg.get("name")
-    if name not in METHODS:
-        raise ConfigError(f"unknown method '{name}'", field="/method/name", hint=f"Use one of: {', '.join(METHODS)}.")
-    schema = json.loads(CONFIG_SCHEMA.read_text(encoding="utf-8"))
-    props = schema["definitions"][f"method_{name}"].get("properties", {})
-    opts = {k: p["default"] for k, p in props.items() if "default" in p}
-    opts.update(method_cfg)
-    return opts
 
 
 def _tokenizer_source(model, tokenizer, scratch: list) -> str | None:
@@ -67,51 +61,42 @@ def _tokenizer_source(model, tokenizer, scratch: list) -> str | None:
     return getattr(model.config, "_name_or_path", None)
 
 
-def peft_config(method_cfg: dict, tokenizer_name_or_path: str | None = None, model_hidden_size: int | None = None):
+def peft_config(o: MethodOptions, tokenizer_name_or_path: str | None = None, model_hidden_size: int | None = None):
     """The peft config object for a peft method (task CAUSAL_LM). An absent encoder_hidden_size (P-tuning's
     encoder, prefix tuning's projection) is the model's hidden size, as in peft."""
     from peft import IA3Config, LoraConfig, PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig
 
-    o = method_options(method_cfg)
-    name = o["name"]
-    if name == "prompt_tuning":
-        if o["init"] == "text":
-            if not o.get("init_text"):
-                raise ConfigError("prompt tuning with init 'text' needs init_text", field="/method/init_text",
-                                  hint="Give a sentence that describes the task, e.g. 'Convert the words as asked:'.")
-            return PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=o["num_virtual_tokens"],
-                                      prompt_tuning_init="TEXT", prompt_tuning_init_text=o["init_text"],
+    if isinstance(o, PromptTuningOptions):
+        if o.init == "text":  # the schema requires init_text with it
+            return PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=o.num_virtual_tokens,
+                                      prompt_tuning_init="TEXT", prompt_tuning_init_text=o.init_text,
                                       tokenizer_name_or_path=tokenizer_name_or_path)
-        return PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=o["num_virtual_tokens"], prompt_tuning_init="RANDOM")
-    # peft annotates encoder_hidden_size as int yet defaults it to None (then the model's hidden size)
-    encoder_hidden_size = cast(int, o.get("encoder_hidden_size", model_hidden_size))
-    if name == "p_tuning":
-        extra = {}
-        if o["encoder_type"] == "LSTM":  # peft's MLP encoder always has 2 layers and no dropout (it warns otherwise)
-            extra = dict(encoder_num_layers=o["encoder_num_layers"], encoder_dropout=o["encoder_dropout"])
-        return PromptEncoderConfig(task_type="CAUSAL_LM", num_virtual_tokens=o["num_virtual_tokens"],
-                                   encoder_reparameterization_type=o["encoder_type"],
-                                   encoder_hidden_size=encoder_hidden_size, **extra)
-    if name == "prefix_tuning":
-        return PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=o["num_virtual_tokens"],
-                                  prefix_projection=o["prefix_projection"],
-                                  encoder_hidden_size=encoder_hidden_size)
-    if name == "lora":
-        return LoraConfig(task_type="CAUSAL_LM", r=o["r"], lora_alpha=o["alpha"], lora_dropout=o["dropout"],
-                          target_modules=list(o["target_modules"]))
-    if name == "ia3":
-        target, ff = list(o["target_modules"]), list(o["feedforward_modules"])
-        if not set(ff) <= set(target):
-            raise ConfigError(f"IA3 feedforward_modules {sorted(set(ff) - set(target))} are not in target_modules",
-                              field="/method/feedforward_modules",
-                              hint="Every feed-forward module must also be a target module (default: mlp.dense_4h_to_h in both).")
-        return IA3Config(task_type="CAUSAL_LM", target_modules=target, feedforward_modules=ff)
-    raise ValueError(f"{name} is not a peft method")
+        return PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=o.num_virtual_tokens, prompt_tuning_init="RANDOM")
+    if isinstance(o, PTuningOptions):
+        extra: dict[str, Any] = {}
+        if o.encoder_type == "LSTM":  # peft's MLP encoder always has 2 layers and no dropout (it warns otherwise)
+            extra = dict(encoder_num_layers=o.encoder_num_layers, encoder_dropout=o.encoder_dropout)
+        # peft annotates encoder_hidden_size as int yet defaults it to None (then the model's hidden size)
+        return PromptEncoderConfig(task_type="CAUSAL_LM", num_virtual_tokens=o.num_virtual_tokens,
+                                   encoder_reparameterization_type=o.encoder_type,
+                                   encoder_hidden_size=cast(int, o.encoder_hidden_size or model_hidden_size), **extra)
+    if isinstance(o, PrefixTuningOptions):
+        return PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=o.num_virtual_tokens,
+                                  prefix_projection=o.prefix_projection,
+                                  encoder_hidden_size=cast(int, o.encoder_hidden_size or model_hidden_size))
+    if isinstance(o, LoraOptions):
+        # peft annotates lora_alpha as int; it only scales by alpha / r, so the schema's number works
+        return LoraConfig(task_type="CAUSAL_LM", r=o.r, lora_alpha=cast(int, o.alpha), lora_dropout=o.dropout,
+                          target_modules=list(o.target_modules))
+    if isinstance(o, IA3Options):  # feedforward_modules within target_modules: checked by config.parse_config
+        return IA3Config(task_type="CAUSAL_LM", target_modules=list(o.target_modules),
+                         feedforward_modules=list(o.feedforward_modules))
+    raise ValueError(f"{o.name} is not a peft method")
 
 
-def apply_method(model, method_cfg: dict, tokenizer=None):
+def apply_method(model, method: MethodOptions, tokenizer=None):
     """The model ready to train with the method: a PeftModel, or the base model with the right params frozen."""
-    name = method_options(method_cfg)["name"]
+    name = method.name
     if name == "full":
         for p in model.parameters():
             p.requires_grad_(True)
@@ -124,9 +109,8 @@ def apply_method(model, method_cfg: dict, tokenizer=None):
     from peft import get_peft_model
 
     scratch: list = []
-    opts = method_options(method_cfg)
-    text_init = name == "prompt_tuning" and opts["init"] == "text"
-    cfg = peft_config(method_cfg, _tokenizer_source(model, tokenizer, scratch) if text_init else None,
+    text_init = isinstance(method, PromptTuningOptions) and method.init == "text"
+    cfg = peft_config(method, _tokenizer_source(model, tokenizer, scratch) if text_init else None,
                       model.config.hidden_size)
     try:
         peft_model = get_peft_model(model, cfg)
@@ -180,15 +164,14 @@ def _base_name(model) -> str | None:
     return getattr(cfg, "_name_or_path", None) or getattr(cfg, "name_or_path", None)
 
 
-def save_trained(model, method_cfg: dict, out_dir, tokenizer=None) -> Path:
+def save_trained(model, method: MethodOptions, out_dir, tokenizer=None) -> Path:
     """Save what the method trained: a peft adapter, BitFit's biases, or the full model (safetensors always)."""
     import torch
     from safetensors.torch import save_file
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    opts = method_options(method_cfg)
-    name = opts["name"]
+    name = method.name
     if name in PEFT_METHODS:
         # no_grad: P-tuning's saved prompts are its encoder's output, and the CPU LSTM kernel without autograd (the one
         # inference runs) differs from the autograd one in the last bits; save what inference computes
@@ -224,23 +207,24 @@ def detect_method(adapter_dir) -> str:
                      field=None, hint="Point at the adapter/ folder of a finished run.")
 
 
-def load_trained(base_model, method_cfg_or_dir, adapter_dir=None):
-    """The trained model in eval mode: load_trained(base, method_cfg, dir) or load_trained(base, dir).
+def load_trained(base_model, method_or_dir, adapter_dir=None):
+    """The trained model in eval mode: load_trained(base, method, dir) or load_trained(base, dir).
 
     peft adapters load with PeftModel.from_pretrained; BitFit's biases are copied into base_model; full loads the
     saved model (base_model then only lends its dtype and device and may be None)."""
     import torch
 
+    method: MethodOptions | None
     if adapter_dir is None:
-        adapter_dir, method_cfg = method_cfg_or_dir, None
+        adapter_dir, method = method_or_dir, None
     else:
-        method_cfg = method_cfg_or_dir
+        method = method_or_dir
     d = Path(adapter_dir)
     if not d.is_dir():
         raise ModelError(f"adapter folder not found: {d}", field=None, hint="Train the run first (its adapter/ folder).")
     name = detect_method(d)
-    if method_cfg is not None and method_options(method_cfg)["name"] != name:
-        raise ModelError(f"{d} holds a {name} adapter, but the config's method is {method_cfg['name']}", field="/method/name",
+    if method is not None and method.name != name:
+        raise ModelError(f"{d} holds a {name} adapter, but the config's method is {method.name}", field="/method/name",
                          hint="Use the config the adapter was trained with.")
     if name in PEFT_METHODS:
         from peft import PeftModel

@@ -8,10 +8,14 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from .errors import ModelError
 from .paths import EMBEDDED_MODEL_DIR, resolve_model_path
+
+if TYPE_CHECKING:
+    from .config import ModelSection
 
 FIELD = "/model/name_or_path"
 BLOOM_PAD_ID = 3  # BLOOM's <pad>; every bigscience checkpoint uses it
@@ -183,23 +187,22 @@ def _first_shape_mismatch(files: list, bloom_config) -> str | None:
     return None
 
 
-def load_base_model(config: dict, *, device=None, dtype=None):
-    """(model, tokenizer) for a training config; config_only builds the architecture with random weights."""
+def load_base_model(model_section: ModelSection, *, device=None, dtype=None):
+    """(model, tokenizer) of a config's model section; config_only builds the architecture with random weights."""
     import torch
     from transformers import BloomForCausalLM
 
-    model_cfg = config["model"]
-    name, revision = model_cfg["name_or_path"], model_cfg.get("revision")
+    name, revision = model_section.name_or_path, model_section.revision
     bloom_config = load_model_config(name, revision)
     tokenizer = load_tokenizer(name, revision, bloom_config)
-    if model_cfg.get("config_only", False):
+    if model_section.config_only:
         model = BloomForCausalLM(bloom_config)
         if dtype is not None:
             model = model.to(dtype)
         model.config._name_or_path = resolve_model_path(name)
     else:
         path, local = _source(name)
-        kwargs = dict(revision=revision, use_safetensors=True, trust_remote_code=False, dtype=dtype or torch.float32)
+        kwargs: dict[str, Any] = dict(revision=revision, use_safetensors=True, trust_remote_code=False, dtype=dtype or torch.float32)
         try:
             model = (BloomForCausalLM.from_pretrained(path, **kwargs) if local
                      else _hub_call(BloomForCausalLM.from_pretrained, path, "safetensors weights", **kwargs))

@@ -9,39 +9,20 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from pathlib import Path
 
+from .config import Config, load_config, parse_config
 from .errors import ConfigError, TrainerError
 
-# params needs only the model and method; the dashboard may ask before a dataset is chosen
-_PLACEHOLDER_DATA = {"format": "text", "train_file": "."}
 
-
-def read_cli_config(args, need_data: bool = True) -> dict:
-    """The config from --config FILE or --json TEXT, validated against the schema."""
-    from .config import load_config, validate_config
-
+def read_cli_config(args, need_data: bool = True) -> Config:
+    """The config from --config FILE or --json TEXT, parsed once (config.parse_config); `params` needs no data."""
     if getattr(args, "config", None):
-        if need_data:
-            return load_config(args.config)
-        path = Path(args.config)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}", file=str(path), hint="Pass --config FILE or --json TEXT.")
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}", file=str(path)) from None
-        source = args.config
-    else:
-        try:
-            config = json.loads(args.json)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"--json: not valid JSON at column {e.colno}: {e.msg}", hint="Pass one JSON object.") from None
-        source = None
-    if not need_data and isinstance(config, dict) and "data" not in config:
-        validate_config({**config, "data": _PLACEHOLDER_DATA}, source)
-        return config
-    return validate_config(config, source)
+        return load_config(args.config, need_data=need_data, hint="Pass --config FILE or --json TEXT.")
+    try:
+        raw = json.loads(args.json)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--json: not valid JSON at column {e.colno}: {e.msg}", hint="Pass one JSON object.") from None
+    return parse_config(raw, need_data=need_data)
 
 
 def print_result(fn) -> int:
@@ -67,25 +48,26 @@ def print_result(fn) -> int:
     return code
 
 
-def count_for_config(config: dict) -> dict:
+def count_for_config(config: Config) -> dict:
+    import dataclasses
+
     import torch
     from transformers import BloomForCausalLM
 
-    from .methods import apply_method, count_parameters, method_options
+    from .config import PromptTuningOptions
+    from .methods import apply_method, count_parameters
     from .model_loading import load_model_config
 
-    model_cfg = config["model"]
-    bloom_config = load_model_config(model_cfg["name_or_path"], model_cfg.get("revision"))
-    method = method_options(config["method"])
-    if method["name"] == "prompt_tuning":  # the count does not depend on the init, and text init would need the tokenizer
-        method = {**method, "init": "random"}
-        method.pop("init_text", None)
+    bloom_config = load_model_config(config.model.name_or_path, config.model.revision)
+    method = config.method
+    if isinstance(method, PromptTuningOptions):  # the count does not depend on the init; text init needs the tokenizer
+        method = dataclasses.replace(method, init="random", init_text=None)
     with torch.device("meta"):  # shapes only: bloom-560m..7b1 in well under a second, no memory
         model = BloomForCausalLM(bloom_config)
     model = apply_method(model, method, None)
     trainable, total = count_parameters(model)
     return {"trainable": trainable, "total": total, "percent": round(100.0 * trainable / total, 6) if total else 0.0,
-            "method": method["name"], "model": model_cfg["name_or_path"]}
+            "method": method.name, "model": config.model.name_or_path}
 
 
 def run(args) -> int:

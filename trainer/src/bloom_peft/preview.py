@@ -6,17 +6,16 @@ stdout: {"rows": [{"text", "prompt", "response", "tokens", "prompt_tokens", "tru
 """
 from __future__ import annotations
 
+from .config import Config, learning_rate_warnings
 from .params import print_result, read_cli_config
 
 
-def preview(config: dict, rows: int = 3) -> dict:
+def preview(config: Config, rows: int = 3) -> dict:
     from .data import load_examples
     from .model_loading import load_model_config, load_tokenizer
 
-    name, revision = config["model"]["name_or_path"], config["model"].get("revision")
+    name, revision = config.model.name_or_path, config.model.revision
     tokenizer = load_tokenizer(name, revision, load_model_config(name, revision))
-    from .config import learning_rate_warnings
-
     warnings: list[str] = learning_rate_warnings(config)
     train, evals = load_examples(config, tokenizer, warnings=warnings)
     shown = []

@@ -17,7 +17,6 @@ import contextlib
 import io
 import json
 import sys
-from types import SimpleNamespace
 
 COMMANDS = ("params", "preview", "check")
 
@@ -40,14 +39,14 @@ def answer(request) -> dict:
     if not isinstance(config, dict):
         return {"id": rid, "error": {"code": "bad_request", "message": f"{command}: 'config' must be a JSON object",
                                      "field": "config"}}
-    args = SimpleNamespace(config=None, json=json.dumps(config))
+    from .config import parse_config
+
     if command == "params":
-        from .params import count_for_config, read_cli_config
+        from .params import count_for_config
 
         def compute():
-            return count_for_config(read_cli_config(args, need_data=False))
+            return count_for_config(parse_config(config, need_data=False))
     else:
-        from .params import read_cli_config
         from .preview import preview
 
         rows = request.get("rows", 3)
@@ -56,7 +55,7 @@ def answer(request) -> dict:
                                                                            f"(got {json.dumps(rows)})", "field": "rows"}}
 
         def compute():
-            return preview(read_cli_config(args), rows)
+            return preview(parse_config(config), rows)
     # the one-shot commands' own error handling, so errors read exactly as theirs
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):

@@ -30,9 +30,10 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from . import checkpoint as ckpt
-from .config import load_config, with_defaults
+from .config import Config, MethodOptions, TrainingSection, load_config
 from .errors import ConfigError, DataError, TrainerError
 from .protocol import EventEmitter, claim_stdout, reroute_dead_stderr
 from .runlock import RunLock
@@ -210,17 +211,11 @@ def run_with(args, emitter: EventEmitter, stop: StopRequest) -> int:
         return EXIT_INTERNAL
 
 
-def read_config(args) -> tuple[dict, dict, Path]:
-    """(resolved config, config as given, its file): `train --config FILE`, else RUN_DIR/config.json."""
+def read_config(args) -> tuple[Config, Path]:
+    """(the parsed config, its file): `train --config FILE`, else RUN_DIR/config.json."""
     run_dir = Path(args.run_dir)
     source = Path(args.config) if getattr(args, "config", None) and args.command == "train" else run_dir / "config.json"
-    raw = load_config(source)
-    config = with_defaults(raw)
-    if config["training"].get("learning_rate") is None:
-        from .methods import default_learning_rate
-
-        config["training"]["learning_rate"] = default_learning_rate(config["method"]["name"])
-    return config, raw, source
+    return load_config(source), source
 
 
 def train(args, emitter: EventEmitter, stop: StopRequest) -> int:
@@ -235,9 +230,9 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
     t_start = time.time()
     resume = args.command == "resume"
     run_dir = Path(args.run_dir).resolve()
-    config, raw_config, config_source = read_config(args)
-    t = config["training"]
-    method_name = config["method"]["name"]
+    config, config_source = read_config(args)
+    t = config.training
+    method_name = config.method.name
 
     from . import launch
 
@@ -259,22 +254,22 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
     rank, world = accelerator.process_index, accelerator.num_processes
     is_main = accelerator.is_main_process
     device = accelerator.device
-    if world != t["num_gpus"] and launch.in_distributed_env():
-        emitter.warning(f"training.num_gpus is {t['num_gpus']} but the launcher started {world} processes; using {world}",
+    if world != t.num_gpus and launch.in_distributed_env():
+        emitter.warning(f"training.num_gpus is {t.num_gpus} but the launcher started {world} processes; using {world}",
                         code="world_size_mismatch")
 
     # ---- model, method, data (every user error surfaces here, before the run directory is touched)
-    emitter.log(f"loading {config['model']['name_or_path']} on {device} ({precision}, {world} process(es))")
-    set_seed(t["seed"])
-    model, tokenizer = load_base_model(config, dtype=torch.float32)
+    emitter.log(f"loading {config.model.name_or_path} on {device} ({precision}, {world} process(es))")
+    set_seed(t.seed)
+    model, tokenizer = load_base_model(config.model, dtype=torch.float32)
     if os.environ.get("BLOOM_PEFT_PYTHON_GELU") != "1":  # same formula, one kernel (docs/benchmarks.md)
         from .model_loading import fuse_bloom_gelu
 
         fuse_bloom_gelu(model)
-    if t["gradient_checkpointing"]:
+    if t.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
-    model = apply_method(model, config["method"], tokenizer)
+    model = apply_method(model, config.method, tokenizer)
     from .evaluation import base_snapshot
 
     # BitFit / full change the base weights in place: keep what the end-of-run evaluation compares against
@@ -293,7 +288,7 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
     for message in learning_rate_warnings(config):
         emitter.warning(message, code="learning_rate")
     if not train_rows:
-        raise DataError("the training set is empty", file=config["data"].get("train_file"), field="/data/train_file",
+        raise DataError("the training set is empty", file=config.data.train_file if config.data else None, field="/data/train_file",
                         hint="Point data.train_file at a file with at least one row (or lower data.eval_split).")
     pad_id = tokenizer.pad_token_id
 
@@ -318,10 +313,10 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
     accelerator.wait_for_everyone()
 
     # ---- batches: a deterministic function of (seed, epoch); one global micro-batch = batch_size rows per process
-    batch_size, grad_accum = t["batch_size"], t["grad_accum"]
-    epoch_batches = make_epoch_batches(train_rows, batch_size * world, t["seed"], t["group_by_length"])
+    batch_size, grad_accum = t.batch_size, t.grad_accum
+    epoch_batches = make_epoch_batches(train_rows, batch_size * world, t.seed, t.group_by_length)
     steps_per_epoch = math.ceil(len(epoch_batches(0)) / grad_accum)
-    total_steps = t.get("max_steps") or max(1, math.ceil(t["epochs"] * steps_per_epoch))
+    total_steps = t.max_steps or max(1, math.ceil(t.epochs * steps_per_epoch))
 
     # ---- optimizer (AdamW, no decay on biases/norms, fused on CUDA) and lr schedule with warmup
     from transformers import get_scheduler
@@ -330,18 +325,18 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
     if not fsdp:  # FSDP shards from the CPU copy in prepare(); everything else trains on the device
         model = model.to(device)
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = [{"params": [p for n, p in trainable if p.ndim >= 2], "weight_decay": t["weight_decay"]},
+    groups = [{"params": [p for n, p in trainable if p.ndim >= 2], "weight_decay": t.weight_decay},
               {"params": [p for n, p in trainable if p.ndim < 2], "weight_decay": 0.0}]
     groups = [g for g in groups if g["params"]]
-    raw_optimizer = torch.optim.AdamW(groups, lr=t["learning_rate"], betas=(0.9, 0.999),
+    raw_optimizer = torch.optim.AdamW(groups, lr=t.learning_rate, betas=(0.9, 0.999),
                                       **({"fused": True} if device.type == "cuda" else {}))
-    scheduler = get_scheduler(t["scheduler"], optimizer=raw_optimizer,
-                              num_warmup_steps=math.ceil(t["warmup_ratio"] * total_steps), num_training_steps=total_steps)
+    scheduler = get_scheduler(t.scheduler, optimizer=raw_optimizer,
+                              num_warmup_steps=math.ceil(t.warmup_ratio * total_steps), num_training_steps=total_steps)
     model, optimizer = accelerator.prepare(model, raw_optimizer)
     unwrapped = accelerator.unwrap_model(model)
 
     # ---- loop state, restored from the checkpoint when resuming
-    loop = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "micro_batch": batch_size, "best_eval": None,
+    loop: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "micro_batch": batch_size, "best_eval": None,
             "evals_without_improvement": 0, "elapsed_s": 0.0, "last_eval_loss": None, "last_train_loss": None,
             "tokens_seen": 0, "first_loss": None}
     if state is not None:
@@ -360,10 +355,10 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
         if rank == 0:
             ckpt.restore_rng(*state["rng"])  # the same dropout masks as an uninterrupted run
         else:
-            set_seed(t["seed"] + 1000 * rank + loop["step"])
+            set_seed(t.seed + 1000 * rank + loop["step"])
         del state
     elif rank > 0:
-        set_seed(t["seed"] + 1000 * rank)  # different dropout per process (the model init above is shared)
+        set_seed(t.seed + 1000 * rank)  # different dropout per process (the model init above is shared)
     start_step = loop["step"]
     base_elapsed, session_t0 = loop["elapsed_s"], time.time()
 
@@ -373,7 +368,7 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
 
     writer = open_tensorboard(run_dir, start_step, emitter) if is_main else None
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    emitter.emit("started", run_dir=str(run_dir), config=config, device=str(device),
+    emitter.emit("started", run_dir=str(run_dir), config=config.as_dict(), device=str(device),
                  **({"device_name": device_name} if device_name else {}), precision=precision, world_size=world,
                  trainable_params=int(trainable_params), total_params=int(total_params), total_steps=total_steps,
                  resumed_from_step=start_step, train_rows=len(train_rows), eval_rows=len(eval_rows),
@@ -399,7 +394,7 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
                 scaler_state=accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
                 trainer_state={**loop, "step": step_now, "elapsed_s": elapsed(), "total_steps": total_steps, "world_size": world,
                                "method": method_name, "grad_accum": grad_accum, "batch_size": batch_size})
-            for old in ckpt.prune(run_dir, t["keep_checkpoints"]):
+            for old in ckpt.prune(run_dir, t.keep_checkpoints):
                 print(f"[bloom_peft] removed old checkpoint {old.name}", file=sys.stderr)
             emitter.emit("checkpoint", step=step_now, path=str(path))
         accelerator.wait_for_everyone()
@@ -423,7 +418,7 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
         if loader_iter is None:
             batches = epoch_batches(loop["epoch"])
             loader_iter = epoch_loader(train_rows, batches, loop["batch_in_epoch"] * grad_accum,
-                                       rank, world, collate_rows, t["num_workers"], device.type == "cuda")
+                                       rank, world, collate_rows, t.num_workers, device.type == "cuda")
         left_in_epoch = len(batches) - loop["batch_in_epoch"] * grad_accum  # the epoch's last step may be short
         step_batches = [next(loader_iter) for _ in range(min(grad_accum, left_in_epoch))]
 
@@ -474,11 +469,11 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
                          loss=step_loss, lr=lr, elapsed_s=elapsed())
             raise Diverged(f"the loss exploded to {step_loss:.4g} at step {step + 1} (it started at "
                            f"{loop['first_loss']:.4g}); training diverged and stopped (the last good checkpoint is kept)",
-                           hint=f"Lower training.learning_rate (it is {t['learning_rate']:g}; the method's default is "
+                           hint=f"Lower training.learning_rate (it is {t.learning_rate:g}; the method's default is "
                                 f"a safe start) and keep training.max_grad_norm at 1.0.", step=step + 1)
 
         # clip, step, schedule
-        grad_norm = accelerator.clip_grad_norm_(model.parameters(), t["max_grad_norm"] or float("inf"))
+        grad_norm = accelerator.clip_grad_norm_(model.parameters(), t.max_grad_norm or float("inf"))
         grad_norm = float(grad_norm) if grad_norm is not None else None
         if grad_norm is not None and not math.isfinite(grad_norm) and precision != "fp16":
             raise NonFiniteError("nan_loss", f"the gradient norm became {grad_norm} at step {step + 1}; training "
@@ -503,7 +498,7 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
         interval["samples"] += step_samples
 
         # log
-        if step % t["log_every"] == 0 or step == total_steps:
+        if step % t.log_every == 0 or step == total_steps:
             now = time.time()
             dt = max(now - interval["t0"], 1e-9)
             session_elapsed = now - session_t0
@@ -522,7 +517,7 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
             interval = {"loss": 0.0, "steps": 0, "tokens": 0, "samples": 0, "t0": now}
 
         # eval, early stopping
-        if eval_rows and t["eval_every"] and step % t["eval_every"] == 0 and step < total_steps:
+        if eval_rows and t.eval_every and step % t.eval_every == 0 and step < total_steps:
             eval_loss = evaluate()
             if eval_loss is not None:
                 last_eval_step = step
@@ -531,7 +526,7 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
                     loop["evals_without_improvement"] = 0
                 else:
                     loop["evals_without_improvement"] += 1
-                patience = t["early_stopping_patience"]
+                patience = t.early_stopping_patience
                 if patience and loop["evals_without_improvement"] >= patience:
                     emitter.log(f"early stopping: no eval improvement in {patience} evaluations (best "
                                 f"{loop['best_eval']:.4f})")
@@ -539,7 +534,7 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
                     break
 
         # checkpoint
-        if t["save_every"] and step % t["save_every"] == 0 and step < total_steps:
+        if t.save_every and step % t.save_every == 0 and step < total_steps:
             save(step)
 
     # ---- the end: final eval, checkpoint, adapter, export, done
@@ -557,7 +552,7 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
         adapter_dir = str(run_dir / "adapter")
     elif step > 0:
         full_state = accelerator.get_state_dict(model) if fsdp else None  # collective: every process gathers
-        weights_dir = save_adapter(accelerator, model, config["method"], run_dir, tokenizer, full_state) if is_main else None
+        weights_dir = save_adapter(accelerator, model, config.method, run_dir, tokenizer, full_state) if is_main else None
         accelerator.wait_for_everyone()
         adapter_dir = str(weights_dir) if weights_dir else None
     if writer is not None:
@@ -569,7 +564,7 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
         run_evaluation(unwrapped, method_name, tokenizer, eval_examples, base_weights, step, accelerator, run_dir,
                        fsdp, emitter)
     export_dir = None
-    if status != "stopped" and config["export"]["onnx"] and adapter_dir:
+    if status != "stopped" and config.export.onnx and adapter_dir:
         done_before = finished_before and (run_dir / "export" / "manifest.json").is_file()
         export_dir = str(run_dir / "export") if done_before else run_export(run_dir, emitter)
     emitter.emit("done", status=status, step=step, adapter_dir=adapter_dir, export_dir=export_dir,
@@ -584,13 +579,13 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
 
 # ---------------------------------------------------------------------------------------------------- pieces of the loop
 
-def make_accelerator(t: dict, emitter: EventEmitter):
+def make_accelerator(t: TrainingSection, emitter: EventEmitter):
     """Accelerator on the requested device (auto: CUDA, then MPS, then CPU) with the resolved precision."""
     import torch
     from accelerate import Accelerator
 
     cuda, mps = torch.cuda.is_available(), bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-    wanted = t["device"]
+    wanted = t.device
     if wanted == "cuda" and not cuda:
         raise ConfigError("training.device is 'cuda' but no CUDA device is available", field="/training/device",
                           hint="Install a CUDA build of torch (docs/python.md), or set training.device to auto or cpu.")
@@ -598,7 +593,7 @@ def make_accelerator(t: dict, emitter: EventEmitter):
         raise ConfigError("training.device is 'mps' but Apple's MPS backend is not available", field="/training/device",
                           hint="Set training.device to auto or cpu.")
     device = wanted if wanted != "auto" else ("cuda" if cuda else "mps" if mps else "cpu")
-    precision = t["precision"]
+    precision = t.precision
     if precision == "auto":
         precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device == "cuda" else "fp32"
     if precision == "fp16" and device == "cpu":
@@ -806,7 +801,7 @@ def is_fsdp(accelerator) -> bool:
     return accelerator.distributed_type == DistributedType.FSDP
 
 
-def save_adapter(accelerator, model, method_cfg: dict, run_dir: Path, tokenizer, full_state: dict | None = None) -> Path:
+def save_adapter(accelerator, model, method: MethodOptions, run_dir: Path, tokenizer, full_state: dict | None = None) -> Path:
     """methods.save_trained into adapter.tmp, then swap it in: a crash never leaves a half-written adapter/."""
     from .methods import save_trained
 
@@ -816,9 +811,9 @@ def save_adapter(accelerator, model, method_cfg: dict, run_dir: Path, tokenizer,
             shutil.rmtree(p)
     unwrapped = accelerator.unwrap_model(model)
     if full_state is None:
-        save_trained(unwrapped, method_cfg, tmp, tokenizer)
+        save_trained(unwrapped, method, tmp, tokenizer)
     else:  # FSDP: the parameters are shards; save from the gathered state dict instead
-        save_gathered(unwrapped, method_cfg, tmp, tokenizer, full_state)
+        save_gathered(unwrapped, method, tmp, tokenizer, full_state)
     if final.exists():
         os.rename(final, old)
     os.rename(tmp, final)
@@ -826,13 +821,13 @@ def save_adapter(accelerator, model, method_cfg: dict, run_dir: Path, tokenizer,
     return final
 
 
-def save_gathered(model, method_cfg: dict, out: Path, tokenizer, state: dict) -> None:
+def save_gathered(model, method: MethodOptions, out: Path, tokenizer, state: dict) -> None:
     """methods.save_trained's formats, from a state dict gathered across FSDP processes."""
     from safetensors.torch import save_file
 
     from .methods import BITFIT_CONFIG, BITFIT_WEIGHTS, PEFT_METHODS
 
-    name = method_cfg["name"]
+    name = method.name
     out.mkdir(parents=True, exist_ok=True)
     if name in PEFT_METHODS or name == "full":
         model.save_pretrained(str(out), state_dict=state, safe_serialization=True)

@@ -42,16 +42,17 @@ def make_adapter(base_dir, variant: str, adapter_dir, *, seed: int = 0):
     (methods.save_trained) and return (the in-memory model in eval mode, tokenizer) as the PyTorch reference."""
     import torch
 
+    from ..config import parse_method, parse_model
     from ..methods import apply_method, save_trained
     from ..model_loading import load_base_model
 
     torch.manual_seed(seed)
-    base, tokenizer = load_base_model({"model": {"name_or_path": str(base_dir)}})
-    method_cfg = VARIANTS[variant]
-    model = apply_method(base, method_cfg, tokenizer)
+    base, tokenizer = load_base_model(parse_model(str(base_dir)))
+    method = parse_method(VARIANTS[variant])
+    model = apply_method(base, method, tokenizer)
     perturb_(model, seed)
     model.eval()
-    save_trained(model, method_cfg, adapter_dir, tokenizer)
+    save_trained(model, method, adapter_dir, tokenizer)
     return model, tokenizer
 
 
