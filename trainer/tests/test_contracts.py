@@ -106,3 +106,30 @@ def test_template_vectors(vector):
     f, template = vector["fields"], parse_template(vector["template"])
     assert render_prompt(template, f["instruction"], f.get("input", ""), f.get("prompt")) == vector["expected"]
     assert render_example(vector["row"], template)[0] == vector["expected"]
+
+
+def test_error_codes_are_the_schemas():
+    """Every error code the trainer reports is one of errors.ERROR_CODES, which the schemas list (`internal`, never
+    `internal_error`): the codes in TrainerError(...)/super().__init__(...)/emitter.error(...) calls, read from the source."""
+    import ast
+    import re
+
+    from bloom_peft.errors import ERROR_CODES
+    from bloom_peft.paths import PACKAGE_DIR
+
+    for name, path in (("events", ("definitions", "error", "properties", "code")),
+                       ("queries", ("definitions", "error", "properties", "code"))):
+        node = json.loads((SCHEMAS_DIR / f"{name}.schema.json").read_text())
+        for key in path:
+            node = node[key]
+        assert set(re.findall(r"[a-z][a-z_]+[a-z]", node["description"].split(":", 1)[1])) == set(ERROR_CODES), name
+    used = set()
+    for source in PACKAGE_DIR.rglob("*.py"):
+        for call in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if not (isinstance(call, ast.Call) and call.args and isinstance(call.args[0], ast.Constant)):
+                continue
+            func = call.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if name in ("TrainerError", "__init__", "error") and isinstance(call.args[0].value, str):
+                used.add((call.args[0].value, f"{source.name}:{call.lineno}"))
+    assert used and not [u for u in used if u[0] not in ERROR_CODES], sorted(used)

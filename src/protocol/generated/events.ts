@@ -132,6 +132,9 @@ export interface ErrorEvent {
    */
   time: number;
   type: 'error';
+  /**
+   * The trainer's error codes (bloom_peft/errors.py ERROR_CODES): invalid_config, invalid_data, invalid_model, out_of_memory, disk_full, nan_loss, diverged, run_in_use, no_adapter, export_failed, environment, bad_request, internal.
+   */
   code: string;
   message: string;
   hint?: string;

@@ -38,7 +38,7 @@ export interface Response1 {
 }
 export interface QueryError {
   /**
-   * invalid_config, model_error, data_error, environment, bad_request, internal_error, ...
+   * The trainer's error codes (bloom_peft/errors.py ERROR_CODES): invalid_config, invalid_data, invalid_model, out_of_memory, disk_full, nan_loss, diverged, run_in_use, no_adapter, export_failed, environment, bad_request, internal.
    */
   code: string;
   message: string;

@@ -15,7 +15,7 @@ import contextlib
 import time
 from pathlib import Path
 
-from .errors import ConfigError, DataError, TrainerError
+from .errors import ConfigError, DataError, InternalError, TrainerError, as_trainer_error
 
 DEFAULT_ROWS = 32
 DEFAULT_MAX_NEW_TOKENS = 64
@@ -328,20 +328,18 @@ def run(args) -> int:
     from .protocol import claim_stdout
 
     emitter = claim_stdout()
-    if args.rows < 1 or args.max_new_tokens < 1:
-        emitter.error("invalid_config", "--rows and --max-new-tokens must be at least 1", field="--rows")
-        return 2
     try:
+        if args.rows < 1 or args.max_new_tokens < 1:
+            raise ConfigError("--rows and --max-new-tokens must be at least 1", field="--rows")
         fields = evaluate_run(args.run_dir, rows=args.rows, max_new_tokens=args.max_new_tokens,
                               compare_base=not args.no_base, emitter=emitter)
-    except TrainerError as e:
-        emitter.emit("error", **e.event_fields())
-        return e.exit_code
-    except Exception as e:  # noqa: BLE001 - reported as an event, traceback on stderr
-        import traceback
+    except Exception as e:  # noqa: BLE001 - reported as an event, a bug's traceback on stderr
+        error = as_trainer_error(e)
+        if isinstance(error, InternalError):
+            import traceback
 
-        traceback.print_exc()
-        emitter.error("internal", f"{type(e).__name__}: {e}", hint="See trainer.log for the traceback.")
-        return 1
+            traceback.print_exc()
+        emitter.emit("error", **error.event_fields())
+        return error.exit_code
     emitter.emit("evaluation", **fields)
     return 0

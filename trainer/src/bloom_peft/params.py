@@ -11,7 +11,7 @@ import json
 import sys
 
 from .config import Config, load_config, parse_config
-from .errors import ConfigError, TrainerError
+from .errors import ConfigError, InternalError, as_trainer_error
 
 
 def read_cli_config(args, need_data: bool = True) -> Config:
@@ -32,17 +32,13 @@ def print_result(fn) -> int:
     try:
         with contextlib.redirect_stdout(sys.stderr):
             result, code = fn(), 0
-    except TrainerError as e:
-        result, code = {"error": e.event_fields()}, e.exit_code
-    except ImportError as e:  # ModuleNotFoundError too: the Python environment lacks a package, not a bug
-        from .check import SETUP_HINT
-        result, code = {"error": {"code": "environment", "message": f"the training environment is incomplete: {e}",
-                                  "hint": SETUP_HINT}}, 2
-    except Exception as e:  # a bug, not a user error: still answer in JSON so the host can show it
-        result, code = {"error": {"code": "internal_error", "message": f"{type(e).__name__}: {e}",
-                                  "hint": "This is a bug in the trainer; the log has the traceback."}}, 1
-        import traceback
-        traceback.print_exc(file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - every failure is answered in JSON, so the host can show it
+        error = as_trainer_error(e)
+        if isinstance(error, InternalError):
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        result, code = {"error": error.event_fields()}, error.exit_code
     out.write(json.dumps(result) + "\n")
     out.flush()
     return code

@@ -18,6 +18,8 @@ import io
 import json
 import sys
 
+from .errors import BadRequest, as_trainer_error
+
 COMMANDS = ("params", "preview", "check")
 
 
@@ -28,8 +30,8 @@ def answer(request) -> dict:
     rid = request.get("id") if isinstance(request, dict) else None
     if not isinstance(request, dict) or request.get("command") not in COMMANDS:
         got = request.get("command") if isinstance(request, dict) else type(request).__name__
-        return {"id": rid, "error": {"code": "bad_request", "message": f"unknown query {json.dumps(got)}",
-                                     "hint": f"One of: {', '.join(COMMANDS)}.", "field": "command"}}
+        return {"id": rid, "error": BadRequest(f"unknown query {json.dumps(got)}", "command",
+                                               f"One of: {', '.join(COMMANDS)}.").event_fields()}
     command = request["command"]
     if command == "check":
         from .check import report
@@ -37,8 +39,7 @@ def answer(request) -> dict:
         return {"id": rid, "result": report()}
     config = request.get("config")
     if not isinstance(config, dict):
-        return {"id": rid, "error": {"code": "bad_request", "message": f"{command}: 'config' must be a JSON object",
-                                     "field": "config"}}
+        return {"id": rid, "error": BadRequest(f"{command}: 'config' must be a JSON object", "config").event_fields()}
     from .config import parse_config
 
     if command == "params":
@@ -51,8 +52,8 @@ def answer(request) -> dict:
 
         rows = request.get("rows", 3)
         if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
-            return {"id": rid, "error": {"code": "bad_request", "message": f"preview: 'rows' must be an integer >= 0 "
-                                                                           f"(got {json.dumps(rows)})", "field": "rows"}}
+            return {"id": rid, "error": BadRequest(f"preview: 'rows' must be an integer >= 0 (got {json.dumps(rows)})",
+                                                   "rows").event_fields()}
 
         def compute():
             return preview(parse_config(config), rows)
@@ -73,7 +74,7 @@ def serve(stdin, stdout) -> int:
         try:
             request = json.loads(line)
         except json.JSONDecodeError as e:
-            reply = {"id": None, "error": {"code": "bad_request", "message": f"not a JSON line: {e.msg}"}}
+            reply = {"id": None, "error": BadRequest(f"not a JSON line: {e.msg}").event_fields()}
         else:
             try:
                 reply = answer(request)
@@ -82,8 +83,7 @@ def serve(stdin, stdout) -> int:
 
                 traceback.print_exc()
                 reply = {"id": request.get("id") if isinstance(request, dict) else None,
-                         "error": {"code": "internal_error", "message": f"{type(e).__name__}: {e}",
-                                   "hint": "This is a bug in the trainer; the log has the traceback."}}
+                         "error": as_trainer_error(e).event_fields()}
         stdout.write(json.dumps(reply, ensure_ascii=False) + "\n")
         stdout.flush()
     return 0
