@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   let generator: Generator;
   try {
     const { manifest, files } = readManifest(init.exportDir);
-    const tokenizer = TextTokenizer.fromFile(files.tokenizer);
+    const tokenizer = TextTokenizer.fromFile(files.tokenizer, { vocabSize: manifest.vocab_size, manifest: files.manifest });
     model = await DecoderModel.load(files, manifest, { threads: init.threads, optimization: init.optimization });
     generator = new Generator(model, tokenizer);
     send({ type: 'ready', manifest, info: { exportDir: files.dir, loadMs: performance.now() - t0, threads: model.threads, modelPath: files.model } });

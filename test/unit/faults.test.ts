@@ -99,6 +99,53 @@ test('a link inside the export folder to another file of it is fine (judged by t
   assert.equal(readManifest(dir).files.model, path.join(path.resolve(dir), 'model.onnx'));
 });
 
+/** The embedded tokenizer cut down to its first `keep` ids (and the merges among them): a tokenizer retrained or
+ *  trimmed after training, next to a model whose vocabulary is still 7,168. */
+function cutDownTokenizer(keep: number): unknown {
+  const t = JSON.parse(fs.readFileSync(path.join(ROOT, 'models', 'bloom-tiny', 'tokenizer.json'), 'utf8'));
+  const vocab = t.model.vocab as Record<string, number>;
+  t.model.vocab = Object.fromEntries(Object.entries(vocab).filter(([, id]) => id < keep));
+  const kept = (tok: string) => t.model.vocab[tok] !== undefined;
+  t.model.merges = (t.model.merges as [string, string][]).filter(([a, b]) => kept(a) && kept(b) && kept(a + b));
+  t.added_tokens = (t.added_tokens as { id: number }[]).filter(a => a.id < keep);
+  return t;
+}
+
+for (const c of cases.filter(c => c.run === 'engine')) {
+  test(`engine: ${c.id}`, async () => {
+    const { completionFixture } = await import('./completion-fixture');
+    const { CompletionEngine } = await import('../../src/inference/engine');
+    const dir = fs.mkdtempSync(path.join(scratch, 'export-'));
+    fs.cpSync(path.join(completionFixture().plain, 'export'), dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(cutDownTokenizer(300)));
+    await assert.rejects(CompletionEngine.load(dir, { threads: 1 }), (e: Error & { code?: string; hint?: string }) => {
+      assert.equal(e.code, c.expect.code, e.message);
+      assert.match(e.message, new RegExp(c.expect.message));
+      assert.ok(e.message.includes(path.join(dir, 'tokenizer.json')), e.message);
+      assert.ok(e.hint?.includes('export the run again'), e.message);
+      return true;
+    });
+  });
+}
+
+test('the tokenizer must fit the vocabulary: ids past it are refused, padding of up to max(1024, 1%) rows is fine', async () => {
+  const { checkVocabulary } = await import('../../src/inference/tokenizer');
+  const fits = (count: number, maxId: number, vocab: number) => {
+    try {
+      checkVocabulary({ count, maxId }, vocab, 'tokenizer.json', 'manifest.json');
+      return 'ok';
+    } catch (e) {
+      return (e as Error).message;
+    }
+  };
+  assert.equal(fits(250_680, 250_679, 250_880), 'ok'); // bloom-560m: 200 rows of padding
+  assert.equal(fits(7_148, 7_147, 7_168), 'ok'); // the embedded model
+  assert.equal(fits(7_168, 7_167, 7_168), 'ok');
+  assert.match(fits(300, 299, 2_688), /has only 300 tokens but the model's vocabulary has 2688 \(vocab_size in manifest\.json\)/);
+  assert.match(fits(240_000, 239_999, 250_880), /has only 240000 tokens/); // 10,880 short: more than 1%
+  assert.match(fits(7_148, 7_147, 4_096), /produces token ids up to 7147 but the model's vocabulary has 4096 .*ids 4096\.\.7147 would index past it/);
+});
+
 test('privacy: loading onnxruntime through the engine starts no telemetry (no device id, no event database, no debug log)', async () => {
   const { completionFixture } = await import('./completion-fixture');
   const model = path.join(completionFixture().plain, 'export', 'model.onnx');

@@ -79,18 +79,22 @@ def make_fixtures(out_dir, variants: list[str] | None = None, *, model: str | No
 def make_random_export(out_dir, shape: str = "bloom-560m", *, tokenizer_from: str | None = None,
                        quantize: str = "none", fp16: bool = False, seed: int = 0) -> Path:
     """A real-size BLOOM with random weights (never downloaded) exported as method 'full'; its reference.json holds
-    the PyTorch logits of one prompt. The tokenizer is the embedded model's (its ids all fit a 250880 vocabulary)."""
+    the PyTorch logits of one prompt. The tokenizer is the embedded model's, grown to the shape's vocabulary with
+    placeholder tokens (testing/vocab.py): the engine refuses a tokenizer far smaller than the vocabulary."""
     import torch
     from transformers import BloomConfig, BloomForCausalLM
 
     from ..export import export_model
     from ..model_loading import load_tokenizer
     from .tiny_model import base_model_dir
+    from .vocab import full_size_tokenizer
 
     d = Path(out_dir).resolve() / f"random-{shape}"
     torch.manual_seed(seed)
     model = BloomForCausalLM(BloomConfig(**SHAPES[shape])).eval()
     tokenizer = load_tokenizer(tokenizer_from or str(base_model_dir(d / "_base")))
+    if tokenizer_from is None:
+        tokenizer = full_size_tokenizer(tokenizer, model.config.vocab_size, d / "_tokenizer")
     ref = reference(model, tokenizer, PROMPTS[:1], steps=4)
     export = export_model(model, tokenizer, "full", d / "export", base_model=f"random:{shape}", quantize=quantize,
                           fp16=fp16)
