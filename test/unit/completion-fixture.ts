@@ -3,12 +3,12 @@
 // trainer's own encode_example) and one code line, then exported by the trainer's export_model twice: as a plain
 // completion model (plain/export) and as instruction-tuned with the default template (instr/export).
 // Built once per machine state: cached under the OS temp dir by a hash of this script and the base model, written
-// to a temp folder and renamed, so test files (separate processes) and reruns share it.
-import { spawnSync } from 'node:child_process';
+// to a temp folder and renamed, under a lock (fixture-build.ts), so test files (separate processes) and reruns share it.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { buildFixtureOnce } from './fixture-build';
 
 const FIXTURE = String.raw`
 import sys, time, torch
@@ -51,20 +51,23 @@ export function completionFixture(): CompletionFixture {
   const key = crypto.createHash('sha256').update(FIXTURE).update(baseStamp).update(fs.readFileSync(path.resolve('trainer/src/bloom_peft/export.py'))).digest('hex').slice(0, 16);
   const dir = process.env.COMPLETION_FIXTURE ?? path.join(os.tmpdir(), `bloom-completion-fixture-${key}`);
   const done = (d: string) => fs.existsSync(path.join(d, 'instr', 'export', 'manifest.json')) && fs.existsSync(path.join(d, 'plain', 'export', 'manifest.json'));
-  if (!done(dir)) {
-    const tmp = fs.mkdtempSync(dir + '.tmp-');
-    const r = spawnSync(path.resolve('.venv/bin/python'), ['-c', FIXTURE, tmp], {
-      env: { ...process.env, PYTHONPATH: path.resolve('trainer/src'), TORCH_NUM_THREADS: '1', OMP_NUM_THREADS: '1', TOKENIZERS_PARALLELISM: 'false' },
-      encoding: 'utf8',
-      timeout: 600_000,
-    });
-    if (r.status !== 0) throw new Error(`completion fixture failed (exit ${r.status}):\n${r.stderr}`);
-    fs.rmSync(path.join(tmp, 'scratch'), { recursive: true, force: true });
-    try {
+  const tmp = `${dir}.tmp-${process.pid}`;
+  buildFixtureOnce({
+    what: 'completion fixture (40 training steps, two exports)',
+    dir,
+    done: () => done(dir),
+    command: path.resolve('.venv/bin/python'),
+    args: ['-c', FIXTURE, tmp],
+    env: { ...process.env, PYTHONPATH: path.resolve('trainer/src'), TORCH_NUM_THREADS: '1', OMP_NUM_THREADS: '1', TOKENIZERS_PARALLELISM: 'false' },
+    before: () => {
+      fs.rmSync(tmp, { recursive: true, force: true });
+      fs.mkdirSync(tmp, { recursive: true });
+    },
+    after: () => {
+      fs.rmSync(path.join(tmp, 'scratch'), { recursive: true, force: true });
+      fs.rmSync(dir, { recursive: true, force: true }); // an incomplete earlier attempt
       fs.renameSync(tmp, dir);
-    } catch {
-      fs.rmSync(tmp, { recursive: true, force: true }); // another process won the race: use its copy
-    }
-  }
+    },
+  });
   return { plain: path.join(dir, 'plain'), instr: path.join(dir, 'instr') };
 }

@@ -1,12 +1,12 @@
 // Fixtures for the engine tests: exports made by the project's exporter (test/unit/inference_fixtures.py),
 // cached in the temp folder under a key that changes whenever the exporter, the fixture script or the
 // embedded model changes, so a test run builds them once and later test files reuse them.
-import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as esbuild from 'esbuild';
+import { buildFixtureOnce } from './fixture-build';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const PYTHON = path.join(ROOT, '.venv', 'bin', 'python');
@@ -49,15 +49,15 @@ function cacheKey(): string {
 /** Folder holding the requested fixture parts (see inference_fixtures.py), built on first use. */
 export function fixtures(...parts: ('parity' | 'fp16' | 'big')[]): string {
   const root = path.join(os.tmpdir(), 'bloom-peft-engine-fixtures', cacheKey());
-  const missing = parts.filter(p => !fs.existsSync(path.join(root, p, 'done')));
-  if (missing.length) {
-    try {
-      execFileSync(PYTHON, [path.join(ROOT, 'test/unit/inference_fixtures.py'), root, ...missing], { env: PY_ENV, stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });
-    } catch (e) {
-      const err = e as { stderr?: Buffer; message: string };
-      throw new Error(`making engine fixtures failed: ${err.message}\n${err.stderr?.toString().slice(-4000) ?? ''}`);
-    }
-  }
+  const missing = () => parts.filter(p => !fs.existsSync(path.join(root, p, 'done')));
+  buildFixtureOnce({
+    what: `engine fixtures (${parts.join(', ')})`,
+    dir: root,
+    done: () => missing().length === 0,
+    command: PYTHON,
+    args: [path.join(ROOT, 'test/unit/inference_fixtures.py'), root, ...parts], // parts already done are skipped
+    env: PY_ENV,
+  });
   return root;
 }
 
