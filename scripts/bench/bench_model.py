@@ -45,3 +45,22 @@ def ensure_exports(model, tok, out: Path, shape: str) -> None:
             t = time.time()
             export_model(model, tok, "full", out / name, base_model=f"random-{shape}", quantize=quantize, verify=False)
             print(f"exported {name} in {time.time() - t:.0f}s", file=sys.stderr)
+        pad_tokenizer(out / name / "tokenizer.json", model.config.vocab_size)
+
+
+def pad_tokenizer(file: Path, vocab_size: int) -> None:
+    """Gives every id of the model's vocabulary a token in an export's tokenizer.json, as a real checkpoint's
+    tokenizer has (the engine refuses a tokenizer far smaller than the vocabulary). The random 560m shape pairs
+    250,880 rows with the embedded model's 7,148-token tokenizer; the added entries have no merges, so encoding
+    is unchanged, and only generated ids reach them."""
+    import json
+
+    tj = json.loads(file.read_text(encoding="utf-8"))
+    vocab: dict[str, int] = tj["model"]["vocab"]
+    used = set(vocab.values()) | {a["id"] for a in tj.get("added_tokens", [])}
+    if len(used) >= vocab_size:
+        return
+    for i in range(vocab_size):
+        if i not in used:
+            vocab[f"<bench{i}>"] = i
+    file.write_text(json.dumps(tj, ensure_ascii=False), encoding="utf-8")

@@ -34,7 +34,7 @@ const wantRounds = Number(opt('rounds', '6'));
 const maxOther = Number(opt('max-other', '0.10'));
 const log = (m: string) => console.error(`[engine_vs_llama ${new Date().toISOString().slice(11, 19)}] ${m}`);
 
-/** GGUFs (and the exports) of the bench model, written when missing; gguf is pip-installed into the cache once. */
+/** GGUFs and exports of the bench model, written when missing (write_gguf.py; gguf pip-installed into the cache once). */
 function ggufSite(): string {
   const site = path.join(path.dirname(dir), `python-${GGUF_PY.replace('==', '-')}`);
   if (!fs.existsSync(path.join(site, 'gguf'))) {
@@ -48,9 +48,8 @@ function ggufSite(): string {
 
 function ensureFiles(): void {
   const have = ['fp32/manifest.json', 'int8/manifest.json', 'model-f32.gguf', 'model-q8_0.gguf'].every(f => fs.existsSync(path.join(dir, f)));
-  if (have) return;
   const site = ggufSite();
-  log(`writing the exports and GGUFs of the ${shape} model into ${dir} (minutes the first time)`);
+  if (!have) log(`writing the exports and GGUFs of the ${shape} model into ${dir} (minutes the first time)`);
   const env = { ...process.env, PYTHONPATH: [path.join(ROOT, 'trainer/src'), __dirname, site].join(path.delimiter), OMP_NUM_THREADS: String(threads), TOKENIZERS_PARALLELISM: 'false' };
   const r = spawnSync(PY, [path.join(__dirname, 'peer/write_gguf.py'), '--shape', shape, '--out', dir, '--exports'], { env, stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`write_gguf.py exited ${r.status}`);
@@ -93,6 +92,26 @@ async function ggufBytesPerToken(file: string): Promise<number> {
   return Number(r.stdout.trim());
 }
 
+/**
+ * Are the GGUF and the export the same model? The next-token distribution after the prompt, both sides: the
+ * engine's top 5 ids in llama.cpp's order, and the largest log-probability difference over them.
+ */
+async function firstStepParity(engine: CompletionEngine, peer: PeerModel, p: { text: string; ids: number[] }) {
+  const { logits, ids } = await engine.logits(p.text);
+  if (ids.join() !== p.ids.join()) throw new Error('the engine tokenized the prompt differently the second time');
+  let max = -Infinity;
+  for (const x of logits) if (x > max) max = x;
+  let sum = 0;
+  for (const x of logits) sum += Math.exp(x - max);
+  const engineLogP = (id: number) => logits[id]! - max - Math.log(sum);
+  const top = (xs: [number, number][]) => xs.sort((a, b) => b[1] - a[1]).slice(0, 5).map(x => x[0]);
+  const engineTop = top([...logits].map((x, i) => [i, x] as [number, number]));
+  const probs = await peer.probabilities(p.ids);
+  const llamaTop = top([...probs.entries()]);
+  const maxLogPDiff = Math.max(...engineTop.map(id => Math.abs(engineLogP(id) - Math.log(probs.get(id) ?? 1e-30))));
+  return { engineTop5: engineTop, llamaTop5: llamaTop, sameTop5: engineTop.join() === llamaTop.join(), maxLogPDiffTop5: +maxLogPDiff.toFixed(4) };
+}
+
 async function main(): Promise<void> {
   const skip = ensurePeerInstalled();
   if (skip) throw new Error(skip);
@@ -111,6 +130,8 @@ async function main(): Promise<void> {
         prompt ??= await promptOf(engine, promptTokens);
         const p = prompt;
         await engineLeg(engine, p.text); await peerLeg(peer, p.ids); // warm-up: weights paged in, caches sized
+        const parity = await firstStepParity(engine, peer, p);
+        log(`${eq}/${lq} next-token parity after the prompt: ${JSON.stringify(parity)}`);
         const rounds: { engine: Leg; llama: Leg; clean: boolean }[] = [];
         for (let r = 0; rounds.filter(x => x.clean).length < wantRounds && r < 3 * wantRounds; r++) {
           bandwidth.push(await bw.measure());
@@ -132,6 +153,7 @@ async function main(): Promise<void> {
           llama: { prefillMs: spread(use.map(x => x.llama.prefillMs)), decodeMsPerToken: spread(use.map(x => x.llama.decodeMsPerToken)), weightBytes: await ggufBytesPerToken(path.join(dir, `model-${lq}.gguf`)) },
           // per-round ratios (both legs of a round ran within seconds of each other), then their median
           ratio: { prefill: spread(use.map(x => x.engine.prefillMs / x.llama.prefillMs)), decode: spread(use.map(x => x.engine.decodeMsPerToken / x.llama.decodeMsPerToken)) },
+          parity,
           greedy: { engine: rounds[0]!.engine.tokens, llama: rounds[0]!.llama.tokens, sameTokens: same, of: newTokens },
           otherShare: rounds.map(x => [+x.engine.otherShare.toFixed(3), +x.llama.otherShare.toFixed(3)]),
         };

@@ -31,12 +31,15 @@ export interface PeerRun {
 export interface PeerModel {
   /** Greedy generation of `newTokens` tokens after the prompt ids (the cache is cleared first). */
   run(promptIds: number[], newTokens: number): Promise<PeerRun>;
+  /** The next-token distribution after the prompt (softmax of the logits, temperature 1), for a parity check. */
+  probabilities(promptIds: number[]): Promise<Map<number, number>>;
   dispose(): Promise<void>;
 }
 
 // The few node-llama-cpp calls used here (its own types are not installed for the project's type check)
 interface Sequence {
   evaluate(tokens: number[], opts: { temperature: number }): AsyncGenerator<number, void, void>;
+  evaluateWithMetadata(tokens: number[], meta: { probabilities: true }, opts: { temperature: number; topK: number; topP: number; minP: number }): AsyncGenerator<{ token: number; probabilities: Map<number, number> }, void, void>;
   clearHistory(): Promise<void>;
 }
 interface Context { getSequence(): Sequence; dispose(): Promise<void> }
@@ -65,6 +68,11 @@ export async function loadPeer(gguf: string, threads: number, contextSize: numbe
       }
       const tEnd = performance.now();
       return { prefillMs: tFirst - t0, decodeMsPerToken: (tEnd - tFirst) / Math.max(1, tokens.length - 1), tokens };
+    },
+    async probabilities(promptIds) {
+      await sequence.clearHistory();
+      for await (const out of sequence.evaluateWithMetadata(promptIds, { probabilities: true }, { temperature: 1, topK: 0, topP: 1, minP: 0 })) return out.probabilities;
+      throw new Error('llama.cpp generated nothing');
     },
     async dispose() {
       await context.dispose();
