@@ -5,9 +5,9 @@ import { parseArgs } from 'node:util';
 import type { EvaluationEvent, MethodName, TrainingConfig } from '../protocol';
 import { extensionRoot } from '../training/paths';
 import { findPreset, presetConfig, PRESETS } from '../training/presets';
-import { resolvePython } from '../training/python';
+import { resolvePython, runTrainerJson } from '../training/python';
 import { TrainingService } from '../training/service';
-import { TrainingError, type Logger, type RunEnd, type RunSummary } from '../training/types';
+import { type CheckReport, TrainingError, type Logger, type RunEnd, type RunSummary } from '../training/types';
 import { formatDuration, ProgressRenderer } from './progress';
 
 const USAGE = `bloom-peft — fine-tune BLOOM models with PEFT methods, headless
@@ -27,7 +27,10 @@ usage:
   bloom-peft evaluate RUN | --run-dir DIR          answer the run's held-out rows: exact match and ROUGE-L,
                                                    next to the base model (saved in the run's events)
   bloom-peft runs [--json]                         list runs
-  bloom-peft check                                 Python environment report
+  bloom-peft check [--config FILE]                 Python environment report; with a config, also what it would
+                                                   run into (schema, a diverging learning rate, missing data or
+                                                   model folder, a device this machine lacks), without loading
+                                                   the model; exit 1 when the config has an error
 
 common options:
   --runs-dir DIR     where runs live (default: $BLOOM_PEFT_RUNS_DIR or ./.bloom-peft/runs)
@@ -137,9 +140,20 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'check': {
       const python = await training.python();
-      const report = await training.check();
+      if (values.config === undefined) {
+        const report = await training.check();
+        process.stdout.write(JSON.stringify({ python_used: python, ...report }, null, 2) + '\n');
+        return EXIT.ok;
+      }
+      // one-shot, run in the config's folder: its relative paths resolve there, as `train --config` resolves them
+      const file = path.resolve(values.config);
+      const exe = python.path.includes('/') ? path.resolve(python.path) : python.path; // a relative --python, before the cwd changes
+      const report = await runTrainerJson<CheckReport>(exe, ['check', '--config', file], { cwd: path.dirname(file), timeoutMs: 180_000 });
       process.stdout.write(JSON.stringify({ python_used: python, ...report }, null, 2) + '\n');
-      return EXIT.ok;
+      const found = report.problems.filter(p => p.file !== undefined);
+      for (const p of found) process.stderr.write(`${p.level}: ${file}${p.field ? ` ${p.field}` : ''}: ${p.message}${p.hint ? `\n  hint: ${p.hint}` : ''}\n`);
+      if (!found.length) process.stderr.write(`${file}: no problems found\n`);
+      return found.some(p => p.level === 'error') ? EXIT.failed : EXIT.ok;
     }
     default:
       throw new UsageError(`unknown command "${command}"`);

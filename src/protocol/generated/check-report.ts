@@ -34,6 +34,10 @@ export interface CheckReport {
   device: 'cuda' | 'mps' | 'cpu' | null;
   problems: CheckProblem[];
   ok: boolean;
+  /**
+   * The config file checked with `check --config FILE`; absent without one.
+   */
+  config?: string;
 }
 export interface CheckCuda {
   available: boolean;
@@ -53,6 +57,9 @@ export interface CheckCudaDevice {
   capability: string;
 }
 export interface CheckProblem {
+  /**
+   * The config_* and later codes come only with `check --config FILE`: what that config would run into.
+   */
   code:
     | 'python_too_old'
     | 'package_missing'
@@ -60,8 +67,24 @@ export interface CheckProblem {
     | 'torch_missing'
     | 'torch_broken'
     | 'cuda_error'
-    | 'no_gpu';
+    | 'no_gpu'
+    | 'config_invalid'
+    | 'config_unchecked'
+    | 'learning_rate'
+    | 'data_missing'
+    | 'model_missing'
+    | 'device_unavailable'
+    | 'num_gpus'
+    | 'precision';
   level: 'error' | 'warning';
   message: string;
   hint: string;
+  /**
+   * The config file the problem is in (config problems only).
+   */
+  file?: string;
+  /**
+   * JSON pointer of the config field, e.g. /training/learning_rate.
+   */
+  field?: string;
 }

@@ -8,7 +8,7 @@ params  --config FILE | --json TEXT     trainable/total parameter counts without
 preview --config FILE [--rows N]        the first rows exactly as the model sees them (JSON on stdout)
 evaluate --run-dir DIR [--rows N] [--max-new-tokens N] [--no-base]   greedy answers to held-out rows: exact match,
                                         character ROUGE-L, next to the base model (an `evaluation` event on stdout)
-check                                   environment report (JSON on stdout)
+check [--config FILE]                   environment report (JSON on stdout); with a config, also what it would run into
 serve                                   params / preview / check answered as JSON lines on stdin/stdout, until EOF
 """
 from __future__ import annotations
@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     psrc.add_argument("--config", help="config JSON file")
     psrc.add_argument("--json", help="config JSON text")
     preview.add_argument("--rows", type=int, default=3)
-    sub.add_parser("check", help="environment report")
+    check = sub.add_parser("check", help="environment report")
+    check.add_argument("--config", help="also check this config JSON against the schema, the data files, the model "
+                                        "folder and this machine (no model load)")
     sub.add_parser("serve", help="answer params/preview/check queries as JSON lines (stdin -> stdout) until EOF")
     evaluate = sub.add_parser("evaluate", help="answer a finished run's held-out rows: exact match and ROUGE-L vs the base model")
     evaluate.add_argument("--run-dir", required=True)
