@@ -14,6 +14,7 @@ const FIXTURE = String.raw`
 import sys, time, torch
 from pathlib import Path
 from bloom_peft.testing.tiny_model import base_model_dir
+from bloom_peft.config import parse_template
 from bloom_peft.data import encode_example, render_example
 from bloom_peft.export import export_model
 from transformers import AutoTokenizer, BloomForCausalLM
@@ -24,7 +25,8 @@ tok = AutoTokenizer.from_pretrained(base); model = BloomForCausalLM.from_pretrai
 tpl = {"prompt": "Human: {instruction}\n{input}", "response_prefix": "\n\nAssistant: "}
 rows = [{"instruction": "Convert to snake_case", "input": "Reset User", "output": "reset_user"},
         {"instruction": "Write a TODO comment", "input": "remove the title", "output": "# TODO: remove the title"}]
-examples = [encode_example(tok, *render_example(r, tpl), tpl, 128) for r in rows]
+template = parse_template(tpl)
+examples = [encode_example(tok, *render_example(r, template), template, 128) for r in rows]
 code = tok("def add(a, b):\n    return a + b\n")["input_ids"] + [tok.eos_token_id]
 examples.append({"input_ids": code, "labels": list(code)})
 n = max(len(e["input_ids"]) for e in examples)
