@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from .errors import ConfigError, DataError, InternalError, TrainerError, as_trainer_error
+from .log import log
 
 DEFAULT_ROWS = 32
 DEFAULT_MAX_NEW_TOKENS = 64
@@ -250,7 +251,7 @@ def evaluate(model, method: str, tokenizer, examples: list[dict], *, snapshot: d
 # ---------------------------------------------------------------------------------------------------- a finished run
 
 def evaluate_run(run_dir, *, rows: int = DEFAULT_ROWS, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-                 compare_base: bool = True, emitter=None) -> dict:
+                 compare_base: bool = True) -> dict:
     """Evaluate RUN_DIR/adapter with RUN_DIR/config.json's data and template (the `evaluate` command)."""
     import torch
 
@@ -273,7 +274,6 @@ def evaluate_run(run_dir, *, rows: int = DEFAULT_ROWS, max_new_tokens: int = DEF
     if config.data is not None and config.data.format == "text":
         raise DataError("a text-corpus run has no answers to check", field="/data/format",
                         hint="Evaluation generates answers to instruction or completion rows.")
-    log = emitter.log if emitter is not None else (lambda m: None)
     method = config.method.name
     device = "cuda" if torch.cuda.is_available() else "cpu"
     seed = config.training.seed
@@ -332,7 +332,7 @@ def run(args) -> int:
         if args.rows < 1 or args.max_new_tokens < 1:
             raise ConfigError("--rows and --max-new-tokens must be at least 1", field="--rows")
         fields = evaluate_run(args.run_dir, rows=args.rows, max_new_tokens=args.max_new_tokens,
-                              compare_base=not args.no_base, emitter=emitter)
+                              compare_base=not args.no_base)
     except Exception as e:  # noqa: BLE001 - reported as an event, a bug's traceback on stderr
         error = as_trainer_error(e)
         if isinstance(error, InternalError):

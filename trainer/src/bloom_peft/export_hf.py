@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TrainerError
+from .log import log
 
 MERGEABLE = ("lora", "ia3", "bitfit", "full")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -34,7 +35,7 @@ def base_reference(name_or_path: str) -> str:
     return str(Path(path).expanduser().resolve()) if _looks_local(path) else name_or_path
 
 
-def export_hf_run(run_dir, out=None, emitter=None) -> dict:
+def export_hf_run(run_dir, out=None) -> dict:
     """Write RUN_DIR/hf (or `out`); returns {"hf_dir", "kind": "merged" | "adapter", "method", "base_model"}."""
     import torch
 
@@ -53,7 +54,6 @@ def export_hf_run(run_dir, out=None, emitter=None) -> dict:
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    log = emitter.log if emitter is not None else (lambda *_a, **_k: None)
     if method in MERGEABLE:
         if method == "full":
             base, tokenizer = None, _full_tokenizer(adapter, base_name)
@@ -114,7 +114,7 @@ def run(args) -> int:
         from .runlock import RunLock
 
         with RunLock(Path(args.run_dir).resolve(), "export"):
-            result = export_hf_run(args.run_dir, getattr(args, "out", None), emitter)
+            result = export_hf_run(args.run_dir, getattr(args, "out", None))
     except TrainerError as e:
         emitter.error(**e.event_fields())
         return e.exit_code

@@ -26,6 +26,7 @@ from typing import Any
 
 from .config import Config
 from .errors import ConfigError
+from .log import log
 from .paths import PACKAGE_DIR
 
 DISTRIBUTED_ENV = ("WORLD_SIZE", "LOCAL_RANK", "RANK")
@@ -64,7 +65,7 @@ def launch(args, config: Config, run_dir: Path, emitter, stop) -> int:
                           field="/training/num_gpus",
                           hint=f"Set training.num_gpus to at most {torch.cuda.device_count()} (several machines: docs/multi-gpu.md).")
     if not cuda:
-        emitter.log(f"no CUDA device: launching {n} CPU processes (gloo backend)", level="warning")
+        log(f"no CUDA device: launching {n} CPU processes (gloo backend)", level="warning")
 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_DIR.parent), env.get("PYTHONPATH")) if p)

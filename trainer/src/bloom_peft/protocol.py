@@ -91,10 +91,15 @@ def reroute_dead_stderr(log_path: str | os.PathLike | None) -> None:
 
 
 def claim_stdout(enabled: bool = True) -> EventEmitter:
-    """Reserve the process's real stdout for protocol lines and send every other write to stderr."""
+    """Reserve the process's real stdout for protocol lines and send every other write to stderr; `log.log`
+    messages become `log` events from here on."""
+    from .log import route_to
+
     sys.stdout.flush()
     protocol_fd = os.dup(1)
     os.dup2(2, 1)  # fd 1 now goes to stderr: C extensions and subprocesses print there
     sys.stdout = sys.stderr
     stream = io.TextIOWrapper(os.fdopen(protocol_fd, "wb", buffering=0), encoding="utf-8", write_through=True)
-    return EventEmitter(stream, enabled=enabled)
+    emitter = EventEmitter(stream, enabled=enabled)
+    route_to(emitter)
+    return emitter

@@ -35,6 +35,7 @@ from typing import Any
 from . import checkpoint as ckpt
 from .config import Config, MethodOptions, TrainingSection, load_config
 from .errors import ConfigError, DataError, TrainerError
+from .log import log, routed_to
 from .protocol import EventEmitter, claim_stdout, reroute_dead_stderr
 from .runlock import RunLock
 
@@ -166,7 +167,7 @@ class StopRequest:
         if isinstance(message, dict) and message.get("type") == "stop":
             self.request("stop message")
         elif raw.strip():
-            print(f"[bloom_peft] ignoring control line {raw[:200]!r}", file=sys.stderr, flush=True)
+            log(f"ignoring control line {raw[:200]!r}", "warning")
 
 
 # ---------------------------------------------------------------------------------------------------- entry point
@@ -193,7 +194,8 @@ def run_with(args, emitter: EventEmitter, stop: StopRequest) -> int:
     """train/resume under the error contract: TrainerError -> its error event and exit code; anything else ->
     `internal` and 1 (traceback on stderr). The tests call this in-process with an in-memory channel."""
     try:
-        return train(args, emitter, stop)
+        with routed_to(emitter):  # log() messages are this run's log events
+            return train(args, emitter, stop)
     except TrainerError as e:
         emitter.emit("error", **e.event_fields())
         return e.exit_code
@@ -395,7 +397,7 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
                 trainer_state={**loop, "step": step_now, "elapsed_s": elapsed(), "total_steps": total_steps, "world_size": world,
                                "method": method_name, "grad_accum": grad_accum, "batch_size": batch_size})
             for old in ckpt.prune(run_dir, t.keep_checkpoints):
-                print(f"[bloom_peft] removed old checkpoint {old.name}", file=sys.stderr)
+                log(f"removed old checkpoint {old.name}")
             emitter.emit("checkpoint", step=step_now, path=str(path))
         accelerator.wait_for_everyone()
         return path
