@@ -2,22 +2,24 @@
 // engine/llama.cpp ratios, and decode against the 2-thread read-bandwidth bound. Not a test.
 //
 //   node --import tsx scripts/bench/engine_vs_llama.ts --dir <folder> [--shape 560m] [--threads 2]
-//        [--prompt-tokens 128] [--tokens 32] [--rounds 6] [--max-other 0.10]
+//        [--prompt-tokens 128] [--tokens 32] [--rounds 6] [--max-other 0.10] [--wait-quiet 60] [--pair-minutes 8]
 //
 // <folder> holds (or gets) the project's exports fp32/ and int8/ and model-f32.gguf / model-q8_0.gguf of the same
 // random weights (scripts/bench/bench_model.py, peer/write_gguf.py). Pairs: engine int8 vs llama.cpp Q8_0, engine
 // fp32 vs llama.cpp F32, both loaded side by side and run in alternating legs, one prompt each (A, B, A, B ...;
 // the order flips every round). Each leg records the CPU share other processes took (load.ts); legs above
 // --max-other are disturbed: a round counts only when both of its legs are clean, and the bench keeps running
-// rounds (up to 3x --rounds) until --rounds clean ones are in. A read-only bandwidth measurement (bandwidth.py,
-// --threads threads) runs before each round. Prints one JSON object (stdout); progress on stderr.
+// rounds (up to 3x --rounds, none started after --pair-minutes) until --rounds clean ones are in. Before each round
+// it waits up to --wait-quiet seconds for a second in which others took <= --max-other of the CPU, then takes a
+// read-only bandwidth measurement (bandwidth.py, --threads threads). Prints one JSON object (stdout); progress on
+// stderr. The next-token distribution after the prompt is compared once per pair (parity of GGUF and export).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CompletionEngine } from '../../src/inference/engine';
 import { exportWeightBytes } from './engine';
-import { cpuWindow, median, spread, startBandwidth } from './load';
+import { cpuWindow, median, spread, startBandwidth, waitForQuiet } from './load';
 import { ensurePeerInstalled, loadPeer, type PeerModel } from './peer/llama';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -32,6 +34,8 @@ const promptTokens = Number(opt('prompt-tokens', '128'));
 const newTokens = Number(opt('tokens', '32'));
 const wantRounds = Number(opt('rounds', '6'));
 const maxOther = Number(opt('max-other', '0.10'));
+const waitQuietMs = Number(opt('wait-quiet', '60')) * 1000;
+const pairBudgetMs = Number(opt('pair-minutes', '8')) * 60_000; // no new round after this, per pair
 const log = (m: string) => console.error(`[engine_vs_llama ${new Date().toISOString().slice(11, 19)}] ${m}`);
 
 /** GGUFs and exports of the bench model, written when missing (write_gguf.py; gguf pip-installed into the cache once). */
@@ -133,7 +137,9 @@ async function main(): Promise<void> {
         const parity = await firstStepParity(engine, peer, p);
         log(`${eq}/${lq} next-token parity after the prompt: ${JSON.stringify(parity)}`);
         const rounds: { engine: Leg; llama: Leg; clean: boolean }[] = [];
-        for (let r = 0; rounds.filter(x => x.clean).length < wantRounds && r < 3 * wantRounds; r++) {
+        const started = performance.now();
+        for (let r = 0; rounds.filter(x => x.clean).length < wantRounds && r < 3 * wantRounds && (r < 2 || performance.now() - started < pairBudgetMs); r++) {
+          await waitForQuiet(maxOther, waitQuietMs);
           bandwidth.push(await bw.measure());
           const first = r % 2 === 0 ? 'engine' : 'llama';
           const legs: Partial<Record<'engine' | 'llama', Leg>> = {};

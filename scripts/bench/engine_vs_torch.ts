@@ -3,14 +3,15 @@
 // read-bandwidth bound with the engine's thread count.
 //
 //   node --import tsx scripts/bench/engine_vs_torch.ts [--shape 560m|small|embedded] [--threads 2] [--tokens 32]
-//        [--out DIR] [--rounds 3] [--max-other 0.10]
+//        [--out DIR] [--rounds 3] [--max-other 0.10] [--wait-quiet 60]
 //
 // 560m and small: random weights of those shapes (scripts/bench/bench_model.py); embedded: models/bloom-tiny.
 // Exports are made by the project's exporter into DIR when missing. The three legs (PyTorch in a helper process,
 // engine fp32, engine int8, all loaded once) run interleaved, one measurement each per round, in an order that
 // rotates every round; a read-only bandwidth measurement runs before each round. Each leg records the CPU share
 // other processes took (load.ts): a round counts only when every leg is clean (<= --max-other), and rounds go on
-// (up to 3x --rounds) until --rounds clean ones are in; if none is, all are reported and flagged.
+// (up to 3x --rounds) until --rounds clean ones are in; if none is, all are reported and flagged. Before each round
+// the bench waits up to --wait-quiet seconds for a second in which others took <= --max-other of the CPU.
 // Prints one JSON object on stdout and a markdown table on stderr.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -18,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CompletionEngine } from '../../src/inference/engine';
 import { type EngineSample, exportWeightBytes, sampleEngine } from './engine';
-import { type BandwidthReading, cpuWindow, jsonLines, median, startBandwidth } from './load';
+import { type BandwidthReading, cpuWindow, endWithThisProcess, jsonLines, median, startBandwidth, waitForQuiet } from './load';
 
 const ROOT = path.resolve(__dirname, '../..');
 const PY = fs.existsSync(path.join(ROOT, '.venv/bin/python')) ? path.join(ROOT, '.venv/bin/python') : 'python3';
@@ -29,6 +30,7 @@ const threads = Number(arg('threads', '2'));
 const tokens = Number(arg('tokens', '32'));
 const wantRounds = Number(arg('rounds', '3'));
 const maxOther = Number(arg('max-other', '0.10'));
+const waitQuietMs = Number(arg('wait-quiet', '60')) * 1000;
 const out = path.resolve(arg('out', path.join(os.tmpdir(), 'bloom-peft-bench-engine', shape)));
 const PROMPT = fs.readFileSync(path.join(ROOT, 'examples/code-corpus/user_store.py'), 'utf8').slice(0, 600);
 const log = (m: string) => console.error(`[engine_vs_torch ${new Date().toISOString().slice(11, 19)}] ${m}`);
@@ -38,6 +40,7 @@ interface TorchSample { first_token_ms: number; decode_ms_per_token: number; oth
 async function startTorch() {
   const env = { ...process.env, PYTHONPATH: [path.join(ROOT, 'trainer/src'), __dirname].join(path.delimiter), TOKENIZERS_PARALLELISM: 'false', OMP_NUM_THREADS: String(threads) };
   const child = spawn(PY, [path.join(__dirname, 'torch_generate.py'), '--shape', shape, '--out', out, '--threads', String(threads), '--tokens', String(tokens), '--prompt', PROMPT], { env, stdio: ['pipe', 'pipe', 'inherit'] });
+  endWithThisProcess(child);
   const next = jsonLines(child.stdout, 'torch_generate.py');
   const ready = await next(); // after the exports exist
   return {
@@ -66,6 +69,7 @@ async function main(): Promise<void> {
     }
     const order: LegName[] = ['torch', 'fp32', 'int8'];
     for (let r = 0; rounds.filter(x => x.clean).length < wantRounds && r < 3 * wantRounds; r++) {
+      await waitForQuiet(maxOther, waitQuietMs);
       const bandwidth = await bw.measure();
       const legs: Partial<Round> = { bandwidth };
       for (let k = 0; k < 3; k++) {

@@ -33,6 +33,27 @@ export function cpuWindow(): (extraOwnSeconds?: number) => CpuWindow {
   };
 }
 
+/**
+ * Waits (up to `maxWaitMs`) for a second in which other processes took <= `maxOther` of the CPU, so that rounds
+ * start in a quiet window of a shared machine instead of being measured and dropped. Returns whether one came.
+ */
+export async function waitForQuiet(maxOther: number, maxWaitMs: number): Promise<{ quiet: boolean; waitedMs: number }> {
+  const t0 = performance.now();
+  for (;;) {
+    const end = cpuWindow();
+    await new Promise(r => setTimeout(r, 1000));
+    if (end().otherShare <= maxOther) return { quiet: true, waitedMs: performance.now() - t0 };
+    if (performance.now() - t0 >= maxWaitMs) return { quiet: false, waitedMs: performance.now() - t0 };
+  }
+}
+
+/** Ends a helper process with this one (a killed bench leaves no helper behind). */
+export function endWithThisProcess(child: { kill(): boolean }): void {
+  const end = () => { child.kill(); };
+  process.once('exit', end);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { end(); process.exit(130); });
+}
+
 export const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const n = s.length; return n === 0 ? NaN : n % 2 ? s[n >> 1]! : (s[n / 2 - 1]! + s[n / 2]!) / 2; };
 export const spread = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length });
 
@@ -51,6 +72,7 @@ export interface BandwidthReading { GBs: number; otherShare: number }
 /** The read-bandwidth helper (bandwidth.py, `threads` threads), asked for one measurement between bench rounds. */
 export async function startBandwidth(python: string, threads: number) {
   const child = spawn(python, [path.join(__dirname, 'bandwidth.py'), '--threads', String(threads)], { env: { ...process.env, OMP_NUM_THREADS: String(threads) }, stdio: ['pipe', 'pipe', 'inherit'] });
+  endWithThisProcess(child);
   const next = jsonLines(child.stdout, 'bandwidth.py');
   const ready = await next();
   return {
