@@ -7,6 +7,8 @@ import { DEFAULT_SETTINGS, type Completion } from './types';
 
 export interface HeadlessCompletions {
   service: CompletionService;
+  /** The live settings: change a field, then `service.settingsChanged()` (cached completions are dropped). */
+  settings: ServiceSettings;
   /**
    * Completes `text` at `offset` (default: the end) as if the user had just typed there, debounce included unless
    * `invoke` is set. languageId defaults to plaintext.
@@ -28,6 +30,7 @@ export async function createHeadlessCompletions(exportDir: string, settings: Par
   }
   return {
     service,
+    settings: s,
     complete: (text, o = {}) => {
       const offset = o.offset ?? text.length;
       return service.complete(

@@ -140,9 +140,11 @@ export class CompletionPipeline {
     }
 
     // 5. generate, tied to the request's signal; streaming stops as soon as the postprocessed result is final (the
-    // line's end in single-line mode), or at the last complete word once the latency budget is spent
+    // line's end in single-line mode), or at the last complete word once the latency budget is spent (half the
+    // budget later without one: at the last token)
     const ppc = postprocessContext(req, built, settings);
-    const deadline = settings.latencyBudgetMs > 0 ? t0 + loadMs + settings.latencyBudgetMs : undefined;
+    const budget = settings.latencyBudgetMs;
+    const deadline = budget > 0 ? { at: t0 + loadMs + budget, lastAt: t0 + loadMs + budget * 1.5 } : undefined;
     const tg = this.now();
     let raw: string;
     let timings: GenerateResult['timings'];
@@ -208,10 +210,11 @@ export class CompletionPipeline {
   /**
    * Returns the raw generated text, or undefined when the request was aborted (partial text is discarded). Stops
    * the engine and answers at once (without waiting for its step in flight) when the text is complete, or when the
-   * deadline would pass before the next token and the text up to its last complete word shows something.
+   * deadline would pass before the next token and the text up to its last complete word shows something. Past
+   * `lastAt` without a complete word (one long identifier), the text as it stands (a token boundary) is shown.
    */
   private async generate(
-    generator: Generator, built: BuiltPrompt, settings: CompletionSettings, ppc: PostprocessContext, deadline: number | undefined, signal?: AbortSignal,
+    generator: Generator, built: BuiltPrompt, settings: CompletionSettings, ppc: PostprocessContext, deadline: { at: number; lastAt: number } | undefined, signal?: AbortSignal,
   ): Promise<{ text: string; timings: GenerateResult['timings']; end: GenerationEnd } | undefined> {
     this.inflight?.abort();
     const ctl = new AbortController();
@@ -245,9 +248,10 @@ export class CompletionPipeline {
           streamed += t;
           const text = applyHeal(streamed, built.heal);
           if (isComplete(text, ppc)) return stop(text, 'complete');
-          if (deadline !== undefined && now + tokenGap >= deadline) {
+          if (deadline && now + tokenGap >= deadline.at) {
             const words = toLastCompleteWord(text);
-            if (postprocess(words, ppc)) stop(words, 'budget');
+            if (postprocess(words, ppc)) return stop(words, 'budget');
+            if (now + tokenGap >= deadline.lastAt && postprocess(text, ppc)) stop(text, 'budget');
           }
         },
       });

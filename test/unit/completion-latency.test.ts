@@ -200,12 +200,31 @@ test('latency budget: once spent, the first complete word is still shown (never 
   await engine.called(2);
   const gen = engine.generations[0]!;
   gen.emit('compute'); // may go on: nothing to show yet
-  clock.t = 450;
+  clock.t = 410;
   gen.emit('_total');
   assert.equal(gen.opts.signal!.aborted, false, 'no complete word yet');
-  clock.t = 500;
+  clock.t = 420;
   gen.emit('(a');
   assert.equal((await pending)?.insertText, 'compute_total(');
+});
+
+test('latency budget: one word that goes on and on is cut at its last token half the budget later', async () => {
+  const { engine, debouncer, clock, pipeline } = setup({ latencyBudgetMs: 300 });
+  const pending = pipeline.complete(request('value = '));
+  await engine.called(1);
+  clock.t = 150;
+  debouncer.fire();
+  await engine.called(2);
+  const gen = engine.generations[0]!;
+  for (const [t, piece] of [[200, 'very'], [260, 'Long'], [320, 'Identifier']] as const) {
+    clock.t = t;
+    gen.emit(piece);
+  }
+  assert.equal(gen.opts.signal!.aborted, false, 'up to 1.5x the budget it waits for a complete word');
+  clock.t = 400; // 400 + 80 >= 450: the next token would come after the last moment
+  gen.emit('Name');
+  assert.equal((await pending)?.insertText, 'veryLongIdentifierName');
+  assert.equal(pipeline.stats.lastEnd, 'budget');
 });
 
 test('latency budget: the engine load of the first request does not count; 0 = no budget', async () => {
