@@ -1,9 +1,10 @@
 // A/B of two exports (not a test): load time, cold first token, warm first token and decode ms/token, interleaved
 // (A, B, A, B) so drift and a disturbed leg show. Engine variants are compared as exports (an export made by a
-// variant of the exporter), or as engine builds through a bench-owned worker entry (--worker-b).
+// variant of the exporter), or as engine builds through bench-owned worker entries (--worker-a, --worker-b: e.g. a
+// copy of src/inference from another commit, for an export format the current engine no longer reads).
 //
-//   node --import tsx scripts/bench/engine_ab.ts --a <export dir> --b <export dir> [--worker-b <worker.ts>]
-//        [--threads 2] [--tokens 16] [--rounds 2]
+//   node --import tsx scripts/bench/engine_ab.ts --a <export dir> --b <export dir> [--worker-a <worker.ts>]
+//        [--worker-b <worker.ts>] [--threads 2] [--tokens 16] [--rounds 2]
 //
 // Prints one JSON line per leg and round, then the B/A ratios of the medians.
 import fs from 'node:fs';
@@ -14,6 +15,7 @@ const argv = process.argv.slice(2);
 const opt = (name: string, dflt?: string) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1]! : dflt; };
 const a = opt('a');
 const b = opt('b') ?? a;
+const workerA = opt('worker-a');
 const workerB = opt('worker-b');
 const threads = Number(opt('threads', '2'));
 const tokens = Number(opt('tokens', '16'));
@@ -23,7 +25,7 @@ const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
 
 async function main(): Promise<void> {
   if (!a) throw new Error('give --a <export dir> (and --b <export dir> or --worker-b <worker entry>)');
-  const legs = { A: { dir: path.resolve(a), workerEntry: undefined as string | undefined }, B: { dir: path.resolve(b!), workerEntry: workerB && path.resolve(workerB) } };
+  const legs = { A: { dir: path.resolve(a), workerEntry: workerA && path.resolve(workerA) }, B: { dir: path.resolve(b!), workerEntry: workerB && path.resolve(workerB) } };
   const seen: Record<'A' | 'B', EngineBench[]> = { A: [], B: [] };
   for (let round = 0; round < rounds; round++) {
     for (const leg of ['A', 'B'] as const) {

@@ -81,17 +81,13 @@ export class DecoderModel {
     const m = this.manifest;
     const n = ids.length;
     const total = past.length + n;
-    // Without room for the new tokens the past goes in packed (no masked slots to attend over: a cold prefill costs
-    // what it would without slots) and the slotted cache is made after the step.
-    const roomy = past.capacity >= total;
-    const kv = roomy || past.capacity === past.length ? past : resizeKv(past, past.length, m.num_heads, m.head_dim);
+    const kv = past;
     const slots = kv.capacity;
-    // ones for the held positions and the new tokens; zeros hide the free slots in between
-    const mask = new BigInt64Array(slots + n);
-    mask.fill(1n, 0, kv.length).fill(1n, slots);
+    // The slot arrays go in whole (no copy); past_length tells the graph how many hold positions. It reads only
+    // those, so the free slots cost nothing.
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, n]),
-      attention_mask: new ort.Tensor('int64', mask, [1, slots + n]),
+      past_length: new ort.Tensor('int64', BigInt64Array.of(BigInt(kv.length)), []),
       logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), []),
     };
     const dims = [1, m.num_heads, slots, m.head_dim];
@@ -112,7 +108,7 @@ export class DecoderModel {
     const logits = this.logitsHalf ? fromFloat16Bits(row as Uint16Array) : (row as Float32Array).slice();
     logitsT.dispose();
     const want = m.num_heads * n * m.head_dim;
-    const dst = roomy ? kv : resizeKv(kv, Math.ceil(Math.max(total, reserve, kv.capacity * 1.25) / SLOT_STEP) * SLOT_STEP, m.num_heads, m.head_dim);
+    const dst = slots >= total ? kv : resizeKv(kv, Math.ceil(Math.max(total, reserve, kv.capacity * 1.25) / SLOT_STEP) * SLOT_STEP, m.num_heads, m.head_dim);
     for (let i = 0; i < m.num_layers; i++) {
       for (const [part, to] of [['key', dst.keys[i]], ['value', dst.values[i]]] as const) {
         const fresh = out[`new_key_values.${i}.${part}`].data as KvData;
@@ -160,11 +156,11 @@ function checkGraph(session: ort.InferenceSession, m: ExportManifest, where: str
   const mismatch = (msg: string): never => {
     throw new EngineError('MODEL_MISMATCH', `${where}: ${msg}`, { path: where, hint: 'manifest.json and model.onnx come from different exports, or the graph was not made by the bloom_peft exporter; export the run again' });
   };
-  const wantIn = ['input_ids', 'attention_mask', 'logits_to_keep'];
+  const wantIn = ['input_ids', 'past_length', 'logits_to_keep'];
   const wantOut = ['logits'];
   for (let i = 0; i < m.num_layers; i++) {
     wantIn.push(`past_key_values.${i}.key`, `past_key_values.${i}.value`);
-    wantOut.push(`present.${i}.key`, `present.${i}.value`, `new_key_values.${i}.key`, `new_key_values.${i}.value`);
+    wantOut.push(`new_key_values.${i}.key`, `new_key_values.${i}.value`);
   }
   const missingIn = wantIn.filter(n => !session.inputNames.includes(n));
   if (missingIn.length) mismatch(`graph lacks input(s) ${missingIn.slice(0, 4).join(', ')}${missingIn.length > 4 ? ', ...' : ''} (manifest num_layers ${m.num_layers}; graph inputs: ${session.inputNames.slice(0, 6).join(', ')}...)`);
@@ -175,27 +171,27 @@ function checkGraph(session: ort.InferenceSession, m: ExportManifest, where: str
 
   let logitsHalf = false;
   const meta = (session as unknown as { inputMetadata?: ort.InferenceSession.ValueMetadata[]; outputMetadata?: ort.InferenceSession.ValueMetadata[] });
-  const kvShape = [null, m.num_heads, null, m.head_dim];
+  const kvShape = [1, m.num_heads, null, m.head_dim];
   const check = (md: ort.InferenceSession.ValueMetadata, shape: (number | null)[], type: string) => {
     if (!md.isTensor) return mismatch(`"${md.name}" is not a tensor`);
     if (md.type !== type) mismatch(`"${md.name}" has element type ${md.type}, expected ${type} (manifest dtype ${m.dtype})`);
     if (md.shape.length !== shape.length) mismatch(`"${md.name}" has rank ${md.shape.length}, expected ${shape.length}`);
     md.shape.forEach((d, k) => {
       if (typeof d === 'number' && d >= 0 && shape[k] !== null && d !== shape[k]) {
-        mismatch(`"${md.name}" has dim ${k} = ${d}, expected ${shape[k]} (shape [batch, num_heads ${m.num_heads}, seq, head_dim ${m.head_dim}] / logits [batch, seq, vocab_size ${m.vocab_size}])`);
+        mismatch(`"${md.name}" has dim ${k} = ${d}, expected ${shape[k]} (shape [1, num_heads ${m.num_heads}, seq, head_dim ${m.head_dim}] / logits [1, seq, vocab_size ${m.vocab_size}])`);
       }
     });
   };
   for (const md of meta.inputMetadata ?? []) {
-    if (md.name === 'input_ids' || md.name === 'attention_mask') check(md, [null, null], 'int64');
-    else if (md.name === 'logits_to_keep') check(md, [], 'int64');
+    if (md.name === 'input_ids') check(md, [1, null], 'int64');
+    else if (md.name === 'logits_to_keep' || md.name === 'past_length') check(md, [], 'int64');
     else check(md, kvShape, m.dtype);
   }
   for (const md of meta.outputMetadata ?? []) {
     if (md.name === 'logits') {
       if (md.isTensor && md.type === 'float16') logitsHalf = true;
-      check(md, [null, null, m.vocab_size], logitsHalf ? 'float16' : 'float32');
-    } else if (md.name.startsWith('present.') || md.name.startsWith('new_key_values.')) check(md, kvShape, m.dtype);
+      check(md, [1, null, m.vocab_size], logitsHalf ? 'float16' : 'float32');
+    } else if (md.name.startsWith('new_key_values.')) check(md, kvShape, m.dtype);
   }
   return logitsHalf;
 }

@@ -1,6 +1,6 @@
-// The past key/value cache as plain typed arrays, layout [1, num_heads, length, head_dim] per layer
-// (the graph's past_key_values.{i}.key/value inputs and present.{i}.* outputs). float16 is kept as raw
-// Uint16 bits, which is what onnxruntime takes and returns for float16 tensors.
+// The past key/value cache as plain typed arrays, layout [1, num_heads, capacity, head_dim] per layer
+// (the graph's past_key_values.{i}.key/value inputs; new_key_values.{i}.* outputs are written into the free slots).
+// float16 is kept as raw Uint16 bits, which is what onnxruntime takes and returns for float16 tensors.
 
 export type KvData = Float32Array | Uint16Array;
 
@@ -8,9 +8,9 @@ export interface KvCache {
   /** Positions held (prefix tokens + prompt/generated tokens). */
   length: number;
   /**
-   * Positions each array has room for: [1, num_heads, capacity, head_dim]. A packed cache (the graph's `present`)
-   * has capacity == length; a slotted cache has free slots after `length`, which the engine masks out and fills
-   * in place (docs/export.md, "Slotted cache").
+   * Positions each array has room for: [1, num_heads, capacity, head_dim]. The slots after `length` are free: the
+   * graph reads only the first `length` (its past_length input), and the engine fills the next ones in place
+   * (docs/export.md, "Slotted cache").
    */
   capacity: number;
   keys: KvData[];
@@ -28,8 +28,8 @@ export function truncateKv(kv: KvCache, keep: number): KvCache {
 }
 
 /**
- * A copy of `kv`'s positions in arrays of `capacity` slots per head (capacity == length gives the packed layout the
- * graph's past inputs take). Each head's rows are contiguous, so heads move one block at a time.
+ * A copy of `kv`'s positions in arrays of `capacity` slots per head. Each head's rows are contiguous, so heads move
+ * one block at a time.
  */
 export function resizeKv(kv: KvCache, capacity: number, numHeads: number, headDim: number): KvCache {
   if (capacity < kv.length) throw new RangeError(`resizeKv: capacity ${capacity} < length ${kv.length}`);

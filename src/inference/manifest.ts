@@ -6,10 +6,10 @@ import path from 'node:path';
 import type { MethodName } from '../protocol/config';
 import { EngineError } from './errors';
 
-export const SUPPORTED_FORMAT_VERSION = 2;
+export const SUPPORTED_FORMAT_VERSION = 3;
 
 export interface ExportManifest {
-  format_version: 2;
+  format_version: 3;
   method: MethodName;
   base_model: string;
   dtype: 'float32' | 'float16';

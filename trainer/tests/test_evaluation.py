@@ -1,6 +1,5 @@
 """End-of-run and on-demand evaluation (evaluation.py): scores, the base model view, and a real prefix-tuning run whose
 greedy answers agree with its ONNX export's."""
-import json
 
 import pytest
 import torch
@@ -60,30 +59,17 @@ def test_base_view_swaps_the_pretraining_biases_back_for_bitfit(model):
 
 def ort_greedy(export_dir, prompt_ids: list[int], eos_id: int, max_new_tokens: int) -> list[int]:
     """Greedy decoding through the exported graph with onnxruntime (the path the completion engine serves)."""
-    import numpy as np
-    import onnxruntime as ort
-    from safetensors.numpy import load_file
+    from bloom_peft.testing.parity import OrtDecoder
 
-    from bloom_peft.export import past_names, present_names
-
-    manifest = json.loads((export_dir / "manifest.json").read_text())
-    names = past_names(manifest["num_layers"])
-    session = ort.InferenceSession(str(export_dir / "model.onnx"), providers=["CPUExecutionProvider"])
-    if manifest["files"]["prefix_kv"]:
-        stored = load_file(str(export_dir / manifest["files"]["prefix_kv"]))
-        past = [stored[n] for n in names]
-    else:
-        past = [np.zeros((1, manifest["num_heads"], 0, manifest["head_dim"]), np.float32) for _ in names]
-    out, step, total = [], np.array([prompt_ids], np.int64), past[0].shape[2] + len(prompt_ids)
+    decoder = OrtDecoder(export_dir)
+    logits, past = decoder.step([prompt_ids], decoder.initial_past())
+    out: list[int] = []
     for _ in range(max_new_tokens):
-        result = session.run(["logits"] + present_names(manifest["num_layers"]),
-                             {"input_ids": step, "attention_mask": np.ones((1, total), np.int64),
-                              "logits_to_keep": np.array(1, np.int64), **dict(zip(names, past))})
-        token = int(result[0][0, -1].argmax())
+        token = int(logits[0, -1].argmax())
         if token == eos_id:
             break
         out.append(token)
-        past, step, total = result[1:], np.array([[token]], np.int64), total + 1
+        logits, past = decoder.step([[token]], past)
     return out
 
 

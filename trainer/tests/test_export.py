@@ -80,7 +80,7 @@ def test_prefill_logits_match_pytorch(exported, variant):
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_decode_with_past_matches_pytorch(exported, variant):
-    """Prefill, then feed tokens with the present KV: in chunks (the engine's KV reuse) and one at a time."""
+    """Prefill, then feed tokens after the grown past: in chunks (the engine's KV reuse) and one at a time."""
     e = exported(variant)
     ref = torch_logits(e.model, e.ids)
     split = len(e.ids) - 4
@@ -108,22 +108,6 @@ def test_adapter_changes_the_model(exported, base_logits, variant):
     assert max_diff(e.decoder.logits(e.ids), base_logits) > 1e-2
 
 
-@pytest.mark.parametrize("variant", ["lora", "prefix_tuning"])
-def test_padded_batch_matches_single_rows(exported, variant):
-    """Dynamic batch: a left-padded batch of two prompts gives each row's own last-position logits."""
-    e = exported(variant)
-    short = e.tokenizer("Human: hi\n\nAssistant: ")["input_ids"]
-    rows = [e.ids, short]
-    width = max(map(len, rows))
-    pad = e.decoder.manifest["pad_token_id"]
-    p = e.decoder.manifest["prefix_length"]
-    ids = np.array([[pad] * (width - len(r)) + r for r in rows], np.int64)
-    mask = np.array([[1] * p + [0] * (width - len(r)) + [1] * len(r) for r in rows], np.int64)
-    logits, _ = e.decoder.step(ids, e.decoder.initial_past(2), attention_mask=mask)
-    for i, r in enumerate(rows):
-        assert max_diff(logits[i, -1], torch_logits(e.model, r)[-1]) <= FP32_TOL
-
-
 # ------------------------------------------------------------------------------------------------ the export folder
 
 
@@ -132,7 +116,7 @@ def test_manifest_and_files_follow_the_contract(exported, variant, base_dir):
     e = exported(variant)
     m = json.loads((e.export / "manifest.json").read_text())
     cfg = json.loads((Path(base_dir) / "config.json").read_text())
-    assert m["format_version"] == 2 and m["method"] == VARIANTS[variant]["name"]
+    assert m["format_version"] == 3 and m["method"] == VARIANTS[variant]["name"]
     assert m["base_model"] == str(base_dir)
     assert (m["dtype"], m["quantization"]) == ("float32", "none")
     assert (m["num_layers"], m["num_heads"], m["hidden_size"], m["vocab_size"]) == (
@@ -170,53 +154,43 @@ def test_onnx_signature_is_the_contract(exported):
     outputs = {v.name: (v.type.tensor_type.elem_type, dims(v)) for v in graph.output}
     i64, f32 = onnx.TensorProto.INT64, onnx.TensorProto.FLOAT
     assert list(inputs) == E.input_names(m["num_layers"]) and list(outputs) == E.output_names(m["num_layers"])
-    assert inputs["input_ids"] == (i64, ["batch", "seq"])
-    assert inputs["attention_mask"] == (i64, ["batch", "total_seq"])
-    assert inputs["past_key_values.0.key"] == (f32, ["batch", m["num_heads"], "past_seq", m["head_dim"]])
-    assert inputs["logits_to_keep"] == (i64, [])
-    assert outputs["logits"] == (f32, ["batch", "logits_seq", m["vocab_size"]])
-    assert outputs["present.1.value"] == (f32, ["batch", m["num_heads"], "total_seq", m["head_dim"]])
-    assert outputs["new_key_values.1.value"] == (f32, ["batch", m["num_heads"], "seq", m["head_dim"]])
+    assert inputs["input_ids"] == (i64, [1, "seq"])
+    assert inputs["past_key_values.0.key"] == (f32, [1, m["num_heads"], "past_slots", m["head_dim"]])
+    assert inputs["past_length"] == (i64, []) and inputs["logits_to_keep"] == (i64, [])
+    assert outputs["logits"] == (f32, [1, "logits_seq", m["vocab_size"]])
+    assert outputs["new_key_values.1.value"] == (f32, [1, m["num_heads"], "seq", m["head_dim"]])
     # one vocabulary matrix (embeddings and lm_head share it), not a folded transposed copy
     vocab_sized = [t for t in graph.initializer if m["vocab_size"] in t.dims and m["hidden_size"] in t.dims]
     assert len(vocab_sized) == 1
 
 
 @pytest.mark.parametrize("variant", ["lora", "prefix_tuning"])
-def test_slotted_cache_matches_present(exported, variant):
-    """The TS engine's fast path (docs/export.md, "Slotted cache"): a fixed-capacity past whose unused slots are
-    masked with zeros, and only new_key_values fetched and written into the next free slots. Its logits and greedy
-    tokens must equal the plain path (present fed back as the past)."""
+def test_slotted_cache_matches_packed(exported, variant):
+    """The TS engine's path (docs/export.md, "Slotted cache"): past arrays with free slots after past_length, only
+    new_key_values fetched and written into the next free slots. The free slots hold NaN: a graph that read them at
+    all (even masked) would return NaN. Logits and greedy tokens must equal the packed path."""
     e = exported(variant)
     d, m = e.decoder, e.decoder.manifest
-    layers = m["num_layers"]
-    new = E.new_kv_names(layers)
     prefix = d.initial_past()
     p, cap, steps = prefix[0].shape[2], prefix[0].shape[2] + len(e.ids) + 9, 8
-    # garbage in the free slots: masking, not zeros, must make them invisible
-    slots = [np.concatenate([t, np.full((1, m["num_heads"], cap - p, m["head_dim"]), 7.0, t.dtype)], axis=2) for t in prefix]
-    length, plain_past, ids = p, prefix, [e.ids]
+    slots = [np.concatenate([t, np.full((1, m["num_heads"], cap - p, m["head_dim"]), np.nan, t.dtype)], axis=2)
+             for t in prefix]
+    length, packed, ids = p, prefix, [e.ids]
     for _ in range(steps):
         n = len(ids[0])
-        mask = np.zeros((1, cap + n), np.int64)
-        mask[0, :length] = 1
-        mask[0, cap:] = 1
-        out = d.session.run(["logits", *new], {"input_ids": np.array(ids, np.int64), "attention_mask": mask,
-                                               "logits_to_keep": np.array(1, np.int64), **dict(zip(d.names, slots))})
-        ref_logits, plain_past = d.step(ids, plain_past)
-        assert out[0].shape == (1, 1, m["vocab_size"])  # the last position's only
-        assert max_diff(out[0][:, -1], ref_logits[:, -1]) <= 1e-4
-        for slot, fresh, full in zip(slots, out[1:], plain_past):
+        logits, fresh_kv = d.run(ids, slots, length, logits_to_keep=1)
+        ref_logits, packed = d.step(ids, packed)
+        assert logits.shape == (1, 1, m["vocab_size"])  # the last position's only
+        assert max_diff(logits[:, -1], ref_logits[:, -1]) <= 1e-4
+        for slot, fresh, full in zip(slots, fresh_kv, packed):
             assert fresh.shape == (1, m["num_heads"], n, m["head_dim"])
             assert max_diff(fresh, full[:, :, -n:]) <= 1e-5
             slot[:, :, length:length + n] = fresh
         length += n
-        ids = [[int(out[0][0, -1].argmax())]]
+        ids = [[int(logits[0, -1].argmax())]]
     # logits_to_keep k keeps the last k positions; 0 keeps all
     for k, want in ((0, len(e.ids)), (3, 3), (len(e.ids) + 5, len(e.ids))):
-        mask = np.ones((1, p + len(e.ids)), np.int64)
-        out = d.session.run(["logits"], {"input_ids": np.array([e.ids], np.int64), "attention_mask": mask,
-                                         "logits_to_keep": np.array(k, np.int64), **dict(zip(d.names, prefix))})[0]
+        out = d.run([e.ids], prefix, p, logits_to_keep=k)[0]
         full = d.step([e.ids], prefix)[0]
         assert out.shape[1] == want and max_diff(out, full[:, -want:]) <= 1e-4, k
     assert length == p + len(e.ids) + steps - 1 <= cap

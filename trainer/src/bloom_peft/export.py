@@ -23,15 +23,17 @@ from typing import Any
 from .config import Config, ModelSection, parse_model
 from .errors import ConfigError, ModelError, TrainerError
 
-FORMAT_VERSION = 2  # 2: model_data is a list (a cached base + the adapter's changes); older exports are refused
+# 3: batch 1, the past as slots with past_length (no attention_mask, no present); 2: model_data is a list (a cached
+# base + the adapter's changes). Older exports are refused with the hint to export again.
+FORMAT_VERSION = 3
 OPSET = 17
 PROMPT_LEARNING = ("prompt_tuning", "p_tuning", "prefix_tuning")
 MODEL_FILE, DATA_FILE, TOKENIZER_FILE, PREFIX_FILE, MANIFEST_FILE = (
     "model.onnx", "model.onnx.data", "tokenizer.json", "prefix_kv.safetensors", "manifest.json")
 # protobuf cannot hold more than 2 GiB; keep a margin for the graph itself
 EXTERNAL_DATA_BYTES = 1_800_000_000
-# trace with batch 2, 3 new tokens and 2 past tokens: no dimension is 0 or 1, so none is specialised into the graph
-TRACE_BATCH, TRACE_SEQ, TRACE_PAST = 2, 3, 2
+# trace with 3 new tokens after 2 filled of 5 past slots: no dimension is 0 or 1, so none is specialised into the graph
+TRACE_SEQ, TRACE_PAST, TRACE_SLOTS = 3, 2, 5
 # an fp32 export whose ORT logits differ from PyTorch by more than this is broken, not imprecise
 FP32_TOLERANCE = 1e-3
 
@@ -50,34 +52,28 @@ def past_names(num_layers: int) -> list[str]:
 
 
 def input_names(num_layers: int) -> list[str]:
+    # past_length (int64 scalar): how many of the past slots hold positions; the rest are free and never read.
     # logits_to_keep (int64 scalar): 0 = logits of every new position, k = of the last k.
     # A prompt's logits are [seq x vocab]: for bloom-560m the lm_head over them is about half of a prefill's work.
-    return ["input_ids", "attention_mask"] + past_names(num_layers) + ["logits_to_keep"]
-
-
-def present_names(num_layers: int) -> list[str]:
-    return [f"present.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
+    return ["input_ids"] + past_names(num_layers) + ["past_length", "logits_to_keep"]
 
 
 def output_names(num_layers: int) -> list[str]:
-    return ["logits"] + present_names(num_layers) + new_kv_names(num_layers)
+    return ["logits"] + new_kv_names(num_layers)
 
 
 def new_kv_names(num_layers: int) -> list[str]:
-    """The KV of the new positions only (the last `seq` of present): an engine that keeps its own cache fetches these
-    instead of present, so each step copies a few rows out of onnxruntime instead of the whole cache."""
+    """The KV of the new positions only: the caller keeps the cache and writes these into its next free slots, so a
+    step copies a few rows out of onnxruntime instead of the whole cache."""
     return [f"new_key_values.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
 
 
 def _dynamic_axes(num_layers: int) -> dict:
-    axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "total_seq"},
-            "logits": {0: "batch", 1: "logits_seq"}}
+    axes = {"input_ids": {1: "seq"}, "logits": {1: "logits_seq"}}
     for name in past_names(num_layers):
-        axes[name] = {0: "batch", 2: "past_seq"}
-    for name in present_names(num_layers):
-        axes[name] = {0: "batch", 2: "total_seq"}
+        axes[name] = {2: "past_slots"}
     for name in new_kv_names(num_layers):
-        axes[name] = {0: "batch", 2: "seq"}
+        axes[name] = {2: "seq"}
     return axes
 
 
@@ -128,17 +124,66 @@ def reduce_for_serving(model, method: str):
 # the ONNX graph
 
 
-def _decoder_with_past(model):
-    """A module with the contract's flat signature: (input_ids, attention_mask, *past, logits_to_keep) ->
-    (logits, *present, *new)."""
+def alibi_slopes(num_heads: int):
+    """BLOOM's ALiBi slope per head, computed as transformers' build_alibi_tensor does (float32)."""
+    import math
+
     import torch
-    from transformers.cache_utils import DynamicCache
+
+    closest = 2 ** math.floor(math.log2(num_heads))
+    base = torch.full((), 2 ** (-(2 ** -(math.log2(closest) - 3))), dtype=torch.float32)
+    slopes = torch.pow(base, torch.arange(1, 1 + closest, dtype=torch.int32))
+    if closest != num_heads:
+        extra = torch.full((), 2 ** (-(2 ** -(math.log2(2 * closest) - 3))), dtype=torch.float32)
+        remaining = min(closest, num_heads - closest)
+        slopes = torch.cat([slopes, torch.pow(extra, torch.arange(1, 1 + 2 * remaining, 2, dtype=torch.int32))])
+    return slopes
+
+
+def _first_positions():
+    """x[:, :, :n] for a tensor n that stays an input of the graph (a traced slice would freeze n): one ONNX Slice,
+    which copies the n filled positions and never reads the free slots after them."""
+    import torch
+
+    class FirstPositions(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, n):  # noqa: ARG004 - the signature autograd wants
+            return x[:, :, : int(n)]
+
+        @staticmethod
+        def symbolic(g, x, n):
+            axis = g.op("Constant", value_t=torch.tensor([2], dtype=torch.int64))
+            start = g.op("Constant", value_t=torch.tensor([0], dtype=torch.int64))
+            end = g.op("Reshape", n, g.op("Constant", value_t=torch.tensor([1], dtype=torch.int64)))
+            return g.op("Slice", x, start, end, axis)
+
+    return FirstPositions.apply
+
+
+def _decoder_with_past(model):
+    """A module with the contract's flat signature: (input_ids, *past, past_length, logits_to_keep) -> (logits, *new).
+
+    BLOOM's forward written out for batch 1 and a slotted past, instead of tracing transformers' forward: the trace
+    of that one carries the batch, padding masks and cache bookkeeping as ~1,300 shape nodes a step (Shape, Gather,
+    Unsqueeze, Concat, Reshape), attends over every slot it is given and copies the whole past into `present`. Here
+    every reshape has constant dims, the past is cut to past_length before attention (a step costs the same whatever
+    the free capacity), and only the new positions' KV leaves the graph. The arithmetic is transformers' (ALiBi bias
+    added to q.k / sqrt(head_dim), the finfo.min causal mask, softmax in float32, BLOOM's tanh GELU), so the logits
+    match PyTorch's; the parameters are the model's own modules, so export_cache maps them as before."""
+    import torch
+
+    first_positions = _first_positions()
 
     class DecoderWithPast(torch.nn.Module):
         def __init__(self, lm):
             super().__init__()
             self.transformer = lm.transformer
-            self.num_layers = lm.config.n_layer
+            cfg = lm.config
+            self.num_layers, self.num_heads = cfg.n_layer, cfg.n_head
+            self.hidden, self.vocab = cfg.hidden_size, cfg.vocab_size
+            self.head_dim = cfg.hidden_size // cfg.n_head
+            self.post_ln_residual = bool(cfg.apply_residual_connection_post_layernorm)
+            self.register_buffer("alibi_slopes", alibi_slopes(cfg.n_head).view(1, cfg.n_head, 1, 1), persistent=False)
             # BLOOM ties lm_head to the word embeddings. Traced naively, the exporter folds lm_head's transpose into a
             # second copy of the vocabulary matrix (1 GB for bloom-560m); instead keep one [hidden, vocab] matrix and
             # gather the embeddings from its columns (a few columns per step; cheap).
@@ -149,27 +194,53 @@ def _decoder_with_past(model):
             else:
                 self.lm_head = lm.lm_head
 
-        def forward(self, input_ids, attention_mask, *past_and_keep):
-            past, logits_to_keep = past_and_keep[:-1], past_and_keep[-1]
-            cache = DynamicCache(tuple((past[2 * i], past[2 * i + 1]) for i in range(self.num_layers)))
+        def forward(self, input_ids, *past_length_keep):
+            past, past_length, logits_to_keep = past_length_keep[:-2], past_length_keep[-2], past_length_keep[-1]
+            t = self.transformer
+            heads, head_dim = self.num_heads, self.head_dim
+            ids = input_ids.reshape(-1)
             if self.tied:
-                flat = self.vocab_t.index_select(1, input_ids.reshape(-1)).t()
-                embeds = flat.reshape(input_ids.shape[0], input_ids.shape[1], flat.shape[-1])
+                embeds = self.vocab_t.index_select(1, ids).t().unsqueeze(0)
             else:
-                embeds = self.transformer.word_embeddings(input_ids)
-            out = self.transformer(inputs_embeds=embeds, attention_mask=attention_mask, past_key_values=cache,
-                                   use_cache=True, return_dict=True)
-            hidden = out.last_hidden_state
+                embeds = t.word_embeddings(ids).unsqueeze(0)
+            hidden = t.word_embeddings_layernorm(embeds)  # [1, seq, hidden]
+            dtype = hidden.dtype
+            # ALiBi over key positions 0..total-1 (softmax ignores a per-row shift, so the key's position is all that
+            # counts) and the causal mask: new token j sees keys up to past_length + j
+            seq = ids.shape[0]
+            total = past_length + seq
+            keys = torch.arange(total, dtype=torch.int64)
+            queries = torch.arange(seq, dtype=torch.int64) + past_length
+            bias = (self.alibi_slopes * keys.to(torch.float32)).to(dtype)  # [1, heads, 1, total]
+            blocked = keys.unsqueeze(0) > queries.unsqueeze(1)  # [seq, total]
+            bias = bias.masked_fill(blocked, torch.finfo(dtype).min)  # [1, heads, seq, total]
+            scale = 1.0 / (head_dim ** 0.5)
+            new = []
+            for i, block in enumerate(t.h):
+                attn = block.self_attention
+                normed = block.input_layernorm(hidden)
+                residual = normed if self.post_ln_residual else hidden
+                qkv = attn.query_key_value(normed).view(1, -1, heads, 3, head_dim).permute(3, 0, 2, 1, 4)
+                q, k, v = qkv[0], qkv[1], qkv[2]  # [1, heads, seq, head_dim]
+                new += [k, v]
+                k_all = torch.cat([first_positions(past[2 * i], past_length), k], dim=2)
+                v_all = torch.cat([first_positions(past[2 * i + 1], past_length), v], dim=2)
+                scores = torch.matmul(q, k_all.transpose(2, 3)) * scale + bias
+                probs = torch.softmax(scores.float(), dim=-1).to(dtype)
+                context = torch.matmul(probs, v_all).transpose(1, 2).reshape(1, -1, self.hidden)
+                hidden = attn.dense(context) + residual
+                normed = block.post_attention_layernorm(hidden)
+                residual = normed if self.post_ln_residual else hidden
+                mlp = block.mlp
+                hidden = mlp.dense_4h_to_h(mlp.gelu_impl(mlp.dense_h_to_4h(normed))) + residual
+            hidden = t.ln_f(hidden)
             # positions counted from the end (seq-1 ... 0); kept: the last logits_to_keep of them, or all for 0.
             # Tensor arithmetic only: a Python int here would freeze the traced value into the graph.
-            from_end = torch.arange(hidden.shape[1], device=hidden.device).flip(0)
+            from_end = torch.arange(seq).flip(0)
             kept = torch.nonzero((from_end < logits_to_keep) | (logits_to_keep <= 0)).reshape(-1)
             hidden = hidden.index_select(1, kept)
             logits = torch.matmul(hidden, self.vocab_t) if self.tied else self.lm_head(hidden)
-            present = [t for kv in _cache_kv(out.past_key_values) for t in kv]
-            seq = input_ids.shape[1]
-            new = [t[:, :, t.shape[2] - seq:, :] for t in present]
-            return (logits.float(), *present, *new)
+            return (logits.float().reshape(1, -1, self.vocab), *new)
 
     return DecoderWithPast(model).eval()
 
@@ -208,9 +279,8 @@ def export_onnx(model, path: Path, *, fp16: bool = False) -> dict:
     weight_bytes = sum(t.numel() * t.element_size() for k, t in wrapper.state_dict().items()
                        if not (wrapper.tied and k == "transformer.word_embeddings.weight"))
     gen = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, shapes["vocab_size"], (TRACE_BATCH, TRACE_SEQ), generator=gen)
-    mask = torch.ones(TRACE_BATCH, TRACE_PAST + TRACE_SEQ, dtype=torch.long)
-    past = [torch.randn(TRACE_BATCH, heads, TRACE_PAST, head_dim, generator=gen).to(dtype) for _ in range(2 * layers)]
+    ids = torch.randint(0, shapes["vocab_size"], (1, TRACE_SEQ), generator=gen)
+    past = [torch.randn(1, heads, TRACE_SLOTS, head_dim, generator=gen).to(dtype) for _ in range(2 * layers)]
 
     scratch = path.parent / "onnx-scratch"
     shutil.rmtree(scratch, ignore_errors=True)
@@ -218,7 +288,8 @@ def export_onnx(model, path: Path, *, fp16: bool = False) -> dict:
     raw = scratch / MODEL_FILE
     with torch.no_grad(), warnings.catch_warnings(), _shape_inference_without_weights():
         warnings.simplefilter("ignore")  # TracerWarnings about Python-side branches that hold for every shape we serve
-        torch.onnx.export(wrapper, (ids, mask, *past, torch.tensor(0)), str(raw), input_names=input_names(layers),
+        torch.onnx.export(wrapper, (ids, *past, torch.tensor(TRACE_PAST), torch.tensor(0)), str(raw),
+                          input_names=input_names(layers),
                           output_names=output_names(layers), dynamic_axes=_dynamic_axes(layers), opset_version=OPSET,
                           dynamo=False, do_constant_folding=True)
     del wrapper
@@ -233,9 +304,30 @@ def export_onnx(model, path: Path, *, fp16: bool = False) -> dict:
     else:
         os.replace(raw, path)
     shutil.rmtree(scratch, ignore_errors=True)
+    _declare_output_shapes(path, shapes)
     external = (path.parent / data_name).exists()
     onnx.checker.check_model(str(path))  # by path, so a model with external data is checked too
     return {"external_data": data_name if external else None, "weight_bytes": weight_bytes}
+
+
+def _declare_output_shapes(path: Path, shapes: dict) -> None:
+    """The exporter's shape inference loses the static dims of the outputs (batch 1, heads, head_dim, vocab) on the
+    way through the logits_to_keep selection; declare the contract's shapes (the weights stay where they are)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    kv = [1, shapes["num_heads"], "seq", shapes["head_dim"]]
+    for out in proto.graph.output:
+        dims = [1, "logits_seq", shapes["vocab_size"]] if out.name == "logits" else kv
+        shape = out.type.tensor_type.shape
+        del shape.dim[:]
+        for d in dims:
+            dim = shape.dim.add()
+            if isinstance(d, int):
+                dim.dim_value = d
+            else:
+                dim.dim_param = d
+    onnx.save_model(proto, str(path))
 
 
 def _consolidate_external(src: Path, dst: Path, data_name: str) -> None:
@@ -392,7 +484,8 @@ def ort_logits(export_dir: Path, config) -> Any:
     from safetensors.numpy import load_file
 
     shapes = _shapes(config)
-    names = past_names(shapes["num_layers"])
+    layers = shapes["num_layers"]
+    names = past_names(layers)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = min(2, os.cpu_count() or 1)
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting on a shared machine
@@ -404,17 +497,16 @@ def ort_logits(export_dir: Path, config) -> Any:
         past = [stored[n] for n in names]
     else:
         past = [np.zeros((1, shapes["num_heads"], 0, shapes["head_dim"]), np_dtype) for _ in names]
-    p = past[0].shape[2]
     vocab = shapes["vocab_size"]
-    ids = np.array([[min(i, vocab - 1) for i in VERIFY_IDS]], np.int64)
-    fetch = ["logits"] + present_names(shapes["num_layers"])
     every = {"logits_to_keep": np.array(0, np.int64)}
-    prefill = session.run(fetch, {"input_ids": ids, "attention_mask": np.ones((1, p + ids.shape[1]), np.int64),
-                                  **dict(zip(names, past)), **every})
-    step = session.run(fetch, {"input_ids": np.array([[min(VERIFY_NEXT, vocab - 1)]], np.int64),
-                              "attention_mask": np.ones((1, p + ids.shape[1] + 1), np.int64),
-                              **dict(zip(names, prefill[1:])), **every})
-    return np.concatenate([prefill[0], step[0]], axis=1)
+    fetch = ["logits"] + new_kv_names(layers)
+    logits = []
+    for ids in ([min(i, vocab - 1) for i in VERIFY_IDS], [min(VERIFY_NEXT, vocab - 1)]):
+        out = session.run(fetch, {"input_ids": np.array([ids], np.int64), **dict(zip(names, past)),
+                                  "past_length": np.array(past[0].shape[2], np.int64), **every})
+        logits.append(out[0])
+        past = [np.concatenate([p, n], axis=2) for p, n in zip(past, out[1:])]
+    return np.concatenate(logits, axis=1)
 
 
 def build_manifest(*, method: str, base_model: str, config, tokenizer, fp16: bool, quantization: str,

@@ -123,7 +123,15 @@ def _build_entry(base_model, digests: dict[str, str], out: Path, *, fp16: bool, 
     import torch
     from onnx import numpy_helper
 
-    from .export import FP32_TOLERANCE, MODEL_FILE, export_onnx, ort_logits, quantize_int8, reference_logits
+    from .export import (
+        FP32_TOLERANCE,
+        MODEL_FILE,
+        alibi_slopes,
+        export_onnx,
+        ort_logits,
+        quantize_int8,
+        reference_logits,
+    )
 
     dtype = torch.float16 if fp16 else torch.float32
     # the probe: the same architecture (and tying) with distinct values everywhere
@@ -154,6 +162,8 @@ def _build_entry(base_model, digests: dict[str, str], out: Path, *, fp16: bool, 
         if a.ndim == 2:
             transposed[(a.T.shape, head_t(a))] = (names[0], a)
     proto = onnx.load(str(probe_dir / MODEL_FILE), load_external_data=False)
+    # the architecture's own constant: ALiBi slopes depend on the head count only, never on weights
+    slopes = alibi_slopes(base_model.config.n_head).to(dtype).numpy()
     targets: dict[str, list[dict]] = {}
     for init in proto.graph.initializer:
         if init.data_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16):
@@ -168,7 +178,7 @@ def _build_entry(base_model, digests: dict[str, str], out: Path, *, fp16: bool, 
             if hit is not None and np.array_equal(arr, hit[1].T):
                 found = (hit[0], True)
         if found is None:
-            if arr.size > CONSTANT_MAX_ELEMENTS:
+            if arr.size > CONSTANT_MAX_ELEMENTS and not np.array_equal(arr.reshape(-1), slopes):
                 return f"initializer {init.name} {list(arr.shape)} matches no parameter"
             continue
         targets.setdefault(found[0], []).append({"initializer": init.name, "transpose": found[1]})

@@ -83,8 +83,8 @@ def torch_greedy(model, ids: list[int], steps: int) -> list[int]:
 
 
 class OrtDecoder:
-    """The export contract as a tiny engine: the prefix KV (if any) is the initial past, attention_mask covers prefix +
-    past + new tokens, and each step feeds back the present tensors."""
+    """The export contract as a tiny engine: the prefix KV (if any) is the initial past, each step feeds the past with
+    past_length and appends the new positions' KV (new_key_values) to it."""
 
     def __init__(self, export_dir, threads: int = 1):
         import numpy as np
@@ -97,6 +97,7 @@ class OrtDecoder:
         opts.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(self.dir / m["files"]["model"]), opts, providers=["CPUExecutionProvider"])
         self.names = [f"past_key_values.{i}.{kv}" for i in range(m["num_layers"]) for kv in ("key", "value")]
+        self.new_names = [f"new_key_values.{i}.{kv}" for i in range(m["num_layers"]) for kv in ("key", "value")]
         self.dtype = np.float16 if m["dtype"] == "float16" else np.float32
         if m["files"]["prefix_kv"]:
             from safetensors.numpy import load_file
@@ -106,23 +107,24 @@ class OrtDecoder:
         else:
             self.prefix = [np.zeros((1, m["num_heads"], 0, m["head_dim"]), self.dtype) for _ in self.names]
 
-    def initial_past(self, batch: int = 1):
+    def initial_past(self):
+        return list(self.prefix)
+
+    def run(self, ids, slots, past_length: int, logits_to_keep: int = 0):
+        """(logits [1, kept, vocab], new KV) for new tokens `ids` [1, seq] after the first past_length of `slots`."""
         import numpy as np
 
-        return [np.repeat(p, batch, axis=0) for p in self.prefix]
-
-    def step(self, ids, past, attention_mask=None):
-        """(logits [batch, seq, vocab], present) for new tokens `ids` [batch, seq] after `past`."""
-        import numpy as np
-
-        ids = np.asarray(ids, dtype=np.int64)
-        if attention_mask is None:
-            attention_mask = np.ones((ids.shape[0], past[0].shape[2] + ids.shape[1]), np.int64)
-        from ..export import present_names
-
-        out = self.session.run(["logits", *present_names(len(self.names) // 2)], {"input_ids": ids, "attention_mask": np.asarray(attention_mask, np.int64),
-                                                      "logits_to_keep": np.array(0, np.int64), **dict(zip(self.names, past))})
+        out = self.session.run(["logits", *self.new_names], {
+            "input_ids": np.asarray(ids, np.int64), **dict(zip(self.names, slots)),
+            "past_length": np.array(past_length, np.int64), "logits_to_keep": np.array(logits_to_keep, np.int64)})
         return out[0], out[1:]
+
+    def step(self, ids, past):
+        """(logits [1, seq, vocab], past + the new positions) for new tokens `ids` [1, seq] after `past`."""
+        import numpy as np
+
+        logits, new = self.run(ids, past, past[0].shape[2])
+        return logits, [np.concatenate([p, n], axis=2) for p, n in zip(past, new)]
 
     def logits(self, ids: list[int]):
         return self.step([ids], self.initial_past())[0][0]
