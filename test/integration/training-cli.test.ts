@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import type { TrainerEvent } from '../../src/protocol';
 import { waitGroupGone } from '../../src/training/processes';
 import { TrainingError } from '../../src/training/types';
-import { ENV, newService, ROOT, tempDir, tinyConfig, TRAIN_FILE } from './training-fixture';
+import { ENV, newService, ROOT, tempDir, tinyConfig, TRAIN_FILE, withFaults } from './training-fixture';
 
 // absolute: the CLI runs with another cwd, where a bare 'tsx' would not resolve
 const TSX = pathToFileURL(require.resolve('tsx')).href;
@@ -40,7 +40,7 @@ test('CLI train is followed by another service, stopped by `bloom-peft stop`, re
   config.data.train_file = 'data/train.jsonl';
   fs.writeFileSync(path.join(work, 'cfg', 'demo.json'), JSON.stringify(config, null, 2));
 
-  const train = cli(['train', '--config', 'cfg/demo.json', '--runs-dir', runs, '--name', 'cli'], { ...ENV, BLOOM_PEFT_TEST_STEP_DELAY: '1' }, work);
+  const train = cli(['train', '--config', 'cfg/demo.json', '--runs-dir', runs, '--name', 'cli'], withFaults({ step_delay: 1 }), work);
 
   // a second "window": finds the run through run.json and follows its events.jsonl
   const watcher = newService(runs);

@@ -13,6 +13,16 @@ export const TRAIN_FILE = path.join(ROOT, 'examples', 'code-tasks', 'train.jsonl
 /** at most 2 torch threads per trainer (CI has 2 cores) */
 export const ENV: NodeJS.ProcessEnv = { ...process.env, TORCH_NUM_THREADS: '2', OMP_NUM_THREADS: '2', TOKENIZERS_PARALLELISM: 'false' };
 
+/**
+ * `env` with faults injected into every trainer it starts, through the trainer's one fault seam
+ * (trainer/src/bloom_peft/testing/faults.py: trainer/tests/fault_site on PYTHONPATH, the faults in
+ * BLOOM_PEFT_TEST_FAULTS), e.g. `{ step_delay: 0.5 }` for a steady pace a test can act in.
+ */
+export function withFaults(faults: Record<string, number>, env: NodeJS.ProcessEnv = ENV): NodeJS.ProcessEnv {
+  const site = path.join(ROOT, 'trainer', 'tests', 'fault_site');
+  return { ...env, PYTHONPATH: env.PYTHONPATH ? `${site}${path.delimiter}${env.PYTHONPATH}` : site, BLOOM_PEFT_TEST_FAULTS: JSON.stringify(faults) };
+}
+
 /** The embedded model (models/bloom-tiny, "embedded" in a config): what a user's first run trains. */
 export function baseModel(): string {
   if (!fs.existsSync(path.join(ROOT, 'models', 'bloom-tiny', 'model.safetensors'))) throw new Error('models/bloom-tiny is missing (scripts/make_model.py makes it)');

@@ -15,11 +15,11 @@ import { isAlive, processStartToken, waitGroupGone } from '../../src/training/pr
 import { newestCheckpoint, RunStore } from '../../src/training/runStore';
 import { TrainingService } from '../../src/training/service';
 import { TrainingError, type RunEnd } from '../../src/training/types';
-import { ENV, PYTHON, ROOT, tempDir, tinyConfig } from './training-fixture';
+import { ENV, PYTHON, ROOT, tempDir, tinyConfig, withFaults } from './training-fixture';
 
 const TSX = pathToFileURL(require.resolve('tsx')).href;
 const SUPERVISOR = { command: process.execPath, args: ['--import', TSX, path.join(ROOT, 'src', 'training', 'runSupervisorMain.ts')] };
-const SLOW = { ...ENV, BLOOM_PEFT_TEST_STEP_DELAY: '0.5' };
+const SLOW = withFaults({ step_delay: 0.5 });
 
 const pids = new Set<number>();
 const runsDirs = new Set<string>();

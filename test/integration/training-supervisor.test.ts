@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { groupMembers, isAlive, waitGroupGone } from '../../src/training/processes';
 import { after } from 'node:test';
-import { ENV, newService as makeService, recorder, tempDir, tinyConfig } from './training-fixture';
+import { newService as makeService, recorder, tempDir, tinyConfig, withFaults } from './training-fixture';
 
 // whatever a failed assertion leaves running is killed at the end
 const services: ReturnType<typeof makeService>[] = [];
@@ -70,7 +70,7 @@ test('start -> events -> done: every event persisted, run listed as completed, n
 test('graceful stop lands within the deadline, kills the DataLoader workers too, and the run resumes to the end', T, async () => {
   const runs = tempDir('runs');
   // a steady pace (test hook: sleep per step) and a DataLoader worker process in the tree
-  const service = newService(runs, { ...ENV, BLOOM_PEFT_TEST_STEP_DELAY: '0.5' }, 20_000);
+  const service = newService(runs, withFaults({ step_delay: 0.5 }), 20_000);
   const rec = recorder(service);
   const ended = rec.ended();
   const info = await service.start(tinyConfig({ training: { max_steps: 10, save_every: 0, num_workers: 1 } }));
@@ -118,7 +118,7 @@ test('graceful stop lands within the deadline, kills the DataLoader workers too,
 
 test('kill -9 of the trainer: reported as failed with exit signal and stderr tail, persisted, orphans killed', T, async () => {
   const runs = tempDir('runs');
-  const service = newService(runs, { ...ENV, BLOOM_PEFT_TEST_STEP_DELAY: '0.5' });
+  const service = newService(runs, withFaults({ step_delay: 0.5 }));
   const rec = recorder(service);
   const ended = rec.ended();
   const info = await service.start(tinyConfig({ training: { max_steps: 50, num_workers: 1 } }));
@@ -147,7 +147,7 @@ test('kill -9 of the trainer: reported as failed with exit signal and stderr tai
 
 test('deactivate kills the process tree synchronously; the run is listed as interrupted and resumable', T, async () => {
   const runs = tempDir('runs');
-  const service = newService(runs, { ...ENV, BLOOM_PEFT_TEST_STEP_DELAY: '0.5' });
+  const service = newService(runs, withFaults({ step_delay: 0.5 }));
   const rec = recorder(service);
   const info = await service.start(tinyConfig({ training: { max_steps: 50, num_workers: 1 } }));
   await rec.waitFor(e => e.type === 'progress');

@@ -24,7 +24,7 @@ def test_two_process_ddp_run_stops_resumes_and_learns(model, tmp_path):
     write_config(run, config)
     env = {"OMP_NUM_THREADS": "1", "TORCH_NUM_THREADS": "1"}
 
-    first = TrainerProcess("train", run, env={**env, "BLOOM_PEFT_TEST_STEP_DELAY": "0.3"})
+    first = TrainerProcess("train", run, env=env, faults={"step_delay": 0.3})
     first.wait_step(3)
     first.stop()  # the launcher turns it into EOF on both workers' stdin
     assert first.finish() == 0, first.stderr_tail()

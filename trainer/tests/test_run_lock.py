@@ -22,7 +22,7 @@ def holder(run) -> dict:
 def test_second_trainer_refused_while_a_run_trains(model, tmp_path):
     run = tmp_path / "run"
     write_config(run, make_config(model, "lora", training={"max_steps": 1000, "save_every": 2}))
-    first = TrainerProcess("train", run, env={"BLOOM_PEFT_TEST_STEP_DELAY": "0.1"})
+    first = TrainerProcess("train", run, faults={"step_delay": 0.1})
     try:
         first.wait_for(lambda e: e["type"] == "checkpoint")
         assert holder(run)["pid"] == first.proc.pid and holder(run)["command"] == "train"
@@ -54,8 +54,8 @@ def test_concurrent_resumes_one_refuses(model, tmp_path):
     assert rc == 0, p.stderr_tail()
     (run / "config.json").write_text(json.dumps(make_config(model, "lora", training={"max_steps": 400, "save_every": 2})))
     # both start at once; whichever takes the lock first trains, the other refuses before touching anything
-    a = TrainerProcess("resume", run, env={"BLOOM_PEFT_TEST_STEP_DELAY": "0.1"})
-    b = TrainerProcess("resume", run, env={"BLOOM_PEFT_TEST_STEP_DELAY": "0.1"})
+    a = TrainerProcess("resume", run, faults={"step_delay": 0.1})
+    b = TrainerProcess("resume", run, faults={"step_delay": 0.1})
     try:
         first_event = {}
         for proc in (a, b):
@@ -80,7 +80,7 @@ def test_concurrent_resumes_one_refuses(model, tmp_path):
 def test_lock_of_a_killed_trainer_is_not_held(model, tmp_path):
     run = tmp_path / "run"
     write_config(run, make_config(model, "lora", training={"max_steps": 1000, "save_every": 2}))
-    p = TrainerProcess("train", run, env={"BLOOM_PEFT_TEST_STEP_DELAY": "0.1"})
+    p = TrainerProcess("train", run, faults={"step_delay": 0.1})
     p.wait_for(lambda e: e["type"] == "checkpoint")
     os.kill(p.proc.pid, signal.SIGKILL)
     p.finish()

@@ -17,7 +17,7 @@ def model(tmp_path_factory):
 def test_graceful_stop(model, tmp_path, how):
     run = tmp_path / "run"
     write_config(run, make_config(model, "lora", training={"max_steps": 1000, "save_every": 0}))
-    p = TrainerProcess("train", run, env={"BLOOM_PEFT_TEST_STEP_DELAY": "0.1"})
+    p = TrainerProcess("train", run, faults={"step_delay": 0.1})
     p.wait_step(2)
     if how == "stop_line":
         p.send("not json, ignored\n")

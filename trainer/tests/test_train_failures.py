@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 
+from bloom_peft.testing.faults import InjectedFaults
 from train_harness import checkpoint_steps, make_config, model_name, run_in_process, run_trainer, write_config
 
 
@@ -48,7 +49,7 @@ def only_error(events) -> dict:
 def test_nan_loss_stops_with_exit_3_and_keeps_the_last_checkpoint(model, tmp_path):
     run = tmp_path / "run"
     write_config(run, make_config(model, "lora", training={"max_steps": 20, "save_every": 3}))
-    rc, events = run_in_process("train", run, env={"BLOOM_PEFT_TEST_NAN_AT_STEP": "5"})
+    rc, events = run_in_process("train", run, faults=InjectedFaults(nan_at_step=5))
     assert rc == 3
     error = only_error(events)
     assert error["code"] == "nan_loss" and error["step"] == 5 and "step 5" in error["message"] and error["hint"]
@@ -58,10 +59,20 @@ def test_nan_loss_stops_with_exit_3_and_keeps_the_last_checkpoint(model, tmp_pat
     assert not (run / "adapter").exists()
 
 
+def test_a_full_disk_while_checkpointing_is_disk_full_and_keeps_the_complete_checkpoints(model, tmp_path):
+    run = tmp_path / "run"
+    write_config(run, make_config(model, "lora", training={"max_steps": 6, "save_every": 2}))
+    rc, events = run_in_process("train", run, faults=InjectedFaults(disk_full_at_checkpoint=4))
+    assert rc == 2
+    error = only_error(events)
+    assert error["code"] == "disk_full" and ".tmp-step-4-" in error["file"] and error["hint"]
+    assert checkpoint_steps(run) == [2]
+
+
 def test_cuda_oom_halves_the_micro_batch_and_keeps_the_effective_batch(model, tmp_path):
     run = tmp_path / "run"
     write_config(run, make_config(model, "lora", training={"max_steps": 3, "batch_size": 8}))
-    rc, events = run_in_process("train", run, env={"BLOOM_PEFT_TEST_OOM_FROM_ROWS": "3"})
+    rc, events = run_in_process("train", run, faults=InjectedFaults(oom_from_rows=3))
     assert rc == 0
     warnings = [e for e in events if e["type"] == "warning" and e.get("code") == "oom_retry"]
     assert len(warnings) == 2  # 8 -> 4 -> 2 rows per forward pass
@@ -76,7 +87,7 @@ def test_cuda_oom_halves_the_micro_batch_and_keeps_the_effective_batch(model, tm
 def test_cuda_oom_at_micro_batch_1_is_an_error_with_a_hint(model, tmp_path):
     run = tmp_path / "run"
     write_config(run, make_config(model, "lora", training={"max_steps": 3, "batch_size": 2}))
-    rc, events = run_in_process("train", run, env={"BLOOM_PEFT_TEST_OOM_FROM_ROWS": "1"})
+    rc, events = run_in_process("train", run, faults=InjectedFaults(oom_from_rows=1))
     assert rc == 2
     error = only_error(events)
     assert error["code"] == "out_of_memory" and error["step"] == 1 and "max_length" in error["hint"]

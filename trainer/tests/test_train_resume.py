@@ -46,7 +46,7 @@ def _losses(*processes) -> dict:
 def test_stop_then_resume_continues_the_same_curve(config, reference, tmp_path):
     run = tmp_path / "run"
     write_config(run, config)
-    first = TrainerProcess("train", run, env={"BLOOM_PEFT_TEST_STEP_DELAY": "0.3"})
+    first = TrainerProcess("train", run, faults={"step_delay": 0.3})
     first.wait_step(5)
     first.stop()
     assert first.finish() == 0
@@ -74,14 +74,14 @@ def test_sigkill_mid_run_and_mid_checkpoint_then_resume(config, reference, tmp_p
     ckpt_root = run / "checkpoints"
 
     # 1. killed mid-run, just after the first checkpoint
-    p1 = TrainerProcess("train", run, env={"BLOOM_PEFT_TEST_STEP_DELAY": "0.3"})
+    p1 = TrainerProcess("train", run, faults={"step_delay": 0.3})
     p1.wait_for(lambda e: e["type"] == "checkpoint" and e["step"] == SAVE_EVERY)
     p1.wait_step(SAVE_EVERY + 1)
     p1.kill()
     assert checkpoint_steps(run) == [SAVE_EVERY]
 
     # 2. resumed, then killed while the next checkpoint is half written
-    p2 = TrainerProcess("resume", run, env={"BLOOM_PEFT_TEST_SLOW_CHECKPOINT": "1.5"})
+    p2 = TrainerProcess("resume", run, faults={"slow_checkpoint": 1.5})
     deadline = time.time() + 240
     while not any(p.name.startswith(".tmp-step-8") and len(list(p.iterdir())) >= 2 for p in ckpt_root.iterdir()):
         assert time.time() < deadline and p2.proc.poll() is None, p2.stderr_tail()
@@ -122,7 +122,7 @@ def test_sigterm_twice_exits_at_once(config, tmp_path):
     """The first SIGTERM asks for a graceful stop; a second one (an impatient parent) ends the process."""
     run = tmp_path / "run"
     write_config(run, {**config, "training": {**config["training"], "max_steps": 500}})
-    p = TrainerProcess("train", run, env={"BLOOM_PEFT_TEST_STEP_DELAY": "0.2", "BLOOM_PEFT_TEST_SLOW_CHECKPOINT": "5"})
+    p = TrainerProcess("train", run, faults={"step_delay": 0.2, "slow_checkpoint": 5})
     p.wait_step(1)
     p.signal(signal.SIGTERM)
     deadline = time.time() + 60

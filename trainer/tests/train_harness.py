@@ -15,6 +15,7 @@ import jsonschema
 from bloom_peft.paths import EMBEDDED_MODEL_DIR, EVENTS_SCHEMA, PROJECT_ROOT
 
 TRAINER_SRC = PROJECT_ROOT / "trainer" / "src"
+FAULT_SITE = Path(__file__).resolve().parent / "fault_site"  # its sitecustomize installs a process's faults
 CODE_TASKS = PROJECT_ROOT / "examples" / "code-tasks"
 EVENT_VALIDATOR = jsonschema.Draft7Validator(json.loads(EVENTS_SCHEMA.read_text()))
 TIMEOUT = float(os.environ.get("BLOOM_PEFT_TEST_TIMEOUT", "240"))  # generous: CI machines are shared
@@ -57,9 +58,10 @@ def write_config(run_dir: Path, config: dict) -> Path:
 
 
 class TrainerProcess:
-    """`python -m bloom_peft <command> --run-dir DIR`, with stdin as a pipe (the host's control channel)."""
+    """`python -m bloom_peft <command> --run-dir DIR`, with stdin as a pipe (the host's control channel). `faults`:
+    what bloom_peft.testing.faults.InjectedFaults injects into that process (e.g. {"step_delay": 0.3})."""
 
-    def __init__(self, command: str, run_dir: Path, *extra: str, env: dict | None = None):
+    def __init__(self, command: str, run_dir: Path, *extra: str, env: dict | None = None, faults: dict | None = None):
         self.run_dir = Path(run_dir)
         self.events: list[dict] = []
         self.bad_lines: list[str] = []
@@ -68,6 +70,8 @@ class TrainerProcess:
         full_env.update({"PYTHONPATH": str(TRAINER_SRC), "TORCH_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                          "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
         full_env.update(env or {})
+        if faults:
+            full_env.update(fault_env(faults, full_env["PYTHONPATH"]))
         self.stderr_path = self.run_dir.parent / f"{self.run_dir.name}.{command}.{int(time.time() * 1000)}.stderr"
         self.stderr_path.parent.mkdir(parents=True, exist_ok=True)
         self._stderr = open(self.stderr_path, "wb")
@@ -157,6 +161,13 @@ class TrainerProcess:
         return rc
 
 
+def fault_env(faults: dict, pythonpath: str) -> dict:
+    """The environment that makes a trainer process inject `faults` (trainer/tests/fault_site/sitecustomize.py)."""
+    from bloom_peft.testing.faults import ENV
+
+    return {"PYTHONPATH": os.pathsep.join([str(FAULT_SITE), pythonpath]), ENV: json.dumps(faults)}
+
+
 def run_trainer(command: str, run_dir: Path, *extra: str, env: dict | None = None, timeout: float = TIMEOUT):
     """Run to the end; returns (exit code, events, process)."""
     p = TrainerProcess(command, run_dir, *extra, env=env)
@@ -164,31 +175,24 @@ def run_trainer(command: str, run_dir: Path, *extra: str, env: dict | None = Non
     return rc, p.events, p
 
 
-def run_in_process(command: str, run_dir: Path, config: str | None = None, env: dict | None = None):
+def run_in_process(command: str, run_dir: Path, config: str | None = None, faults=None):
     """train/resume in this process (train.run_with: the same error contract and exit codes as the CLI) with an
     in-memory protocol channel: spares an interpreter start-up (most of a short run's time). Returns (rc, events),
-    every event validated against the schema. Signals, stdout discipline and kills need TrainerProcess."""
+    every event validated against the schema. `faults`: a bloom_peft.faults.Faults to inject. Signals, stdout
+    discipline and kills need TrainerProcess."""
     import argparse
     import io
 
     import torch
 
+    from bloom_peft.faults import NO_FAULTS
     from bloom_peft.protocol import EventEmitter
     from bloom_peft.train import StopRequest, run_with
 
     torch.set_num_threads(1)
-    saved = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
-    try:
-        stream = io.StringIO()
-        rc = run_with(argparse.Namespace(command=command, run_dir=str(run_dir), config=config),
-                      EventEmitter(stream), StopRequest())
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    stream = io.StringIO()
+    rc = run_with(argparse.Namespace(command=command, run_dir=str(run_dir), config=config),
+                  EventEmitter(stream), StopRequest(), faults or NO_FAULTS)
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
     for e in events:
         assert not list(EVENT_VALIDATOR.iter_errors(e)), e

@@ -10,8 +10,8 @@ optimizer.safetensors + optimizer.json (optimizer state tensors / param groups a
 scaler.json (fp16 only), rng.safetensors + rng.json (torch/cuda generator states; python and numpy states),
 trainer_state.json (step, epoch, position in the epoch, micro-batch after OOM halving, eval history, ...).
 
-Test hook: BLOOM_PEFT_TEST_SLOW_CHECKPOINT=SECONDS sleeps after each file, widening the window in which a test can
-SIGKILL the trainer mid-checkpoint.
+`save_checkpoint(..., faults=)` calls the fault seam after each file (bloom_peft.faults: tests slow the write down to
+SIGKILL the trainer mid-checkpoint, or fill the disk).
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ import shutil
 import time
 from pathlib import Path
 from typing import Any, cast
+
+from .faults import NO_FAULTS, Faults
 
 CHECKPOINTS_DIR = "checkpoints"
 MARKER = "COMPLETE"
@@ -49,30 +51,23 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _slow_hook() -> None:
-    delay = float(os.environ.get("BLOOM_PEFT_TEST_SLOW_CHECKPOINT", "0") or 0)
-    if delay > 0:
-        time.sleep(delay)
-
-
 def _write_bytes(path: Path, data: bytes) -> None:
     with open(path, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    _slow_hook()
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    _write_bytes(path, (json.dumps(obj, indent=1, allow_nan=True) + "\n").encode("utf-8"))
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=1, allow_nan=True) + "\n").encode("utf-8")
 
 
-def _write_tensors(path: Path, tensors: dict, metadata: dict | None = None) -> None:
+def _tensor_bytes(tensors: dict, metadata: dict | None = None) -> bytes:
     from safetensors.torch import save
 
     # safetensors refuses shared or strided storage: give it contiguous CPU copies
     data = {k: t.detach().to("cpu").contiguous().clone() for k, t in tensors.items()}
-    _write_bytes(path, save(data, metadata={k: str(v) for k, v in (metadata or {}).items()}))
+    return save(data, metadata={k: str(v) for k, v in (metadata or {}).items()})
 
 
 def _split_optimizer_state(state_dict: dict) -> tuple[dict, dict]:
@@ -132,7 +127,7 @@ def restore_rng(tensors: dict, meta: dict) -> None:
 
 
 def save_checkpoint(run_dir, step: int, *, weights: dict, optimizer_state: dict, scheduler_state: dict | None,
-                    scaler_state: dict | None, trainer_state: dict) -> Path:
+                    scaler_state: dict | None, trainer_state: dict, faults: Faults = NO_FAULTS) -> Path:
     """Write checkpoints/step-<step>/ atomically and return its path (an existing complete one is kept as is)."""
     root = checkpoints_dir(run_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -144,19 +139,23 @@ def save_checkpoint(run_dir, step: int, *, weights: dict, optimizer_state: dict,
         shutil.rmtree(tmp)
     tmp.mkdir()
 
-    _write_tensors(tmp / "trainable.safetensors", weights, {"step": step})
+    def write(name: str, data: bytes) -> None:
+        _write_bytes(tmp / name, data)
+        faults.checkpoint_file_written(tmp / name)
+
+    write("trainable.safetensors", _tensor_bytes(weights, {"step": step}))
     opt_tensors, opt_meta = _split_optimizer_state(optimizer_state)
-    _write_tensors(tmp / "optimizer.safetensors", opt_tensors)
-    _write_json(tmp / "optimizer.json", opt_meta)
-    _write_json(tmp / "scheduler.json", scheduler_state)
+    write("optimizer.safetensors", _tensor_bytes(opt_tensors))
+    write("optimizer.json", _json_bytes(opt_meta))
+    write("scheduler.json", _json_bytes(scheduler_state))
     if scaler_state is not None:
-        _write_json(tmp / "scaler.json", scaler_state)
+        write("scaler.json", _json_bytes(scaler_state))
     rng_tensors, rng_meta = capture_rng()
-    _write_tensors(tmp / "rng.safetensors", rng_tensors)
-    _write_json(tmp / "rng.json", rng_meta)
-    _write_json(tmp / "trainer_state.json", {**trainer_state, "step": step})
+    write("rng.safetensors", _tensor_bytes(rng_tensors))
+    write("rng.json", _json_bytes(rng_meta))
+    write("trainer_state.json", _json_bytes({**trainer_state, "step": step}))
     files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
-    _write_json(tmp / MARKER, {"step": step, "files": files, "time": time.time()})  # last: the checkpoint is whole
+    _write_bytes(tmp / MARKER, _json_bytes({"step": step, "files": files, "time": time.time()}))  # last: now whole
     _fsync_dir(tmp)
 
     if final.exists():  # a step-N without a valid marker: leftover of something else, never a good checkpoint

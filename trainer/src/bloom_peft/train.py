@@ -7,13 +7,8 @@ NaN check, clip, step, log, eval, checkpoint, stop) -> final checkpoint, adapter
 Exit codes (docs/contracts.md): 0 ok (also after a graceful stop), 1 internal error, 2 bad input (config, data,
 model, out of memory at micro-batch 1), 3 NaN/inf loss or gradient.
 
-Test hooks (environment variables, used by trainer/tests; harmless when unset):
-  BLOOM_PEFT_TEST_SLOW_CHECKPOINT=S  sleep S seconds after each checkpoint file (checkpoint.py)
-  BLOOM_PEFT_TEST_STEP_DELAY=S       sleep S seconds per optimizer step (gives stop/kill tests a steady pace)
-  BLOOM_PEFT_TEST_NAN_AT_STEP=N      make the loss of step N NaN
-  BLOOM_PEFT_TEST_OOM_FROM_ROWS=N    raise CUDA out-of-memory for every micro-batch of N rows or more
-Other knobs: BLOOM_PEFT_IGNORE_STDIN=1 (headless runs under nohup: stdin EOF does not stop the run),
-TORCH_NUM_THREADS=N (CPU threads per process), BLOOM_PEFT_PYTHON_GELU=1 (keep BLOOM's Python GELU).
+Knobs: BLOOM_PEFT_IGNORE_STDIN=1 (headless runs under nohup: stdin EOF does not stop the run), TORCH_NUM_THREADS=N
+(CPU threads per process). Tests inject faults through the one seam, bloom_peft.faults.
 """
 from __future__ import annotations
 
@@ -35,6 +30,7 @@ from typing import Any
 from . import checkpoint as ckpt
 from .config import Config, MethodOptions, TrainingSection, load_config
 from .errors import ConfigError, DataError, TrainerError
+from .faults import NO_FAULTS, Faults
 from .log import log, routed_to
 from .protocol import EventEmitter, claim_stdout, reroute_dead_stderr
 from .runlock import RunLock
@@ -180,7 +176,9 @@ def run(args) -> int:
         emitter.fallback_path = Path(args.run_dir) / "events.jsonl"
         stop.log_path = Path(args.run_dir) / "trainer.log"
     stop.install()
-    rc = run_with(args, emitter, stop)
+    from . import faults as fault_seam  # read now: a test's sitecustomize may have replaced `active`
+
+    rc = run_with(args, emitter, stop, fault_seam.active)
     if stop.reason == "stdin closed":
         # the owner is gone (or closed the pipe after `done`) and every output is written: skip the interpreter's
         # teardown (torch finalizers, seconds on a loaded CPU) so a trainer whose owner was killed ends promptly
@@ -190,12 +188,12 @@ def run(args) -> int:
     return rc
 
 
-def run_with(args, emitter: EventEmitter, stop: StopRequest) -> int:
+def run_with(args, emitter: EventEmitter, stop: StopRequest, faults: Faults = NO_FAULTS) -> int:
     """train/resume under the error contract: TrainerError -> its error event and exit code; anything else ->
     `internal` and 1 (traceback on stderr). The tests call this in-process with an in-memory channel."""
     try:
         with routed_to(emitter):  # log() messages are this run's log events
-            return train(args, emitter, stop)
+            return train(args, emitter, stop, faults)
     except TrainerError as e:
         emitter.emit("error", **e.event_fields())
         return e.exit_code
@@ -220,15 +218,15 @@ def read_config(args) -> tuple[Config, Path]:
     return load_config(source), source
 
 
-def train(args, emitter: EventEmitter, stop: StopRequest) -> int:
+def train(args, emitter: EventEmitter, stop: StopRequest, faults: Faults = NO_FAULTS) -> int:
     """One trainer per run directory: the run lock is held for the whole train/resume (runlock.py)."""
     if os.environ.get("BLOOM_PEFT_LAUNCHED") == "1":  # a worker of launch.py, whose parent holds the lock
-        return train_locked(args, emitter, stop)
+        return train_locked(args, emitter, stop, faults)
     with RunLock(Path(args.run_dir).resolve(), args.command):
-        return train_locked(args, emitter, stop)
+        return train_locked(args, emitter, stop, faults)
 
 
-def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
+def train_locked(args, emitter: EventEmitter, stop: StopRequest, faults: Faults) -> int:
     t_start = time.time()
     resume = args.command == "resume"
     run_dir = Path(args.run_dir).resolve()
@@ -264,10 +262,9 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
     emitter.log(f"loading {config.model.name_or_path} on {device} ({precision}, {world} process(es))")
     set_seed(t.seed)
     model, tokenizer = load_base_model(config.model, dtype=torch.float32)
-    if os.environ.get("BLOOM_PEFT_PYTHON_GELU") != "1":  # same formula, one kernel (docs/benchmarks.md)
-        from .model_loading import fuse_bloom_gelu
+    from .model_loading import fuse_bloom_gelu
 
-        fuse_bloom_gelu(model)
+    fuse_bloom_gelu(model)  # BLOOM's Python GELU as one kernel, the same formula (docs/benchmarks.md)
     if t.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
@@ -395,7 +392,8 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
                 scheduler_state=scheduler.state_dict(),
                 scaler_state=accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
                 trainer_state={**loop, "step": step_now, "elapsed_s": elapsed(), "total_steps": total_steps, "world_size": world,
-                               "method": method_name, "grad_accum": grad_accum, "batch_size": batch_size})
+                               "method": method_name, "grad_accum": grad_accum, "batch_size": batch_size},
+                faults=faults)
             for old in ckpt.prune(run_dir, t.keep_checkpoints):
                 log(f"removed old checkpoint {old.name}")
             emitter.emit("checkpoint", step=step_now, path=str(path))
@@ -404,7 +402,6 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
 
     # ---- the loop
     OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # torch < 2.5: cuda's only
-    hooks = TestHooks()
     model.train()
     status = "completed"
     session_steps = 0
@@ -430,7 +427,7 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
             oom = False
             try:
                 loss_sum, tokens, samples = forward_backward(model, step_batches, loop["micro_batch"], accelerator,
-                                                             hooks, step + 1)
+                                                             faults, step + 1)
             except OUT_OF_MEMORY:
                 oom = True
             if not oom:
@@ -485,7 +482,6 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest) -> int:
         if not accelerator.optimizer_step_was_skipped:  # fp16 overflow: the scaler skipped the step
             scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        hooks.step_delay()
 
         step += 1
         session_steps += 1
@@ -668,11 +664,9 @@ def response_loss_sum(model, chunk: dict, first: int):
     instruction template most of a row is prompt; the [tokens x vocabulary] lm_head and softmax are the largest
     cost of a small model's step and the largest tensor of a big one's (250,880 columns for bloom-560m).
     Counting from the end also holds for prompt-learning methods, which prepend virtual tokens.
-    BLOOM_PEFT_FULL_LOGITS=1 computes every position's logits (the A/B baseline in docs/benchmarks.md)."""
+    (scripts/bench/logits_ab.py compares it with the model's own loss over every position.)"""
     import torch.nn.functional as F
 
-    if os.environ.get("BLOOM_PEFT_FULL_LOGITS") == "1":
-        first = 0
     labels = chunk["labels"]
     keep = labels.shape[1] - first
     out = model(input_ids=chunk["input_ids"], attention_mask=chunk["attention_mask"], logits_to_keep=keep)
@@ -681,24 +675,24 @@ def response_loss_sum(model, chunk: dict, first: int):
                            ignore_index=-100, reduction="sum")
 
 
-def forward_backward(model, batches: list[dict], micro: int, accelerator, hooks: TestHooks, step: int):
+def forward_backward(model, batches: list[dict], micro: int, accelerator, faults: Faults, step: int):
     """Accumulate gradients over the step's micro-batches; the loss is the token-weighted mean of the step."""
     import torch
 
+    faults.step_compute(step)
     chunks = [c for b in batches for c in split_batch(b, micro)]
     counts = [label_count(c) for c in chunks]
     total_labels = max(sum(counts), 1)
     loss_sum = torch.zeros((), device=accelerator.device)
     tokens = samples = 0
     for i, chunk in enumerate(chunks):
-        hooks.maybe_oom(chunk)
+        faults.micro_batch(chunk["input_ids"].shape[0])
         first = first_label_position(chunk["labels"])  # on the CPU copy: no device sync
         chunk = {k: v.to(accelerator.device, non_blocking=True) for k, v in chunk.items()}
         sync = i == len(chunks) - 1
         with contextlib.nullcontext() if sync else accelerator.no_sync(model):
             # a chunk whose responses were all truncated away has no labels: its sum is 0 with the graph kept
-            loss = response_loss_sum(model, chunk, first) / total_labels
-            loss = hooks.maybe_nan(loss, step)
+            loss = faults.loss(response_loss_sum(model, chunk, first) / total_labels, step)
             accelerator.backward(loss)
         loss_sum += loss.detach().float()
         tokens += int(chunk["attention_mask"].sum())
@@ -919,27 +913,3 @@ def open_tensorboard(run_dir: Path, start_step: int, emitter: EventEmitter):
     except Exception as e:  # noqa: BLE001 - TensorBoard logs are a convenience
         emitter.warning(f"TensorBoard logging is off: {e}", code="tensorboard_unavailable")
         return None
-
-
-class TestHooks:
-    """Fault injection for the test suite (see the module docstring); every hook is off unless its variable is set."""
-
-    def __init__(self):
-        env = os.environ.get
-        self.delay = float(env("BLOOM_PEFT_TEST_STEP_DELAY", "0") or 0)
-        self.nan_step = int(env("BLOOM_PEFT_TEST_NAN_AT_STEP", "0") or 0)
-        self.oom_from = int(env("BLOOM_PEFT_TEST_OOM_FROM_ROWS", "0") or 0)
-
-    def step_delay(self) -> None:
-        if self.delay:
-            time.sleep(self.delay)
-
-    def maybe_nan(self, loss, step: int):
-        return loss * float("nan") if self.nan_step and step == self.nan_step else loss
-
-    def maybe_oom(self, chunk: dict) -> None:
-        if self.oom_from and chunk["input_ids"].shape[0] >= self.oom_from:
-            import torch
-
-            raise getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)(f"CUDA out of memory (test hook: micro-batch {chunk['input_ids'].shape[0]} >= "
-                                         f"{self.oom_from})")
