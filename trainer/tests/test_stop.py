@@ -1,5 +1,6 @@
-"""Graceful stop: a stop line on stdin, stdin EOF (the parent went away), SIGTERM and SIGINT all finish the current
-step, save a checkpoint and the adapter, emit done(status=stopped) and exit 0."""
+"""Graceful stop: a stop line on stdin, stdin EOF (the parent went away), SIGTERM and SIGINT all stop at the last
+complete step (a step still in forward/backward is abandoned), save a checkpoint and the adapter, emit
+done(status=stopped) and exit 0. The kill -9 of the trainer's owner mid-step is in test_train_resume.py."""
 import json
 import signal
 
@@ -38,3 +39,28 @@ def test_graceful_stop(model, tmp_path, how):
     assert (run / "adapter" / "adapter_config.json").is_file() and done["adapter_dir"] == str(run / "adapter")
     assert done["export_dir"] is None  # a stop does not spend time exporting
     assert not p.of("error")
+
+
+def test_a_stop_cuts_into_the_backward_pass(tmp_path):
+    """The autograd engine runs backward in one call; the hooks on the model's blocks are where a stop ends it."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from bloom_peft.testing.tiny_model import make_tiny_bloom
+    from bloom_peft.train import StepAbandoned, StopRequest, add_stop_checks
+
+    model = AutoModelForCausalLM.from_pretrained(make_tiny_bloom(tmp_path / "model", n_layer=4))
+    stop = StopRequest()
+    add_stop_checks(model, stop)
+    ids = torch.randint(0, 500, (2, 12))
+
+    loss = model(input_ids=ids, labels=ids).loss
+    loss.register_hook(lambda grad: stop.event.set())  # the stop arrives as backward begins
+    with pytest.raises(StepAbandoned), stop.interruptible():
+        loss.backward()
+    assert model.transformer.word_embeddings.weight.grad is None  # backward never reached the first block
+
+    model(input_ids=ids, labels=ids).loss.backward()  # outside interruptible(), a pending stop changes nothing
+    assert model.transformer.word_embeddings.weight.grad is not None
+    with pytest.raises(StepAbandoned), stop.interruptible():  # and a stop already pending ends the next step at once
+        raise AssertionError("not reached")

@@ -1,15 +1,22 @@
 """Resume: after a graceful stop, a SIGKILL mid-run and a SIGKILL mid-checkpoint, the run reaches the same final
 step, with the same losses as an uninterrupted run, and no corrupt checkpoint is left behind."""
+import json
 import math
+import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
+from bloom_peft.paths import PROJECT_ROOT
 from train_harness import (
+    TRAINER_SRC,
     TrainerProcess,
     assert_no_partial_checkpoints,
     checkpoint_steps,
+    fault_env,
     make_config,
     model_name,
     run_in_process,
@@ -133,3 +140,65 @@ def test_sigterm_twice_exits_at_once(config, tmp_path):
     rc = p.finish(timeout=30)
     assert rc == 128 + signal.SIGTERM
     assert checkpoint_steps(run) == []  # the interrupted write never became a checkpoint
+
+
+# An owner as the host's run supervisor is one: it holds the trainer's stdin, stdout and stderr, and relays the events.
+SUPERVISOR = """
+import subprocess, sys, threading
+trainer = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+threading.Thread(target=lambda: [None for _ in trainer.stderr], daemon=True).start()
+print(trainer.pid, flush=True)
+for line in trainer.stdout:
+    sys.stdout.buffer.write(line)
+    sys.stdout.flush()
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie nobody reaped yet counts as gone: the trainer's parent was killed)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_supervisor_killed_mid_step_the_trainer_abandons_the_step_and_resume_is_exact(config, reference, tmp_path):
+    """kill -9 of the trainer's owner while a step is computing (60 s long from step 3 on, through the fault seam):
+    the trainer drops that step, checkpoints the last complete one and ends within 10 s of the kill, not after the
+    step; resuming from that checkpoint gives the uninterrupted run's losses (dropout on: the RNG is back too)."""
+    run = tmp_path / "run"
+    write_config(run, {**config, "training": {**config["training"], "save_every": 0}})
+    env = {**os.environ, "TORCH_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+           "HF_HUB_OFFLINE": "1", **fault_env({"step_delay": 60, "delay_from_step": 3}, str(TRAINER_SRC))}
+    owner = subprocess.Popen([sys.executable, "-c", SUPERVISOR, sys.executable, "-m", "bloom_peft", "train",
+                              "--run-dir", str(run)], stdout=subprocess.PIPE, env=env, cwd=str(PROJECT_ROOT))
+    trainer_pid = int(owner.stdout.readline())
+    events = []
+    for line in owner.stdout:  # relayed until step 2 is done: step 3 is now computing for 60 s
+        events.append(json.loads(line))
+        if events[-1]["type"] == "progress" and events[-1]["step"] == 2:
+            break
+    owner.kill()
+    killed_at = time.time()
+    owner.wait(30)
+    while _alive(trainer_pid) and time.time() - killed_at < 120:
+        time.sleep(0.1)
+    took = time.time() - killed_at
+    assert not _alive(trainer_pid)
+    assert took < 10, f"the trainer ended {took:.1f} s after its owner was killed"
+    print(f"trainer gone {took:.2f} s after kill -9 of its owner")
+
+    recorded = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]  # the pipe was dead
+    done = recorded[-1]
+    assert done["type"] == "done" and done["status"] == "stopped" and done["stop_reason"] == "stdin closed"
+    assert done["step"] == 2 and checkpoint_steps(run) == [2]  # step 3 was abandoned, not finished
+
+    resumed = TrainerProcess("resume", run)
+    assert resumed.finish() == 0
+    assert resumed.of("started")[0]["resumed_from_step"] == 2
+    losses = {e["step"]: e["loss"] for e in events + resumed.of("progress") if e["type"] == "progress"}
+    assert sorted(losses) == list(range(1, STEPS + 1))
+    for step, loss in reference.items():
+        assert math.isclose(losses[step], loss, rel_tol=1e-5), (step, losses[step], loss)

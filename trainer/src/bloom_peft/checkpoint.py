@@ -112,6 +112,27 @@ def capture_rng() -> tuple[dict, dict]:
     return tensors, meta
 
 
+def rng_snapshot() -> tuple:
+    """Every generator's state, cheaply (no conversion): taken before each step so an abandoned one can be undone."""
+    import numpy as np
+    import torch
+
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    return torch.get_rng_state(), cuda, random.getstate(), np.random.get_state()
+
+
+def restore_rng_snapshot(snapshot: tuple) -> None:
+    import numpy as np
+    import torch
+
+    cpu, cuda, python, numpy_state = snapshot
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state_all(cuda)
+    random.setstate(python)
+    np.random.set_state(numpy_state)
+
+
 def restore_rng(tensors: dict, meta: dict) -> None:
     import numpy as np
     import torch

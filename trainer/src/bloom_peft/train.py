@@ -1,8 +1,9 @@
 """`train` and `resume`: the training loop, streamed as protocol events (docs/trainer.md).
 
-Reads top to bottom: config -> (re-launch under torchrun when num_gpus > 1) -> accelerator -> model + method ->
-data -> run directory -> optimizer + schedule -> resume state -> loop (forward/backward with OOM back-off,
-NaN check, clip, step, log, eval, checkpoint, stop) -> final checkpoint, adapter, ONNX export -> `done`.
+train_locked reads as setup, loop, finish: `set_up` (config -> re-launch under torchrun when num_gpus > 1 ->
+accelerator -> model + method -> data -> run directory -> the checkpoint to resume from), `TrainingRun.loop` (each
+step: forward/backward with OOM back-off, NaN and divergence checks, clip, optimizer step, log, eval, checkpoint, stop
+check), `TrainingRun.finish` (final checkpoint, adapter, evaluation, ONNX export, `done`).
 
 Exit codes (docs/contracts.md): 0 ok (also after a graceful stop), 1 internal error, 2 bad input (config, data,
 model, out of memory at micro-batch 1), 3 NaN/inf loss or gradient.
@@ -24,8 +25,10 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
 
 from . import checkpoint as ckpt
 from .config import Config, MethodOptions, TrainingSection, load_config
@@ -87,8 +90,16 @@ class OutOfMemory(TrainerError):
 
 # ---------------------------------------------------------------------------------------------------- stop requests
 
+class StepAbandoned(Exception):
+    """A stop arrived during a step's forward/backward: that step is dropped (no weight, optimizer or scheduler state
+    had changed yet) and the run stops at its last complete step."""
+
+
 class StopRequest:
-    """Set by a `{"type":"stop"}` line or EOF on stdin, SIGTERM or SIGINT; the loop polls it between steps.
+    """Set by a `{"type":"stop"}` line or EOF on stdin, SIGTERM or SIGINT. Between steps the loop polls it. Inside
+    `interruptible()` (a single-process step's forward/backward, an evaluation) a request abandons the work at once:
+    the main thread raises StepAbandoned, from the signal handler itself or, for a request read from stdin, from its
+    SIGUSR1 handler (`install`); `check()` does the same where the model's blocks run, backward included.
     A second signal ends the process at once (the host escalates to killing the tree anyway)."""
 
     def __init__(self):
@@ -96,6 +107,8 @@ class StopRequest:
         self.reason: str | None = None
         self.on_force = lambda signum: os._exit(128 + signum)
         self.log_path: Path | None = None  # where stderr goes if the parent reading it is gone
+        self._interruptible = False
+        self._main_thread: int | None = None  # set by install(): the thread a request from stdin interrupts
 
     @property
     def requested(self) -> bool:
@@ -106,13 +119,39 @@ class StopRequest:
             # the flag first: when the parent died, the print below is the first write to a dead pipe
             self.reason = reason
             self.event.set()
-            message = f"[bloom_peft] stop requested ({reason}); finishing the current step"
+            message = f"[bloom_peft] stop requested ({reason})"
             try:
                 print(message, file=sys.stderr, flush=True)
             except (BrokenPipeError, OSError, ValueError):
                 reroute_dead_stderr(self.log_path)
                 with contextlib.suppress(Exception):
                     print(message + " (the supervisor is gone; output continues here)", file=sys.stderr, flush=True)
+        if not self._interruptible:
+            return
+        if threading.get_ident() == threading.main_thread().ident:  # a signal handler, running in the main thread
+            raise StepAbandoned
+        if self._main_thread is not None:
+            signal.pthread_kill(self._main_thread, signal.SIGUSR1)  # its handler runs check() there
+
+    def check(self) -> None:
+        """Raise StepAbandoned when a stop is pending inside `interruptible()` (any thread: the autograd engine runs
+        backward hooks on its own threads on a GPU)."""
+        if self._interruptible and self.event.is_set():
+            raise StepAbandoned
+
+    @contextlib.contextmanager
+    def interruptible(self, enabled: bool = True):
+        """Work a stop may cut short: nothing in it changes what a checkpoint saves. Off under DDP (the other
+        processes would wait in a collective for the one that left)."""
+        if not enabled:
+            yield
+            return
+        self._interruptible = True
+        try:
+            self.check()  # a request that came just before
+            yield
+        finally:
+            self._interruptible = False
 
     def install(self, watch_stdin: bool = True) -> None:
         def handler(signum, _frame):
@@ -128,6 +167,9 @@ class StopRequest:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         else:
             signal.signal(signal.SIGINT, handler)
+        if hasattr(signal, "pthread_kill"):  # POSIX; elsewhere a request from stdin waits for the next check()
+            signal.signal(signal.SIGUSR1, lambda _signum, _frame: self.check())
+            self._main_thread = threading.main_thread().ident
         if watch_stdin and os.environ.get("BLOOM_PEFT_IGNORE_STDIN") != "1" and sys.stdin is not None:
             threading.Thread(target=self._read_stdin, name="stdin-control", daemon=True).start()
 
@@ -228,73 +270,119 @@ def train(args, emitter: EventEmitter, stop: StopRequest, faults: Faults = NO_FA
 
 def train_locked(args, emitter: EventEmitter, stop: StopRequest, faults: Faults) -> int:
     t_start = time.time()
-    resume = args.command == "resume"
-    run_dir = Path(args.run_dir).resolve()
     config, config_source = read_config(args)
-    t = config.training
-    method_name = config.method.name
-
     from . import launch
 
     if launch.needs_launch(config):
-        return launch.launch(args, config, run_dir, emitter, stop)
+        return launch.launch(args, config, Path(args.run_dir).resolve(), emitter, stop)
+    run = set_up(args, config, config_source, emitter, stop, faults)
+    status = run.loop()
+    return run.finish(status, t_start)
 
+
+# ---------------------------------------------------------------------------------------------------- setup
+
+class TrainingData(NamedTuple):
+    train: list[dict]  # input_ids and labels: all the loop needs
+    eval: list[dict]
+    eval_examples: list[dict]  # the eval rows with their texts, for the end-of-run evaluation (evaluation.py)
+
+
+def set_up(args, config: Config, config_source: Path, emitter: EventEmitter, stop: StopRequest,
+           faults: Faults) -> TrainingRun:
+    """Device and precision, model and method, data, the run directory and the checkpoint to resume from. Every user
+    error surfaces before the run directory is touched."""
     import torch
     from accelerate.utils import set_seed
 
+    from . import launch
+    from .methods import count_parameters
+
     if os.environ.get("TORCH_NUM_THREADS"):
         torch.set_num_threads(max(1, int(os.environ["TORCH_NUM_THREADS"])))
-
-    from .data import collate, load_examples
-    from .methods import apply_method, count_parameters
-    from .model_loading import load_base_model
-
-    # ---- device, precision, processes
+    t = config.training
     accelerator, precision = make_accelerator(t, emitter)
-    rank, world = accelerator.process_index, accelerator.num_processes
-    is_main = accelerator.is_main_process
-    device = accelerator.device
+    world = accelerator.num_processes
     if world != t.num_gpus and launch.in_distributed_env():
         emitter.warning(f"training.num_gpus is {t.num_gpus} but the launcher started {world} processes; using {world}",
                         code="world_size_mismatch")
-
-    # ---- model, method, data (every user error surfaces here, before the run directory is touched)
-    emitter.log(f"loading {config.model.name_or_path} on {device} ({precision}, {world} process(es))")
+    emitter.log(f"loading {config.model.name_or_path} on {accelerator.device} ({precision}, {world} process(es))")
     set_seed(t.seed)
-    model, tokenizer = load_base_model(config.model, dtype=torch.float32)
-    from .model_loading import fuse_bloom_gelu
+    model, tokenizer, base_weights = load_model(config, accelerator.process_index, stop)
+    trainable_params, total_params = count_parameters(model)
+    data = load_data(config, config_source, tokenizer, emitter)
+    checkpoint = open_run_dir(Path(args.run_dir).resolve(), args.command == "resume", config_source, accelerator,
+                              emitter)
+    run = TrainingRun(config, Path(args.run_dir).resolve(), emitter, stop, faults, accelerator, precision, model,
+                      tokenizer, base_weights, data, checkpoint)
+    run.announce(int(trainable_params), int(total_params))
+    return run
 
+
+def load_model(config: Config, rank: int, stop: StopRequest):
+    """(model with its method applied, tokenizer, the base weights the end-of-run evaluation compares against)."""
+    import torch
+
+    from .evaluation import base_snapshot
+    from .methods import apply_method
+    from .model_loading import fuse_bloom_gelu, load_base_model
+
+    model, tokenizer = load_base_model(config.model, dtype=torch.float32)
     fuse_bloom_gelu(model)  # BLOOM's Python GELU as one kernel, the same formula (docs/benchmarks.md)
-    if t.gradient_checkpointing:
+    if config.training.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     model = apply_method(model, config.method, tokenizer)
-    from .evaluation import base_snapshot
-
+    add_stop_checks(model, stop)
     # BitFit / full change the base weights in place: keep what the end-of-run evaluation compares against
-    base_weights = base_snapshot(model, method_name) if rank == 0 else None
-    trainable_params, total_params = count_parameters(model)
+    base_weights = base_snapshot(model, config.method.name) if rank == 0 else None
+    return model, tokenizer, base_weights
+
+
+def add_stop_checks(model, stop: StopRequest) -> None:
+    """stop.check() as each transformer block runs, forward and backward: a stop cuts into a long step there (the
+    backward pass is one call into the autograd engine, which a signal handler cannot enter otherwise)."""
+    import torch
+
+    def on_backward(_grad) -> None:
+        stop.check()
+
+    def on_forward(_module, _inputs, output) -> None:
+        stop.check()
+        hidden = output[0] if isinstance(output, tuple) else output
+        if isinstance(hidden, torch.Tensor) and hidden.requires_grad:
+            hidden.register_hook(on_backward)
+
+    for blocks in (m for m in model.modules() if isinstance(m, torch.nn.ModuleList)):
+        for block in blocks:
+            block.register_forward_hook(on_forward)
+
+
+def load_data(config: Config, config_source: Path, tokenizer, emitter: EventEmitter) -> TrainingData:
+    from .config import learning_rate_warnings
+    from .data import load_examples
+
     data_warnings: list[str] = []
     train_examples, eval_examples = load_examples(config, tokenizer, warnings=data_warnings, base_dir=config_source.parent)
-    # the loop needs ids and labels only; the eval rows' texts stay for the end-of-run evaluation (evaluation.py)
     train_rows, eval_rows = ([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows]
                              for rows in (train_examples, eval_examples))
     del train_examples
     for message in data_warnings:
         emitter.warning(message, code="data")
-    from .config import learning_rate_warnings
-
     for message in learning_rate_warnings(config):
         emitter.warning(message, code="learning_rate")
     if not train_rows:
         raise DataError("the training set is empty", file=config.data.train_file if config.data else None, field="/data/train_file",
                         hint="Point data.train_file at a file with at least one row (or lower data.eval_split).")
-    pad_id = tokenizer.pad_token_id
+    return TrainingData(train_rows, eval_rows, eval_examples)
 
-    # ---- the run directory: resume picks its newest complete checkpoint; a fresh run archives an older one
-    state = None
+
+def open_run_dir(run_dir: Path, resume: bool, config_source: Path, accelerator, emitter: EventEmitter) -> dict | None:
+    """`resume`: the newest complete checkpoint (torn writes removed), or None; a fresh `train`: archive an older
+    run's outputs and copy the config in."""
+    checkpoint = None
     if resume:
-        if is_main:
+        if accelerator.is_main_process:
             for p in ckpt.clean_stale(run_dir):
                 emitter.log(f"removed an incomplete checkpoint write: {p.name}", level="warning")
         accelerator.wait_for_everyone()
@@ -302,277 +390,414 @@ def train_locked(args, emitter: EventEmitter, stop: StopRequest, faults: Faults)
         if latest is None:
             emitter.warning("no complete checkpoint in the run directory; starting from step 0", code="no_checkpoint")
         else:
-            state = ckpt.load_checkpoint(latest)
-            saved_world = state["trainer_state"].get("world_size", 1)
-            if saved_world != world:
-                raise ConfigError(f"the checkpoint {latest.name} was written by {saved_world} processes, this run has {world}",
+            checkpoint = ckpt.load_checkpoint(latest)
+            saved_world = checkpoint["trainer_state"].get("world_size", 1)
+            if saved_world != accelerator.num_processes:
+                raise ConfigError(f"the checkpoint {latest.name} was written by {saved_world} processes, this run has "
+                                  f"{accelerator.num_processes}",
                                   field="/training/num_gpus", hint=f"Resume with training.num_gpus = {saved_world}.")
-    elif is_main:
+    elif accelerator.is_main_process:
         prepare_run_dir(run_dir, config_source, emitter)
     accelerator.wait_for_everyone()
+    return checkpoint
 
-    # ---- batches: a deterministic function of (seed, epoch); one global micro-batch = batch_size rows per process
-    batch_size, grad_accum = t.batch_size, t.grad_accum
-    epoch_batches = make_epoch_batches(train_rows, batch_size * world, t.seed, t.group_by_length)
-    steps_per_epoch = math.ceil(len(epoch_batches(0)) / grad_accum)
-    total_steps = t.max_steps or max(1, math.ceil(t.epochs * steps_per_epoch))
 
-    # ---- optimizer (AdamW, no decay on biases/norms, fused on CUDA) and lr schedule with warmup
+def make_optimizer(model, t: TrainingSection, total_steps: int, accelerator):
+    """(model, optimizer) prepared by accelerate, and the lr schedule: AdamW (no decay on biases and norms, fused on
+    CUDA) with linear/cosine/... warmup."""
+    import torch
     from transformers import get_scheduler
 
-    fsdp = is_fsdp(accelerator)
-    if not fsdp:  # FSDP shards from the CPU copy in prepare(); everything else trains on the device
-        model = model.to(device)
+    if not is_fsdp(accelerator):  # FSDP shards from the CPU copy in prepare(); everything else trains on the device
+        model = model.to(accelerator.device)
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [{"params": [p for n, p in trainable if p.ndim >= 2], "weight_decay": t.weight_decay},
               {"params": [p for n, p in trainable if p.ndim < 2], "weight_decay": 0.0}]
     groups = [g for g in groups if g["params"]]
     raw_optimizer = torch.optim.AdamW(groups, lr=t.learning_rate, betas=(0.9, 0.999),
-                                      **({"fused": True} if device.type == "cuda" else {}))
+                                      **({"fused": True} if accelerator.device.type == "cuda" else {}))
     scheduler = get_scheduler(t.scheduler, optimizer=raw_optimizer,
                               num_warmup_steps=math.ceil(t.warmup_ratio * total_steps), num_training_steps=total_steps)
     model, optimizer = accelerator.prepare(model, raw_optimizer)
-    unwrapped = accelerator.unwrap_model(model)
+    return model, optimizer, scheduler
 
-    # ---- loop state, restored from the checkpoint when resuming
-    loop: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "micro_batch": batch_size, "best_eval": None,
-            "evals_without_improvement": 0, "elapsed_s": 0.0, "last_eval_loss": None, "last_train_loss": None,
-            "tokens_seen": 0, "first_loss": None}
-    if state is not None:
+
+# ---------------------------------------------------------------------------------------------------- the run
+
+@dataclass
+class LoopState:
+    """Where the run is: saved in every checkpoint (trainer_state.json) and restored on resume."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # optimizer steps done in this epoch
+    micro_batch: int = 0  # rows per forward pass (halved on CUDA out of memory)
+    best_eval: float | None = None
+    evals_without_improvement: int = 0
+    elapsed_s: float = 0.0
+    last_eval_loss: float | None = None
+    last_train_loss: float | None = None
+    tokens_seen: int = 0
+    first_loss: float | None = None
+
+
+@dataclass
+class Interval:
+    """Sums over the steps since the last `progress` event."""
+
+    loss: float = 0.0
+    steps: int = 0
+    tokens: int = 0
+    samples: int = 0
+    t0: float = field(default_factory=time.time)
+
+
+@dataclass
+class StepResult:
+    loss: float  # token-weighted mean over the step's rows, all processes
+    tokens: int  # non-pad tokens, all processes
+    samples: int
+    lr: float
+    grad_norm: float | None = None
+
+
+class TrainingRun:
+    """One session of a run, set up: the model, optimizer and schedule on their device, the data, where the run is
+    (LoopState), and where it reports. `loop()` trains until the end, a stop or early stopping; `finish()` saves and
+    reports the end."""
+
+    def __init__(self, config: Config, run_dir: Path, emitter: EventEmitter, stop: StopRequest, faults: Faults,
+                 accelerator, precision: str, model, tokenizer, base_weights, data: TrainingData,
+                 checkpoint: dict | None):
+        t = self.t = config.training
+        self.config, self.run_dir, self.emitter, self.stop, self.faults = config, run_dir, emitter, stop, faults
+        self.accelerator, self.precision, self.device = accelerator, precision, accelerator.device
+        self.rank, self.world, self.is_main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
+        self.fsdp = is_fsdp(accelerator)
+        self.method_name = config.method.name
+        self.tokenizer, self.base_weights, self.data = tokenizer, base_weights, data
+        # batches: a deterministic function of (seed, epoch); one global micro-batch = batch_size rows per process
+        self.batch_size, self.grad_accum = t.batch_size, t.grad_accum
+        self.epoch_batches = make_epoch_batches(data.train, self.batch_size * self.world, t.seed, t.group_by_length)
+        self.steps_per_epoch = math.ceil(len(self.epoch_batches(0)) / self.grad_accum)
+        self.total_steps = t.max_steps or max(1, math.ceil(t.epochs * self.steps_per_epoch))
+        self.model, self.optimizer, self.scheduler = make_optimizer(model, t, self.total_steps, accelerator)
+        self.unwrapped = accelerator.unwrap_model(self.model)
+        self.state = LoopState(micro_batch=self.batch_size)
+        self.restore(checkpoint)
+        self.start_step = self.last_eval_step = self.state.step
+        self.base_elapsed, self.session_t0, self.session_steps = self.state.elapsed_s, time.time(), 0
+        self.interval = Interval()
+        self.batches: list[list[int]] = []  # the current epoch's global micro-batches (row indices)
+        self.loader: Iterator[dict] | None = None  # this process's share of them, from the data position on
+        self.writer = open_tensorboard(run_dir, self.start_step, emitter) if self.is_main else None
+
+    def restore(self, checkpoint: dict | None) -> None:
+        """The checkpoint's weights, optimizer, schedule, scaler, RNG and loop state; without one, per-process seeds."""
+        from accelerate.utils import set_seed
+
+        if checkpoint is None:
+            if self.rank > 0:
+                set_seed(self.t.seed + 1000 * self.rank)  # different dropout per process (the model init is shared)
+            return
         from .methods import load_method_state_dict
 
-        load_method_state_dict(unwrapped, method_name, state["weights"])
-        if state["optimizer"]["param_groups"]:
-            optimizer.load_state_dict(state["optimizer"])
+        load_method_state_dict(self.unwrapped, self.method_name, checkpoint["weights"])
+        if checkpoint["optimizer"]["param_groups"]:
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
         else:
-            emitter.warning("the checkpoint holds no optimizer state (FSDP run): AdamW's moments restart",
-                            code="optimizer_state_missing")
-        scheduler.load_state_dict(state["scheduler"])
-        if state["scaler"] is not None and accelerator.scaler is not None:
-            accelerator.scaler.load_state_dict(state["scaler"])
-        loop.update({k: v for k, v in state["trainer_state"].items() if k in loop})
-        if rank == 0:
-            ckpt.restore_rng(*state["rng"])  # the same dropout masks as an uninterrupted run
+            self.emitter.warning("the checkpoint holds no optimizer state (FSDP run): AdamW's moments restart",
+                                 code="optimizer_state_missing")
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if checkpoint["scaler"] is not None and self.accelerator.scaler is not None:
+            self.accelerator.scaler.load_state_dict(checkpoint["scaler"])
+        saved = checkpoint["trainer_state"]
+        self.state = replace(self.state, **{f.name: saved[f.name] for f in fields(LoopState) if f.name in saved})
+        if self.rank == 0:
+            ckpt.restore_rng(*checkpoint["rng"])  # the same dropout masks as an uninterrupted run
         else:
-            set_seed(t.seed + 1000 * rank + loop["step"])
-        del state
-    elif rank > 0:
-        set_seed(t.seed + 1000 * rank)  # different dropout per process (the model init above is shared)
-    start_step = loop["step"]
-    base_elapsed, session_t0 = loop["elapsed_s"], time.time()
+            set_seed(self.t.seed + 1000 * self.rank + self.state.step)
 
-    def elapsed() -> float:
-        """Training time over every session of this run (resumes add up)."""
-        return base_elapsed + time.time() - session_t0
+    def announce(self, trainable_params: int, total_params: int) -> None:
+        import torch
 
-    writer = open_tensorboard(run_dir, start_step, emitter) if is_main else None
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    emitter.emit("started", run_dir=str(run_dir), config=config.as_dict(), device=str(device),
-                 **({"device_name": device_name} if device_name else {}), precision=precision, world_size=world,
-                 trainable_params=int(trainable_params), total_params=int(total_params), total_steps=total_steps,
-                 resumed_from_step=start_step, train_rows=len(train_rows), eval_rows=len(eval_rows),
-                 steps_per_epoch=steps_per_epoch, effective_batch_size=batch_size * grad_accum * world)
-
-    def collate_rows(rows):
-        return collate(rows, pad_id)
-
-    def evaluate() -> float | None:
-        return evaluate_loss(model, eval_rows, collate_rows, batch_size, accelerator,
-                             stop if world == 1 else None)
-
-    def save(step_now: int) -> Path | None:
-        """Checkpoint (main process writes; everyone waits so no rank runs ahead of a half-written state)."""
-        path = None
-        weights = method_weights(accelerator, model, method_name)
-        if is_main:
-            path = ckpt.save_checkpoint(
-                run_dir, step_now, weights=weights,
-                # FSDP shards the optimizer state across processes; it is not gathered (docs/multi-gpu.md)
-                optimizer_state={"state": {}, "param_groups": []} if fsdp else optimizer.state_dict(),
-                scheduler_state=scheduler.state_dict(),
-                scaler_state=accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
-                trainer_state={**loop, "step": step_now, "elapsed_s": elapsed(), "total_steps": total_steps, "world_size": world,
-                               "method": method_name, "grad_accum": grad_accum, "batch_size": batch_size},
-                faults=faults)
-            for old in ckpt.prune(run_dir, t.keep_checkpoints):
-                log(f"removed old checkpoint {old.name}")
-            emitter.emit("checkpoint", step=step_now, path=str(path))
-        accelerator.wait_for_everyone()
-        return path
+        device_name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None
+        self.emitter.emit("started", run_dir=str(self.run_dir), config=self.config.as_dict(), device=str(self.device),
+                          **({"device_name": device_name} if device_name else {}), precision=self.precision,
+                          world_size=self.world, trainable_params=trainable_params, total_params=total_params,
+                          total_steps=self.total_steps, resumed_from_step=self.start_step,
+                          train_rows=len(self.data.train), eval_rows=len(self.data.eval),
+                          steps_per_epoch=self.steps_per_epoch,
+                          effective_batch_size=self.batch_size * self.grad_accum * self.world)
 
     # ---- the loop
-    OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # torch < 2.5: cuda's only
-    model.train()
-    status = "completed"
-    session_steps = 0
-    interval = {"loss": 0.0, "steps": 0, "tokens": 0, "samples": 0, "t0": time.time()}
-    loader_iter = None
-    step = loop["step"]
-    last_eval_step = step
-    while step < total_steps:
-        # a stop asked for between steps: every process must agree, or DDP would hang waiting for the others
-        if synced_flag(stop.requested, accelerator):
-            status = "stopped"
-            break
-        if loader_iter is None:
-            batches = epoch_batches(loop["epoch"])
-            loader_iter = epoch_loader(train_rows, batches, loop["batch_in_epoch"] * grad_accum,
-                                       rank, world, collate_rows, t.num_workers, device.type == "cuda")
-        left_in_epoch = len(batches) - loop["batch_in_epoch"] * grad_accum  # the epoch's last step may be short
-        step_batches = [next(loader_iter) for _ in range(min(grad_accum, left_in_epoch))]
 
-        # forward + backward over the micro-batches; on CUDA OOM halve the micro-batch (the effective batch stays)
-        lr = scheduler.get_last_lr()[0]
-        while True:
-            oom = False
+    def loop(self) -> str:
+        """Steps until total_steps; returns how the loop ended: completed, stopped or early_stopped."""
+        self.model.train()
+        while self.state.step < self.total_steps:
+            # a stop asked for between steps: every process must agree, or DDP would hang waiting for the others
+            if synced_flag(self.stop.requested, self.accelerator):
+                return "stopped"
             try:
-                loss_sum, tokens, samples = forward_backward(model, step_batches, loop["micro_batch"], accelerator,
-                                                             faults, step + 1)
-            except OUT_OF_MEMORY:
-                oom = True
-            if not oom:
-                break
-            optimizer.zero_grad(set_to_none=True)
+                result = self.compute_step()
+            except StepAbandoned:
+                return "stopped"
+            self.check_loss(result)
+            self.apply_step(result)
+            self.report(result)
+            if self.eval_due() and self.evaluate_and_decide() == "early_stopped":
+                return "early_stopped"
+            if self.t.save_every and self.state.step % self.t.save_every == 0 and self.state.step < self.total_steps:
+                self.save()
+        return "completed"
+
+    def next_batches(self) -> list[dict]:
+        """This process's micro-batches of the next step (the epoch's last step may be short)."""
+        s = self.state
+        if self.loader is None:
+            self.batches = self.epoch_batches(s.epoch)
+            self.loader = epoch_loader(self.data.train, self.batches, s.batch_in_epoch * self.grad_accum, self.rank,
+                                       self.world, self.collate, self.t.num_workers, self.device.type == "cuda")
+        left_in_epoch, loader = len(self.batches) - s.batch_in_epoch * self.grad_accum, self.loader
+        return [next(loader) for _ in range(min(self.grad_accum, left_in_epoch))]
+
+    def compute_step(self) -> StepResult:
+        """Forward and backward over the step's micro-batches, the gradients accumulated. A stop meanwhile abandons
+        the step (single process): its gradients are dropped and the RNG goes back to where the step began, so the
+        stop's checkpoint is the last complete step exactly, as if the stop had come between steps."""
+        import torch
+
+        batches = self.next_batches()
+        lr = self.scheduler.get_last_lr()[0]
+        rng = ckpt.rng_snapshot()
+        try:
+            with self.stop.interruptible(self.world == 1):
+                loss_sum, tokens, samples = self.forward_backward_with_backoff(batches)
+        except StepAbandoned:
+            self.optimizer.zero_grad(set_to_none=True)
+            ckpt.restore_rng_snapshot(rng)
+            raise
+        # one number per process, summed: loss, non-pad tokens, rows
+        stats = torch.tensor([float(loss_sum), float(tokens), float(samples)], dtype=torch.float64, device=self.device)
+        if self.world > 1:
+            stats = self.accelerator.reduce(stats, reduction="sum")
+        return StepResult(stats[0].item() / self.world, int(stats[1].item()), int(stats[2].item()), lr)
+
+    def forward_backward_with_backoff(self, batches: list[dict]) -> tuple[float, int, int]:
+        """forward_backward; on CUDA out of memory the micro-batch is halved and the step retried (same effective
+        batch), down to micro-batch 1."""
+        import torch
+
+        out_of_memory = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # torch < 2.5: cuda's only
+        step = self.state.step + 1
+        while True:
+            try:
+                return forward_backward(self.model, batches, self.state.micro_batch, self.accelerator, self.faults,
+                                        self.stop, step)
+            except out_of_memory:
+                pass
+            self.optimizer.zero_grad(set_to_none=True)
             gc.collect()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            micro = loop["micro_batch"]
-            if micro <= 1 or world > 1:
-                why = "with micro-batch 1" if micro <= 1 else f"in a {world}-process run (micro-batch {micro})"
-                raise OutOfMemory(f"CUDA out of memory at step {step + 1} {why}",
+            micro = self.state.micro_batch
+            if micro <= 1 or self.world > 1:
+                why = "with micro-batch 1" if micro <= 1 else f"in a {self.world}-process run (micro-batch {micro})"
+                raise OutOfMemory(f"CUDA out of memory at step {step} {why}",
                                   hint="Lower training.max_length or training.batch_size, enable "
                                        "training.gradient_checkpointing, use a LoRA/prompt method instead of full "
-                                       "fine-tuning, or a GPU with more memory.", step=step + 1)
-            loop["micro_batch"] = micro // 2
-            emitter.warning(f"CUDA out of memory at step {step + 1} with micro-batch {micro}: retrying with micro-batch "
-                            f"{micro // 2} and {math.ceil(batch_size / (micro // 2)) * grad_accum} accumulation steps "
-                            "(same effective batch)", code="oom_retry")
+                                       "fine-tuning, or a GPU with more memory.", step=step)
+            self.state.micro_batch = micro // 2
+            self.emitter.warning(f"CUDA out of memory at step {step} with micro-batch {micro}: retrying with micro-batch "
+                                 f"{micro // 2} and {math.ceil(self.batch_size / (micro // 2)) * self.grad_accum} "
+                                 "accumulation steps (same effective batch)", code="oom_retry")
 
-        # one number per process, summed: loss, non-pad tokens, rows
-        stats = torch.tensor([float(loss_sum), float(tokens), float(samples)], dtype=torch.float64, device=device)
-        if world > 1:
-            stats = accelerator.reduce(stats, reduction="sum")
-        step_loss, step_tokens, step_samples = stats[0].item() / world, int(stats[1].item()), int(stats[2].item())
-        if not math.isfinite(step_loss):
-            emitter.emit("progress", step=step + 1, total_steps=total_steps, epoch=epoch_float(loop, steps_per_epoch),
-                         loss=step_loss, lr=lr, elapsed_s=elapsed())
-            raise NonFiniteError("nan_loss", f"the loss became {step_loss} at step {step + 1}; training stopped "
-                                 f"(the last good checkpoint is kept)", step=step + 1,
+    def check_loss(self, r: StepResult) -> None:
+        """NaN/inf or a diverging loss ends the run before its update is applied (the last checkpoint stays good)."""
+        s, step = self.state, self.state.step + 1
+        if not math.isfinite(r.loss):
+            self.emitter.emit("progress", step=step, total_steps=self.total_steps, epoch=self.epoch(), loss=r.loss,
+                              lr=r.lr, elapsed_s=self.elapsed())
+            raise NonFiniteError("nan_loss", f"the loss became {r.loss} at step {step}; training stopped "
+                                 f"(the last good checkpoint is kept)", step=step,
                                  hint="Lower training.learning_rate, keep training.max_grad_norm at 1.0, check the "
                                       "data for empty responses, or use precision fp32/bf16 instead of fp16.")
+        s.first_loss = s.first_loss if s.first_loss is not None else r.loss
+        if r.loss > divergence_limit(s.first_loss, len(self.tokenizer)):
+            self.emitter.emit("progress", step=step, total_steps=self.total_steps, epoch=self.epoch(), loss=r.loss,
+                              lr=r.lr, elapsed_s=self.elapsed())
+            raise Diverged(f"the loss exploded to {r.loss:.4g} at step {step} (it started at "
+                           f"{s.first_loss:.4g}); training diverged and stopped (the last good checkpoint is kept)",
+                           hint=f"Lower training.learning_rate (it is {self.t.learning_rate:g}; the method's default is "
+                                f"a safe start) and keep training.max_grad_norm at 1.0.", step=step)
 
-        loop["first_loss"] = loop["first_loss"] if loop["first_loss"] is not None else step_loss
-        limit = divergence_limit(loop["first_loss"], len(tokenizer))
-        if step_loss > limit:
-            emitter.emit("progress", step=step + 1, total_steps=total_steps, epoch=epoch_float(loop, steps_per_epoch),
-                         loss=step_loss, lr=lr, elapsed_s=elapsed())
-            raise Diverged(f"the loss exploded to {step_loss:.4g} at step {step + 1} (it started at "
-                           f"{loop['first_loss']:.4g}); training diverged and stopped (the last good checkpoint is kept)",
-                           hint=f"Lower training.learning_rate (it is {t.learning_rate:g}; the method's default is "
-                                f"a safe start) and keep training.max_grad_norm at 1.0.", step=step + 1)
-
-        # clip, step, schedule
-        grad_norm = accelerator.clip_grad_norm_(model.parameters(), t.max_grad_norm or float("inf"))
-        grad_norm = float(grad_norm) if grad_norm is not None else None
-        if grad_norm is not None and not math.isfinite(grad_norm) and precision != "fp16":
-            raise NonFiniteError("nan_loss", f"the gradient norm became {grad_norm} at step {step + 1}; training "
-                                 f"stopped before applying it (the last good checkpoint is kept)", step=step + 1,
+    def apply_step(self, r: StepResult) -> None:
+        """Clip, optimizer step, schedule; then the step counts."""
+        grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.t.max_grad_norm or float("inf"))
+        r.grad_norm = float(grad_norm) if grad_norm is not None else None
+        if r.grad_norm is not None and not math.isfinite(r.grad_norm) and self.precision != "fp16":
+            raise NonFiniteError("nan_loss", f"the gradient norm became {r.grad_norm} at step {self.state.step + 1}; "
+                                 f"training stopped before applying it (the last good checkpoint is kept)",
+                                 step=self.state.step + 1,
                                  hint="Lower training.learning_rate or set training.max_grad_norm (e.g. 1.0).")
-        optimizer.step()
-        if not accelerator.optimizer_step_was_skipped:  # fp16 overflow: the scaler skipped the step
-            scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        self.optimizer.step()
+        if not self.accelerator.optimizer_step_was_skipped:  # fp16 overflow: the scaler skipped the step
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
 
-        step += 1
-        session_steps += 1
-        loop["step"] = step
-        loop["batch_in_epoch"] += 1
-        if loop["batch_in_epoch"] >= steps_per_epoch:
-            loop["epoch"], loop["batch_in_epoch"], loader_iter = loop["epoch"] + 1, 0, None
-        loop["tokens_seen"] += step_tokens
-        interval["loss"] += step_loss
-        interval["steps"] += 1
-        interval["tokens"] += step_tokens
-        interval["samples"] += step_samples
+        s = self.state
+        s.step += 1
+        s.batch_in_epoch += 1
+        if s.batch_in_epoch >= self.steps_per_epoch:
+            s.epoch, s.batch_in_epoch, self.loader = s.epoch + 1, 0, None
+        s.tokens_seen += r.tokens
+        self.session_steps += 1
+        self.interval.loss += r.loss
+        self.interval.steps += 1
+        self.interval.tokens += r.tokens
+        self.interval.samples += r.samples
 
-        # log
-        if step % t.log_every == 0 or step == total_steps:
-            now = time.time()
-            dt = max(now - interval["t0"], 1e-9)
-            session_elapsed = now - session_t0
-            loop["last_train_loss"] = interval["loss"] / interval["steps"]
-            progress = dict(step=step, total_steps=total_steps, epoch=epoch_float(loop, steps_per_epoch),
-                            loss=loop["last_train_loss"], lr=lr, grad_norm=grad_norm,
-                            tokens_per_s=interval["tokens"] / dt, samples_per_s=interval["samples"] / dt,
-                            gpu_mem_bytes=gpu_memory(device), cpu_mem_bytes=cpu_memory(),
-                            eta_s=(total_steps - step) * session_elapsed / session_steps,
-                            elapsed_s=elapsed())
-            emitter.emit("progress", **progress)
-            if writer is not None:
-                for key in ("loss", "lr", "grad_norm", "tokens_per_s", "samples_per_s"):
-                    if progress[key] is not None:
-                        writer.add_scalar(f"train/{key}", progress[key], step)
-            interval = {"loss": 0.0, "steps": 0, "tokens": 0, "samples": 0, "t0": now}
+    def report(self, r: StepResult) -> None:
+        """A `progress` event (and TensorBoard scalars) every log_every steps and at the last."""
+        step = self.state.step
+        if step % self.t.log_every and step != self.total_steps:
+            return
+        now, i = time.time(), self.interval
+        dt = max(now - i.t0, 1e-9)
+        self.state.last_train_loss = i.loss / i.steps
+        progress = dict(step=step, total_steps=self.total_steps, epoch=self.epoch(), loss=self.state.last_train_loss,
+                        lr=r.lr, grad_norm=r.grad_norm, tokens_per_s=i.tokens / dt, samples_per_s=i.samples / dt,
+                        gpu_mem_bytes=gpu_memory(self.device), cpu_mem_bytes=cpu_memory(),
+                        eta_s=(self.total_steps - step) * (now - self.session_t0) / self.session_steps,
+                        elapsed_s=self.elapsed())
+        self.emitter.emit("progress", **progress)
+        if self.writer is not None:
+            for key in ("loss", "lr", "grad_norm", "tokens_per_s", "samples_per_s"):
+                if progress[key] is not None:
+                    self.writer.add_scalar(f"train/{key}", progress[key], step)
+        self.interval = Interval(t0=now)
 
-        # eval, early stopping
-        if eval_rows and t.eval_every and step % t.eval_every == 0 and step < total_steps:
-            eval_loss = evaluate()
+    def eval_due(self) -> bool:
+        step, every = self.state.step, self.t.eval_every
+        return bool(self.data.eval) and bool(every) and step % every == 0 and step < self.total_steps
+
+    def evaluate_and_decide(self) -> str:
+        """An evaluation mid-run; "early_stopped" after early_stopping_patience evaluations without a new best."""
+        s = self.state
+        eval_loss = self.evaluate()
+        if eval_loss is None:
+            return "continue"
+        self.last_eval_step = s.step
+        self.emit_eval(eval_loss)
+        s.evals_without_improvement = 0 if self.improved(eval_loss) else s.evals_without_improvement + 1
+        patience = self.t.early_stopping_patience
+        if patience and s.evals_without_improvement >= patience:
+            self.emitter.log(f"early stopping: no eval improvement in {patience} evaluations (best {s.best_eval:.4f})")
+            return "early_stopped"
+        return "continue"
+
+    # ---- pieces the loop and the end share
+
+    def collate(self, rows):
+        from .data import collate
+
+        return collate(rows, self.tokenizer.pad_token_id)
+
+    def elapsed(self) -> float:
+        """Training time over every session of this run (resumes add up)."""
+        return self.base_elapsed + time.time() - self.session_t0
+
+    def epoch(self) -> float:
+        return self.state.epoch + self.state.batch_in_epoch / self.steps_per_epoch
+
+    def evaluate(self) -> float | None:
+        """The held-out loss; None when a stop cut it short."""
+        try:
+            with self.stop.interruptible(self.world == 1):
+                return evaluate_loss(self.model, self.data.eval, self.collate, self.batch_size, self.accelerator,
+                                     self.stop if self.world == 1 else None)
+        except StepAbandoned:
+            return None
+
+    def emit_eval(self, eval_loss: float) -> None:
+        self.state.last_eval_loss = eval_loss
+        perplexity = math.exp(eval_loss) if eval_loss < 700 else None
+        self.emitter.emit("eval", step=self.state.step, eval_loss=eval_loss, perplexity=perplexity)
+        if self.writer is not None:
+            self.writer.add_scalar("eval/loss", eval_loss, self.state.step)
+
+    def improved(self, eval_loss: float) -> bool:
+        if self.state.best_eval is None or eval_loss < self.state.best_eval:
+            self.state.best_eval = eval_loss
+            return True
+        return False
+
+    def save(self) -> Path | None:
+        """Checkpoint (main process writes; everyone waits so no rank runs ahead of a half-written state)."""
+        path = None
+        step = self.state.step
+        weights = method_weights(self.accelerator, self.model, self.method_name)
+        if self.is_main:
+            path = ckpt.save_checkpoint(
+                self.run_dir, step, weights=weights,
+                # FSDP shards the optimizer state across processes; it is not gathered (docs/multi-gpu.md)
+                optimizer_state={"state": {}, "param_groups": []} if self.fsdp else self.optimizer.state_dict(),
+                scheduler_state=self.scheduler.state_dict(),
+                scaler_state=self.accelerator.scaler.state_dict() if self.accelerator.scaler is not None else None,
+                trainer_state={**asdict(self.state), "elapsed_s": self.elapsed(), "total_steps": self.total_steps,
+                               "world_size": self.world, "method": self.method_name, "grad_accum": self.grad_accum,
+                               "batch_size": self.batch_size},
+                faults=self.faults)
+            for old in ckpt.prune(self.run_dir, self.t.keep_checkpoints):
+                log(f"removed old checkpoint {old.name}")
+            self.emitter.emit("checkpoint", step=step, path=str(path))
+        self.accelerator.wait_for_everyone()
+        return path
+
+    # ---- the end
+
+    def finish(self, status: str, t_start: float) -> int:
+        """Final eval (not after a stop: a stop must be quick), checkpoint, adapter, evaluation, export, `done`."""
+        s, run_dir, step = self.state, self.run_dir, self.state.step
+        s.elapsed_s = self.elapsed()
+        if status != "stopped" and self.data.eval and self.last_eval_step != step:
+            eval_loss = self.evaluate()
             if eval_loss is not None:
-                last_eval_step = step
-                emit_eval(emitter, writer, step, eval_loss, loop)
-                if improved(loop, eval_loss):
-                    loop["evals_without_improvement"] = 0
-                else:
-                    loop["evals_without_improvement"] += 1
-                patience = t.early_stopping_patience
-                if patience and loop["evals_without_improvement"] >= patience:
-                    emitter.log(f"early stopping: no eval improvement in {patience} evaluations (best "
-                                f"{loop['best_eval']:.4f})")
-                    status = "early_stopped"
-                    break
-
-        # checkpoint
-        if t.save_every and step % t.save_every == 0 and step < total_steps:
-            save(step)
-
-    # ---- the end: final eval, checkpoint, adapter, export, done
-    loop["elapsed_s"] = elapsed()
-    if status != "stopped" and eval_rows and last_eval_step != step:
-        eval_loss = evaluate()
-        if eval_loss is not None:
-            emit_eval(emitter, writer, step, eval_loss, loop)
-            improved(loop, eval_loss)
-    if step > 0:
-        save(step)  # the final state too, so `resume` of a finished run knows it is finished
-    adapter_dir = None
-    finished_before = start_step >= total_steps and (run_dir / "adapter").is_dir()  # `resume` of a finished run
-    if finished_before:
-        adapter_dir = str(run_dir / "adapter")
-    elif step > 0:
-        full_state = accelerator.get_state_dict(model) if fsdp else None  # collective: every process gathers
-        weights_dir = save_adapter(accelerator, model, config.method, run_dir, tokenizer, full_state) if is_main else None
-        accelerator.wait_for_everyone()
-        adapter_dir = str(weights_dir) if weights_dir else None
-    if writer is not None:
-        writer.close()
-    if not is_main:
-        accelerator.end_training()
+                self.emit_eval(eval_loss)
+                self.improved(eval_loss)
+        if step > 0:
+            self.save()  # the final state too, so `resume` of a finished run knows it is finished
+        adapter_dir = None
+        finished_before = self.start_step >= self.total_steps and (run_dir / "adapter").is_dir()  # `resume` of a finished run
+        if finished_before:
+            adapter_dir = str(run_dir / "adapter")
+        elif step > 0:
+            full_state = self.accelerator.get_state_dict(self.model) if self.fsdp else None  # collective: all gather
+            weights_dir = save_adapter(self.accelerator, self.model, self.config.method, run_dir, self.tokenizer,
+                                       full_state) if self.is_main else None
+            self.accelerator.wait_for_everyone()
+            adapter_dir = str(weights_dir) if weights_dir else None
+        if self.writer is not None:
+            self.writer.close()
+        if not self.is_main:
+            self.accelerator.end_training()
+            return EXIT_OK
+        if status != "stopped" and adapter_dir and not finished_before:
+            run_evaluation(self.unwrapped, self.method_name, self.tokenizer, self.data.eval_examples, self.base_weights,
+                           step, self.accelerator, run_dir, self.fsdp, self.emitter)
+        export_dir = None
+        if status != "stopped" and self.config.export.onnx and adapter_dir:
+            done_before = finished_before and (run_dir / "export" / "manifest.json").is_file()
+            export_dir = str(run_dir / "export") if done_before else run_export(run_dir, self.emitter)
+        self.emitter.emit("done", status=status, step=step, adapter_dir=adapter_dir, export_dir=export_dir,
+                          metrics={"train_loss": s.last_train_loss, "eval_loss": s.last_eval_loss,
+                                   "best_eval_loss": s.best_eval, "runtime_s": time.time() - t_start,
+                                   "train_time_s": s.elapsed_s,
+                                   "tokens_per_s": s.tokens_seen / s.elapsed_s if s.elapsed_s > 0 else None},
+                          **({"stop_reason": self.stop.reason} if status == "stopped" else {}))
+        self.accelerator.end_training()
         return EXIT_OK
-    if status != "stopped" and adapter_dir and not finished_before:
-        run_evaluation(unwrapped, method_name, tokenizer, eval_examples, base_weights, step, accelerator, run_dir,
-                       fsdp, emitter)
-    export_dir = None
-    if status != "stopped" and config.export.onnx and adapter_dir:
-        done_before = finished_before and (run_dir / "export" / "manifest.json").is_file()
-        export_dir = str(run_dir / "export") if done_before else run_export(run_dir, emitter)
-    emitter.emit("done", status=status, step=step, adapter_dir=adapter_dir, export_dir=export_dir,
-                 metrics={"train_loss": loop["last_train_loss"], "eval_loss": loop["last_eval_loss"],
-                          "best_eval_loss": loop["best_eval"], "runtime_s": time.time() - t_start,
-                          "train_time_s": loop["elapsed_s"],
-                          "tokens_per_s": loop["tokens_seen"] / loop["elapsed_s"] if loop["elapsed_s"] > 0 else None},
-                 **({"stop_reason": stop.reason} if status == "stopped" else {}))
-    accelerator.end_training()
-    return EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------------- pieces of the loop
@@ -675,7 +900,8 @@ def response_loss_sum(model, chunk: dict, first: int):
                            ignore_index=-100, reduction="sum")
 
 
-def forward_backward(model, batches: list[dict], micro: int, accelerator, faults: Faults, step: int):
+def forward_backward(model, batches: list[dict], micro: int, accelerator, faults: Faults, stop: StopRequest,
+                     step: int):
     """Accumulate gradients over the step's micro-batches; the loss is the token-weighted mean of the step."""
     import torch
 
@@ -686,6 +912,7 @@ def forward_backward(model, batches: list[dict], micro: int, accelerator, faults
     loss_sum = torch.zeros((), device=accelerator.device)
     tokens = samples = 0
     for i, chunk in enumerate(chunks):
+        stop.check()
         faults.micro_batch(chunk["input_ids"].shape[0])
         first = first_label_position(chunk["labels"])  # on the CPU copy: no device sync
         chunk = {k: v.to(accelerator.device, non_blocking=True) for k, v in chunk.items()}
@@ -731,21 +958,6 @@ def evaluate_loss(model, rows: list, collate_fn, batch_size: int, accelerator, s
     return total[0].item() / total[1].item() if total[1].item() else None
 
 
-def emit_eval(emitter: EventEmitter, writer, step: int, eval_loss: float, loop: dict) -> None:
-    loop["last_eval_loss"] = eval_loss
-    perplexity = math.exp(eval_loss) if eval_loss < 700 else None
-    emitter.emit("eval", step=step, eval_loss=eval_loss, perplexity=perplexity)
-    if writer is not None:
-        writer.add_scalar("eval/loss", eval_loss, step)
-
-
-def improved(loop: dict, eval_loss: float) -> bool:
-    if loop["best_eval"] is None or eval_loss < loop["best_eval"]:
-        loop["best_eval"] = eval_loss
-        return True
-    return False
-
-
 def synced_flag(flag: bool, accelerator) -> bool:
     if accelerator.num_processes == 1:
         return flag
@@ -753,10 +965,6 @@ def synced_flag(flag: bool, accelerator) -> bool:
 
     t = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
     return accelerator.reduce(t, reduction="sum").item() > 0
-
-
-def epoch_float(loop: dict, steps_per_epoch: int) -> float:
-    return loop["epoch"] + loop["batch_in_epoch"] / steps_per_epoch
 
 
 def gpu_memory(device) -> int | None:
