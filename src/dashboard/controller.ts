@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { TrainingConfig } from '../protocol/config';
-import { validateConfig } from '../protocol/config';
+import { forParamsCount, validateConfig } from '../protocol/config';
 import type { TrainerEvent } from '../protocol/events';
 import type { PreviewAnswerRow } from '../protocol/generated/preview-answer';
 import {
@@ -47,7 +47,6 @@ export function toPreviewRow(row: PreviewAnswerRow): PreviewRow {
   return { text: row.text, prompt: row.prompt, tokens: row.tokens, promptTokens: row.prompt_tokens, truncated: row.truncated };
 }
 
-const PARAMS_DATA: TrainingConfig['data'] = { format: 'text', train_file: '.' };
 /** Counts, preview and the environment check answer within this, whatever happens on the Python side. */
 export const ANSWER_DEADLINE_MS = 150_000;
 type Post = (msg: HostToWebview) => void;
@@ -61,6 +60,8 @@ export class DashboardController implements Disposable {
   private readonly compare: CompareQueue;
   private runsTimer: ReturnType<typeof setTimeout> | undefined;
   private genSeq = 0;
+  /** The form's config once it is valid: "Start PEFT Training" from the palette offers it. */
+  draftConfig: TrainingConfig | undefined;
 
   constructor(
     private readonly training: TrainingServiceApi,
@@ -140,10 +141,10 @@ export class DashboardController implements Disposable {
       pickDataset: p => this.pick(() => p.kind === 'folder'
         ? this.host.pickFolder(p.role === 'train' ? 'Choose a folder of code or text' : 'Choose an eval folder')
         : this.host.pickFile(p.role === 'train' ? 'Choose a training dataset' : 'Choose an eval dataset', { 'Datasets': ['jsonl', 'json', 'csv', 'txt'], 'All files': ['*'] })),
-      // counts depend on model + method only: asked before a dataset is chosen, with the trainer's placeholder data
+      // counts depend on model + method only: asked before a dataset is chosen (forParamsCount)
       params: async p => {
         this.requireTrust('Counting parameters');
-        return this.deadline('Counting parameters', this.training.params(this.checkConfig({ ...p.config, data: PARAMS_DATA }, { dataPaths: false })));
+        return this.deadline('Counting parameters', this.training.params(this.checkConfig(forParamsCount(p.config), { dataPaths: false })));
       },
       preview: async p => {
         this.requireTrust('The data preview');
@@ -372,7 +373,7 @@ export class DashboardController implements Disposable {
   }
 
   private setDraft(config: TrainingConfig): void {
-    try { this.training.draftConfig = this.checkConfig(config); } catch { /* an unfinished form is not a draft */ }
+    try { this.draftConfig = this.checkConfig(config); } catch { /* an unfinished form is not a draft */ }
   }
 
   /** Everything that runs Python or loads a model (ONNX, tokenizer) from the workspace waits for workspace trust. */

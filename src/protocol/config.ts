@@ -3,6 +3,7 @@
 import Ajv from 'ajv';
 import { issuesFromAjvErrors, type ConfigIssue } from './config-issues';
 import schema from '../../schemas/training-config.schema.json';
+import type { TrainingConfig } from './generated/training-config';
 
 export { METHOD_NAMES, type MethodName } from './methods';
 
@@ -22,4 +23,12 @@ const validate = ajv.compile(schema);
 export function validateConfig(config: unknown): ConfigIssue[] {
   if (validate(config)) return [];
   return issuesFromAjvErrors(validate.errors);
+}
+
+/**
+ * Parameter counts depend on the model and the method only: a form without a dataset yet still gets them. The
+ * config is counted with this data block in place of its own (the trainer reads no data for a count).
+ */
+export function forParamsCount<C extends { data?: unknown }>(config: C): C & { data: TrainingConfig['data'] } {
+  return { ...config, data: { format: 'text', train_file: '.' } };
 }

@@ -1,20 +1,18 @@
-// The TrainingService core: one object the dashboard, the completions, the vscode commands and the CLI all
-// drive. Validates configs, creates runs, supervises the trainer, follows runs owned by another window,
-// and answers the dashboard's params / preview / check questions. No vscode import.
+// The TrainingService: the one object the dashboard, the completions, the vscode commands and the CLI all drive.
+// It validates a config once at its edge, creates runs and supervises the trainer of the run this window starts
+// (below), and hands the rest to one module each: following other windows' runs (following.ts), the dashboard's
+// params / preview / check (queries.ts), export and evaluate on a finished run (runCommands.ts). No vscode import.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { validateConfig, type EvaluationEvent, type TrainerEvent, type TrainingConfig } from '../protocol';
-import { parseLine } from './jsonLines';
+import { forParamsCount, validateConfig, type EvaluationEvent, type TrainerEvent, type TrainingConfig } from '../protocol';
+import { applyProgress, RunFollowing, type RunEntry } from './following';
 import { isSameProcessAlive, processStartToken } from './processes';
-import { resolvePython, runProcess, runTrainerJson, tail, trainerEnv, type PythonChoice } from './python';
-import { assertFreeSpace, EventsTail, resolveConfigPaths, RunStore, type RunRecord } from './runStore';
-import { stopVerified, superviseRun, writeWatcherLease, type TrainerProcess } from './supervisor';
-import { trainerSourceDir } from './paths';
-import type { ParamsAnswer } from '../protocol/generated/params-answer';
-import type { PreviewAnswer } from '../protocol/generated/preview-answer';
-import { QueryService, type QueryCommand, type QueryPayload } from './queryService';
+import { resolvePython, type PythonChoice } from './python';
+import { TrainingQueries } from './queries';
+import { evaluateRun, exportRun } from './runCommands';
+import { assertFreeSpace, resolveConfigPaths, RunStore, type RunRecord } from './runStore';
+import { stopVerified, superviseRun } from './supervisor';
 import {
   TrainingError, type CheckReport, type Disposable, type EventListener, type Logger, type ParamsResult, type PreviewResult,
   type RunEnd, type RunInfo, type RunSummary, type TrainingServiceApi,
@@ -60,35 +58,26 @@ class Emitter<T extends unknown[]> {
   clear(): void { this.listeners.clear(); }
 }
 
-interface Active {
-  info: RunInfo;
-  proc?: TrainerProcess; // present: this process owns the trainer (CLI); absent: a supervisor process does
-  tail?: EventsTail;
-  record?: RunRecord;
-  /** stops following (timer, tail, watcher lease) */
-  unwatch?: () => void;
-}
-
 const silent: Logger = { trace() {}, info() {}, warn() {}, error() {} };
 
 export class TrainingService implements TrainingServiceApi, Disposable {
-  draftConfig: TrainingConfig | undefined;
-  private active: Active | undefined;
-  private followed = new Map<string, Active>();
+  /** the run this window started */
+  private active: RunEntry | undefined;
+  private readonly following: RunFollowing;
   private readonly events = new Emitter<[string, TrainerEvent]>();
   private readonly runsChanged = new Emitter<[]>();
   private readonly ended = new Emitter<[RunEnd]>();
   private readonly log: Logger;
-  private readonly jsonCache = new Map<string, Promise<unknown>>();
-  private readonly latest = new Map<string, { run: () => void; reject: (e: Error) => void }>();
-  private readonly busyKinds = new Set<string>();
-  /** params / preview / check: one resident trainer process per window (queryService.ts) */
-  private readonly queries: QueryService;
+  private readonly queries: TrainingQueries;
   private disposed = false;
 
   constructor(private readonly options: TrainingServiceOptions) {
     this.log = options.log ?? silent;
-    this.queries = new QueryService({ python: async () => (await this.python()).path, env: options.env, log: this.log });
+    this.queries = new TrainingQueries({ python: () => this.python(), env: options.env, log: this.log });
+    this.following = new RunFollowing({
+      log: this.log, onEvent: (id, e) => this.events.fire(id, e), onEnded: end => this.ended.fire(end), onChanged: () => this.runsChanged.fire(),
+      stopWhenWindowsClose: options.stopWhenWindowsClose, leases: options.detachedSupervisor !== undefined,
+    });
   }
 
   get store(): RunStore {
@@ -100,7 +89,7 @@ export class TrainingService implements TrainingServiceApi, Disposable {
   onRunEnded(listener: (end: RunEnd) => void): Disposable { return this.ended.on(listener); }
 
   current(): RunInfo | undefined {
-    return this.active?.info ?? [...this.followed.values()][0]?.info;
+    return this.active?.info ?? this.following.first()?.info;
   }
 
   /** Validates, creates the run folder, spawns the trainer. Rejects with a TrainingError the user can act on. */
@@ -153,12 +142,12 @@ export class TrainingService implements TrainingServiceApi, Disposable {
       return;
     }
     const store = this.store;
-    const id = runId ? store.resolve(runId) : own?.info.id ?? [...this.followed.keys()][0];
+    const id = runId ? store.resolve(runId) : own?.info.id ?? this.following.first()?.info.id;
     if (!id) return;
     const record = store.readRecord(id);
     if (!record || !store.isRunning(id, record)) return;
     store.markStopRequested(id);
-    const entry = own?.info.id === id ? own : this.followed.get(id);
+    const entry = own?.info.id === id ? own : this.following.get(id);
     if (entry) entry.info.state = 'stopping';
     this.runsChanged.fire();
     const ownerAlive = () => isSameProcessAlive(record.ownerPid, record.ownerToken) && !!record.ownerToken;
@@ -185,9 +174,9 @@ export class TrainingService implements TrainingServiceApi, Disposable {
     if (this.options.follow !== false && !this.disposed) {
       let found = false;
       for (const r of runs) {
-        if (r.status !== 'running' || r.id === this.active?.info.id || this.followed.has(r.id)) continue;
+        if (r.status !== 'running' || r.id === this.active?.info.id || this.following.has(r.id)) continue;
         const record = store.readRecord(r.id);
-        if (record) { this.follow(store, r.id, record); found = true; }
+        if (record) { this.following.follow(store, r.id, record); found = true; }
       }
       if (found) setImmediate(() => this.runsChanged.fire());
     }
@@ -216,39 +205,8 @@ export class TrainingService implements TrainingServiceApi, Disposable {
     const id = store.resolve(runId);
     if (store.isRunning(id)) throw new TrainingError('run_active', `run ${id} is still training`, 'Wait for it to finish or stop it first.');
     store.assertNotInUse(id);
-    const dir = store.dir(id);
     const python = await this.readyPython();
-    let error: { code?: string; message: string; hint?: string } | undefined;
-    let exportDir: string | undefined;
-    const onLine = (line: string) => {
-      const p = parseLine(line);
-      if (!p) return;
-      if (p.kind === 'event') {
-        const e = p.event as TrainerEvent & Record<string, unknown>;
-        if (e.type === 'error') error = e as { code?: string; message: string; hint?: string };
-        if (typeof e[opts.hf ? 'hf_dir' : 'export_dir'] === 'string') exportDir = e[opts.hf ? 'hf_dir' : 'export_dir'] as string;
-        if (e.type === 'log' || e.type === 'warning') opts.onLog?.(String(e.message));
-      } else {
-        try {
-          const v = JSON.parse(line);
-          if (v && typeof v.export_dir === 'string') exportDir = v.export_dir;
-        } catch { /* plain text */ }
-      }
-    };
-    let buffered = '';
-    const command = opts.hf ? 'export-hf' : 'export';
-    const r = await runProcess(python.path, ['-m', 'bloom_peft', command, '--run-dir', dir], {
-      cwd: trainerSourceDir(), env: trainerEnv(this.options.env), signal: opts.signal,
-      onStdout: t => { const parts = (buffered + t).split('\n'); buffered = parts.pop() ?? ''; parts.forEach(onLine); },
-      onStderr: t => { for (const l of t.split('\n')) if (l.trim()) this.log.trace(`[export] ${l}`); },
-    });
-    onLine(buffered);
-    fs.appendFileSync(path.join(dir, 'trainer.log'), `=== ${command} exit ${r.code ?? r.signal}\n${r.stderr}`);
-    if (r.code !== 0 || error) {
-      if (error) throw new TrainingError(error.code ?? 'export_failed', error.message, error.hint);
-      throw new TrainingError('export_failed', `export ${r.signal ? `was killed by ${r.signal}` : `exited with code ${r.code}`}: ${tail(r.stderr, 5)}`);
-    }
-    const out = exportDir ?? path.join(dir, opts.hf ? 'hf' : 'export');
+    const out = await exportRun(store.dir(id), opts.hf ?? false, { python: python.path, env: this.options.env, log: this.log, ...opts });
     this.runsChanged.fire();
     return out;
   }
@@ -262,65 +220,27 @@ export class TrainingService implements TrainingServiceApi, Disposable {
     const store = this.store;
     const id = store.resolve(runId);
     if (store.isRunning(id)) throw new TrainingError('run_active', `run ${id} is still training`, 'It is evaluated when it finishes.');
-    const dir = store.dir(id);
     const python = await this.readyPython();
-    let error: { code?: string; message: string; hint?: string } | undefined;
-    let evaluation: EvaluationEvent | undefined;
-    const onLine = (line: string) => {
-      const p = parseLine(line);
-      if (p?.kind !== 'event') return;
-      const e = p.event;
-      if (e.type === 'error') error = e;
-      else if (e.type === 'evaluation') evaluation = e;
-      else if (e.type === 'log' || e.type === 'warning') opts.onLog?.(e.message);
-    };
-    let buffered = '';
-    const r = await runProcess(python.path, ['-m', 'bloom_peft', 'evaluate', '--run-dir', dir], {
-      cwd: trainerSourceDir(), env: trainerEnv(this.options.env), signal: opts.signal,
-      onStdout: t => { const parts = (buffered + t).split('\n'); buffered = parts.pop() ?? ''; parts.forEach(onLine); },
-      onStderr: t => { for (const l of t.split('\n')) if (l.trim()) this.log.trace(`[evaluate] ${l}`); },
-    });
-    onLine(buffered);
-    fs.appendFileSync(path.join(dir, 'trainer.log'), `=== evaluate exit ${r.code ?? r.signal}\n${r.stderr}`);
-    if (error) throw new TrainingError(error.code ?? 'evaluation_failed', error.message, error.hint);
-    if (r.code !== 0 || !evaluation) {
-      throw new TrainingError('evaluation_failed', `evaluate ${r.signal ? `was killed by ${r.signal}` : `exited with code ${r.code}`}: ${tail(r.stderr, 5)}`);
-    }
+    const evaluation = await evaluateRun(store.dir(id), { python: python.path, env: this.options.env, log: this.log, ...opts });
     fs.appendFileSync(store.eventsFile(id), JSON.stringify(evaluation) + '\n');
     this.events.fire(id, evaluation);
     this.runsChanged.fire();
     return evaluation;
   }
 
-  /** Trainable / total parameters of a config, without loading weights (cached; latest request wins). */
-  async params(config: TrainingConfig): Promise<ParamsResult> {
-    // the count needs no dataset: a form without one yet still gets an answer
-    const placeholder = { format: 'instruction', train_file: 'unused.jsonl' } as const;
-    const resolved = { ...this.prepareConfig({ ...config, data: config.data ?? placeholder }, undefined, false) };
-    if (!config.data) delete (resolved as Partial<TrainingConfig>).data;
-    const answer = await this.cachedJson<ParamsAnswer>('params', { config: resolved });
-    return { trainable: answer.trainable, total: answer.total, percent: answer.percent };
+  /** Trainable / total parameters of a config, without loading weights or data (cached; latest request wins). */
+  params(config: TrainingConfig): Promise<ParamsResult> {
+    return this.queries.params(this.prepareConfig(forParamsCount(config), undefined, false));
   }
 
   /** The first rows exactly as the model sees them (cached; latest request wins). */
-  async preview(config: TrainingConfig, rows = 3): Promise<PreviewResult> {
-    const resolved = this.prepareConfig(config, undefined, false);
-    const answer = await this.cachedJson<PreviewAnswer>(
-      'preview', { config: resolved, rows });
-    return { rows: answer.rows, trainRows: answer.train_rows, evalRows: answer.eval_rows, warnings: answer.warnings };
+  preview(config: TrainingConfig, rows = 3): Promise<PreviewResult> {
+    return this.queries.preview(this.prepareConfig(config, undefined, false), rows);
   }
 
   /** Environment report (works without torch). */
-  async check(): Promise<CheckReport> {
-    try {
-      return await this.queries.request<CheckReport>('check');
-    } catch (e) {
-      // the check exists for broken environments: where the resident process cannot even run, ask a one-shot one,
-      // which reports what is missing without importing it
-      if (!(e instanceof TrainingError) || !['trainer_failed', 'environment'].includes(e.code)) throw e;
-      const python = await this.python();
-      return runTrainerJson<CheckReport>(python.path, ['check'], { env: this.options.env, timeoutMs: 120_000 });
-    }
+  check(): Promise<CheckReport> {
+    return this.queries.check();
   }
 
   /** The Python the next run would use. */
@@ -337,11 +257,11 @@ export class TrainingService implements TrainingServiceApi, Disposable {
     const store = this.store;
     const running: RunSummary[] = [];
     for (const id of store.ids()) {
-      if (this.active?.info.id === id || this.followed.has(id)) continue;
+      if (this.active?.info.id === id || this.following.has(id)) continue;
       const record = store.readRecord(id);
       if (!record || !store.isRunning(id, record)) continue;
       running.push(store.summary(id));
-      this.follow(store, id, record);
+      this.following.follow(store, id, record);
     }
     if (running.length) this.runsChanged.fire();
     return running;
@@ -364,10 +284,7 @@ export class TrainingService implements TrainingServiceApi, Disposable {
         } catch { /* the folder may be gone */ }
       }
     }
-    for (const f of this.followed.values()) f.unwatch?.();
-    this.followed.clear();
-    for (const p of this.latest.values()) p.reject(new TrainingError('disposed', 'the training service was shut down'));
-    this.latest.clear();
+    this.following.dispose();
     this.queries.dispose();
   }
 
@@ -428,7 +345,7 @@ export class TrainingService implements TrainingServiceApi, Disposable {
     try {
       run = await superviseRun({
         store, runId: id, command, owner: 'cli', python: python.path, env: this.options.env, log: this.log,
-        stopTimeoutMs: this.options.stopTimeoutMs?.() ?? 30_000, onEvent: e => this.onOwnEvent(info, e),
+        stopTimeoutMs: this.options.stopTimeoutMs?.() ?? 30_000, onEvent: e => { applyProgress(info, e); this.events.fire(id, e); },
       });
     } catch (e) {
       throw new TrainingError('python_missing', `cannot start the trainer with ${python.path}: ${(e as Error).message}`,
@@ -452,7 +369,7 @@ export class TrainingService implements TrainingServiceApi, Disposable {
   /** VS Code: run-supervisor.js owns the trainer; this window follows the run through run.json + events.jsonl. */
   private async launchDetached(store: RunStore, id: string, info: RunInfo, python: PythonChoice, command: 'train' | 'resume'): Promise<RunInfo> {
     const sup = this.options.detachedSupervisor!();
-    const tail = new EventsTail(store.eventsFile(id), e => { applyProgress(info, e); this.events.fire(id, e); });
+    const tail = this.following.tail(store, info);
     const child = spawn(sup.command, [
       ...sup.args, '--runs-dir', store.root, '--run-id', id, '--command', command, '--python', python.path,
       '--stop-timeout-ms', String(this.options.stopTimeoutMs?.() ?? 30_000), '--last-window-grace-ms', String(this.options.lastWindowGraceMs ?? LAST_WINDOW_GRACE_MS),
@@ -482,117 +399,12 @@ export class TrainingService implements TrainingServiceApi, Disposable {
       version: 1, id, command, pid: handshake.pid, pidToken: handshake.pidToken, host: os.hostname(), ownerPid: child.pid!,
       ownerToken: processStartToken(child.pid!), owner: 'detached', startedAt: info.startedAt,
     };
-    const entry: Active = { info, record, tail };
+    const entry: RunEntry = { info, record, tail };
     this.active = entry;
-    this.watch(store, id, entry, () => { if (this.active === entry) this.active = undefined; });
+    this.following.watch(store, entry, () => { if (this.active === entry) this.active = undefined; });
     this.log.info(`${command} ${id}: trainer pid ${handshake.pid} owned by run supervisor pid ${child.pid}, python ${python.path} (${python.source})`);
     this.runsChanged.fire();
     return info;
-  }
-
-  /**
-   * Follows a run owned by another process (a run supervisor, the CLI): polls events.jsonl and run.json, holds a
-   * watcher lease (the last-window-close policy), and when the attempt ends fires onRunEnded with what the disk says.
-   */
-  private watch(store: RunStore, id: string, entry: Active, release: () => void): void {
-    const record = entry.record!;
-    const dir = store.dir(id);
-    let leaseValue = this.options.stopWhenWindowsClose?.() ?? false;
-    let lease = this.options.detachedSupervisor ? writeWatcherLease(dir, leaseValue) : undefined;
-    const timer = setInterval(() => {
-      entry.tail?.poll();
-      if (lease && (this.options.stopWhenWindowsClose?.() ?? false) !== leaseValue) {
-        leaseValue = !leaseValue;
-        lease = writeWatcherLease(dir, leaseValue);
-      }
-      const now = store.readRecord(id);
-      const trainerAlive = isSameProcessAlive(record.pid, record.pidToken);
-      const ownerAlive = !!record.ownerToken && isSameProcessAlive(record.ownerPid, record.ownerToken);
-      // run.json naming another trainer is not our end while ours lives (a racing start, refused by the run lock)
-      const ended = now?.pid === record.pid ? now.endedAt !== undefined || (!trainerAlive && !ownerAlive) : !trainerAlive;
-      if (!ended) return;
-      entry.unwatch?.();
-      release();
-      const end = store.runEnd(id);
-      this.log.info(`${id}: ${end.outcome} (trainer pid ${record.pid})`);
-      this.ended.fire(end);
-      this.runsChanged.fire();
-    }, 500);
-    timer.unref?.();
-    entry.unwatch = () => {
-      clearInterval(timer);
-      entry.tail?.poll();
-      entry.tail?.dispose();
-      if (lease) fs.rmSync(lease, { force: true });
-      lease = undefined;
-    };
-  }
-
-  private onOwnEvent(info: RunInfo, e: TrainerEvent): void {
-    applyProgress(info, e);
-    this.events.fire(info.id, e);
-  }
-
-  private follow(store: RunStore, id: string, record: RunRecord): void {
-    let config: TrainingConfig;
-    try { config = store.readConfig(id); } catch { return; }
-    const info: RunInfo = {
-      id, dir: store.dir(id), config, pid: record.pid, state: store.stopRequested(id) ? 'stopping' : 'running', owned: false,
-      resumed: record.command === 'resume', startedAt: record.startedAt, step: 0,
-    };
-    for (const e of store.readEvents(id)) applyProgress(info, e);
-    const entry: Active = { info, record };
-    entry.tail = new EventsTail(store.eventsFile(id), e => { applyProgress(info, e); this.events.fire(id, e); });
-    this.followed.set(id, entry);
-    this.watch(store, id, entry, () => this.followed.delete(id));
-    this.log.info(`following ${id}: trainer pid ${record.pid}, owned by pid ${record.ownerPid} (${record.owner ?? 'another process'})`);
-  }
-
-  /** Runs trainer JSON commands with a cache, in-flight sharing, and "latest request wins" per kind. */
-  private async cachedJson<T>(kind: QueryCommand, payload: QueryPayload): Promise<T> {
-    const python = await this.python();
-    const key = `${kind}\0${python.path}\0${JSON.stringify(payload)}`;
-    const hit = this.jsonCache.get(key);
-    if (hit) return hit as Promise<T>;
-    // one query per kind at a time; a newer request replaces a waiting older one
-    if (this.busyKinds.has(kind)) {
-      await new Promise<void>((resolve, reject) => {
-        this.latest.get(kind)?.reject(new TrainingError('superseded', `a newer ${kind} request replaced this one`));
-        this.latest.set(kind, { run: resolve, reject });
-      });
-      const again = this.jsonCache.get(key);
-      if (again) return again as Promise<T>;
-    }
-    this.busyKinds.add(kind);
-    const p = this.queries.request<T>(kind, payload);
-    this.jsonCache.set(key, p);
-    if (this.jsonCache.size > 64) this.jsonCache.delete(this.jsonCache.keys().next().value as string);
-    try {
-      return await p;
-    } catch (e) {
-      this.jsonCache.delete(key); // do not cache failures (the user may fix the file)
-      throw e;
-    } finally {
-      this.busyKinds.delete(kind);
-      const next = this.latest.get(kind);
-      this.latest.delete(kind);
-      next?.run();
-    }
-  }
-}
-
-function applyProgress(info: RunInfo, e: TrainerEvent): void {
-  if (e.type === 'started') {
-    info.totalSteps = e.total_steps;
-    info.step = e.resumed_from_step ?? info.step;
-  } else if (e.type === 'progress') {
-    info.step = e.step;
-    info.totalSteps = e.total_steps;
-    info.loss = e.loss;
-    info.etaS = e.eta_s;
-    info.tokensPerS = e.tokens_per_s;
-  } else if (e.type === 'done') {
-    info.step = e.step;
   }
 }
 

@@ -142,6 +142,4 @@ export interface TrainingServiceApi {
   params(config: TrainingConfig): Promise<ParamsResult>;
   preview(config: TrainingConfig, rows?: number): Promise<PreviewResult>;
   check(): Promise<CheckReport>;
-  /** The dashboard's current form, used by "Start PEFT Training" from the palette. */
-  draftConfig: TrainingConfig | undefined;
 }

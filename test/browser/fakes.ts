@@ -46,7 +46,6 @@ class Emitter<T extends unknown[]> {
 }
 
 export class FakeTraining implements TrainingServiceApi {
-  draftConfig: TrainingConfig | undefined;
   readonly runs = new Map<string, RunSummary>();
   readonly events = new Map<string, TrainerEvent[]>();
   readonly paramsCalls: TrainingConfig[] = [];

@@ -171,9 +171,9 @@ test('the playground streams tokens and can be cancelled; runs without an export
 });
 
 test('a valid draft becomes the palette command\'s config; an unfinished one does not', async () => {
-  const { controller, training, call } = setup();
+  const { controller, call } = setup();
   await controller.handle({ kind: 'notify', method: 'draft', params: { config: cfg({ train_file: TRAIN }) } });
-  const draft = () => training.draftConfig; // (a getter: assert.equal would narrow the field to undefined)
+  const draft = () => controller.draftConfig; // (a getter: assert.equal would narrow the field to undefined)
   assert.equal(draft(), undefined); // not picked yet
   await call('pickDataset', { kind: 'file', role: 'train' });
   await controller.handle({ kind: 'notify', method: 'draft', params: { config: cfg({ train_file: TRAIN }) } });

@@ -21,7 +21,8 @@ export function deactivateTraining(): void {
   live?.disposeSync('VS Code closed or reloaded the window');
 }
 
-export function registerTraining(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): TrainingService {
+/** `draft`: the dashboard's valid form, which "Start PEFT Training" from the palette offers first. */
+export function registerTraining(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, draft: () => TrainingConfig | undefined = () => undefined): TrainingService {
   const training = new TrainingService({
     runsDir: () => runsDirectory(context),
     python: () => lookupPython(context),
@@ -58,7 +59,7 @@ export function registerTraining(context: vscode.ExtensionContext, log: vscode.L
         if (pick) void vscode.commands.executeCommand('bloomPeft.setupEnvironment', { confirmed: true });
         return undefined;
       }
-      config = await chooseConfig(training.draftConfig);
+      config = await chooseConfig(draft());
     }
     if (!config) return undefined;
     try {
