@@ -26,7 +26,8 @@ before(() => {
 
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const settings = (over: Partial<ServiceSettings> = {}): ServiceSettings => ({ ...DEFAULT_SETTINGS, debounceMs: 0, adapter: '', ...over });
+// No latency budget: on a loaded machine it would cut these exact answers at a word (its own tests: completion-latency).
+const settings = (over: Partial<ServiceSettings> = {}): ServiceSettings => ({ ...DEFAULT_SETTINGS, debounceMs: 0, latencyBudgetMs: 0, adapter: '', ...over });
 const req = (prefix: string, suffix = ''): CompletionRequest => ({ uri: 'file:///t.py', languageId: 'python', prefix, suffix });
 
 /** The real loader, counting loads and keeping the engines (to break one from under the service). */
@@ -43,7 +44,7 @@ function countingLoader() {
 }
 
 test('real engine: the tuned model completes code through the pipeline; typing through uses the cache', async () => {
-  const h = await createHeadlessCompletions(PLAIN, { debounceMs: 0 }, { threads: 1 });
+  const h = await createHeadlessCompletions(PLAIN, { debounceMs: 0, latencyBudgetMs: 0 }, { threads: 1 });
   try {
     const c = await h.complete('def add(a, b):\n    return ', { languageId: 'python' });
     assert.equal(c?.insertText, 'a + b');
@@ -69,7 +70,7 @@ test('real engine: the tuned model completes code through the pipeline; typing t
 });
 
 test('real engine: an instruction-tuned export answers through its training template', async () => {
-  const h = await createHeadlessCompletions(INSTR, { debounceMs: 0 }, { threads: 1 });
+  const h = await createHeadlessCompletions(INSTR, { debounceMs: 0, latencyBudgetMs: 0 }, { threads: 1 });
   try {
     assert.equal((await h.complete('Notes\n\nConvert to snake_case\nReset User'))?.insertText, '\nreset_user');
     assert.equal((await h.complete('Human: Write a TODO comment\nremove the title'))?.insertText, '\n\nAssistant: # TODO: remove the title');
@@ -82,7 +83,7 @@ test('real engine: an instruction-tuned export answers through its training temp
 });
 
 test('real engine: a burst of 20 keystrokes causes one generation; cancellation discards the result', async () => {
-  const h = await createHeadlessCompletions(PLAIN, { debounceMs: 60 }, { threads: 1 });
+  const h = await createHeadlessCompletions(PLAIN, { debounceMs: 60, latencyBudgetMs: 0 }, { threads: 1 });
   try {
     const text = 'def add(a, b):\n    return ';
     const pending = [];
