@@ -129,14 +129,17 @@ class StopRequest:
         if not self._interruptible:
             return
         if threading.get_ident() == threading.main_thread().ident:  # a signal handler, running in the main thread
-            raise StepAbandoned
-        if self._main_thread is not None:
+            self.check()
+        elif self._main_thread is not None:
             signal.pthread_kill(self._main_thread, signal.SIGUSR1)  # its handler runs check() there
 
     def check(self) -> None:
         """Raise StepAbandoned when a stop is pending inside `interruptible()` (any thread: the autograd engine runs
         backward hooks on its own threads on a GPU)."""
         if self._interruptible and self.event.is_set():
+            # disarmed before raising: should this fire inside interruptible()'s own exit, nothing after the
+            # abandon (the stop's checkpoint) may be cut short again
+            self._interruptible = False
             raise StepAbandoned
 
     @contextlib.contextmanager
