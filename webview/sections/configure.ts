@@ -14,6 +14,7 @@ import {
   convert, formFromConfig, methodDefaultLearningRate, optimizerSteps,
 } from '../schema';
 import { save, state, type FormState, type RawValue } from '../store';
+import { LatestRequest } from '../latest-request';
 import { shortMessage, validateDraft, type FieldIssue } from '../validation';
 
 const PRESETS = (presetsJson as { presets: Array<{ id: string; label: string; detail: string; data_root: string; methods: Record<string, unknown> }> }).presets;
@@ -44,13 +45,10 @@ export class ConfigureSection {
   private hostIssues: FieldIssue[] = [];
   private readonly touched = new Set<string>();
   private submitted = false;
-  private paramsSeq = 0;
-  private previewSeq = 0;
-  private paramsTimer: ReturnType<typeof setTimeout> | undefined;
-  private previewTimer: ReturnType<typeof setTimeout> | undefined;
-  private draftTimer: ReturnType<typeof setTimeout> | undefined;
-  private lastParamsKey = '';
-  private lastPreviewKey = '';
+  /** what the form asks the host as it changes (latest-request.ts): counts, preview, and the draft for the palette */
+  private readonly params = new LatestRequest(250);
+  private readonly preview = new LatestRequest(400);
+  private readonly draft = new LatestRequest(300);
   private trusted = true;
   private running = false;
   private starting = false;
@@ -251,18 +249,11 @@ export class ConfigureSection {
     const roles = FORMAT_COLUMNS[f.dataFormat];
     if (roles.length) {
       const cprops = columnProps();
-      const store = new Proxy(f.data, {
-        get: (t, k: string) => t[`columns.${k}`],
-        set: (t, k: string, v: RawValue) => { t[`columns.${k}`] = v; return true; },
-        has: (t, k: string) => `columns.${k}` in t,
-        ownKeys: t => Object.keys(t).filter(k => k.startsWith('columns.')).map(k => k.slice(8)),
-        getOwnPropertyDescriptor: (t, k: string) => Object.getOwnPropertyDescriptor(t, `columns.${k}`),
-      });
       // with the file's field names known, each role picks one of them; a hub dataset's names are typed
       const fields = this.detected?.file === f.trainFile && this.detected.fields.length ? this.detected.fields : undefined;
       parts.push(h('details', { class: 'advanced', open: roles.some(r => f.data[`columns.${r}`]) },
         h('summary', {}, 'Column mapping'),
-        h('div', { class: 'block grid' }, ...roles.map(r => fields ? this.columnField(r, fields, store) : this.schemaField(`/data/columns/${r}`, r, cprops[r], store)))));
+        h('div', { class: 'block grid' }, ...roles.map(r => fields ? this.columnField(r, fields) : this.schemaField(`/data/columns/${r}`, r, cprops[r], f.data, undefined, `columns.${r}`)))));
       if (f.trainFile && f.dataFormat !== 'hub' && this.detected?.file !== f.trainFile) void this.detectFields(f.trainFile);
     }
     this.rebuild(this.dataDetail, ...parts);
@@ -300,39 +291,41 @@ export class ConfigureSection {
 
   // ---- fields
 
-  /** A control for one schema property; raw values live in `store[key]`. */
-  private schemaField(pointer: string, key: string, spec: PropSpec, store: Record<string, RawValue>, after?: () => void): HTMLElement {
+  /** A control for one schema property; its raw value lives in `store[at]` (`at`: the key, or the form's flat key
+   *  such as `columns.output`). */
+  private schemaField(pointer: string, key: string, spec: PropSpec, store: Record<string, RawValue>, after?: () => void, at = key): HTMLElement {
     const id = `f-${pointerId(pointer)}`;
     const label = labelFor(key);
     const hint = hintFor(spec);
-    const update = (v: RawValue) => { store[key] = v; this.touch(pointer); after?.(); };
+    const update = (v: RawValue) => { store[at] = v; this.touch(pointer); after?.(); };
     let field: Field<unknown>;
     switch (kindOf(spec)) {
       case 'boolean':
-        field = checkbox({ id, label, hint: spec.description, checked: typeof store[key] === 'boolean' ? store[key] as boolean : Boolean(spec.default), onChange: update }) as Field<unknown>;
+        field = checkbox({ id, label, hint: spec.description, checked: typeof store[at] === 'boolean' ? store[at] as boolean : Boolean(spec.default), onChange: update }) as Field<unknown>;
         break;
       case 'enum': {
         const values = (spec.enum ?? []).map(String);
         const options = spec.default === undefined ? [{ value: '', label: '(default)' }, ...values.map(v => ({ value: v, label: v }))] : values.map(v => ({ value: v, label: v }));
-        field = dropdown({ id, label, hint: spec.description, options, value: typeof store[key] === 'string' ? store[key] as string : String(spec.default ?? ''), onChange: update }) as Field<unknown>;
+        field = dropdown({ id, label, hint: spec.description, options, value: typeof store[at] === 'string' ? store[at] as string : String(spec.default ?? ''), onChange: update }) as Field<unknown>;
         break;
       }
       default:
-        field = textField({ id, label, hint, placeholder: placeholderFor(spec, key), value: typeof store[key] === 'string' ? store[key] as string : '', onInput: update }) as Field<unknown>;
+        field = textField({ id, label, hint, placeholder: placeholderFor(spec, key), value: typeof store[at] === 'string' ? store[at] as string : '', onInput: update }) as Field<unknown>;
     }
     this.fields.set(pointer, field);
     return field.el;
   }
 
   /** A column role (instruction, output...) chosen from the field names found in the training file. */
-  private columnField(role: string, fields: string[], store: Record<string, RawValue>): HTMLElement {
+  private columnField(role: string, fields: string[]): HTMLElement {
     const pointer = `/data/columns/${role}`;
-    const current = typeof store[role] === 'string' ? store[role] as string : '';
+    const data = this.form.data;
+    const current = typeof data[`columns.${role}`] === 'string' ? data[`columns.${role}`] as string : '';
     const names = current && !fields.includes(current) ? [...fields, current] : fields;
     const field = dropdown({
       id: `f-${pointerId(pointer)}`, label: labelFor(role), value: current,
       options: [{ value: '', label: fields.includes(role) ? `${role} (default)` : `(default: ${role})` }, ...names.filter(n => n !== role || !fields.includes(role)).map(n => ({ value: n, label: n }))],
-      onChange: v => { store[role] = v; this.touch(pointer); },
+      onChange: v => { data[`columns.${role}`] = v; this.touch(pointer); },
     });
     this.fields.set(pointer, field as Field<unknown>);
     return field.el;
@@ -384,15 +377,15 @@ export class ConfigureSection {
   setEnvironment(env: 'ready' | 'missing'): void {
     if (env === this.environment) return;
     this.environment = env;
-    this.lastParamsKey = '';
-    this.lastPreviewKey = '';
+    this.params.forget();
+    this.preview.forget();
     this.changed(false);
   }
 
   /** The host's Python may have changed: forget what was asked, so counts and preview are requested again. */
   environmentChanged(): void {
-    this.lastParamsKey = '';
-    this.lastPreviewKey = '';
+    this.params.forget();
+    this.preview.forget();
     this.changed(false);
   }
 
@@ -415,21 +408,16 @@ export class ConfigureSection {
     const envReady = this.environment === 'ready';
     if (!envReady) {
       // one banner above says what to do; here only what is waiting for it
-      this.lastParamsKey = this.lastPreviewKey = '';
-      clearTimeout(this.paramsTimer);
-      clearTimeout(this.previewTimer);
+      this.params.cancel();
+      this.preview.cancel();
       const waiting = this.environment === 'unknown' ? 'checking the Python environment…' : 'waiting for the training environment (see above).';
       fill(this.paramsBox, h('span', { class: 'muted' }, `Trainable parameters: ${waiting}`));
       if (usesTemplate(this.form.dataFormat)) fill(this.previewBox, h('p', { class: 'muted' }, `Preview: ${waiting}`));
-    } else if (modelMethodOk && paramsKey !== this.lastParamsKey) {
-      this.lastParamsKey = paramsKey;
-      clearTimeout(this.paramsTimer);
-      this.paramsTimer = setTimeout(() => void this.refreshParams(config), 250);
-    } else if (!modelMethodOk) {
+    } else if (modelMethodOk) {
+      this.params.want(paramsKey, isLatest => this.refreshParams(config, isLatest));
+    } else {
       // a count still on its way is for options that no longer stand
-      this.lastParamsKey = '';
-      clearTimeout(this.paramsTimer);
-      this.paramsSeq++;
+      this.params.cancel();
       this.paramsBox.removeAttribute('aria-busy');
       fill(this.paramsBox, h('span', { class: 'muted' }, 'Trainable parameters: fix the model/method options first.'));
     }
@@ -439,18 +427,13 @@ export class ConfigureSection {
     if (this.dataProblem && this.dataProblem.key !== previewKey) this.setDataProblem(undefined);
     if (!envReady) {
       // nothing to preview yet
-    } else if (usesTemplate(this.form.dataFormat) && valid && previewKey !== this.lastPreviewKey) {
-      this.lastPreviewKey = previewKey;
-      clearTimeout(this.previewTimer);
-      this.previewTimer = setTimeout(() => void this.refreshPreview(config), 400);
+    } else if (usesTemplate(this.form.dataFormat) && valid) {
+      this.preview.want(previewKey, isLatest => this.refreshPreview(config, isLatest));
     } else if (!valid && this.form.dataFormat !== 'hub') {
-      this.lastPreviewKey = '';
+      this.preview.forget();
       fill(this.previewBox, h('p', { class: 'muted' }, this.form.trainFile ? 'The preview appears when the form is valid.' : 'Choose a training file to preview its rows.'));
     }
-    if (valid) {
-      clearTimeout(this.draftTimer);
-      this.draftTimer = setTimeout(() => notifyDraft(config), 300);
-    }
+    if (valid) this.draft.want(JSON.stringify(config), () => notifyDraft(config));
   }
 
   private showIssues(): void {
@@ -490,13 +473,12 @@ export class ConfigureSection {
     return shortMessage(i);
   }
 
-  private async refreshParams(config: TrainingConfig): Promise<void> {
-    const seq = ++this.paramsSeq;
+  private async refreshParams(config: TrainingConfig, isLatest: () => boolean): Promise<void> {
     this.paramsBox.setAttribute('aria-busy', 'true');
     fill(this.paramsBox, progressRing('Counting parameters'), h('span', { class: 'muted' }, ' Counting parameters…'));
     try {
       const counts: ParamCounts = await request('params', { config });
-      if (seq !== this.paramsSeq) return;
+      if (!isLatest()) return;
       fill(this.paramsBox,
         h('span', { class: 'params-label' }, 'Trainable parameters: '),
         h('strong', { id: 'params-trainable', 'data-value': counts.trainable }, fmtInt(counts.trainable)),
@@ -506,32 +488,31 @@ export class ConfigureSection {
         h('strong', { id: 'params-percent', 'data-value': counts.percent }, fmtPct(counts.percent)),
         h('span', {}, ')'));
     } catch (e) {
-      if (seq !== this.paramsSeq) return;
-      this.lastParamsKey = '';
+      if (!isLatest()) return;
+      this.params.forget();
       const err: HostError = e instanceof RequestError ? e.error : { message: (e as Error).message };
       if (isEnvironmentError(err)) { this.environmentMissing(err); return; }
       fill(this.paramsBox, h('span', { class: 'error-text' }, `Parameter count unavailable: ${err.message}`),
         err.hint ? h('div', { class: 'field-hint' }, err.hint) : null,
-        button('Retry', () => { this.lastParamsKey = ''; this.changed(false); }, { id: 'params-retry', appearance: 'secondary' }));
+        button('Retry', () => { this.params.forget(); this.changed(false); }, { id: 'params-retry', appearance: 'secondary' }));
     } finally {
-      if (seq === this.paramsSeq) this.paramsBox.removeAttribute('aria-busy');
+      if (isLatest()) this.paramsBox.removeAttribute('aria-busy');
     }
   }
 
-  private async refreshPreview(config: TrainingConfig): Promise<void> {
-    const seq = ++this.previewSeq;
+  private async refreshPreview(config: TrainingConfig, isLatest: () => boolean): Promise<void> {
     fill(this.previewBox, progressRing('Loading preview'));
     try {
       const { rows, trainRows, warnings } = await request('preview', { config, rows: 3 });
-      if (seq !== this.previewSeq) return;
+      if (!isLatest()) return;
       this.trainRows = trainRows;
       this.showEffective();
       // data warnings (rows skipped, a language the model lacks) stand above the rows they are about
       fill(this.previewBox, ...warnings.map(w => h('p', { class: 'log-warning preview-warning', role: 'alert' }, `⚠ ${w}`)),
         ...(rows.length ? rows.map((r, i) => this.previewRow(r, i)) : [h('p', { class: 'muted' }, 'The dataset has no rows.')]));
     } catch (e) {
-      if (seq !== this.previewSeq) return;
-      this.lastPreviewKey = '';
+      if (!isLatest()) return;
+      this.preview.forget();
       const err: HostError = e instanceof RequestError ? e.error : { message: (e as Error).message };
       if (isEnvironmentError(err)) { this.environmentMissing(err); return; }
       if (isDataError(err)) {
@@ -541,7 +522,7 @@ export class ConfigureSection {
         return;
       }
       fill(this.previewBox, h('div', { class: 'error-text', role: 'alert' }, err.message, err.hint ? h('div', { class: 'field-hint' }, err.hint) : null),
-        button('Retry', () => { this.lastPreviewKey = ''; this.changed(false); }, { id: 'preview-retry', appearance: 'secondary' }));
+        button('Retry', () => { this.preview.forget(); this.changed(false); }, { id: 'preview-retry', appearance: 'secondary' }));
     }
   }
 
