@@ -18,6 +18,6 @@ def test_grown_tokenizer_keeps_ids_and_covers_the_vocabulary(tmp_path):
     assert grown(text)["input_ids"] == small(text)["input_ids"]  # same merges: the same prompt gives the same ids
     assert grown.decode([8999]) == "<unused_8999>"
     assert (grown.eos_token_id, grown.pad_token_id) == (small.eos_token_id, small.pad_token_id)
-    with pytest.raises(ModelError, match="has only 7148 tokens but the model's vocabulary has 9000"):
+    with pytest.raises(ModelError, match=r"has only \d+ tokens but the model's vocabulary has 9000"):
         check_vocabulary(small, BloomConfig(vocab_size=9000), model_name())
     check_vocabulary(grown, BloomConfig(vocab_size=9000), str(tmp_path / "tok"))
