@@ -43,6 +43,8 @@ export interface PipelineStats {
   /** Why the last generation ended: the line or block was complete, the latency budget was spent, or the engine
    * finished (max tokens, EOS, a stop sequence). */
   lastEnd?: GenerationEnd;
+  /** Tokens the engine streamed for the last generation, and how many of them the shown text holds whole. */
+  lastTokens?: { streamed: number; shown: number };
   /** Prefill requests sent during the debounce. */
   prefills: number;
 }
@@ -148,11 +150,13 @@ export class CompletionPipeline {
     const tg = this.now();
     let raw: string;
     let timings: GenerateResult['timings'];
+    let tokenEnds: number[] = [];
     try {
       const out = await this.generate(active.generator, built, settings, ppc, deadline, signal);
       if (out === undefined) return skip('aborted'); // partial text: never shown, never cached
       ({ text: raw, timings } = out);
       this.stats.lastEnd = out.end;
+      tokenEnds = out.tokenEnds;
     } catch (err) {
       if (signal?.aborted || isAbortError(err)) return skip('aborted');
       this.deps.onError?.(err);
@@ -164,6 +168,7 @@ export class CompletionPipeline {
     // 6. abort check: a cancelled request's result is never shown (but a complete one may serve the next request;
     // a text cut by the budget is complete up to its last word, a greedy answer's true beginning)
     const text = postprocess(raw, ppc);
+    this.stats.lastTokens = { streamed: tokenEnds.length, shown: tokenEnds.filter(end => end <= text.length).length };
     if (text) this.cache.set(scope, req.prefix, offset, built.lead + text);
     if (signal?.aborted) return skip('aborted');
 
@@ -215,13 +220,15 @@ export class CompletionPipeline {
    */
   private async generate(
     generator: Generator, built: BuiltPrompt, settings: CompletionSettings, ppc: PostprocessContext, deadline: { at: number; lastAt: number } | undefined, signal?: AbortSignal,
-  ): Promise<{ text: string; timings: GenerateResult['timings']; end: GenerationEnd } | undefined> {
+  ): Promise<{ text: string; timings: GenerateResult['timings']; end: GenerationEnd; tokenEnds: number[] } | undefined> {
     this.inflight?.abort();
     const ctl = new AbortController();
     this.inflight = ctl;
     const onAbort = (): void => ctl.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
     let streamed = '';
+    /** Where each streamed token ends in the healed text (diagnostics: stats.lastTokens). */
+    const tokenEnds: number[] = [];
     let lastTokenAt: number | undefined;
     let tokenGap = 0;
     let early: { text: string; end: GenerationEnd } | undefined;
@@ -247,6 +254,7 @@ export class CompletionPipeline {
           lastTokenAt = now;
           streamed += t;
           const text = applyHeal(streamed, built.heal);
+          tokenEnds.push(text.length);
           if (isComplete(text, ppc)) return stop(text, 'complete');
           if (deadline && now + tokenGap >= deadline.at) {
             const words = toLastCompleteWord(text);
@@ -258,15 +266,15 @@ export class CompletionPipeline {
       // After an early stop the engine's answer (aborted, or an error) no longer matters.
       run.catch(() => undefined);
       const res = await Promise.race([run, stoppedEarly]);
-      if (early) return { text: early.text, timings: undefined, end: early.end };
+      if (early) return { text: early.text, timings: undefined, end: early.end, tokenEnds };
       const done = res as GenerateResult;
       // Aborted by the request or by a newer generation: the text is partial.
       if (done.finishReason === 'aborted') return undefined;
       // Finished (even if the request was cancelled meanwhile): complete text, which the caller may cache.
-      return { text: applyHeal(done.text, built.heal), timings: done.timings, end: 'engine' };
+      return { text: applyHeal(done.text, built.heal), timings: done.timings, end: 'engine', tokenEnds };
     } catch (err) {
       // Our own early stop may surface as an AbortError; the streamed text is the result then.
-      if (early) return { text: early.text, timings: undefined, end: early.end };
+      if (early) return { text: early.text, timings: undefined, end: early.end, tokenEnds };
       throw err;
     } finally {
       signal?.removeEventListener('abort', onAbort);
