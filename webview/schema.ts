@@ -23,11 +23,14 @@ const schema = schemaJson as unknown as {
   definitions: Record<string, ObjectSpec>;
 };
 
-export const METHODS: MethodName[] = ['lora', 'ia3', 'prefix_tuning', 'p_tuning', 'prompt_tuning', 'bitfit', 'full'];
+/** Each method's label, in the order the form lists them (the common ones first). Typed by the schema's method
+ *  enum (generated MethodName): a method the schema adds or drops fails to compile here until it is labelled. */
 export const METHOD_LABELS: Record<MethodName, string> = {
-  full: 'Full fine-tuning', bitfit: 'BitFit', prompt_tuning: 'Prompt tuning', p_tuning: 'P-tuning',
-  prefix_tuning: 'Prefix tuning', lora: 'LoRA', ia3: 'IA³',
+  lora: 'LoRA', ia3: 'IA³', prefix_tuning: 'Prefix tuning', p_tuning: 'P-tuning', prompt_tuning: 'Prompt tuning',
+  bitfit: 'BitFit', full: 'Full fine-tuning',
 };
+/** The schema's methods in the form's order. */
+export const METHODS = Object.keys(METHOD_LABELS) as MethodName[];
 
 export function methodSpec(name: MethodName): ObjectSpec {
   const def = schema.definitions[`method_${name}`];

@@ -1,29 +1,15 @@
 // The narrow contracts the completion pipeline needs. Nothing here imports vscode, so the pipeline runs under plain
 // node (unit tests, CLI, bench) exactly as it does in the extension host.
+import type { GenerateOptions as EngineGenerateOptions, GenerateResult as EngineGenerateResult } from '../inference';
 import type { PromptTemplate } from '../protocol/template';
 
-/** Options for one generation; mirrors the engine's generate() options (src/inference). */
-export interface GenerateOptions {
-  maxTokens: number;
-  temperature: number;
-  topP?: number;
-  stop?: string[];
-  /** Sampling seed (same seed, prompt and settings: the same text). */
-  seed?: number;
-  signal?: AbortSignal;
-  onToken?: (text: string) => void;
-  /** Single-line mode: the engine ends at the line's end (src/inference GenerateParams.stopAtNewline). */
-  stopAtNewline?: 'first' | 'afterText';
-}
+/** Options for one generation: the engine's (src/inference), with the length and the temperature always set. */
+export type GenerateOptions = EngineGenerateOptions & { maxTokens: number; temperature: number };
 
-export type FinishReason = 'stop' | 'eos' | 'length' | 'aborted' | (string & {});
+export type { FinishReason } from '../inference';
 
-export interface GenerateResult {
-  text: string;
-  finishReason: FinishReason;
-  /** Engine-side timings, when the engine reports them (mirrors src/inference GenerateTimings). */
-  timings?: { prefillMs?: number; decodeMs?: number; reusedTokens?: number; promptTokens?: number; generatedTokens?: number; queuedMs?: number };
-}
+/** The engine's result; a fake generator at the test edge may leave out the token ids and the timings. */
+export type GenerateResult = Pick<EngineGenerateResult, 'text' | 'finishReason'> & Partial<Pick<EngineGenerateResult, 'tokens' | 'timings'>>;
 
 /** What the pipeline generates with: the ONNX engine, adapted (engine.ts), or a fake at the test edge. */
 export interface Generator {
