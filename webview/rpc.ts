@@ -5,6 +5,7 @@ import {
   type WebviewToHost,
 } from '../src/protocol/messages';
 import type { TrainingConfig } from '../src/protocol/config';
+import { StudioError } from '../src/protocol/errors';
 
 interface VsCodeApi { postMessage(msg: unknown): void; getState(): unknown; setState(state: unknown): void }
 declare function acquireVsCodeApi(): VsCodeApi;
@@ -12,8 +13,8 @@ declare function acquireVsCodeApi(): VsCodeApi;
 export const vscode: VsCodeApi = acquireVsCodeApi();
 
 /** A failed request: the host's message, hint and field issues. */
-export class RequestError extends Error {
-  constructor(readonly error: HostError) { super(error.message); }
+export class RequestError extends StudioError {
+  constructor(readonly error: HostError) { super(error.code ?? 'internal', error.message, error.hint); }
 }
 
 type Handlers = { [M in keyof HostNotificationMap]?: Array<(params: HostNotificationMap[M]) => void> };

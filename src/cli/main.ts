@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { EvaluationEvent, MethodName, TrainingConfig } from '../protocol';
+import { StudioError } from '../protocol/errors';
 import { extensionRoot } from '../training/paths';
 import { findPreset, presetConfig, PRESETS } from '../training/presets';
 import { resolvePython, runTrainerJson } from '../training/python';
@@ -42,7 +43,10 @@ exit codes: 0 completed, 1 failed, 2 stopped, 64 usage error.`;
 
 const EXIT = { ok: 0, failed: 1, stopped: 2, usage: 64 } as const;
 
-export class UsageError extends Error {}
+/** A command line the CLI cannot run (exit 64). */
+export class UsageError extends StudioError {
+  constructor(message: string) { super('usage', message); }
+}
 
 export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { TrainingConfig } from '../protocol/config';
 import { forParamsCount, validateConfig } from '../protocol/config';
+import { StudioError } from '../protocol/errors';
 import type { TrainerEvent } from '../protocol/events';
 import type { PreviewAnswerRow } from '../protocol/generated/preview-answer';
 import {
@@ -25,8 +26,8 @@ const WATCHED_KEY = 'bloomPeft.dashboard.watchedRun';
 const MAX_PICKS = 50;
 
 /** A request that failed in a way the user can act on; becomes the response's error. */
-export class DashboardError extends Error {
-  constructor(message: string, readonly hint?: string, readonly issues?: HostError['issues'], readonly code?: string) { super(message); }
+export class DashboardError extends StudioError {
+  constructor(message: string, hint?: string, readonly issues?: HostError['issues'], code = 'invalid_request') { super(code, message, hint); }
 }
 
 export function toRunRow(s: RunSummary): RunRow {

@@ -1,5 +1,6 @@
 // Errors the engine raises. They cross the worker boundary as plain objects (structured clone drops
 // subclass identity), so every field that matters is data, and toEngineError() rebuilds the class.
+import { StudioError } from '../protocol/errors';
 
 export type EngineErrorCode =
   | 'EXPORT_NOT_FOUND' // the export folder does not exist
@@ -17,19 +18,16 @@ export type EngineErrorCode =
 
 export interface SerializedEngineError { code: EngineErrorCode; message: string; path?: string; field?: string; hint?: string }
 
-export class EngineError extends Error {
+export class EngineError extends StudioError {
   override readonly name = 'EngineError';
-  readonly code: EngineErrorCode;
+  declare readonly code: EngineErrorCode;
   readonly path?: string;
   readonly field?: string;
-  readonly hint?: string;
 
   constructor(code: EngineErrorCode, message: string, extra: { path?: string; field?: string; hint?: string; cause?: unknown } = {}) {
-    super(message + (extra.hint ? ` (hint: ${extra.hint})` : ''), extra.cause !== undefined ? { cause: extra.cause } : undefined);
-    this.code = code;
+    super(code, message + (extra.hint ? ` (hint: ${extra.hint})` : ''), extra.hint, extra.cause !== undefined ? { cause: extra.cause } : undefined);
     this.path = extra.path;
     this.field = extra.field;
-    this.hint = extra.hint;
   }
 
   toJSON(): SerializedEngineError {

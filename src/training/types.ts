@@ -2,6 +2,7 @@
 // nothing here imports vscode.
 import type { ConfigIssue, EvaluationEvent, MethodName, TrainerEvent, TrainingConfig } from '../protocol';
 import type { CheckReport } from '../protocol/generated/check-report';
+import { StudioError } from '../protocol/errors';
 import type { RunStatus } from '../protocol/messages';
 import type { ParamsAnswer } from '../protocol/generated/params-answer';
 import type { PreviewAnswerRow } from '../protocol/generated/preview-answer';
@@ -97,17 +98,17 @@ export interface PreviewResult { rows: PreviewAnswerRow[]; trainRows: number; ev
 export type { CheckReport };
 
 /** A user-fixable failure of a service call (bad config, no Python, busy...). */
-export class TrainingError extends Error {
+export class TrainingError extends StudioError {
+  override readonly name = 'TrainingError';
   constructor(
-    readonly code: string,
+    code: string,
     message: string,
-    readonly hint?: string,
+    hint?: string,
     readonly issues: ConfigIssue[] = [],
     /** the file (and line) the problem is in, e.g. a dataset row */
     readonly location?: { file: string; line?: number },
   ) {
-    super(message);
-    this.name = 'TrainingError';
+    super(code, message, hint);
   }
 }
 
