@@ -309,7 +309,7 @@ def set_up(args, config: Config, config_source: Path, emitter: EventEmitter, sto
     if world != t.num_gpus and launch.in_distributed_env():
         emitter.warning(f"training.num_gpus is {t.num_gpus} but the launcher started {world} processes; using {world}",
                         code="world_size_mismatch")
-    emitter.log(f"loading {config.model.name_or_path} on {accelerator.device} ({precision}, {world} process(es))")
+    log(f"loading {config.model.name_or_path} on {accelerator.device} ({precision}, {world} process(es))")
     set_seed(t.seed)
     model, tokenizer, base_weights = load_model(config, accelerator.process_index, stop)
     trainable_params, total_params = count_parameters(model)
@@ -387,7 +387,7 @@ def open_run_dir(run_dir: Path, resume: bool, config_source: Path, accelerator, 
     if resume:
         if accelerator.is_main_process:
             for p in ckpt.clean_stale(run_dir):
-                emitter.log(f"removed an incomplete checkpoint write: {p.name}", level="warning")
+                log(f"removed an incomplete checkpoint write: {p.name}", level="warning")
         accelerator.wait_for_everyone()
         latest = ckpt.latest_complete(run_dir)
         if latest is None:
@@ -696,7 +696,7 @@ class TrainingRun:
         s.evals_without_improvement = 0 if self.improved(eval_loss) else s.evals_without_improvement + 1
         patience = self.t.early_stopping_patience
         if patience and s.evals_without_improvement >= patience:
-            self.emitter.log(f"early stopping: no eval improvement in {patience} evaluations (best {s.best_eval:.4f})")
+            log(f"early stopping: no eval improvement in {patience} evaluations (best {s.best_eval:.4f})")
             return "early_stopped"
         return "continue"
 
@@ -1054,7 +1054,7 @@ def run_evaluation(model, method: str, tokenizer, eval_examples: list, snapshot,
     from . import evaluation
 
     if not evaluation.pick_rows(eval_examples, 1):
-        emitter.log("evaluation skipped: no held-out instruction rows to answer (data.eval_split 0, or a text corpus)")
+        log("evaluation skipped: no held-out instruction rows to answer (data.eval_split 0, or a text corpus)")
         return
     fields: dict | None
     try:
