@@ -140,24 +140,23 @@ def alibi_slopes(num_heads: int):
     return slopes
 
 
-def _first_positions():
-    """x[:, :, :n] for a tensor n that stays an input of the graph (a traced slice would freeze n): one ONNX Slice,
-    which copies the n filled positions and never reads the free slots after them."""
+def _positions():
+    """x[..., start:end] along `axis` for tensors start/end that stay inputs of the graph (a traced slice would freeze
+    them): one ONNX Slice, which copies those positions and never reads the rest."""
     import torch
 
-    class FirstPositions(torch.autograd.Function):
+    class Positions(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, x, n):  # noqa: ARG004 - the signature autograd wants
-            return x[:, :, : int(n)]
+        def forward(ctx, x, start, end, axis):  # noqa: ARG004 - the signature autograd wants
+            return x.narrow(axis, int(start), int(end) - int(start))
 
         @staticmethod
-        def symbolic(g, x, n):
-            axis = g.op("Constant", value_t=torch.tensor([2], dtype=torch.int64))
-            start = g.op("Constant", value_t=torch.tensor([0], dtype=torch.int64))
-            end = g.op("Reshape", n, g.op("Constant", value_t=torch.tensor([1], dtype=torch.int64)))
-            return g.op("Slice", x, start, end, axis)
+        def symbolic(g, x, start, end, axis):
+            one = g.op("Constant", value_t=torch.tensor([1], dtype=torch.int64))
+            return g.op("Slice", x, g.op("Reshape", start, one), g.op("Reshape", end, one),
+                        g.op("Constant", value_t=torch.tensor([axis], dtype=torch.int64)))
 
-    return FirstPositions.apply
+    return Positions.apply
 
 
 def _decoder_with_past(model):
@@ -172,7 +171,7 @@ def _decoder_with_past(model):
     match PyTorch's; the parameters are the model's own modules, so export_cache maps them as before."""
     import torch
 
-    first_positions = _first_positions()
+    positions = _positions()
 
     class DecoderWithPast(torch.nn.Module):
         def __init__(self, lm):
@@ -209,6 +208,7 @@ def _decoder_with_past(model):
             # counts) and the causal mask: new token j sees keys up to past_length + j
             seq = ids.shape[0]
             total = past_length + seq
+            zero = torch.zeros((), dtype=torch.int64)
             keys = torch.arange(total, dtype=torch.int64)
             queries = torch.arange(seq, dtype=torch.int64) + past_length
             bias = (self.alibi_slopes * keys.to(torch.float32)).to(dtype)  # [1, heads, 1, total]
@@ -223,11 +223,14 @@ def _decoder_with_past(model):
                 qkv = attn.query_key_value(normed).view(1, -1, heads, 3, head_dim).permute(3, 0, 2, 1, 4)
                 q, k, v = qkv[0], qkv[1], qkv[2]  # [1, heads, seq, head_dim]
                 new += [k, v]
-                k_all = torch.cat([first_positions(past[2 * i], past_length), k], dim=2)
-                v_all = torch.cat([first_positions(past[2 * i + 1], past_length), v], dim=2)
-                scores = torch.matmul(q, k_all.transpose(2, 3)) * scale + bias
-                probs = torch.softmax(scores.float(), dim=-1).to(dtype)
-                context = torch.matmul(probs, v_all).transpose(1, 2).reshape(1, -1, self.hidden)
+                # past and new keys apart: concatenating the new rows to the past would copy the past once more
+                k_past = positions(past[2 * i], zero, past_length, 2)
+                v_past = positions(past[2 * i + 1], zero, past_length, 2)
+                scores = torch.cat([torch.matmul(q, k_past.transpose(2, 3)), torch.matmul(q, k.transpose(2, 3))], dim=3)
+                probs = torch.softmax((scores * scale + bias).float(), dim=-1).to(dtype)
+                context = (torch.matmul(positions(probs, zero, past_length, 3), v_past)
+                           + torch.matmul(positions(probs, past_length, total, 3), v))
+                context = context.transpose(1, 2).reshape(1, -1, self.hidden)
                 hidden = attn.dense(context) + residual
                 normed = block.post_attention_layernorm(hidden)
                 residual = normed if self.post_ln_residual else hidden
