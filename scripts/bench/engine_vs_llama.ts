@@ -78,7 +78,10 @@ interface Leg { prefillMs: number; decodeMsPerToken: number; tokens: number[]; o
 async function engineLeg(engine: CompletionEngine, prompt: string): Promise<Leg> {
   const end = cpuWindow();
   const r = await engine.generate(prompt, { maxTokens: newTokens, ignoreEos: true, reuseCache: false });
-  return { prefillMs: r.timings.prefillMs, decodeMsPerToken: r.timings.decodeMs / Math.max(1, r.tokens.length - 1), tokens: r.tokens, otherShare: end().otherShare };
+  const w = end();
+  // prefill as llama.cpp's is timed: from the caller's side, everything but the decode steps (tokenizing, the
+  // worker round trip and the first token's sampling included)
+  return { prefillMs: w.wallMs - r.timings.decodeMs, decodeMsPerToken: r.timings.decodeMs / Math.max(1, r.tokens.length - 1), tokens: r.tokens, otherShare: w.otherShare };
 }
 
 async function peerLeg(peer: PeerModel, ids: number[]): Promise<Leg> {

@@ -159,11 +159,16 @@ function peerPart() {
     const x = r[q];
     return `| ${q} vs ${x.peer.toUpperCase()} | ${f(x.engine.prefillMs.median, 0)} | ${f(x.llama.prefillMs.median, 0)} | **${range(x.ratio.prefill)}** | ${f(x.engine.decodeMsPerToken.median)} | ${f(x.llama.decodeMsPerToken.median)} | **${range(x.ratio.decode)}** | ${f(x.engine.boundMs)} / ${f(x.llama.boundMs)} | ${f(x.engine.overBound, 2)}x / ${f(x.llama.overBound, 2)}x | ${x.clean} of ${x.rounds}${x.allDisturbed ? ' (all disturbed)' : ''} | ${x.greedy.sameTokens}/${x.greedy.of} |`;
   });
+  const parity = ['int8', 'fp32'].map(q => { const x = r[q].parity; return x ? `${q}/${r[q].peer.toUpperCase()}: ${x.sameTop5 ? 'same top 5 ids' : `top 5 ${x.engineTop5.join(',')} vs ${x.llamaTop5.join(',')}`}, largest log-probability difference over the engine's top 5 ${x.maxLogPDiffTop5}` : `${q}: not measured`; }).join('; ');
+  const disturbed = ['int8', 'fp32'].some(q => r[q].allDisturbed);
   const others = ['int8', 'fp32'].map(q => `${q}: ${r[q].otherShare.map(([a, b]) => `${f(a * 100, 0)}/${f(b * 100, 0)}%`).join(' ')}`).join('; ');
   return [
     '### Completion engine vs llama.cpp (CPU): same weights, interleaved',
     '',
     `bloom-${r.shape} shapes, random weights (scripts/bench/bench_model.py), ${r.threads} threads, greedy, a ${r.promptTokens}-token prompt (the same token ids for both), ${r.newTokens} new tokens. The engine: onnxruntime-node on the project's int8 and fp32 exports. llama.cpp: node-llama-cpp 3.21.1 (CPU prebuilt) on GGUFs of the same weights written by scripts/bench/peer/write_gguf.py (Q8_0 and F32, BLOOM layout of llama.cpp's converter). Each pair is loaded side by side and run in alternating legs (order flipped every round); prefill = time to the first token from an empty KV cache; decode = ms per later token. Ratios are engine / llama.cpp per round (below 1: the engine is faster), median (min-max) over the rounds in which other processes took <= ${f(r.maxOther * 100, 0)}% of the CPU in both legs (others' share per round, engine/llama.cpp: ${others}). Bound = weight bytes read per token / the ${r.threads}-thread read bandwidth, measured before every round: median ${f(r.bandwidth.GBs.median)} GB/s, spread ${f(r.bandwidth.GBs.min)}-${f(r.bandwidth.GBs.max)} GB/s over ${r.bandwidth.clean ? `the ${r.bandwidth.clean} clean of ${r.bandwidth.measured} readings` : `all ${r.bandwidth.measured} readings (none clean)`} (${f(r.bandwidth.bufferMiB, 0)} MiB buffer). Load average at the end: ${r.machine.loadAvg.map(x => x.toFixed(1)).join(' ')}.`,
+    '',
+    ...(disturbed ? ['**No undisturbed round in at least one pair: its figures were taken while other processes held most of the CPU, and show how each engine degrades under contention, not their speed.**', ''] : []),
+    `Parity (next-token distribution after the prompt): ${parity}.`,
     '',
     '| engine vs llama.cpp | engine prefill ms | llama.cpp prefill ms | engine / llama.cpp prefill | engine decode ms/token | llama.cpp decode ms/token | engine / llama.cpp decode | bound ms/token (engine / llama.cpp) | decode vs bound (engine / llama.cpp) | clean rounds | same greedy tokens |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
