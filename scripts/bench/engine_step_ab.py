@@ -23,7 +23,8 @@ import onnxruntime as ort
 
 class Leg:
     def __init__(self, export_dir: str, threads: int):
-        m = json.load(open(os.path.join(export_dir, "manifest.json")))
+        with open(os.path.join(export_dir, "manifest.json"), encoding="utf-8") as f:
+            m = json.load(f)
         self.m, self.version = m, m["format_version"]
         o = ort.SessionOptions()
         o.intra_op_num_threads = threads
