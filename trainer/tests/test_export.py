@@ -372,6 +372,30 @@ def test_base_cache_entries(base_dir, tmp_path):
     assert len(list((tmp_path / "cache").iterdir())) == 2
 
 
+@pytest.mark.parametrize("heads", [24, 32])
+def test_base_cache_takes_the_alibi_slopes_of_any_head_count(tmp_path, heads):
+    """The graph holds one constant that is not a parameter: the ALiBi slopes, one per head (the non-power-of-two
+    formula for 24). Past 16 heads (bloom-3b and bloom-7b1 have 32) it is larger than the exporter's small constants,
+    and the cache must still recognise it and reproduce PyTorch (decode with the past included)."""
+    import torch
+    from transformers import BloomConfig, BloomForCausalLM
+
+    from bloom_peft import export_cache as C
+    from bloom_peft.model_loading import load_tokenizer
+
+    torch.manual_seed(0)
+    model = BloomForCausalLM(BloomConfig(vocab_size=300, hidden_size=2 * heads, n_layer=1, n_head=heads)).eval()
+    entry = C.ensure_base_export(model, tmp_path / "cache", fp16=False, quantize="none")
+    assert entry is not None
+    tok = load_tokenizer(str(PROJECT_ROOT / "models" / "bloom-tiny"))
+    out = E.export_model(model, tok, "full", tmp_path / "export", base_model="random", base_entry=entry)
+    ids = [5, 17, 42, 7, 250, 3]
+    d = OrtDecoder(out)
+    logits, past = d.step([ids[:4]], d.initial_past())
+    step, _ = d.step([ids[4:]], past)
+    assert max_diff(np.concatenate([logits[0], step[0]]), torch_logits(model, ids)) <= FP32_TOL
+
+
 # ------------------------------------------------------------------------------------------------ runs, atomicity, CLI
 
 
