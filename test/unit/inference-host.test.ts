@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { CompletionEngine, type GenerateResult } from '../../src/inference';
 import { ROOT, bundledWorker, fixtures } from './inference-fixtures';
 
@@ -29,21 +29,23 @@ test('the host event loop stays responsive while the worker generates 200 tokens
   const h = monitorEventLoopDelay({ resolution: 10 });
   let tokens = 0;
   h.enable();
+  const busyBefore = performance.eventLoopUtilization();
   const r = await engine.generate(longPrompt, { maxTokens: 200, ignoreEos: true, onToken: () => tokens++ });
+  const busy = performance.eventLoopUtilization(busyBefore).utilization;
   h.disable();
   const maxMs = h.max / 1e6;
   const p99 = h.percentile(99) / 1e6;
   const stepMs = r.timings.decodeMs / r.timings.generatedTokens;
-  t.diagnostic(`prompt ${r.timings.promptTokens} tokens, prefill ${r.timings.prefillMs.toFixed(0)} ms, decode ${stepMs.toFixed(1)} ms/token; event-loop delay max ${maxMs.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms`);
+  t.diagnostic(`prompt ${r.timings.promptTokens} tokens, prefill ${r.timings.prefillMs.toFixed(0)} ms, decode ${stepMs.toFixed(1)} ms/token; event-loop delay max ${maxMs.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms; loop busy ${(busy * 100).toFixed(1)}% of the time`);
   assert.equal(r.tokens.length, 200);
   assert.ok(tokens > 0);
-  // On the host thread the prefill alone would block the loop for its whole duration (one native call),
-  // so the fixture makes it long and the delay must stay far below it. 50 ms is what a user notices as
-  // typing lag (the histogram's 10 ms resolution included); on a machine busy with other processes the
-  // OS can still hold the main thread that long, so the max may instead stay under a third of the prefill.
+  // Judged against what blocking would cause, not against a wall-clock figure (which another process's load
+  // moves: at load 12 the OS alone held this idle loop for a p99 of 52 ms). Run on the host thread, the prefill
+  // would block the loop for its whole duration (one native call, so the fixture makes it long) and every decode
+  // step for the step's time: the loop would be busy nearly all of the generation.
   assert.ok(r.timings.prefillMs > 100, `the prefill (${r.timings.prefillMs} ms) is too short to show blocking`);
   assert.ok(maxMs < 50 || maxMs < r.timings.prefillMs / 3, `max event-loop delay ${maxMs} ms (prefill ${r.timings.prefillMs} ms)`);
-  assert.ok(p99 < 50, `p99 event-loop delay ${p99} ms`);
+  assert.ok(busy < 0.5, `the host's event loop was busy ${(busy * 100).toFixed(0)}% of the generation (blocking makes it ~100%)`);
 });
 
 test('abort mid-generation returns within one decode step', async t => {
