@@ -36,8 +36,10 @@ export class Debouncer {
     const t = this.now();
     const gap = t - this.lastCall;
     this.lastCall = t;
-    // Only gaps within a burst say something about the typing rhythm.
+    // Only gaps within a burst say something about the typing rhythm. A pause ends the burst: the keystroke after it
+    // gets the base delay (a one-character edit after a pause is not held for an old rhythm), the next ones adapt.
     if (gap < 1000) this.avgInterval = this.avgInterval === undefined ? gap : this.avgInterval * 0.7 + gap * 0.3;
+    else this.avgInterval = undefined;
     // A newer call supersedes the one still waiting: it resolves false at once.
     this.pending?.();
     const ms = this.delayFor(baseMs);

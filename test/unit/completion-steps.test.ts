@@ -275,6 +275,10 @@ test('debounce: adaptive delay stretches to the typing rhythm, within bounds', (
   assert.equal(d.delayFor(100), 100);
   for (let i = 0; i < 10; i++) { void d.wait(0); t += 120; } // 120 ms between keys
   assert.ok(d.delayFor(100) > 100 && d.delayFor(100) <= 200, String(d.delayFor(100)));
+  // a pause ends the burst: the keystroke after it waits the base delay
+  t += 5000;
+  void d.wait(0);
+  assert.equal(d.delayFor(100), 100);
   assert.equal(new Debouncer({ adaptive: false, now: () => t }).delayFor(100), 100);
 });
 
