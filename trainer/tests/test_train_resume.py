@@ -165,9 +165,10 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_supervisor_killed_mid_step_the_trainer_abandons_the_step_and_resume_is_exact(config, reference, tmp_path):
-    """kill -9 of the trainer's owner while a step is computing (60 s long from step 3 on, through the fault seam):
-    the trainer drops that step, checkpoints the last complete one and ends within 10 s of the kill, not after the
-    step; resuming from that checkpoint gives the uninterrupted run's losses (dropout on: the RNG is back too)."""
+    """kill -9 of the trainer's owner while a step is computing (60 s long from step 3 on, through the fault seam, after
+    its forward): the trainer drops that step, checkpoints the last complete one and ends within 10 s of the kill, not
+    after the step; resuming from that checkpoint gives the uninterrupted run's losses (dropout on: the RNG that step 3's
+    forward advanced is rewound)."""
     run = tmp_path / "run"
     write_config(run, {**config, "training": {**config["training"], "save_every": 0}})
     env = {**os.environ, "TORCH_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
@@ -176,10 +177,11 @@ def test_supervisor_killed_mid_step_the_trainer_abandons_the_step_and_resume_is_
                               "--run-dir", str(run)], stdout=subprocess.PIPE, env=env, cwd=str(PROJECT_ROOT))
     trainer_pid = int(owner.stdout.readline())
     events = []
-    for line in owner.stdout:  # relayed until step 2 is done: step 3 is now computing for 60 s
+    for line in owner.stdout:  # relayed until step 2 is done
         events.append(json.loads(line))
         if events[-1]["type"] == "progress" and events[-1]["step"] == 2:
             break
+    time.sleep(5)  # step 3's forward (well under a second) has drawn its dropout masks; 55 s of the step remain
     owner.kill()
     killed_at = time.time()
     owner.wait(30)

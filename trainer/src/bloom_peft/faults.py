@@ -8,14 +8,11 @@ from pathlib import Path
 
 
 class Faults:
-    def step_compute(self, step: int) -> None:
-        """Inside the forward/backward of optimizer step `step` (1-based), before its first micro-batch."""
-
     def micro_batch(self, rows: int) -> None:
         """Before the forward pass of a micro-batch of `rows` rows."""
 
     def loss(self, loss, step: int):
-        """The loss of a micro-batch of step `step`, as the backward pass will see it."""
+        """The loss of a micro-batch of optimizer step `step` (1-based): its forward is done, its backward next."""
         return loss
 
     def checkpoint_file_written(self, path: Path) -> None:

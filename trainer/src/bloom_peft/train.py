@@ -908,7 +908,6 @@ def forward_backward(model, batches: list[dict], micro: int, accelerator, faults
     """Accumulate gradients over the step's micro-batches; the loss is the token-weighted mean of the step."""
     import torch
 
-    faults.step_compute(step)
     chunks = [c for b in batches for c in split_batch(b, micro)]
     counts = [label_count(c) for c in chunks]
     total_labels = max(sum(counts), 1)

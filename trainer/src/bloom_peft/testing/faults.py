@@ -8,7 +8,7 @@ import errno
 import json
 import os
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .. import faults
@@ -18,16 +18,15 @@ ENV = "BLOOM_PEFT_TEST_FAULTS"
 
 @dataclass
 class InjectedFaults(faults.Faults):
-    step_delay: float = 0.0  # seconds added to a step's forward/backward (a stop abandons it like real compute)
+    # seconds added to each step between its first forward and backward: a stop then abandons a step whose forward
+    # already drew its dropout masks, as it would real compute
+    step_delay: float = 0.0
     delay_from_step: int = 1  # the first step slowed down
     nan_at_step: int = 0  # the loss of this step becomes NaN
     oom_from_rows: int = 0  # forward passes of this many rows or more raise torch.OutOfMemoryError (no GPU needed)
     slow_checkpoint: float = 0.0  # seconds after each checkpoint file: a window to SIGKILL mid-checkpoint
     disk_full_at_checkpoint: int = 0  # the checkpoint of this step fails with ENOSPC after its first file
-
-    def step_compute(self, step: int) -> None:
-        if self.step_delay and step >= self.delay_from_step:
-            time.sleep(self.step_delay)
+    _delayed: int = field(default=0, repr=False)  # the last step slowed down
 
     def micro_batch(self, rows: int) -> None:
         if self.oom_from_rows and rows >= self.oom_from_rows:
@@ -37,6 +36,9 @@ class InjectedFaults(faults.Faults):
             raise error(f"CUDA out of memory (injected: micro-batch {rows} >= {self.oom_from_rows})")
 
     def loss(self, loss, step: int):
+        if self.step_delay and step >= self.delay_from_step and step != self._delayed:
+            self._delayed = step  # once per step, after its first micro-batch's forward
+            time.sleep(self.step_delay)
         return loss * float("nan") if self.nan_at_step and step == self.nan_at_step else loss
 
     def checkpoint_file_written(self, path: Path) -> None:
@@ -47,7 +49,7 @@ class InjectedFaults(faults.Faults):
 
 
 def from_spec(spec: dict) -> InjectedFaults:
-    known = {f.name for f in fields(InjectedFaults)}
+    known = {f.name for f in fields(InjectedFaults) if not f.name.startswith("_")}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ValueError(f"{ENV}: unknown fault(s) {unknown}; known: {sorted(known)}")
