@@ -46,8 +46,8 @@ def test_a_stop_cuts_into_the_backward_pass(tmp_path):
     import torch
     from transformers import AutoModelForCausalLM
 
+    from bloom_peft.stop import StepAbandoned, StopRequest, add_stop_checks
     from bloom_peft.testing.tiny_model import make_tiny_bloom
-    from bloom_peft.train import StepAbandoned, StopRequest, add_stop_checks
 
     model = AutoModelForCausalLM.from_pretrained(make_tiny_bloom(tmp_path / "model", n_layer=4))
     stop = StopRequest()

@@ -3,7 +3,7 @@
 While a command streams events (train, resume, export, export-hf, evaluate: `protocol.claim_stdout` routes here, an
 in-process run uses `routed_to`), a message is a `log` event on that stream, so the host shows it with the run.
 Otherwise (params, preview, serve, check, library use) it is a `[bloom_peft]` line on stderr: stdout is reserved for
-answers. The one deliberate raw stderr write left is train.StopRequest's notice: its failure is how a dead parent is
+answers. The one deliberate raw stderr write left is stop.StopRequest's notice: its failure is how a dead parent is
 detected.
 """
 from __future__ import annotations
