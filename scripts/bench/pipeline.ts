@@ -14,10 +14,11 @@
 // measured: the adaptive debounce then waits 1.5x the rhythm (at most 2x the base). As in VS Code, each keystroke
 // cancels the previous request.
 //
-// Before/after in one run: "before" is the pipeline and decode loop of --before-rev (default: the commit before the
-// latency work: no prefill during the debounce, no latency budget, no line-end stop in the engine, and it waited for
-// the engine's aborted step), loaded from a copy of today's src/ with those files taken from git (BEFORE_FILES), in
-// its own engine; documents alternate which variant goes first. Prints one JSON object on stdout.
+// Before/after in one run: "before" is the pipeline, debounce and decode loop of --before-rev (default: the commit
+// before the latency work: no prefill during the debounce, no latency budget, no line-end stop in the engine, it
+// waited for the engine's aborted step, and the adaptive debounce kept an old rhythm across pauses), loaded from a
+// copy of today's src/ with those files taken from git (BEFORE_FILES), in its own engine; documents alternate which
+// variant goes first. Prints one JSON object on stdout.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -39,7 +40,7 @@ const rhythmMs = Number(arg('rhythm-ms', '200'));
 const modes = arg('modes', 'singleLine,multiLine').split(',') as Array<'singleLine' | 'multiLine'>;
 const beforeRev = process.argv.includes('--no-before') ? '' : arg('before-rev', '929ae37');
 /** The files of the latency change; "before" takes these from --before-rev, the rest of src/ is today's. */
-const BEFORE_FILES = ['src/completion/pipeline.ts', 'src/inference/generator.ts', 'src/inference/stop.ts'];
+const BEFORE_FILES = ['src/completion/pipeline.ts', 'src/completion/debounce.ts', 'src/inference/generator.ts', 'src/inference/stop.ts'];
 
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
 const pct = (xs: number[], p: number) => {
