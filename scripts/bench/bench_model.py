@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 SHAPES = {
-    "560m": dict(vocab_size=250880, hidden_size=1024, n_layer=24, n_head=16),
-    "small": dict(vocab_size=7168, hidden_size=512, n_layer=4, n_head=8),
+    "560m": {"vocab_size": 250880, "hidden_size": 1024, "n_layer": 24, "n_head": 16},
+    "small": {"vocab_size": 7168, "hidden_size": 512, "n_layer": 4, "n_head": 8},
 }
 
 

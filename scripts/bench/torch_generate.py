@@ -29,7 +29,6 @@ def main() -> None:
     import os
 
     import torch
-
     from bloom_peft.model_loading import load_tokenizer
 
     torch.set_num_threads(a.threads)
@@ -39,7 +38,7 @@ def main() -> None:
     model = build_model(a.shape, out / "scratch")
     ensure_exports(model, tok, out, a.shape)
     ids = torch.tensor([tok(a.prompt)["input_ids"]])
-    gen = dict(do_sample=False, eos_token_id=None, pad_token_id=3)
+    gen = {"do_sample": False, "eos_token_id": None, "pad_token_id": 3}
     model.generate(ids, max_new_tokens=2, **gen)  # warm-up
     print(json.dumps({"ready": True, "prompt_tokens": ids.shape[1], "torch": torch.__version__,
                       "weight_bytes": sum(p.numel() * p.element_size() for p in model.parameters())}), flush=True)

@@ -17,10 +17,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 import gguf
-from bench_model import SHAPES, build_model, ensure_exports, pad_tokenizer, tokenizer_dir
+import numpy as np
+from bench_model import (
+    SHAPES,
+    build_model,
+    ensure_exports,
+    pad_tokenizer,
+    tokenizer_dir,
+)
 
 FILES = {"f32": gguf.LlamaFileType.ALL_F32, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}
 
@@ -116,7 +121,6 @@ def main() -> None:
                 pad_tokenizer(out / q / "tokenizer.json", SHAPES[a.shape]["vocab_size"])
         return
     import torch
-
     from bloom_peft.model_loading import load_tokenizer
 
     torch.set_grad_enabled(False)
