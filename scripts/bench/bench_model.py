@@ -53,14 +53,6 @@ def pad_tokenizer(file: Path, vocab_size: int) -> None:
     tokenizer has (the engine refuses a tokenizer far smaller than the vocabulary). The random 560m shape pairs
     250,880 rows with the embedded model's 7,148-token tokenizer; the added entries have no merges, so encoding
     is unchanged, and only generated ids reach them."""
-    import json
+    from bloom_peft.testing.vocab import grow_tokenizer_file
 
-    tj = json.loads(file.read_text(encoding="utf-8"))
-    vocab: dict[str, int] = tj["model"]["vocab"]
-    used = set(vocab.values()) | {a["id"] for a in tj.get("added_tokens", [])}
-    if len(used) >= vocab_size:
-        return
-    for i in range(vocab_size):
-        if i not in used:
-            vocab[f"<bench{i}>"] = i
-    file.write_text(json.dumps(tj, ensure_ascii=False), encoding="utf-8")
+    grow_tokenizer_file(file, vocab_size)

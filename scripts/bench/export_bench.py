@@ -37,6 +37,7 @@ def make_run(work: Path, shape: str, method: str) -> Path:
     from bloom_peft.config import parse_config
     from bloom_peft.export import _cpu_base
     from bloom_peft.methods import apply_method, save_trained
+    from bloom_peft.testing.vocab import grow_tokenizer_file
 
     model_dir = work / "model"
     if not (model_dir / "config.json").exists():
@@ -45,7 +46,7 @@ def make_run(work: Path, shape: str, method: str) -> Path:
         for f in ("tokenizer.json", "tokenizer_config.json"):
             shutil.copy(ROOT / "models/bloom-tiny" / f, model_dir / f)
         if shape != "tiny":
-            _full_size_tokenizer(model_dir / "tokenizer.json", SHAPES[shape]["vocab_size"])
+            grow_tokenizer_file(model_dir / "tokenizer.json", SHAPES[shape]["vocab_size"])
     run = work / f"run-{method}"
     if (run / "adapter").is_dir():
         return run
@@ -65,18 +66,6 @@ def make_run(work: Path, shape: str, method: str) -> Path:
                 p.add_(torch.randn(p.shape, generator=gen) * 0.02)
     save_trained(model, parsed.method, run / "adapter", tokenizer)
     return run
-
-
-def _full_size_tokenizer(path: Path, vocab_size: int) -> None:
-    """The embedded tokenizer grown to the model's vocabulary with placeholder tokens (the trainer refuses a tokenizer
-    far smaller than the embedding); ids and merges of the embedded one are kept."""
-    t = json.loads(path.read_text(encoding="utf-8"))
-    vocab = t["model"]["vocab"]
-    taken = set(vocab.values()) | {a["id"] for a in t.get("added_tokens", [])}
-    for i in range(vocab_size):
-        if i not in taken:
-            vocab[f"<unused_{i}>"] = i
-    path.write_text(json.dumps(t, ensure_ascii=False), encoding="utf-8")
 
 
 class PhaseLog:

@@ -55,7 +55,7 @@ const python = (code: string, ...args: string[]) =>
   execFileSync(PYTHON, ['-c', code, ...args], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, PYTHONPATH: path.join(ROOT, 'trainer/src'), TOKENIZERS_PARALLELISM: 'false' } });
 
 /**
- * Random bloom-560m-shaped weights exported int8 by the project's exporter, as scripts/bench-engine.ts makes them
+ * Random bloom-560m-shaped weights exported int8 by the project's exporter, as scripts/bench/engine_vs_torch.ts (bench_model.py) makes them
  * (DIR/int8), then DIR/int8-walk for this bench: greedy decoding of random tied weights repeats the prompt's last
  * token for ever ("rrrr…": the hidden state stays closest to its own input embedding), which would make every
  * completion one repeated word. int8-walk gives the vocabulary projection its own copy of the matrix with the
