@@ -67,15 +67,14 @@ function ensure560m(dir: string): void {
     python(`
 import sys, time, torch
 from pathlib import Path
-from transformers import BloomConfig, BloomForCausalLM
+sys.path.insert(0, "scripts/bench")
+from bench_model import build_model, tokenizer_dir
 from bloom_peft.export import export_model
 from bloom_peft.model_loading import load_tokenizer
-from bloom_peft.testing.tiny_model import base_model_dir
 out = Path(sys.argv[1])
 torch.set_num_threads(2)
-tok = load_tokenizer(str(base_model_dir(out / "scratch")))
-torch.manual_seed(0)
-model = BloomForCausalLM(BloomConfig(vocab_size=250880, hidden_size=1024, n_layer=24, n_head=16, bos_token_id=1, eos_token_id=2, pad_token_id=3)).eval()
+tok = load_tokenizer(str(tokenizer_dir(out / "scratch")))
+model = build_model("560m", out / "scratch")  # the engine and peer benches' weights (seed 0)
 t = time.time()
 export_model(model, tok, "full", out / "int8", base_model="random-560m", quantize="int8", verify=False)
 print(f"exported int8 in {time.time() - t:.0f}s", file=sys.stderr)
