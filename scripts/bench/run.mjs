@@ -5,6 +5,8 @@
 //        [--threads 2] [--train-threads N] [--rounds N] [--no-write] [--engine-json F] [--peer-json F]
 //
 // train:    the tutorial's HF Trainer recipe vs `python -m bloom_peft train` (scripts/bench/train_bench.py)
+// train-stop: the stop's hooks and RNG snapshot on the training hot path, with/without interleaved, embedded and
+//           bloom-560m shapes (scripts/bench/train_step_ab.py; [--stop-cases C] passes its --cases)
 // engine:   the TS engine vs transformers generate, warm vs cold, decode ms/token of a bloom-560m-shaped export
 //           (fp32, int8) against the read-bandwidth bound, legs interleaved (scripts/bench/engine_vs_torch.ts)
 // peer:     the TS engine vs llama.cpp (node-llama-cpp, pinned in scripts/bench/peer, installed on first use) on
@@ -30,7 +32,7 @@ const opt = (name, dflt) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : dflt;
 };
-const PARTS = ['train', 'engine', 'peer', 'pipeline'];
+const PARTS = ['train', 'train-stop', 'engine', 'peer', 'pipeline'];
 const only = opt('only', PARTS.join(',')).split(',').map(s => s.trim()).filter(Boolean);
 for (const p of only) if (!PARTS.includes(p)) fail(`unknown part '${p}' in --only (expected ${PARTS.join(', ')})`);
 const write = !argv.includes('--no-write');
@@ -101,6 +103,13 @@ function trainPart() {
     'Eval curves (step:loss@seconds):',
     ...curve,
   ].join('\n');
+}
+
+function trainStopPart() {
+  log('train-stop: training steps with and without the stop\'s hooks and RNG snapshot, interleaved (a few minutes; 560m full fine-tuning needs ~10 GB)');
+  const cases = opt('stop-cases', '');
+  const args = ['scripts/bench/train_step_ab.py', '--threads', opt('train-threads', THREADS), '--scratch', path.join(CACHE, 'train-step-ab'), ...(cases ? ['--cases', cases] : [])];
+  return lastJson(run(PY, args, pyEnv)[0]).markdown;
 }
 
 function engineExports() {
@@ -214,6 +223,7 @@ let engine;
 for (const part of only) {
   try {
     if (part === 'train') sections.push(trainPart());
+    if (part === 'train-stop') sections.push(trainStopPart());
     if (part === 'engine') sections.push(enginePart((engine = engineExports())));
     if (part === 'peer') sections.push(peerPart());
     if (part === 'pipeline') sections.push(pipelinePart(engine?.dir));
