@@ -11,9 +11,10 @@ export interface HeadlessCompletions {
   settings: ServiceSettings;
   /**
    * Completes `text` at `offset` (default: the end) as if the user had just typed there, debounce included unless
-   * `invoke` is set. languageId defaults to plaintext.
+   * `invoke` is set. languageId defaults to plaintext. `changedAt`: when the keystroke happened (wallClock ms,
+   * src/inference/stop.ts; default now), as the editor passes it.
    */
-  complete(text: string, opts?: { offset?: number; languageId?: string; invoke?: boolean; signal?: AbortSignal }): Promise<Completion | undefined>;
+  complete(text: string, opts?: { offset?: number; languageId?: string; invoke?: boolean; signal?: AbortSignal; changedAt?: number }): Promise<Completion | undefined>;
   dispose(): Promise<void>;
 }
 
@@ -34,7 +35,7 @@ export async function createHeadlessCompletions(exportDir: string, settings: Par
     complete: (text, o = {}) => {
       const offset = o.offset ?? text.length;
       return service.complete(
-        { uri: 'headless://document', languageId: o.languageId ?? 'plaintext', prefix: text.slice(0, offset), suffix: text.slice(offset), trigger: o.invoke ? 'invoke' : 'automatic' },
+        { uri: 'headless://document', languageId: o.languageId ?? 'plaintext', prefix: text.slice(0, offset), suffix: text.slice(offset), trigger: o.invoke ? 'invoke' : 'automatic', changedAt: o.changedAt },
         o.signal,
       );
     },

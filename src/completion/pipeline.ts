@@ -2,6 +2,7 @@
 // debounce → generate (with the request's AbortSignal, until the line's end or the latency budget) → abort check →
 // postprocess → cache → repeats. No vscode import: the inline provider, the CLI, the bench and the tests all drive
 // this same class.
+import { type GenerationDeadline, toLastCompleteWord, wallClock } from '../inference/stop';
 import { CompletionCache } from './cache';
 import { Debouncer } from './debounce';
 import { isComplete, postprocess, type PostprocessContext } from './postprocess';
@@ -29,8 +30,18 @@ export interface PipelineDeps {
   maxDocumentChars?: number;
   debouncer?: Debouncer;
   cache?: CompletionCache;
+  /** The clock (default wallClock: the engine's deadline is on it, and so is CompletionRequest.changedAt). */
   now?: () => number;
 }
+
+export { toLastCompleteWord };
+
+/** A request's `changedAt` older than this was not what prompted it (a cursor move, the suggest widget's selection
+ * with the document unchanged): the budget counts from the call then. VS Code asks ~50 ms after a change. */
+const STALE_CHANGE_MS = 1000;
+/** Hand-off times (engine's end → the completion returned) kept to plan with, and the guess before any is known. */
+const HANDOFF_SAMPLES = 16;
+const HANDOFF_GUESS_MS = 5;
 
 export interface PipelineStats {
   requests: number;
@@ -45,6 +56,12 @@ export interface PipelineStats {
   lastEnd?: GenerationEnd;
   /** Tokens the engine streamed for the last generation, and how many of them the shown text holds whole. */
   lastTokens?: { streamed: number; shown: number };
+  /** Of the last generated completion: milliseconds past the latency budget it was returned (0: on time), and the
+   * hand-off time (engine's end → returned) the engine was told to plan with. */
+  lastLateMs?: number;
+  lastHandoffMs?: number;
+  /** Generated completions returned after their budget (the first complete word took longer). */
+  late: number;
   /** Prefill requests sent during the debounce. */
   prefills: number;
 }
@@ -53,7 +70,7 @@ export type GenerationEnd = 'complete' | 'budget' | 'engine';
 
 export class CompletionPipeline {
   readonly cache: CompletionCache;
-  readonly stats: PipelineStats = { requests: 0, generations: 0, cacheHits: 0, prefills: 0 };
+  readonly stats: PipelineStats = { requests: 0, generations: 0, cacheHits: 0, prefills: 0, late: 0 };
   private readonly debouncer: Debouncer;
   private readonly now: () => number;
   /** The generation in flight; a newer one aborts it (the engine serves one request at a time). */
@@ -62,11 +79,13 @@ export class CompletionPipeline {
   private prefilling: AbortController | undefined;
   /** The last completion shown per document (uri), to recognise it once it is in the text (repeats.ts). */
   private readonly shown = new Map<string, ShownCompletion>();
+  /** Recent hand-off times: from the engine's end to the completion returned (the worker's message, postprocess). */
+  private readonly handoffs: number[] = [];
 
   constructor(private readonly deps: PipelineDeps) {
     this.cache = deps.cache ?? new CompletionCache();
-    this.debouncer = deps.debouncer ?? new Debouncer();
-    this.now = deps.now ?? (() => performance.now());
+    this.now = deps.now ?? wallClock;
+    this.debouncer = deps.debouncer ?? new Debouncer({ now: this.now });
   }
 
   /** Forget cached completions and wake waiting requests (adapter or settings changed). */
@@ -80,7 +99,10 @@ export class CompletionPipeline {
 
   /** One request from keystroke to completion; undefined when nothing should be shown (see stats.lastSkip). */
   async complete(request: CompletionRequest, signal?: AbortSignal): Promise<Completion | undefined> {
-    const t0 = this.now();
+    const called = this.now();
+    // The budget counts from the keystroke that led here (VS Code asks ~50 ms later), not from this call.
+    const changedAt = request.trigger !== 'invoke' ? request.changedAt : undefined;
+    const t0 = changedAt !== undefined && changedAt <= called && called - changedAt < STALE_CHANGE_MS ? changedAt : called;
     this.stats.requests++;
     const skip = (why: SkipReason): undefined => {
       this.stats.lastSkip = why;
@@ -135,28 +157,32 @@ export class CompletionPipeline {
     }
 
     // 4. prefill, then debounce: the engine computes the new text's KV while the debounce waits, so decoding starts
-    // from it. Only the latest request survives the debounce.
+    // from it. Only the latest request survives the debounce. It counts from the keystroke; after a pause it ends
+    // once the prefill is done; with a budget, the adapted delay takes at most half of it.
+    const budget = settings.latencyBudgetMs;
     if (req.trigger !== 'invoke') {
-      if (settings.debounceMs > 0) this.prefill(active.generator, built.prompt);
-      if (!(await this.debouncer.wait(settings.debounceMs, signal))) return skip(signal?.aborted ? 'aborted' : 'debounced');
+      const prefilled = settings.debounceMs > 0 ? this.prefill(active.generator, built.prompt) : undefined;
+      const waited = await this.debouncer.wait(settings.debounceMs, signal, { since: t0 + loadMs, ready: prefilled, maxMs: budget > 0 ? budget / 2 : undefined });
+      if (!waited) return skip(signal?.aborted ? 'aborted' : 'debounced');
     }
 
     // 5. generate, tied to the request's signal; streaming stops as soon as the postprocessed result is final (the
-    // line's end in single-line mode), or at the last complete word once the latency budget is spent (half the
-    // budget later without one: at the last token)
+    // line's end in single-line mode). The engine starts no step that would show the text after the budget (its
+    // step-time p90 plus the hand-off), except to reach the first complete word (up to 1.5x the budget).
     const ppc = postprocessContext(req, built, settings);
-    const budget = settings.latencyBudgetMs;
-    const deadline = budget > 0 ? { at: t0 + loadMs + budget, lastAt: t0 + loadMs + budget * 1.5 } : undefined;
+    const deadline: GenerationDeadline | undefined = budget > 0 ? { at: t0 + loadMs + budget, handoffMs: this.handoffMs(), lateUntil: t0 + loadMs + budget * 1.5 } : undefined;
     const tg = this.now();
     let raw: string;
     let timings: GenerateResult['timings'];
     let tokenEnds: number[] = [];
+    let cut = false;
     try {
       const out = await this.generate(active.generator, built, settings, ppc, deadline, signal);
       if (out === undefined) return skip('aborted'); // partial text: never shown, never cached
       ({ text: raw, timings } = out);
       this.stats.lastEnd = out.end;
       tokenEnds = out.tokenEnds;
+      cut = out.end === 'budget';
     } catch (err) {
       if (signal?.aborted || isAbortError(err)) return skip('aborted');
       this.deps.onError?.(err);
@@ -166,15 +192,38 @@ export class CompletionPipeline {
     this.stats.generations++;
 
     // 6. abort check: a cancelled request's result is never shown (but a complete one may serve the next request;
-    // a text cut by the budget is complete up to its last word, a greedy answer's true beginning)
-    const text = postprocess(raw, ppc);
+    // a text cut by the budget is complete up to its last word, a greedy answer's true beginning). Cut by the
+    // budget, the last word may go on: it is left out, unless it is all there is (one long word past 1.5x).
+    const text = (cut && postprocess(toLastCompleteWord(raw), ppc)) || postprocess(raw, ppc);
     this.stats.lastTokens = { streamed: tokenEnds.length, shown: tokenEnds.filter(end => end <= text.length).length };
     if (text) this.cache.set(scope, req.prefix, offset, built.lead + text);
     if (signal?.aborted) return skip('aborted');
 
     // 7. postprocessed result
     if (!text) return skip(raw.trim() === '' ? 'blank' : 'duplicate');
-    return deliver({ insertText: built.lead + text, cached: false, engineMs, prompt: built.prompt, timings });
+    const c = deliver({ insertText: built.lead + text, cached: false, engineMs, prompt: built.prompt, timings });
+    const end = this.now();
+    if (timings?.endedAt !== undefined) this.recordHandoff(end - timings.endedAt);
+    if (c && deadline) {
+      this.stats.lastLateMs = Math.max(0, end - deadline.at);
+      this.stats.lastHandoffMs = deadline.handoffMs;
+      if (end > deadline.at) this.stats.late++;
+    }
+    return c;
+  }
+
+  /** The hand-off time to plan with: the 90th percentile of the recent ones (a guess before any is known). */
+  private handoffMs(): number {
+    if (this.handoffs.length === 0) return HANDOFF_GUESS_MS;
+    const s = [...this.handoffs].sort((a, b) => a - b);
+    return s[Math.min(s.length - 1, Math.ceil(0.9 * s.length) - 1)]!;
+  }
+
+  private recordHandoff(ms: number): void {
+    // A clock step (or a test's clock) must not poison the plan.
+    if (!(ms >= 0 && ms < 1000)) return;
+    this.handoffs.push(ms);
+    if (this.handoffs.length > HANDOFF_SAMPLES) this.handoffs.shift();
   }
 
   private remember(req: CompletionRequest, text: string): void {
@@ -196,15 +245,16 @@ export class CompletionPipeline {
   }
 
   /** Sends the prompt to the engine to compute its KV (no token generated); the generation after the debounce
-   * starts from it. The ghost text in progress is for an older text: it stops. */
-  private prefill(generator: Generator, prompt: string): void {
+   * starts from it. The ghost text in progress is for an older text: it stops. Settles when the engine is done
+   * with it (or dropped it). */
+  private prefill(generator: Generator, prompt: string): Promise<unknown> {
     this.inflight?.abort();
     this.prefilling?.abort();
     const ctl = new AbortController();
     this.prefilling = ctl;
     this.stats.prefills++;
     // An engine failure shows up in the generation that follows; a prefill only ever saves time.
-    generator
+    return generator
       .generate(prompt, { maxTokens: 0, temperature: 0, signal: ctl.signal })
       .catch(() => undefined)
       .finally(() => {
@@ -214,12 +264,11 @@ export class CompletionPipeline {
 
   /**
    * Returns the raw generated text, or undefined when the request was aborted (partial text is discarded). Stops
-   * the engine and answers at once (without waiting for its step in flight) when the text is complete, or when the
-   * deadline would pass before the next token and the text up to its last complete word shows something. Past
-   * `lastAt` without a complete word (one long identifier), the text as it stands (a token boundary) is shown.
+   * the engine and answers at once (without waiting for its step in flight) when the text is complete. The engine
+   * itself keeps the deadline (finishReason 'deadline': end 'budget').
    */
   private async generate(
-    generator: Generator, built: BuiltPrompt, settings: CompletionSettings, ppc: PostprocessContext, deadline: { at: number; lastAt: number } | undefined, signal?: AbortSignal,
+    generator: Generator, built: BuiltPrompt, settings: CompletionSettings, ppc: PostprocessContext, deadline: GenerationDeadline | undefined, signal?: AbortSignal,
   ): Promise<{ text: string; timings: GenerateResult['timings']; end: GenerationEnd; tokenEnds: number[] } | undefined> {
     this.inflight?.abort();
     const ctl = new AbortController();
@@ -229,8 +278,6 @@ export class CompletionPipeline {
     let streamed = '';
     /** Where each streamed token ends in the healed text (diagnostics: stats.lastTokens). */
     const tokenEnds: number[] = [];
-    let lastTokenAt: number | undefined;
-    let tokenGap = 0;
     let early: { text: string; end: GenerationEnd } | undefined;
     let stopEarly: () => void = () => {};
     const stoppedEarly = new Promise<void>(resolve => (stopEarly = resolve));
@@ -246,21 +293,13 @@ export class CompletionPipeline {
         stop: built.stop,
         signal: ctl.signal,
         stopAtNewline: ppc.mode === 'singleLine' ? (currentLine(ppc.prefix).trim() !== '' ? 'afterText' : 'first') : undefined,
+        deadline,
         onToken: (t: string) => {
           if (early) return;
-          const now = this.now();
-          // the next token is expected as long after this one as this one came after the last
-          if (lastTokenAt !== undefined) tokenGap = now - lastTokenAt;
-          lastTokenAt = now;
           streamed += t;
           const text = applyHeal(streamed, built.heal);
           tokenEnds.push(text.length);
-          if (isComplete(text, ppc)) return stop(text, 'complete');
-          if (deadline && now + tokenGap >= deadline.at) {
-            const words = toLastCompleteWord(text);
-            if (postprocess(words, ppc)) return stop(words, 'budget');
-            if (now + tokenGap >= deadline.lastAt && postprocess(text, ppc)) stop(text, 'budget');
-          }
+          if (isComplete(text, ppc)) stop(text, 'complete');
         },
       });
       // After an early stop the engine's answer (aborted, or an error) no longer matters.
@@ -271,7 +310,7 @@ export class CompletionPipeline {
       // Aborted by the request or by a newer generation: the text is partial.
       if (done.finishReason === 'aborted') return undefined;
       // Finished (even if the request was cancelled meanwhile): complete text, which the caller may cache.
-      return { text: applyHeal(done.text, built.heal), timings: done.timings, end: 'engine', tokenEnds };
+      return { text: applyHeal(done.text, built.heal), timings: done.timings, end: done.finishReason === 'deadline' ? 'budget' : 'engine', tokenEnds };
     } catch (err) {
       // Our own early stop may surface as an AbortError; the streamed text is the result then.
       if (early) return { text: early.text, timings: undefined, end: early.end, tokenEnds };
@@ -285,12 +324,6 @@ export class CompletionPipeline {
 
 function currentLine(prefix: string): string {
   return prefix.slice(prefix.lastIndexOf('\n') + 1);
-}
-
-/** The text without its last word when that word may go on (the next token could continue it): up to the last
- * character that is not a letter, digit or underscore. */
-export function toLastCompleteWord(text: string): string {
-  return text.replace(/[\p{L}\p{N}_]+$/u, '');
 }
 
 function postprocessContext(req: CompletionRequest, built: BuiltPrompt, settings: CompletionSettings): PostprocessContext {

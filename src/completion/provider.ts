@@ -1,6 +1,7 @@
 // The thin VS Code adapter: turns an inline completion request into a CompletionRequest, ties VS Code's
 // cancellation token to an AbortSignal, and turns the pipeline's answer into an InlineCompletionItem.
 import * as vscode from 'vscode';
+import { wallClock } from '../inference/stop';
 import { MAX_DOCUMENT_CHARS } from './prefilter';
 import type { CompletionService } from './service';
 import type { SelectedItem } from './types';
@@ -10,8 +11,22 @@ const PREFIX_WINDOW = 16_000;
 const SUFFIX_WINDOW = 2_000;
 
 export class BloomInlineCompletionProvider implements vscode.InlineCompletionItemProvider {
+  /** When each document last changed (uri → its version then): a request for that version answers that keystroke,
+   * and the latency budget counts from it (VS Code asks ~50 ms after the change). */
+  private readonly changes = new Map<string, { version: number; at: number }>();
+
   /** onShown: called when an item goes back to the editor (the one-time hint in register.ts). */
   constructor(private readonly service: CompletionService, private readonly onShown?: () => void) {}
+
+  /** workspace.onDidChangeTextDocument: the keystroke's time. */
+  noteChange(e: vscode.TextDocumentChangeEvent): void {
+    if (e.contentChanges.length === 0) return;
+    const uri = e.document.uri.toString();
+    this.changes.delete(uri);
+    this.changes.set(uri, { version: e.document.version, at: wallClock() });
+    // A handful of open documents is all that matters; the oldest goes first.
+    if (this.changes.size > 64) this.changes.delete(this.changes.keys().next().value as string);
+  }
 
   async provideInlineCompletionItems(
     document: vscode.TextDocument,
@@ -44,6 +59,8 @@ export class BloomInlineCompletionProvider implements vscode.InlineCompletionIte
       offset -= n - prefix.length;
     }
 
+    const change = this.changes.get(document.uri.toString());
+    const changedAt = change && change.version === document.version ? change.at : undefined;
     const abort = new AbortController();
     const sub = token.onCancellationRequested(() => abort.abort());
     if (token.isCancellationRequested) abort.abort();
@@ -58,6 +75,7 @@ export class BloomInlineCompletionProvider implements vscode.InlineCompletionIte
           documentLength,
           trigger: context.triggerKind === vscode.InlineCompletionTriggerKind.Invoke ? 'invoke' : 'automatic',
           selected,
+          changedAt,
         },
         abort.signal,
       );

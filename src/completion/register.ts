@@ -52,11 +52,14 @@ export function registerCompletions(context: vscode.ExtensionContext, deps: Comp
   // Resolve the adapter now (the status bar shows it); the engine itself loads on the first completion request.
   void service.refresh();
 
+  const provider = new BloomInlineCompletionProvider(service, () => showTriggerHintOnce(context));
   context.subscriptions.push(
     bar,
     service.onDidChange(s => bar.update(s)),
     service.onProblem(p => void showProblem(p, service, deps.log)),
-    vscode.languages.registerInlineCompletionItemProvider([{ scheme: 'file' }, { scheme: 'untitled' }, { scheme: 'vscode-remote' }], new BloomInlineCompletionProvider(service, () => showTriggerHintOnce(context))),
+    vscode.languages.registerInlineCompletionItemProvider([{ scheme: 'file' }, { scheme: 'untitled' }, { scheme: 'vscode-remote' }], provider),
+    // the keystroke's time: the latency budget counts from it
+    vscode.workspace.onDidChangeTextDocument(e => provider.noteChange(e)),
     vscode.workspace.onDidChangeConfiguration(e => {
       if (!e.affectsConfiguration(SECTION)) return;
       settings = readSettings();

@@ -35,7 +35,8 @@ export interface CompletionSettings {
   maxTokens: number;
   mode: 'singleLine' | 'multiLine';
   debounceMs: number;
-  /** Keystroke → ghost text budget: decoding stops at the last complete word once it is spent (0 = no limit). */
+  /** Keystroke → ghost text budget: no model step is started that would show the text after it; the text ends at
+   * its last complete word (0 = no limit). */
   latencyBudgetMs: number;
   temperature: number;
   /** language id -> on/off; "*" is the default for the rest. */
@@ -64,6 +65,9 @@ export interface CompletionRequest {
   trigger?: 'automatic' | 'invoke';
   /** The suggest widget's selected item, while the widget is open (see selection.ts). */
   selected?: SelectedItem;
+  /** When the document change this request answers happened (the keystroke; wallClock ms, src/inference/stop.ts):
+   * the debounce and the latency budget count from it. Absent: from the call. */
+  changedAt?: number;
 }
 
 /** The suggest widget's selected item: it would replace `replaceBefore` characters before the cursor and

@@ -1,13 +1,13 @@
 // The decode loop (inside the worker): tokenize, reuse the cached KV of the previous prompt where the
 // token ids agree, prefill the rest in chunks, then sample token by token with streaming, stop
-// sequences, EOS, max tokens, the line's end and cancellation checked before every model step. A prompt whose
-// tokens are all cached (a prefill-only request for it came first) starts decoding from the kept logits.
+// sequences, EOS, max tokens, the line's end, cancellation and the deadline checked before every model step. A prompt
+// whose tokens are all cached (a prefill-only request for it came first) starts decoding from the kept logits.
 import type { DecoderModel } from './decoder';
 import { EngineError } from './errors';
 import { type KvCache, commonPrefixLength, truncateKv } from './kv';
 import type { FinishReason, GenerateParams, GenerateResult } from './messages';
 import { createRng, sampleToken } from './sampling';
-import { LineEndMatcher, StopMatcher } from './stop';
+import { LineEndMatcher, StepTimes, StopMatcher, stepFits, wallClock } from './stop';
 import { StreamDecoder, type TextTokenizer } from './tokenizer';
 
 export interface GenerateHooks {
@@ -26,9 +26,22 @@ export class Generator {
   private kv: KvCache;
   /** Logits after the last cached position (a copy), or null when unknown. */
   private lastLogits: Float32Array | null = null;
+  /** This engine's recent step times: a deadline is kept by predicting the next step from them. */
+  readonly steps = new StepTimes();
+  private readonly now: () => number;
 
-  constructor(private readonly model: DecoderModel, private readonly tokenizer: TextTokenizer) {
+  /** `now`: the clock deadlines are on (wallClock; a test's own clock). */
+  constructor(private readonly model: DecoderModel, private readonly tokenizer: TextTokenizer, opts: { now?: () => number } = {}) {
     this.kv = model.prefix;
+    this.now = opts.now ?? wallClock;
+  }
+
+  /** One model run, timed for the step prediction. */
+  private async forward(ids: number[], kv: KvCache, reserve: number): Promise<{ logits: Float32Array; kv: KvCache }> {
+    const t = this.now();
+    const out = await this.model.forward(ids, kv, reserve);
+    this.steps.record(ids.length, this.now() - t);
+    return out;
   }
 
   resetCache(): void {
@@ -66,13 +79,13 @@ export class Generator {
       text,
       tokens,
       finishReason,
-      timings: { prefillMs: tPrefill - t0, decodeMs: performance.now() - tPrefill, reusedTokens: reused, promptTokens: ids.length, generatedTokens: tokens.length },
+      timings: { prefillMs: tPrefill - t0, decodeMs: performance.now() - tPrefill, reusedTokens: reused, promptTokens: ids.length, generatedTokens: tokens.length, endedAt: this.now() },
     });
 
     for (let at = reused; at < ids.length; at += PREFILL_CHUNK) {
       if (hooks.aborted()) return result('aborted', '', [], performance.now());
       const part = ids.slice(at, at + PREFILL_CHUNK);
-      ({ logits, kv } = await this.model.forward(part, kv, reserve));
+      ({ logits, kv } = await this.forward(part, kv, reserve));
       this.cachedIds = ids.slice(0, at + part.length);
       this.kv = kv;
       this.lastLogits = logits;
@@ -116,7 +129,12 @@ export class Generator {
         finish = 'aborted';
         break;
       }
-      ({ logits, kv } = await this.model.forward([next], kv, reserve));
+      // The text goes to the user by the deadline: a step that would end too late is not started.
+      if (p.deadline && !stepFits(p.deadline, this.now(), this.steps.predict(), text)) {
+        finish = 'deadline';
+        break;
+      }
+      ({ logits, kv } = await this.forward([next], kv, reserve));
       this.cachedIds.push(next);
       this.kv = kv;
       this.lastLogits = logits;
@@ -145,4 +163,11 @@ export function validateParams(p: GenerateParams): void {
   if (p.stop !== undefined && (!Array.isArray(p.stop) || p.stop.some(s => typeof s !== 'string'))) bad('stop', 'must be an array of strings');
   if (p.seed !== undefined && !Number.isInteger(p.seed)) bad('seed', `must be an integer (got ${p.seed})`);
   if (p.stopAtNewline !== undefined && p.stopAtNewline !== 'first' && p.stopAtNewline !== 'afterText') bad('stopAtNewline', `must be 'first' or 'afterText' (got ${JSON.stringify(p.stopAtNewline)})`);
+  if (p.deadline !== undefined) {
+    const d = p.deadline;
+    const finite = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v);
+    if (typeof d !== 'object' || d === null || !finite(d.at) || !finite(d.handoffMs) || d.handoffMs < 0 || !finite(d.lateUntil) || d.lateUntil < d.at) {
+      bad('deadline', `must be { at, handoffMs >= 0, lateUntil >= at } in milliseconds (got ${JSON.stringify(d)})`);
+    }
+  }
 }

@@ -6,8 +6,10 @@
 import type { SerializedEngineError } from './errors';
 import type { GraphOptimization } from './decoder';
 import type { ExportManifest } from './manifest';
+import type { GenerationDeadline } from './stop';
 
-export type FinishReason = 'eos' | 'stop' | 'length' | 'aborted';
+/** 'deadline': the next step would have ended after GenerateParams.deadline. */
+export type FinishReason = 'eos' | 'stop' | 'length' | 'aborted' | 'deadline';
 
 export interface GenerateParams {
   /** Tokens to generate at most (0: only prefill the prompt, which warms the KV cache). */
@@ -28,6 +30,8 @@ export interface GenerateParams {
    * 'first' = at the first line break; 'afterText' = at the first one after other text (leading line breaks are
    * kept: after `def f():` the next line is the completion). The text ends before that line break. */
   stopAtNewline?: 'first' | 'afterText';
+  /** Ghost text promised by a moment: no model step is started that would end after it (src/inference/stop.ts). */
+  deadline?: GenerationDeadline;
 }
 
 export interface GenerateTimings {
@@ -40,6 +44,8 @@ export interface GenerateTimings {
   generatedTokens: number;
   /** Time the request waited for the worker (earlier requests, or a reload). */
   queuedMs?: number;
+  /** When the worker finished (wallClock ms, src/inference/stop.ts): the caller measures its hand-off from it. */
+  endedAt?: number;
 }
 
 export interface GenerateResult {

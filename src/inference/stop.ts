@@ -70,3 +70,64 @@ export class LineEndMatcher {
     return { emit: text, stopped: false };
   }
 }
+
+/** Milliseconds on a clock every thread of the process shares (performance.now() counts from each thread's own
+ * start): a deadline set on the extension host's thread means the same moment in the inference worker. */
+export function wallClock(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** The text without its last word when that word may go on (the next token could continue it): up to the last
+ * character that is not a letter, digit or underscore. A text ending in a space or punctuation is complete as is. */
+export function toLastCompleteWord(text: string): string {
+  return text.replace(/[\p{L}\p{N}_]+$/u, '');
+}
+
+/**
+ * A time limit for a generation (ghost text promised to the user by a moment): on the `wallClock`.
+ * The decode loop starts a model step only when its predicted end plus `handoffMs` is within `at`. When nothing
+ * complete would be shown by then (the text has no complete word yet), it goes on until the first complete word,
+ * but starts no step that would end past `lateUntil`.
+ */
+export interface GenerationDeadline {
+  /** When the text must be in the caller's hands (wallClock ms). */
+  at: number;
+  /** How long the text takes from the engine's last step to the screen (measured by the caller). */
+  handoffMs: number;
+  /** The latest end for a step while the text has no complete word yet (wallClock ms; >= at). */
+  lateUntil: number;
+}
+
+/** Durations of recent one-token model steps, and the step time to plan with: their 90th percentile (a step
+ * that takes longer than predicted is what makes a promised time slip, so the plan is not the median). */
+export class StepTimes {
+  private readonly recent: number[] = [];
+  /** A forward of several tokens (a prefill): an upper bound while no one-token step has been timed yet. */
+  private fallback: number | undefined;
+
+  constructor(private readonly keep = 20) {}
+
+  record(tokens: number, ms: number): void {
+    if (tokens !== 1) {
+      this.fallback = ms;
+      return;
+    }
+    this.recent.push(ms);
+    if (this.recent.length > this.keep) this.recent.shift();
+  }
+
+  /** The 90th percentile of the recent one-token steps (nearest rank); without any, the last prefill; else 0. */
+  predict(): number {
+    if (this.recent.length === 0) return this.fallback ?? 0;
+    const s = [...this.recent].sort((a, b) => a - b);
+    return s[Math.min(s.length - 1, Math.ceil(0.9 * s.length) - 1)]!;
+  }
+}
+
+/** Whether to start the next model step, given the text so far. */
+export function stepFits(deadline: GenerationDeadline, now: number, stepMs: number, text: string): boolean {
+  const end = now + stepMs + deadline.handoffMs;
+  if (end <= deadline.at) return true;
+  // Nothing complete to show yet: one more step, as long as it ends before the last moment.
+  return toLastCompleteWord(text).trim() === '' && end <= deadline.lateUntil;
+}

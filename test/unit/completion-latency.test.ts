@@ -1,5 +1,6 @@
-// Keystroke → ghost text latency: the prefill sent during the debounce, the stop at the line's end and the latency
-// budget. The engine is stepped by hand and the clock is the test's own, so nothing here races a timer.
+// Keystroke → ghost text latency: the prefill sent during the debounce, the debounce and the budget counted from the
+// keystroke, the stop at the line's end, and the deadline the decode loop keeps from its measured step times. The
+// engine is stepped by hand (or a scripted model) and the clock is the test's own, so nothing here races a timer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -9,7 +10,7 @@ import { DEFAULT_SETTINGS, type AdapterInfo, type CompletionRequest, type Comple
 import type { DecoderModel } from '../../src/inference/decoder';
 import { Generator as DecodeLoop } from '../../src/inference/generator';
 import { emptyKv, type KvCache } from '../../src/inference/kv';
-import { LineEndMatcher } from '../../src/inference/stop';
+import { LineEndMatcher, StepTimes, stepFits } from '../../src/inference/stop';
 import { TextTokenizer } from '../../src/inference/tokenizer';
 
 interface EngineCall {
@@ -17,8 +18,8 @@ interface EngineCall {
   opts: GenerateOptions;
   /** Streams one token, as the worker's 'token' message would. */
   emit(text: string): void;
-  /** Ends the request (the worker's 'result'). */
-  finish(reason?: GenerateResult['finishReason']): void;
+  /** Ends the request (the worker's 'result'); `timings.endedAt` as the worker stamps it. */
+  finish(reason?: GenerateResult['finishReason'], timings?: { endedAt: number }): void;
 }
 
 /** An engine stepped by hand. Like the worker mid-step, an abort is only noticed at the next step the test makes
@@ -36,7 +37,7 @@ class SteppedEngine implements Generator {
           text += t;
           opts.onToken?.(t);
         },
-        finish: (reason = 'eos') => resolve({ text, finishReason: reason }),
+        finish: (reason = 'eos', t) => resolve({ text, finishReason: reason, timings: t && { prefillMs: 0, decodeMs: 0, reusedTokens: 0, promptTokens: 0, generatedTokens: 0, ...t } }),
       });
       for (const w of this.waiters.splice(0)) w();
     });
@@ -56,7 +57,10 @@ class SteppedEngine implements Generator {
 /** The debounce, fired by the test. A newer wait supersedes the one before, as in Debouncer. */
 class HandDebouncer extends Debouncer {
   private waiting: ((ok: boolean) => void) | undefined;
-  override wait(_ms: number, signal?: AbortSignal): Promise<boolean> {
+  /** The options of the last wait. */
+  last: Parameters<Debouncer['wait']>[2];
+  override wait(_ms: number, signal?: AbortSignal, opts?: Parameters<Debouncer['wait']>[2]): Promise<boolean> {
+    this.last = opts;
     this.waiting?.(false);
     return new Promise(resolve => {
       this.waiting = resolve;
@@ -167,64 +171,123 @@ test('multi-line mode: no line-end stop in the engine; the block ends the stream
   assert.equal((await pending)?.insertText, 'y = x + 1\n    return y');
 });
 
-test('latency budget: decoding stops before the next token would be late, at the last complete word', async () => {
+test('latency budget: counted from the keystroke (changedAt), not from the call; the engine gets the deadline', async () => {
   const { engine, debouncer, clock, pipeline } = setup({ latencyBudgetMs: 300 });
-  const pending = pipeline.complete(request('def f(a, b):\n    '));
+  clock.t = 1000 + 50; // VS Code asks ~50 ms after the change
+  const pending = pipeline.complete({ ...request('total = '), changedAt: 1000 });
   await engine.called(1);
-  clock.t = 150;
+  assert.equal(debouncer.last?.since, 1000, 'the debounce counts from the keystroke too');
+  assert.equal(debouncer.last?.maxMs, 150, 'the adapted delay takes at most half the budget');
+  assert.ok(debouncer.last?.ready, 'the prefill tells the debounce when the engine is ready');
   debouncer.fire();
   await engine.called(2);
   const gen = engine.generations[0]!;
-  clock.t = 190;
-  gen.emit('result'); // 190 + (no gap known yet) < 300
-  clock.t = 230;
-  gen.emit(' ='); // 230 + 40 < 300
-  clock.t = 265;
-  gen.emit(' comp'); // 265 + 35 >= 300: the next token would come after the budget; "comp" may go on
+  assert.deepEqual(gen.opts.deadline, { at: 1300, handoffMs: 5, lateUntil: 1450 }, 'a hand-off guess until one is measured');
+  clock.t = 1290;
+  gen.emit('a + b');
+  gen.finish('eos');
+  const c = await pending;
+  assert.equal(c?.insertText, 'a + b');
+  assert.equal(c?.latencyMs, 290, 'keystroke → ghost text');
+  assert.equal(pipeline.stats.lastLateMs, 0);
+
+  // a change long before the call (a cursor move asked again) or an explicit request: from the call
+  clock.t = 9000;
+  const stale = pipeline.complete({ ...request('count = '), changedAt: 1000 });
+  await engine.called(3);
+  debouncer.fire();
+  await engine.called(4);
+  assert.equal(engine.calls[3]!.opts.deadline?.at, 9300);
+  engine.calls[3]!.finish('eos');
+  await stale;
+  const invoked = pipeline.complete({ ...request('count = n'), changedAt: 8990, trigger: 'invoke' });
+  await engine.called(5);
+  assert.equal(engine.calls[4]!.opts.deadline?.at, 9300, 'Alt+\\ : from the request');
+  engine.calls[4]!.finish('eos');
+  await invoked;
+});
+
+test('latency budget: the engine ended at the deadline: the text ends at its last complete word, cached and typed through', async () => {
+  const { engine, debouncer, clock, pipeline } = setup({ latencyBudgetMs: 300 });
+  const pending = pipeline.complete(request('def f(a, b):\n    '));
+  await engine.called(1);
+  debouncer.fire();
+  await engine.called(2);
+  const gen = engine.generations[0]!;
+  gen.emit('result');
+  gen.emit(' =');
+  gen.emit(' comp'); // "comp" may go on
+  clock.t = 280;
+  gen.finish('deadline');
   const c = await pending;
   assert.equal(c?.insertText, 'result =');
-  assert.equal(gen.opts.signal!.aborted, true);
   assert.equal(pipeline.stats.lastEnd, 'budget');
+  assert.deepEqual(pipeline.stats.lastTokens, { streamed: 3, shown: 2 });
   // the cut text is a true beginning of the greedy answer: typing through it is answered from the cache
   const typed = await pipeline.complete(request('def f(a, b):\n    res'));
   assert.equal(typed?.cached, true);
   assert.equal(typed?.insertText, 'ult =');
 });
 
-test('latency budget: once spent, the first complete word is still shown (never nothing for being slow)', async () => {
-  const { engine, debouncer, clock, pipeline } = setup({ latencyBudgetMs: 300 });
-  const pending = pipeline.complete(request('value = '));
+test('latency budget: a first word that ends in punctuation is shown as it is; one long word past the late limit too', async () => {
+  const { engine, debouncer, pipeline } = setup({ latencyBudgetMs: 300 });
+  const first = pipeline.complete(request('value = '));
   await engine.called(1);
-  clock.t = 400; // a slow debounce and prefill: the budget is gone before the first token
   debouncer.fire();
   await engine.called(2);
-  const gen = engine.generations[0]!;
-  gen.emit('compute'); // may go on: nothing to show yet
-  clock.t = 410;
-  gen.emit('_total');
-  assert.equal(gen.opts.signal!.aborted, false, 'no complete word yet');
-  clock.t = 420;
-  gen.emit('(a');
-  assert.equal((await pending)?.insertText, 'compute_total(');
+  engine.generations[0]!.emit('compute(');
+  engine.generations[0]!.finish('deadline');
+  assert.equal((await first)?.insertText, 'compute(', 'complete without the next token');
+
+  const second = pipeline.complete(request('other = '));
+  await engine.called(3);
+  debouncer.fire();
+  await engine.called(4);
+  engine.generations[1]!.emit('veryLong');
+  engine.generations[1]!.emit('Identifier'); // the engine stopped at lateUntil with no complete word
+  engine.generations[1]!.finish('deadline');
+  assert.equal((await second)?.insertText, 'veryLongIdentifier', 'the user still gets something');
 });
 
-test('latency budget: one word that goes on and on is cut at its last token half the budget later', async () => {
+test('latency budget: the hand-off time is measured (engine end → returned) and planned with at its 90th percentile', async () => {
+  const engine = new SteppedEngine();
+  const debouncer = new HandDebouncer();
+  const clock = { t: 0 };
+  const pipeline = new CompletionPipeline({ getGenerator: () => ({ generator: engine, adapter }), settings: () => ({ ...DEFAULT_SETTINGS, latencyBudgetMs: 300 }), debouncer, now: () => clock.t });
+  const handoffs = [2, 3, 2, 4, 12, 3, 2, 3, 2, 3];
+  for (const [i, handoff] of handoffs.entries()) {
+    const pending = pipeline.complete(request(`x${i} = `));
+    await engine.called(2 * i + 1);
+    debouncer.fire();
+    await engine.called(2 * i + 2);
+    const gen = engine.calls[2 * i + 1]!;
+    clock.t += 100;
+    gen.emit('y');
+    gen.finish('eos', { endedAt: clock.t - handoff });
+    await pending;
+  }
+  const next = pipeline.complete(request('z = '));
+  await engine.called(2 * handoffs.length + 1);
+  debouncer.fire();
+  await engine.called(2 * handoffs.length + 2);
+  assert.equal(engine.calls.at(-1)!.opts.deadline?.handoffMs, 4, 'p90 of the last hand-offs (one 12 ms outlier in 10)');
+  engine.calls.at(-1)!.finish('eos');
+  await next;
+});
+
+test('latency budget: a completion returned after its budget is counted as late', async () => {
   const { engine, debouncer, clock, pipeline } = setup({ latencyBudgetMs: 300 });
   const pending = pipeline.complete(request('value = '));
   await engine.called(1);
-  clock.t = 150;
   debouncer.fire();
   await engine.called(2);
-  const gen = engine.generations[0]!;
-  for (const [t, piece] of [[200, 'very'], [260, 'Long'], [320, 'Identifier']] as const) {
-    clock.t = t;
-    gen.emit(piece);
-  }
-  assert.equal(gen.opts.signal!.aborted, false, 'up to 1.5x the budget it waits for a complete word');
-  clock.t = 400; // 400 + 80 >= 450: the next token would come after the last moment
-  gen.emit('Name');
-  assert.equal((await pending)?.insertText, 'veryLongIdentifierName');
-  assert.equal(pipeline.stats.lastEnd, 'budget');
+  clock.t = 340;
+  engine.generations[0]!.emit('compute');
+  engine.generations[0]!.emit('(');
+  engine.generations[0]!.finish('deadline');
+  assert.equal((await pending)?.insertText, 'compute(');
+  assert.equal(pipeline.stats.late, 1);
+  assert.equal(pipeline.stats.lastLateMs, 40);
 });
 
 test('latency budget: the engine load of the first request does not count; 0 = no budget', async () => {
@@ -243,26 +306,64 @@ test('latency budget: the engine load of the first request does not count; 0 = n
   });
   const first = pipeline.complete(request('x = '));
   await engine.called(1);
+  assert.equal(debouncer.last?.since, 5000, 'the debounce starts after the load');
   debouncer.fire();
   await engine.called(2);
-  clock.t += 200;
-  engine.calls[1]!.emit('alpha');
-  clock.t += 20;
-  engine.calls[1]!.emit(' + beta');
+  assert.equal(engine.calls[1]!.opts.deadline?.at, 5300, 'within 300 ms of the keystroke, the load aside');
+  engine.calls[1]!.emit('alpha + beta');
   engine.calls[1]!.finish();
-  assert.equal((await first)?.insertText, 'alpha + beta', 'within 300 ms of the keystroke, the load aside');
+  assert.equal((await first)?.insertText, 'alpha + beta');
 
   budget = 0;
   const second = pipeline.complete(request('y = '));
   await engine.called(3);
+  assert.equal(debouncer.last?.maxMs, undefined);
   debouncer.fire();
   await engine.called(4);
-  clock.t += 60_000;
-  engine.calls[3]!.emit('gamma');
-  clock.t += 60_000;
-  engine.calls[3]!.emit(' * delta');
+  assert.equal(engine.calls[3]!.opts.deadline, undefined);
+  engine.calls[3]!.emit('gamma * delta');
   engine.calls[3]!.finish();
   assert.equal((await second)?.insertText, 'gamma * delta');
+});
+
+test('debounce: counted from the keystroke; after a pause it ends when the prefill is done, in a burst it waits', async () => {
+  const clock = { t: 0 };
+  const d = new Debouncer({ now: () => clock.t });
+  // A base delay no test run could reach: only `ready` (or supersession) can end these waits.
+  const BASE = 600_000;
+  let done!: () => void;
+  const ready = new Promise<void>(r => (done = r));
+  const afterPause = d.wait(BASE, undefined, { since: 0, ready });
+  done();
+  assert.equal(await afterPause, true, 'the first keystroke after a pause: the engine is ready, no need to wait');
+
+  clock.t = 120; // the next key 120 ms later: a burst
+  let done2!: () => void;
+  const inBurst = d.wait(BASE, undefined, { since: 120, ready: new Promise<void>(r => (done2 = r)) });
+  done2();
+  const superseding = d.wait(BASE, undefined, { since: 240 });
+  assert.equal(await inBurst, false, 'in a burst the prefill does not end the wait; the next keystroke supersedes it');
+  d.cancelAll();
+  assert.equal(await superseding, false);
+
+  // the same keystroke asked twice is not a rhythm; the delay is what is left of it since the keystroke
+  const e = new Debouncer({ now: () => clock.t });
+  clock.t = 10_000;
+  const a = e.wait(150, undefined, { since: 9_900 });
+  const b = e.wait(150, undefined, { since: 9_900 });
+  assert.equal(await a, false);
+  clock.t = 10_200;
+  assert.equal(e.delayFor(150), 150, 'no rhythm learned from one keystroke asked twice');
+  assert.equal(await b, true, '50 ms left of 150');
+
+  // the adapted delay is bounded by maxMs, never below the base
+  const f = new Debouncer({ now: () => clock.t });
+  for (const at of [20_000, 20_200, 20_400]) {
+    clock.t = at;
+    void f.wait(150, undefined, { since: at });
+  }
+  assert.equal(f.delayFor(150), 300, 'typing every 200 ms: 1.5x the rhythm, at most 2x the base');
+  f.cancelAll();
 });
 
 test('toLastCompleteWord drops a word the next token could continue', () => {
@@ -286,7 +387,8 @@ test('LineEndMatcher: the first line break, or the first after text', () => {
 // model, a model whose logits pick the next token of a script.
 const TOKENIZER = TextTokenizer.fromFile(path.resolve(__dirname, '../../models/bloom-tiny/tokenizer.json'));
 
-function scriptedModel(prompt: string, answer: string) {
+/** `clock`/`stepMs`: each model run advances the test's clock by stepMs(tokens run, run number). */
+function scriptedModel(prompt: string, answer: string, clock?: { t: number }, stepMs: (tokens: number, run: number) => number = () => 0) {
   const promptIds = TOKENIZER.encode(prompt);
   const script = TOKENIZER.encode(prompt + answer).slice(promptIds.length);
   assert.deepEqual(TOKENIZER.encode(prompt + answer).slice(0, promptIds.length), promptIds, 'the answer does not change how the prompt tokenizes');
@@ -298,6 +400,7 @@ function scriptedModel(prompt: string, answer: string) {
     prefix: emptyKv(1, 'float32'),
     async forward(ids: readonly number[], past: KvCache): Promise<{ logits: Float32Array; kv: KvCache }> {
       runs.push([...ids]);
+      if (clock) clock.t += stepMs(ids.length, runs.length - 1);
       seq = [...seq.slice(0, past.length), ...ids];
       const logits = new Float32Array(vocab);
       logits[script[seq.length - promptIds.length] ?? 2] = 1;
@@ -331,4 +434,74 @@ test('decode loop: the line-end stop keeps leading line breaks with afterText; b
   const out = await loop.generate(prompt, { maxTokens: 32, stopAtNewline: 'afterText' }, { aborted: () => false });
   assert.equal(out.text, '\n    pass');
   await assert.rejects(loop.generate(prompt, { maxTokens: 4, stopAtNewline: 'nope' as 'first' }, { aborted: () => false }), /stopAtNewline/);
+});
+
+test('decode loop: no step starts unless its predicted end (p90 of the measured steps) plus the hand-off is within the deadline', async () => {
+  const prompt = 'x =';
+  const clock = { t: 0 };
+  // a prefill of 100 ms, then one-token steps of 30 ms with one of 50 in every seven
+  const { model, runs } = scriptedModel(prompt, ' print(a) + total_value + other_value', clock, (n, run) => (n > 1 ? 100 : run % 7 === 3 ? 50 : 30));
+  const loop = new DecodeLoop(model, TOKENIZER, { now: () => clock.t });
+  const hooks = { aborted: () => false };
+  // warm up the step times: 20 steps, no deadline
+  await loop.generate(prompt, { maxTokens: 21, ignoreEos: true }, hooks);
+  assert.equal(loop.steps.predict(), 50, 'p90 of 20 steps with three of 50 ms (the median would be 30)');
+
+  clock.t = 10_000;
+  const deadline = { at: 10_000 + 300, handoffMs: 8, lateUntil: 10_000 + 450 };
+  const before = runs.length;
+  const out = await loop.generate(prompt, { maxTokens: 48, deadline }, hooks);
+  assert.equal(out.finishReason, 'deadline');
+  // after the 100 ms prefill, steps start while now + 50 + 8 <= 300 ms
+  const stepsRun = runs.length - before - 1;
+  assert.equal(out.timings.endedAt, clock.t);
+  assert.ok(clock.t - 10_000 + 8 <= 300, `the text is ready in time: ${clock.t - 10_000} ms + 8 ms hand-off`);
+  assert.ok(clock.t - 10_000 + 50 + 8 > 300, 'and no further step fits the plan');
+  assert.equal(out.tokens.length, stepsRun + 1, 'the last token came from the last step, no step run after it');
+  assert.equal(out.text, ' print(a) + ');
+});
+
+test('decode loop: with nothing complete by the deadline it goes on to the first complete word (up to lateUntil); a token ending in punctuation ends it', async () => {
+  const prompt = 'x =';
+  const clock = { t: 0 };
+  const { model, runs } = scriptedModel(prompt, ' print(a) + total_value', clock, n => (n > 1 ? 100 : 40));
+  const loop = new DecodeLoop(model, TOKENIZER, { now: () => clock.t });
+  const hooks = { aborted: () => false };
+  // the deadline has passed when the prompt is in: " print" may go on, "(" completes it, and no step follows
+  const late = await loop.generate(prompt, { maxTokens: 48, deadline: { at: 50, handoffMs: 5, lateUntil: 500 } }, hooks);
+  assert.equal(late.finishReason, 'deadline');
+  assert.equal(late.text, ' print(');
+  assert.equal(runs.length, 1 + 2, 'the prefill, then the steps that gave "(" and ... no more: "(" was complete');
+
+  // no step may end past lateUntil either: the text as it stands (" print" after one more 40 ms step, not "(")
+  loop.resetCache();
+  clock.t = 0;
+  const cut = await loop.generate(prompt, { maxTokens: 48, deadline: { at: 50, handoffMs: 5, lateUntil: 150 } }, hooks);
+  assert.equal(cut.text, ' print');
+  assert.equal(cut.finishReason, 'deadline');
+
+  // the embedded-model case: steps far inside the budget, the line ends first
+  loop.resetCache();
+  clock.t = 0;
+  const { model: fast } = scriptedModel(prompt, ' print(a)\nnext', clock, () => 1);
+  const quick = await new DecodeLoop(fast, TOKENIZER, { now: () => clock.t }).generate(prompt, { maxTokens: 48, stopAtNewline: 'first', deadline: { at: 300, handoffMs: 5, lateUntil: 450 } }, hooks);
+  assert.equal(quick.finishReason, 'stop');
+  assert.equal(quick.text, ' print(a)');
+
+  await assert.rejects(loop.generate(prompt, { maxTokens: 4, deadline: { at: 10, handoffMs: 5, lateUntil: 5 } }, hooks), /deadline/);
+});
+
+test('StepTimes: the 90th percentile of recent one-token steps; a prefill bounds it until one is timed', () => {
+  const s = new StepTimes(10);
+  assert.equal(s.predict(), 0);
+  s.record(12, 140);
+  assert.equal(s.predict(), 140, 'a prefill as the only evidence');
+  for (const ms of [30, 31, 29, 30, 32, 30, 45, 30, 31, 30]) s.record(1, ms);
+  assert.equal(s.predict(), 32);
+  for (let i = 0; i < 10; i++) s.record(1, 60); // the machine got busy: only the recent steps count
+  assert.equal(s.predict(), 60);
+  assert.equal(stepFits({ at: 300, handoffMs: 5, lateUntil: 450 }, 200, 60, 'a + b'), true);
+  assert.equal(stepFits({ at: 300, handoffMs: 5, lateUntil: 450 }, 240, 60, 'a + b'), false);
+  assert.equal(stepFits({ at: 300, handoffMs: 5, lateUntil: 450 }, 240, 60, ' value'), true, 'no complete word yet');
+  assert.equal(stepFits({ at: 300, handoffMs: 5, lateUntil: 450 }, 400, 60, ' value'), false, 'but not past lateUntil');
 });

@@ -29,6 +29,7 @@ const config = new Map<string, unknown>();
 // No latency budget: on a loaded machine it would cut the exact answers below at a word (see completion-latency).
 config.set('bloomPeft.completions.latencyBudgetMs', 0);
 const configChanged = new Emitter<{ affectsConfiguration(s: string): boolean }>();
+const docChanged = new Emitter<{ document: { uri: { toString(): string }; version: number }; contentChanges: unknown[] }>();
 const commands = new Map<string, (...a: unknown[]) => unknown>();
 const executed: unknown[][] = [];
 const warnings: Array<{ message: string; actions: string[] }> = [];
@@ -57,6 +58,7 @@ const vscodeStub = {
       },
     }),
     onDidChangeConfiguration: configChanged.event,
+    onDidChangeTextDocument: docChanged.event,
     isTrusted: true,
     onDidGrantWorkspaceTrust: () => ({ dispose() {} }),
   },
@@ -251,4 +253,18 @@ test('toggleCompletions turns completions off and on', async () => {
   await until(() => bar().text.startsWith('$(sparkle) code-run'));
   const items = await provider!.provideInlineCompletionItems(doc('def add(a, b):\n    return '), new Position(1, 11), ctx(), token());
   assert.equal(items?.[0]?.insertText, 'a + b');
+});
+
+test('the latency counts from the document change the request answers (VS Code asks ~50 ms after it)', async () => {
+  const d = { ...doc('def add(a, b):\n    return '), version: 7 };
+  docChanged.fire({ document: d, contentChanges: [{}] });
+  await new Promise(r => setTimeout(r, 300));
+  // another maxTokens drops the cached answer: this one is generated
+  config.set('bloomPeft.completions.maxTokens', 47);
+  configChanged.fire({ affectsConfiguration: s => 'bloomPeft.completions.maxTokens'.startsWith(s) });
+  const items = await provider!.provideInlineCompletionItems(d, new Position(1, 11), ctx(), token());
+  assert.equal(items?.[0]?.insertText, 'a + b');
+  assert.ok(service.status().lastLatencyMs! >= 300, `counted from the change: ${service.status().lastLatencyMs} ms`);
+  config.delete('bloomPeft.completions.maxTokens');
+  configChanged.fire({ affectsConfiguration: s => 'bloomPeft.completions.maxTokens'.startsWith(s) });
 });
