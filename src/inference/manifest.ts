@@ -8,12 +8,16 @@ import { EngineError } from './errors';
 
 export const SUPPORTED_FORMAT_VERSION = 3;
 
+/** The export's weights (docs/export.md): float, int8 (dynamic), int4 (4-bit blocks: MatMulNBits, GatherBlockQuantized). */
+export const QUANTIZATIONS = ['none', 'int8', 'int4'] as const;
+export type Quantization = (typeof QUANTIZATIONS)[number];
+
 export interface ExportManifest {
   format_version: 3;
   method: MethodName;
   base_model: string;
   dtype: 'float32' | 'float16';
-  quantization: 'none' | 'int8';
+  quantization: Quantization;
   num_layers: number;
   num_heads: number;
   head_dim: number;
@@ -95,7 +99,7 @@ export function checkManifest(raw: unknown, where = 'manifest.json'): ExportMani
   if (typeof m.method !== 'string' || !m.method) bad('method', `must be the training method's name (got ${JSON.stringify(m.method)})`);
   if (typeof m.base_model !== 'string') bad('base_model', 'must be a string');
   if (m.dtype !== 'float32' && m.dtype !== 'float16') bad('dtype', `must be "float32" or "float16" (got ${JSON.stringify(m.dtype)})`);
-  if (m.quantization !== undefined && m.quantization !== 'none' && m.quantization !== 'int8') bad('quantization', `must be "none" or "int8" (got ${JSON.stringify(m.quantization)})`);
+  if (m.quantization !== undefined && !QUANTIZATIONS.includes(m.quantization as Quantization)) bad('quantization', `must be ${QUANTIZATIONS.map(q => `"${q}"`).join(', ')} (got ${JSON.stringify(m.quantization)})`);
   for (const f of ['num_layers', 'num_heads', 'head_dim', 'hidden_size', 'vocab_size'] as const) {
     if (!Number.isInteger(m[f]) || (m[f] as number) < 1) bad(f, `must be a positive integer (got ${JSON.stringify(m[f])})`);
   }

@@ -47,7 +47,7 @@ function cacheKey(): string {
 }
 
 /** Folder holding the requested fixture parts (see inference_fixtures.py), built on first use. */
-export function fixtures(...parts: ('parity' | 'fp16' | 'big')[]): string {
+export function fixtures(...parts: ('parity' | 'fp16' | 'big' | 'int4')[]): string {
   const root = path.join(os.tmpdir(), 'bloom-peft-engine-fixtures', cacheKey());
   const missing = () => parts.filter(p => !fs.existsSync(path.join(root, p, 'done')));
   buildFixtureOnce({

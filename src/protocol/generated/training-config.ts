@@ -233,6 +233,9 @@ export interface ExportOptions {
    * Export ONNX for completions at the end of training.
    */
   onnx?: boolean;
-  quantize?: 'none' | 'int8';
+  /**
+   * Weights of the ONNX export: none (float32), int8 (a quarter of the size), or int4 (4-bit blocks: about a sixth of the size and the fastest decode on CPU, with more rounding; opt-in). Neither combines with fp16.
+   */
+  quantize?: 'none' | 'int8' | 'int4';
   fp16?: boolean;
 }

@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", help="base model (hub id, folder or 'embedded') when not exporting a run")
     export.add_argument("--adapter", help="peft adapter folder (or BitFit/full folder) when not exporting a run")
     export.add_argument("--out", help="output folder (default RUN_DIR/export)")
-    export.add_argument("--quantize", choices=["none", "int8"], default=None)
+    export.add_argument("--quantize", choices=["none", "int8", "int4"], default=None)
     export.add_argument("--fp16", action="store_true")
     export_hf = sub.add_parser("export-hf", help="Hugging Face checkpoint of a run (merged, or adapter + base name)")
     export_hf.add_argument("--run-dir", required=True)

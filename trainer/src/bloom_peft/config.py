@@ -216,6 +216,16 @@ def validate_config(config: Any, source: str | None = None) -> dict:
     return config
 
 
+def _check_export(export: dict, source: str | None) -> None:
+    """A quantized fp16 export (export.check_options): refused with the config, not after the training it ends."""
+    from .export import check_options
+
+    try:
+        check_options(export["quantize"], export["fp16"])
+    except ConfigError as e:
+        raise ConfigError(e.message, field=e.field, file=source, hint=e.hint) from None
+
+
 def _check_semantics(method: MethodOptions, source: str | None) -> None:
     """What the schema cannot say."""
     if isinstance(method, IA3Options) and not set(method.feedforward_modules) <= set(method.target_modules):
@@ -240,6 +250,7 @@ def parse_config(raw: Any, source: str | None = None, *, need_data: bool = True)
     filled["training"].setdefault("learning_rate", DEFAULT_LEARNING_RATES[filled["method"]["name"]])
     method = _method(filled["method"])
     _check_semantics(method, source)
+    _check_export(filled["export"], source)
     return Config(
         version=filled["version"], run_name=filled.get("run_name"), model=_build(ModelSection, filled["model"]),
         method=method, data=_build(DataSection, filled["data"]) if "data" in filled else None,

@@ -3,9 +3,8 @@ weights; an adapter export then writes only what the adapter changes (docs/expor
 
 An entry (CACHE/<key>/) holds the graph (`model.onnx`), its weights (`model.onnx.data`) and `map.json`: for every
 parameter of the base model, the digest of its values and the initializers that hold it (transposed or not; for int8
-entries, quantized or float). An adapter export compares the served model's parameters with those digests and
-writes the changed ones, in the graph's form (transposed, int8-quantized exactly as onnxruntime's quantize_dynamic
-does), to `adapter.onnx.data`; its `model.onnx` is the entry's graph with those initializers pointed there, and its
+and int4 entries, quantized or float). An adapter export compares the served model's parameters with those digests and
+writes the changed ones, in the graph's form (transposed, quantized exactly as the whole export's quantizer does), to `adapter.onnx.data`; its `model.onnx` is the entry's graph with those initializers pointed there, and its
 `model.onnx.data` is a copy of the entry's weights made by the kernel (a reflink where the file system can).
 
 The graph of an entry is traced from a probe: a copy of the base whose every parameter is filled with distinct random
@@ -33,6 +32,9 @@ ALIGN = 4096  # page-aligned tensors, as onnx writes them, so onnxruntime can ma
 # constants the exporter makes (shapes, scalars) are small; a larger float initializer that matches no parameter would
 # be derived from weights, and the probe's values would leak into the graph: such a graph is not cached
 CONSTANT_MAX_ELEMENTS = 16
+# an entry's logits must be this close to PyTorch's (x max(1, max |logit|)) to be kept: a wrongly mapped weight is far
+# off, quantization noise is not (the embedded model: int8 0.03x, int4 0.23x)
+QUANTIZED_BOUND = {"int8": 0.1, "int4": 0.5}
 
 
 def default_cache_dir() -> Path:
@@ -129,7 +131,7 @@ def _build_entry(base_model, digests: dict[str, str], out: Path, *, fp16: bool, 
         alibi_slopes,
         export_onnx,
         ort_logits,
-        quantize_int8,
+        quantize_weights,
         reference_logits,
     )
 
@@ -186,7 +188,7 @@ def _build_entry(base_model, digests: dict[str, str], out: Path, *, fp16: bool, 
 
     # the graph with the real weights, every parameter's initializer in model.onnx.data
     real = base_model.state_dict()
-    fp_dir = out / "fp" if quantize == "int8" else out
+    fp_dir = out / "fp" if quantize != "none" else out
     fp_dir.mkdir(exist_ok=True)
     by_init = {t["initializer"]: (name, t["transpose"]) for name, ts in targets.items() for t in ts}
     offset = 0
@@ -202,24 +204,24 @@ def _build_entry(base_model, digests: dict[str, str], out: Path, *, fp16: bool, 
     onnx.save_model(proto, str(fp_dir / MODEL_FILE))
     shutil.rmtree(probe_dir)
 
-    if quantize == "int8":
-        quantize_int8(fp_dir / MODEL_FILE, out / MODEL_FILE)
+    if quantize != "none":
+        quantize_weights(quantize, fp_dir / MODEL_FILE, out / MODEL_FILE)
         shutil.rmtree(fp_dir)
     # the entry reproduces PyTorch within the export's tolerance for its precision (docs/export.md)
     reference = reference_logits(base_model, None)
     diff = float(abs(ort_logits(out, base_model.config) - reference).max())
     scale = max(1.0, float(abs(reference).max()))
-    bound = 0.1 * scale if quantize == "int8" else 1e-2 * scale if fp16 else FP32_TOLERANCE
+    bound = QUANTIZED_BOUND[quantize] * scale if quantize != "none" else 1e-2 * scale if fp16 else FP32_TOLERANCE
     if not diff <= bound:
         return f"the cached graph differs from PyTorch by {diff:.3g}"
     params = {}
-    kinds = _initializer_kinds(out / MODEL_FILE) if quantize == "int8" else None
+    kinds = _initializer_kinds(out / MODEL_FILE) if quantize != "none" else None
     for names in names_by_ptr.values():
         ts = targets.get(names[0])
         if ts is not None and kinds is not None:
             ts = [{**t, "kind": kinds.get(t["initializer"])} for t in ts]
             if any(t["kind"] is None for t in ts):
-                ts = None  # e.g. the vocabulary matrix, quantized for its Gather: only a full export rewrites it
+                ts = None  # e.g. the int8 vocabulary matrix, quantized for its Gather: only a full export rewrites it
         elif ts is not None:
             ts = [{**t, "kind": "float"} for t in ts]
         for name in names:
@@ -230,8 +232,9 @@ def _build_entry(base_model, digests: dict[str, str], out: Path, *, fp16: bool, 
 
 
 def _initializer_kinds(model_path: Path) -> dict[str, str]:
-    """float initializer name -> 'float' (kept as is by quantization) or 'int8' (X_quantized/X_scale/X_zero_point,
-    symmetric, read by MatMul kernels only) in a quantized graph."""
+    """float initializer name -> 'float' (kept as is by quantization), 'int8' (X_quantized/X_scale/X_zero_point,
+    symmetric, read by MatMul kernels only) or 'int4' (X_Q4/X_scales, the weight of a MatMulNBits, which the tied
+    vocabulary's GatherBlockQuantized may read too) in a quantized graph."""
     import onnx
     from onnx import numpy_helper
 
@@ -251,6 +254,12 @@ def _initializer_kinds(model_path: Path) -> dict[str, str]:
             if (zp is not None and base + "_scale" in inits and not numpy_helper.to_array(zp).any()
                     and readers.get(name, set()) <= {"MatMulInteger", "DynamicQuantizeMatMul"}):
                 kinds[base] = "int8"
+        if name.endswith("_Q4") and t.data_type == onnx.TensorProto.UINT8:
+            base = name[: -len("_Q4")]
+            if (base + "_scales" in inits and "MatMulNBits" in readers.get(name, set())
+                    and readers[name] <= {"MatMulNBits", "GatherBlockQuantized"}
+                    and readers.get(base + "_scales", set()) <= {"MatMulNBits", "Reshape"}):
+                kinds[base] = "int4"
     return kinds
 
 
@@ -313,10 +322,10 @@ def write_adapter_export(entry: Path, serving, out: Path, *, log: Callable[[str]
         a = state[name].detach().to(device="cpu", dtype=dtype).numpy()
         for t in targets:
             value = np.ascontiguousarray(a.T if t["transpose"] else a)
-            (to_quantize if t["kind"] == "int8" else floats)[t["initializer"]] = value
+            (to_quantize if t["kind"] in ("int8", "int4") else floats)[t["initializer"]] = value
     overrides = dict(floats)
     if to_quantize:
-        overrides.update(_quantize_like_export(to_quantize))
+        overrides.update(_quantize_like_export(to_quantize, info["quantization"]))
     proto = onnx.load(str(entry / MODEL_FILE), load_external_data=False)
     inits = {t.name: t for t in proto.graph.initializer}
     files = [BASE_DATA] if (entry / BASE_DATA).exists() else []
@@ -363,16 +372,17 @@ def _copy_file(src: Path, dst: Path) -> None:
         raise OSError(f"copying {src} to {dst} stopped {left} bytes short")
 
 
-def _quantize_like_export(weights: dict[str, Any]) -> dict[str, Any]:
-    """X -> X_quantized, X_scale, X_zero_point, computed by onnxruntime's quantize_dynamic with the export's options
-    on a graph of one MatMul per weight: the same code, so the same bytes as a full int8 export."""
+def _quantize_like_export(weights: dict[str, Any], quantize: str) -> dict[str, Any]:
+    """int8: X -> X_quantized, X_scale, X_zero_point (onnxruntime's quantize_dynamic); int4: X -> X_Q4, X_scales
+    (its MatMulNBitsQuantizer); computed with the export's options on a graph of one MatMul per weight: the same code,
+    so the same bytes as a whole quantized export."""
     import tempfile
 
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from .export import OPSET, quantize_int8
+    from .export import OPSET, quantize_weights
 
     nodes, inputs, outputs, inits = [], [], [], []
     for i, (name, w) in enumerate(weights.items()):
@@ -386,11 +396,12 @@ def _quantize_like_export(weights: dict[str, Any]) -> dict[str, Any]:
         src, dst = Path(d) / "w.onnx", Path(d) / "q.onnx"
         onnx.save_model(model, str(src), save_as_external_data=True, all_tensors_to_one_file=True,
                         location="w.onnx.data", size_threshold=0)
-        quantize_int8(src, dst)
+        quantize_weights(quantize, src, dst)
         q = onnx.load(str(dst), load_external_data=False)
-        wanted = {f"{n}{suffix}" for n in weights for suffix in ("_quantized", "_scale", "_zero_point")}
+        suffixes = ("_quantized", "_scale", "_zero_point") if quantize == "int8" else ("_Q4", "_scales")
+        wanted = {f"{n}{suffix}" for n in weights for suffix in suffixes}
         out = {t.name: np.array(numpy_helper.to_array(t, base_dir=d)) for t in q.graph.initializer if t.name in wanted}
     missing = wanted - set(out)
     if missing:
-        raise RuntimeError(f"quantize_dynamic did not quantize {sorted(missing)[:3]}")
+        raise RuntimeError(f"the {quantize} quantizer did not quantize {sorted(missing)[:3]}")
     return out
