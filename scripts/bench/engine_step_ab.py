@@ -8,8 +8,9 @@ than 20% (the process waited for a core) are counted as disturbed and reported a
     .venv/bin/python scripts/bench/engine_step_ab.py --a EXPORT_A --b EXPORT_B [--threads 1] [--steps 64]
         [--prompt-tokens 128] [--slots 192,1024]
 
-Export formats 2 (attention_mask over masked slots) and 3 (past_length) are both driven, so an export made before a
-format change can be compared with one made after.
+Export formats 2 (attention_mask over masked slots), 3 (past_length, new_key_values copied into the slots) and 4
+(past_length, present bound to the slots: written in place) are all driven, so an export made before a format change
+can be compared with one made after.
 """
 import argparse
 import json
@@ -36,14 +37,28 @@ class Leg:
         layers = m["num_layers"]
         self.past = [f"past_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
         self.new = [f"new_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+        self.present = [f"present.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
 
     def reset(self, slots: int):
         m = self.m
         self.slots = [np.zeros((1, m["num_heads"], slots, m["head_dim"]), np.float32) for _ in self.past]
+        self.values = [ort.OrtValue.ortvalue_from_numpy(a) for a in self.slots]  # the arrays' own memory
         self.length = 0
 
     def step(self, ids: list[int]) -> int:
         n, cap = len(ids), self.slots[0].shape[2]
+        if self.version >= 4:  # as the engine: present bound to the slots, written in place; logits only fetched
+            binding = self.session.io_binding()
+            binding.bind_cpu_input("input_ids", np.array([ids], np.int64))
+            binding.bind_cpu_input("past_length", np.array(self.length, np.int64))
+            binding.bind_cpu_input("logits_to_keep", np.array(1, np.int64))
+            binding.bind_output("logits")
+            for past, present, value in zip(self.past, self.present, self.values):
+                binding.bind_ortvalue_input(past, value)
+                binding.bind_ortvalue_output(present, value)
+            self.session.run_with_iobinding(binding)
+            self.length += n
+            return int(binding.get_outputs()[0].numpy()[0, -1].argmax())
         feeds = {"input_ids": np.array([ids], np.int64), "logits_to_keep": np.array(1, np.int64),
                  **dict(zip(self.past, self.slots))}
         if self.version >= 3:

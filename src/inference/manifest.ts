@@ -6,14 +6,14 @@ import path from 'node:path';
 import type { MethodName } from '../protocol/config';
 import { EngineError } from './errors';
 
-export const SUPPORTED_FORMAT_VERSION = 3;
+export const SUPPORTED_FORMAT_VERSION = 4;
 
 /** The export's weights (docs/export.md): float, int8 (dynamic), int4 (4-bit blocks: MatMulNBits, GatherBlockQuantized). */
 export const QUANTIZATIONS = ['none', 'int8', 'int4'] as const;
 export type Quantization = (typeof QUANTIZATIONS)[number];
 
 export interface ExportManifest {
-  format_version: 3;
+  format_version: 4;
   method: MethodName;
   base_model: string;
   dtype: 'float32' | 'float16';
