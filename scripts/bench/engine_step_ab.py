@@ -38,6 +38,7 @@ class Leg:
         self.past = [f"past_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
         self.new = [f"new_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
         self.present = [f"present.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+        self.outputs = {o.name for o in self.session.get_outputs()}
 
     def reset(self, slots: int):
         m = self.m
@@ -52,13 +53,15 @@ class Leg:
             binding.bind_cpu_input("input_ids", np.array([ids], np.int64))
             binding.bind_cpu_input("past_length", np.array(self.length, np.int64))
             binding.bind_cpu_input("logits_to_keep", np.array(1, np.int64))
-            binding.bind_output("logits")
+            greedy = "next_token" in self.outputs  # the graph's argmax: no logits row fetched
+            binding.bind_output("next_token" if greedy else "logits")
             for past, present, value in zip(self.past, self.present, self.values):
                 binding.bind_ortvalue_input(past, value)
                 binding.bind_ortvalue_output(present, value)
             self.session.run_with_iobinding(binding)
             self.length += n
-            return int(binding.get_outputs()[0].numpy()[0, -1].argmax())
+            out = binding.get_outputs()[0].numpy()
+            return int(out[0]) if greedy else int(out[0, -1].argmax())
         feeds = {"input_ids": np.array([ids], np.int64), "logits_to_keep": np.array(1, np.int64),
                  **dict(zip(self.past, self.slots))}
         if self.version >= 3:

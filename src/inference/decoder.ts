@@ -71,12 +71,36 @@ export class DecoderModel {
   }
 
   /**
-   * Runs `ids` after the cached positions `past`; returns the logits of the last new position (float32, a copy) and
-   * the cache of past + ids. The new positions are written into `past`'s free slots when it has room (else into a
+   * Runs `ids` after the cached positions `past`; returns the logits of the last new position (float32, a copy), their
+   * argmax from the graph (`next`, the greedy token) and the cache of past + ids. The new positions are written into `past`'s free slots when it has room (else into a
    * larger copy): after this call, use only the returned cache. `reserve` = the positions the caller
    * expects to hold in all, so a growing cache is reallocated once.
    */
-  async forward(ids: readonly number[], past: KvCache, reserve = 0): Promise<{ logits: Float32Array; kv: KvCache }> {
+  async forward(ids: readonly number[], past: KvCache, reserve = 0): Promise<{ logits: Float32Array; next: number; kv: KvCache }> {
+    const { out, kv } = await this.run(ids, past, reserve, true);
+    const m = this.manifest;
+    const logitsT = out.logits;
+    const v = m.vocab_size;
+    const raw = logitsT.data as Float32Array | Uint16Array;
+    const row = raw.subarray(raw.length - v);
+    // onnxruntime-node hands each output over in a fresh buffer of its own: when that buffer is exactly the row (one
+    // kept position, float32) it is the copy already (a second one cost ~1 ms a step for a 250k vocabulary)
+    const own = row.byteOffset === 0 && row.byteLength === row.buffer.byteLength;
+    const logits = this.logitsHalf ? fromFloat16Bits(row as Uint16Array) : own ? (row as Float32Array) : (row as Float32Array).slice();
+    logitsT.dispose();
+    return { logits, next: nextToken(out), kv };
+  }
+
+  /**
+   * As `forward`, for greedy decoding: only the graph's argmax of the last position's logits (`next_token`) leaves
+   * onnxruntime, not the vocabulary-sized row.
+   */
+  async forwardGreedy(ids: readonly number[], past: KvCache, reserve = 0): Promise<{ next: number; kv: KvCache }> {
+    const { out, kv } = await this.run(ids, past, reserve, false);
+    return { next: nextToken(out), kv };
+  }
+
+  private async run(ids: readonly number[], past: KvCache, reserve: number, withLogits: boolean): Promise<{ out: ort.InferenceSession.OnnxValueMapType; kv: KvCache }> {
     const m = this.manifest;
     const n = ids.length;
     const total = past.length + n;
@@ -90,7 +114,7 @@ export class DecoderModel {
       past_length: new ort.Tensor('int64', BigInt64Array.of(BigInt(past.length)), []),
       logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), []),
     };
-    const fetches: Record<string, ort.Tensor | null> = { logits: null };
+    const fetches: Record<string, ort.Tensor | null> = withLogits ? { logits: null, next_token: null } : { next_token: null };
     const dims = [1, m.num_heads, kv.capacity, m.head_dim];
     for (let i = 0; i < m.num_layers; i++) {
       for (const [j, data] of [[2 * i, kv.keys[i]], [2 * i + 1, kv.values[i]]] as const) {
@@ -104,16 +128,7 @@ export class DecoderModel {
     } catch (e) {
       throw new EngineError('INFERENCE_FAILED', `onnxruntime run failed: ${(e as Error).message}`, { cause: e });
     }
-    const logitsT = out.logits;
-    const v = m.vocab_size;
-    const raw = logitsT.data as Float32Array | Uint16Array;
-    const row = raw.subarray(raw.length - v);
-    // onnxruntime-node hands each output over in a fresh buffer of its own: when that buffer is exactly the row (one
-    // kept position, float32) it is the copy already (a second one cost ~1 ms a step for a 250k vocabulary)
-    const own = row.byteOffset === 0 && row.byteLength === row.buffer.byteLength;
-    const logits = this.logitsHalf ? fromFloat16Bits(row as Uint16Array) : own ? (row as Float32Array) : (row as Float32Array).slice();
-    logitsT.dispose();
-    return { logits, kv: { length: total, capacity: kv.capacity, keys: kv.keys, values: kv.values } };
+    return { out, kv: { length: total, capacity: kv.capacity, keys: kv.keys, values: kv.values } };
   }
 
   async release(): Promise<void> {
@@ -124,7 +139,7 @@ export class DecoderModel {
   private async probe(where: string): Promise<void> {
     const m = this.manifest;
     const token = m.bos_token_id ?? m.eos_token_id ?? 0;
-    let res: { logits: Float32Array; kv: KvCache };
+    let res: { logits: Float32Array; next: number; kv: KvCache };
     try {
       res = await this.forward([token], this.prefix);
     } catch (e) {
@@ -144,13 +159,17 @@ export class DecoderModel {
   }
 }
 
+function nextToken(out: ort.InferenceSession.OnnxValueMapType): number {
+  return Number((out.next_token.data as BigInt64Array)[0]);
+}
+
 /** Checks input/output names, element types and static dims; returns whether logits are float16. */
 function checkGraph(session: ort.InferenceSession, m: ExportManifest, where: string): boolean {
   const mismatch = (msg: string): never => {
     throw new EngineError('MODEL_MISMATCH', `${where}: ${msg}`, { path: where, hint: 'manifest.json and model.onnx come from different exports, or the graph was not made by the bloom_peft exporter; export the run again' });
   };
   const wantIn = ['input_ids', 'past_length', 'logits_to_keep'];
-  const wantOut = ['logits'];
+  const wantOut = ['logits', 'next_token'];
   for (let i = 0; i < m.num_layers; i++) {
     wantIn.push(`past_key_values.${i}.key`, `past_key_values.${i}.value`);
     wantOut.push(`present.${i}.key`, `present.${i}.value`);
@@ -184,7 +203,8 @@ function checkGraph(session: ort.InferenceSession, m: ExportManifest, where: str
     if (md.name === 'logits') {
       if (md.isTensor && md.type === 'float16') logitsHalf = true;
       check(md, [1, null, m.vocab_size], logitsHalf ? 'float16' : 'float32');
-    } else if (md.name.startsWith('present.')) check(md, kvShape, m.dtype);
+    } else if (md.name === 'next_token') check(md, [1], 'int64');
+    else if (md.name.startsWith('present.')) check(md, kvShape, m.dtype);
   }
   return logitsHalf;
 }

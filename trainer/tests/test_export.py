@@ -158,6 +158,7 @@ def test_onnx_signature_is_the_contract(exported):
     assert inputs["past_key_values.0.key"] == (f32, [1, m["num_heads"], "past_slots", m["head_dim"]])
     assert inputs["past_length"] == (i64, []) and inputs["logits_to_keep"] == (i64, [])
     assert outputs["logits"] == (f32, [1, "logits_seq", m["vocab_size"]])
+    assert outputs["next_token"] == (i64, [1])
     assert outputs["present.1.value"] == (f32, [1, m["num_heads"], "present_slots", m["head_dim"]])
     assert sum(n.op_type == "GroupQueryAttention" for n in graph.node) == m["num_layers"]
     # one vocabulary matrix (embeddings and lm_head share it), not a folded transposed copy
@@ -180,9 +181,10 @@ def test_slotted_cache_matches_packed(exported, variant):
     length, packed, ids = p, prefix, [e.ids]
     for _ in range(steps):
         n = len(ids[0])
-        logits = d.run(ids, slots, length, logits_to_keep=1)
+        logits, next_token = d.run(ids, slots, length, logits_to_keep=1)
         ref_logits, packed = d.step(ids, packed)
         assert logits.shape == (1, 1, m["vocab_size"])  # the last position's only
+        assert next_token.tolist() == [int(logits[0, -1].argmax())]  # the graph's greedy token
         assert max_diff(logits[:, -1], ref_logits[:, -1]) <= 1e-4
         length += n
         for slot, full in zip(slots, packed):
@@ -194,7 +196,7 @@ def test_slotted_cache_matches_packed(exported, variant):
     for k, want in ((0, len(e.ids)), (3, 3), (len(e.ids) + 5, len(e.ids))):
         room = [np.concatenate([t, np.zeros((1, m["num_heads"], len(e.ids), m["head_dim"]), t.dtype)], axis=2)
                 for t in prefix]
-        out = d.run([e.ids], room, p, logits_to_keep=k)
+        out = d.run([e.ids], room, p, logits_to_keep=k)[0]
         full = d.step([e.ids], prefix)[0]
         assert out.shape[1] == want and max_diff(out, full[:, -want:]) <= 1e-4, k
     assert length == p + len(e.ids) + steps - 1 <= cap

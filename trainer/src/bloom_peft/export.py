@@ -63,7 +63,9 @@ def input_names(num_layers: int) -> list[str]:
 
 
 def output_names(num_layers: int) -> list[str]:
-    return ["logits"] + present_names(num_layers)
+    # next_token (int64 [1]): the argmax of the last kept position's logits (the first on ties, as torch.argmax), so
+    # greedy decoding fetches 8 bytes a step instead of a vocabulary-sized row (1 MB for bloom's 250,880 tokens)
+    return ["logits", "next_token"] + present_names(num_layers)
 
 
 def present_names(num_layers: int) -> list[str]:
@@ -264,7 +266,8 @@ def _decoder_with_past(model):
             kept = torch.nonzero((from_end < logits_to_keep) | (logits_to_keep <= 0)).reshape(-1)
             hidden = hidden.index_select(1, kept)
             logits = torch.matmul(hidden, self.vocab_t) if self.tied else self.lm_head(hidden)
-            return (logits.float().reshape(1, -1, self.vocab), *present)
+            logits = logits.float().reshape(1, -1, self.vocab)
+            return (logits, logits[0, -1].argmax().reshape(1), *present)
 
     return DecoderWithPast(model).eval()
 
@@ -347,7 +350,7 @@ def _declare_output_shapes(path: Path, shapes: dict) -> None:
     proto = onnx.load(str(path), load_external_data=False)
     kv = [1, shapes["num_heads"], "present_slots", shapes["head_dim"]]
     for out in proto.graph.output:
-        dims = [1, "logits_seq", shapes["vocab_size"]] if out.name == "logits" else kv
+        dims = {"logits": [1, "logits_seq", shapes["vocab_size"]], "next_token": [1]}.get(out.name, kv)
         shape = out.type.tensor_type.shape
         del shape.dim[:]
         for d in dims:

@@ -112,8 +112,9 @@ class OrtDecoder:
         return list(self.prefix)
 
     def run(self, ids, slots, past_length: int, logits_to_keep: int = 0):
-        """Logits [1, kept, vocab] for new tokens `ids` [1, seq] after the first past_length of `slots` (C-contiguous
-        arrays with room for them); the new positions' KV is written into slots past_length.. of `slots` in place."""
+        """(logits [1, kept, vocab], next_token [1]) for new tokens `ids` [1, seq] after the first past_length of
+        `slots` (C-contiguous arrays with room for them); the new positions' KV is written into slots past_length.. of
+        `slots` in place."""
         import numpy as np
         import onnxruntime as ort
 
@@ -122,12 +123,14 @@ class OrtDecoder:
                         ("logits_to_keep", np.array(logits_to_keep, np.int64))):
             binding.bind_cpu_input(name, a)
         binding.bind_output("logits")  # first: outputs come back in binding order
+        binding.bind_output("next_token")
         for past, present, a in zip(self.names, self.present_names, slots):
             value = ort.OrtValue.ortvalue_from_numpy(a)  # the array's own memory, for both
             binding.bind_ortvalue_input(past, value)
             binding.bind_ortvalue_output(present, value)
         self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+        logits, next_token = binding.copy_outputs_to_cpu()[:2]
+        return logits, next_token
 
     def step(self, ids, past):
         """(logits [1, seq, vocab], past + the new positions) for new tokens `ids` [1, seq] after `past`."""
