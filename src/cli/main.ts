@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { EvaluationEvent, MethodName, TrainingConfig } from '../protocol';
+import { QUANTIZATIONS, type EvaluationEvent, type MethodName, type Quantization, type TrainingConfig } from '../protocol';
 import { StudioError } from '../protocol/errors';
 import { extensionRoot } from '../training/paths';
 import { findPreset, presetConfig, PRESETS } from '../training/presets';
@@ -19,7 +19,9 @@ usage:
                                                    (default: the preset's); --print shows the config instead
   bloom-peft resume RUN                            continue a run from its newest complete checkpoint
   bloom-peft stop RUN [--timeout SECONDS]          gracefully stop a run (a VS Code window's or another CLI's)
-  bloom-peft export RUN                            ONNX export of a run's adapter (for completions)
+  bloom-peft export RUN [--quantize Q]             ONNX export of a run's adapter (for completions); Q: none
+                                                   (float32), int8, or int4 (4-bit, opt-in: smallest and
+                                                   fastest on CPU, more rounding); default: the run's config
   bloom-peft export --hf RUN                       Hugging Face checkpoint (RUN/hf): merged weights, or for
                                                    prompt-learning methods the adapter naming its base
   bloom-peft complete --run RUN [--input TEXT] [--raw] [--max-tokens N] [--temperature T] [--top-p P] [--seed N] PROMPT
@@ -58,7 +60,7 @@ export async function main(argv: string[]): Promise<number> {
       'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
       'run-dir': { type: 'string' }, json: { type: 'boolean' }, verbose: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' }, preset: { type: 'string' }, method: { type: 'string' },
-      print: { type: 'boolean' }, hf: { type: 'boolean' },
+      print: { type: 'boolean' }, hf: { type: 'boolean' }, quantize: { type: 'string' },
     },
   });
   const [command, ...rest] = positionals;
@@ -117,9 +119,10 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT.ok;
     }
     case 'export': {
+      const quantize = quantizeOption(values.quantize, values.hf);
       const id = training.store.resolve(need(rest[0], 'RUN'));
-      process.stdout.write(`exporting ${id}${values.hf ? ' as a Hugging Face checkpoint' : ''}…\n`);
-      const dir = await training.exportRun(id, { hf: values.hf, onLog: m => process.stdout.write(`  ${m}\n`) });
+      process.stdout.write(`exporting ${id}${values.hf ? ' as a Hugging Face checkpoint' : quantize ? ` (${quantize})` : ''}…\n`);
+      const dir = await training.exportRun(id, { hf: values.hf, quantize, onLog: m => process.stdout.write(`  ${m}\n`) });
       process.stdout.write(`${dir}\n`);
       return EXIT.ok;
     }
@@ -203,6 +206,14 @@ async function supervise(training: TrainingService, launch: () => Promise<{ id: 
 }
 
 /** --max-tokens, --temperature, --top-p and --seed, checked: a bad value is a usage error, never a silent default. */
+/** --quantize of `export`: one of the schema's quantizations, for an ONNX export only. */
+export function quantizeOption(value: string | undefined, hf: boolean | undefined): Quantization | undefined {
+  if (value === undefined) return undefined;
+  if (hf) throw new UsageError('export: --quantize is for the ONNX export; a Hugging Face checkpoint (--hf) keeps the trained precision');
+  if (!QUANTIZATIONS.includes(value as Quantization)) throw new UsageError(`export: --quantize must be one of ${QUANTIZATIONS.join(', ')} (got ${JSON.stringify(value)})`);
+  return value as Quantization;
+}
+
 export function samplingOptions(values: { 'max-tokens'?: string; temperature?: string; 'top-p'?: string; seed?: string }): { maxTokens: number; temperature: number; topP: number; seed?: number } {
   const topP = numberOption('--top-p', values['top-p'], 1, { min: 0 });
   if (!(topP > 0 && topP <= 1)) throw new UsageError(`--top-p ${JSON.stringify(values['top-p'])}: expected a number above 0 and at most 1`);

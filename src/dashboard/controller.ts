@@ -177,7 +177,7 @@ export class DashboardController implements Disposable {
       exportRun: async p => {
         this.requireTrust('Export');
         await this.runById(p.runId);
-        const dir = await this.training.exportRun(p.runId, { hf: p.format === 'hf' });
+        const dir = await this.training.exportRun(p.runId, { hf: p.format === 'hf', quantize: p.quantize });
         this.scheduleRuns();
         return { dir };
       },

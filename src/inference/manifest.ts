@@ -4,13 +4,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { MethodName } from '../protocol/config';
+import { QUANTIZATIONS, type Quantization } from '../protocol/quantization';
 import { EngineError } from './errors';
 
 export const SUPPORTED_FORMAT_VERSION = 4;
-
-/** The export's weights (docs/export.md): float, int8 (dynamic), int4 (4-bit blocks: MatMulNBits, GatherBlockQuantized). */
-export const QUANTIZATIONS = ['none', 'int8', 'int4'] as const;
-export type Quantization = (typeof QUANTIZATIONS)[number];
 
 export interface ExportManifest {
   format_version: 4;

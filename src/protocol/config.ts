@@ -6,6 +6,7 @@ import schema from '../../schemas/training-config.schema.json';
 import type { TrainingConfig } from './generated/training-config';
 
 export { METHOD_NAMES, type MethodName } from './methods';
+export { QUANTIZATIONS, QUANTIZATION_LABELS, type Quantization } from './quantization';
 
 export type {
   TrainingConfig, MethodConfig, ModelConfig, DataConfig, TemplateConfig, TrainingOptions, ExportOptions,

@@ -5,6 +5,7 @@
 // pickers, runs are addressed by id, and the host re-checks every path field of a config (docs/dashboard.md).
 import type { TrainingConfig } from './config';
 import { METHOD_NAMES, type MethodName } from './methods';
+import { QUANTIZATIONS, type Quantization } from './quantization';
 import type { ConfigIssue } from './config-issues';
 import type { EvaluationEvent, TrainerEvent } from './events';
 
@@ -113,8 +114,9 @@ export interface RequestMap {
   listRuns: { params: Record<string, never>; result: RunRow[] };
   readEvents: { params: { runId: string }; result: TrainerEvent[] };
   useAdapter: { params: { runId: string }; result: null };
-  /** ONNX export for completions, or format 'hf': a Hugging Face checkpoint (merged, or adapter + base name) in RUN/hf. */
-  exportRun: { params: { runId: string; format?: 'onnx' | 'hf' }; result: { dir: string } };
+  /** ONNX export for completions (its weights: `quantize`, else the run's config), or format 'hf': a Hugging Face
+   * checkpoint (merged, or adapter + base name) in RUN/hf. */
+  exportRun: { params: { runId: string; format?: 'onnx' | 'hf'; quantize?: Quantization }; result: { dir: string } };
   openFolder: { params: { runId: string; which: 'run' | 'adapter' | 'export' | 'hf' }; result: null };
   /** A preset's config (schemas/presets.json) for a method; its shipped data files count as picked. Data the user
    * keeps (the tutorial's alpaca_data_zh) is left out: the form asks for it. */
@@ -231,7 +233,7 @@ const SPECS: { [M in RequestMethod]: ParamSpec } = {
   listRuns: NONE,
   readEvents: { required: { runId: str(RUN_ID) } },
   useAdapter: { required: { runId: str(RUN_ID) } },
-  exportRun: { required: { runId: str(RUN_ID) }, optional: { format: oneOf('onnx', 'hf') } },
+  exportRun: { required: { runId: str(RUN_ID) }, optional: { format: oneOf('onnx', 'hf'), quantize: oneOf(...QUANTIZATIONS) } },
   openFolder: { required: { runId: str(RUN_ID), which: oneOf('run', 'adapter', 'export', 'hf') } },
   presetConfig: { required: { id: str(undefined, 100) }, optional: { method: oneOf(...METHOD_NAMES) } },
   deleteRun: { required: { runId: str(RUN_ID) } },

@@ -3,7 +3,7 @@
 // an error event or a failed exit into a TrainingError. No vscode import.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { EvaluationEvent, TrainerEvent } from '../protocol';
+import type { EvaluationEvent, Quantization, TrainerEvent } from '../protocol';
 import { parseLine } from './jsonLines';
 import { trainerSourceDir } from './paths';
 import { type ProcessResult, runProcess, tail, trainerEnv } from './python';
@@ -20,8 +20,10 @@ export interface RunCommandOptions {
 
 type ErrorEvent = { code?: string; message: string; hint?: string };
 
-/** `export` (ONNX for the completion engine) or, with `hf`, `export-hf` (a Hugging Face checkpoint): the folder. */
-export async function exportRun(dir: string, hf: boolean, o: RunCommandOptions): Promise<string> {
+/** `export` (ONNX for the completion engine; `quantize` overrides the run's config) or, with `hf`, `export-hf` (a
+ * Hugging Face checkpoint): the folder. */
+export async function exportRun(dir: string, o: RunCommandOptions & { hf?: boolean; quantize?: Quantization }): Promise<string> {
+  const hf = o.hf ?? false;
   const field = hf ? 'hf_dir' : 'export_dir';
   let error: ErrorEvent | undefined;
   let out: string | undefined;
@@ -39,7 +41,7 @@ export async function exportRun(dir: string, hf: boolean, o: RunCommandOptions):
         if (v && typeof v.export_dir === 'string') out = v.export_dir;
       } catch { /* plain text */ }
     }
-  });
+  }, !hf && o.quantize ? ['--quantize', o.quantize] : []);
   if (error) throw new TrainingError(error.code ?? 'export_failed', error.message, error.hint);
   if (r.code !== 0) throw new TrainingError('export_failed', `export ${exitText(r)}: ${tail(r.stderr, 5)}`);
   return out ?? path.join(dir, hf ? 'hf' : 'export');
@@ -62,9 +64,9 @@ export async function evaluateRun(dir: string, o: RunCommandOptions): Promise<Ev
   return evaluation;
 }
 
-async function runOnRun(command: string, tag: string, dir: string, o: RunCommandOptions, onLine: (line: string) => void): Promise<ProcessResult> {
+async function runOnRun(command: string, tag: string, dir: string, o: RunCommandOptions, onLine: (line: string) => void, extra: string[] = []): Promise<ProcessResult> {
   let buffered = '';
-  const r = await runProcess(o.python, ['-m', 'bloom_peft', command, '--run-dir', dir], {
+  const r = await runProcess(o.python, ['-m', 'bloom_peft', command, '--run-dir', dir, ...extra], {
     cwd: trainerSourceDir(), env: trainerEnv(o.env), signal: o.signal,
     onStdout: t => { const parts = (buffered + t).split('\n'); buffered = parts.pop() ?? ''; parts.forEach(onLine); },
     onStderr: t => { for (const l of t.split('\n')) if (l.trim()) o.log.trace(`[${tag}] ${l}`); },

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
-import { forParamsCount, validateConfig, type EvaluationEvent, type TrainerEvent, type TrainingConfig } from '../protocol';
+import { forParamsCount, validateConfig, type EvaluationEvent, type Quantization, type TrainerEvent, type TrainingConfig } from '../protocol';
 import { applyProgress, RunFollowing, type RunEntry } from './following';
 import { isSameProcessAlive, processStartToken } from './processes';
 import { resolvePython, type PythonChoice } from './python';
@@ -196,17 +196,18 @@ export class TrainingService implements TrainingServiceApi, Disposable {
   }
 
   /**
-   * `python -m bloom_peft export --run-dir DIR`: ONNX export for the completion engine; with `hf`, `export-hf`: a
-   * Hugging Face checkpoint (RUN/hf). Returns the folder. The trainer's events go to the log; an error event
-   * becomes a TrainingError.
+   * `python -m bloom_peft export --run-dir DIR [--quantize Q]`: ONNX export for the completion engine (weights as
+   * `quantize`, else as the run's config says); with `hf`, `export-hf`: a Hugging Face checkpoint (RUN/hf). Returns
+   * the folder. The trainer's events go to the log; an error event becomes a TrainingError.
    */
-  async exportRun(runId: string, opts: { signal?: AbortSignal; onLog?: (line: string) => void; hf?: boolean } = {}): Promise<string> {
+  async exportRun(runId: string, opts: { signal?: AbortSignal; onLog?: (line: string) => void; hf?: boolean; quantize?: Quantization } = {}): Promise<string> {
+    if (opts.hf && opts.quantize) throw new TrainingError('bad_options', 'a Hugging Face checkpoint is not quantized', 'Leave quantize out with hf, or export ONNX.');
     const store = this.store;
     const id = store.resolve(runId);
     if (store.isRunning(id)) throw new TrainingError('run_active', `run ${id} is still training`, 'Wait for it to finish or stop it first.');
     store.assertNotInUse(id);
     const python = await this.readyPython();
-    const out = await exportRun(store.dir(id), opts.hf ?? false, { python: python.path, env: this.options.env, log: this.log, ...opts });
+    const out = await exportRun(store.dir(id), { python: python.path, env: this.options.env, log: this.log, ...opts });
     this.runsChanged.fire();
     return out;
   }

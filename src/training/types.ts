@@ -1,6 +1,6 @@
 // Public types of the training core. The dashboard, the completions and the CLI build against these;
 // nothing here imports vscode.
-import type { ConfigIssue, EvaluationEvent, MethodName, TrainerEvent, TrainingConfig } from '../protocol';
+import type { ConfigIssue, EvaluationEvent, MethodName, Quantization, TrainerEvent, TrainingConfig } from '../protocol';
 import type { CheckReport } from '../protocol/generated/check-report';
 import { StudioError } from '../protocol/errors';
 import type { RunStatus } from '../protocol/messages';
@@ -136,8 +136,9 @@ export interface TrainingServiceApi {
   listRuns(): Promise<RunSummary[]>;
   readEvents(runId: string): Promise<TrainerEvent[]>;
   deleteRun(runId: string): Promise<void>;
-  /** ONNX export (RUN/export), or with `hf` a Hugging Face checkpoint (RUN/hf); resolves to the folder. */
-  exportRun(runId: string, opts?: { hf?: boolean }): Promise<string>;
+  /** ONNX export (RUN/export; weights as `quantize`, else as the run's config), or with `hf` a Hugging Face
+   * checkpoint (RUN/hf); resolves to the folder. */
+  exportRun(runId: string, opts?: { hf?: boolean; quantize?: Quantization }): Promise<string>;
   /** Answers the run's held-out rows with its adapter and the base model (trainer `evaluate`); the event is appended to events.jsonl. */
   evaluateRun(runId: string, opts?: { signal?: AbortSignal; onLog?: (line: string) => void }): Promise<EvaluationEvent>;
   params(config: TrainingConfig): Promise<ParamsResult>;

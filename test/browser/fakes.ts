@@ -117,10 +117,10 @@ export class FakeTraining implements TrainingServiceApi {
   async listRuns(): Promise<RunSummary[]> { return [...this.runs.values()].sort((a, b) => (b.startedAt ?? 0) - (a.startedAt ?? 0)); }
   async readEvents(runId: string): Promise<TrainerEvent[]> { return [...(this.events.get(runId) ?? [])]; }
   async deleteRun(runId: string): Promise<void> { this.deleted.push(runId); this.runs.delete(runId); this.events.delete(runId); this.changed.fire(); }
-  readonly exports: Array<{ runId: string; hf: boolean }> = [];
-  async exportRun(runId: string, opts: { hf?: boolean } = {}): Promise<string> {
+  readonly exports: Array<{ runId: string; hf: boolean; quantize?: string }> = [];
+  async exportRun(runId: string, opts: { hf?: boolean; quantize?: string } = {}): Promise<string> {
     const s = this.runs.get(runId)!;
-    this.exports.push({ runId, hf: Boolean(opts.hf) });
+    this.exports.push({ runId, hf: Boolean(opts.hf), ...(opts.quantize ? { quantize: opts.quantize } : {}) });
     if (opts.hf) return path.join(s.dir, 'hf'); // a Hugging Face checkpoint: the ONNX export is untouched
     s.exportDir = path.join(s.dir, 'export');
     this.changed.fire();

@@ -3,7 +3,7 @@
 // Behaviour lives in the core (src/training); this file only adapts it to VS Code.
 import path from 'node:path';
 import * as vscode from 'vscode';
-import type { TrainingConfig } from '../../protocol';
+import { QUANTIZATION_LABELS, QUANTIZATIONS, type Quantization, type TrainingConfig } from '../../protocol';
 import { setupManagedEnv } from '../python';
 import { TrainingService } from '../service';
 import { TrainingError, type CheckReport, type Logger, type RunSummary } from '../types';
@@ -100,18 +100,25 @@ export function registerTraining(context: vscode.ExtensionContext, log: vscode.L
     }
   });
 
-  command('bloomPeft.exportAdapter', async (runId?: string) => {
+  command('bloomPeft.exportAdapter', async (runId?: string, quantize?: Quantization) => {
     if (!trusted('export an adapter')) return undefined;
-    const id = typeof runId === 'string' && runId ? runId : await pickRun(training, 'Export which run to ONNX?',
+    const given = typeof runId === 'string' && runId;
+    const id = given ? runId : await pickRun(training, 'Export which run to ONNX?',
       r => r.status !== 'running' && !!r.adapterDir, 'No finished run with a saved adapter yet.');
     if (!id) return undefined;
+    // from the palette the weights are asked (Enter keeps the run's config); a caller with a run id passes them
+    if (!given) {
+      const weights = await pickQuantization();
+      if (weights === null) return undefined;
+      quantize = weights;
+    }
     try {
       const dir = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `Bloom PEFT: exporting ${id} to ONNX`, cancellable: true },
         (progress, token) => {
           const abort = new AbortController();
           token.onCancellationRequested(() => abort.abort());
-          return training.exportRun(id, { signal: abort.signal, onLog: m => progress.report({ message: m.slice(0, 100) }) });
+          return training.exportRun(id, { signal: abort.signal, quantize, onLog: m => progress.report({ message: m.slice(0, 100) }) });
         });
       const pick = await vscode.window.showInformationMessage(`Bloom PEFT: exported to ${dir}`, 'Use for Completions');
       if (pick) void vscode.commands.executeCommand('bloomPeft.useAdapter', id, training.store.dir(id));
@@ -190,6 +197,16 @@ async function pickRun(training: TrainingService, title: string, filter: (r: Run
     id: r.id,
   })), { title, ignoreFocusOut: true });
   return pick?.id;
+}
+
+/** The export's weights: undefined = as the run's config (the first item), null = cancelled. */
+async function pickQuantization(): Promise<Quantization | undefined | null> {
+  const items: (vscode.QuickPickItem & { value?: Quantization })[] = [
+    { label: 'As the run\'s config', description: 'its export.quantize' },
+    ...QUANTIZATIONS.map(q => ({ label: q, description: QUANTIZATION_LABELS[q], value: q })),
+  ];
+  const pick = await vscode.window.showQuickPick(items, { title: 'Weights of the ONNX export', ignoreFocusOut: true });
+  return pick ? pick.value : null;
 }
 
 /** On activation: runs interrupted by the last window reload (within 10 minutes) are offered for resume. */
