@@ -7,7 +7,14 @@
 //                                                                       when missing: 2-4 minutes; see ensure560m)
 //   [--modes singleLine,multiLine] [--pause-ms 1100] [--rhythm-ms 200] [--before-rev REV | --no-before]
 //   [--repo DIR]   (the git repository --before-rev is read from; default: this checkout)
+//   [--vscode-delay-ms 50]   (VS Code asks the provider this long after the change: 1.100's InlineCompletionsDebounce)
 //
+// Reuse a built model: --build-560m DIR only builds what DIR lacks (DIR/int8, DIR/int8-walk), so pointing it at an
+// earlier build (or --export DIR/int8-walk) reuses it; an export of an older format must be built again (new DIR).
+//
+// Every time is keystroke -> ghost text as the user sees it: from the document change (the bench's keystroke) to the
+// completion returned, for both variants. As in VS Code, the keystroke cancels the previous request at once and the
+// provider is asked --vscode-delay-ms later, with the change's time (changedAt) that today's pipeline counts from.
 // Cold: a document the engine has not seen (no reusable KV cache), typed at its end. Warm: the same document with
 // one more character typed after a pause (the user stops and waits for ghost text; pauses over 1 s leave the
 // adaptive debounce at its base). Rhythm: three characters typed at a steady rhythm (--rhythm-ms apart), the last one
@@ -38,9 +45,13 @@ const keys = Number(arg('keys', '4'));
 const pauseMs = Number(arg('pause-ms', '1100'));
 const rhythmMs = Number(arg('rhythm-ms', '200'));
 const modes = arg('modes', 'singleLine,multiLine').split(',') as Array<'singleLine' | 'multiLine'>;
+const vscodeDelayMs = Number(arg('vscode-delay-ms', '50'));
 const beforeRev = process.argv.includes('--no-before') ? '' : arg('before-rev', '929ae37');
-/** The files of the latency change; "before" takes these from --before-rev, the rest of src/ is today's. */
+/** The files of the latency changes; "before" takes these from --before-rev, the rest of src/ is today's (the engine
+ * included: both variants run the same engine code). */
 const BEFORE_FILES = ['src/completion/pipeline.ts', 'src/completion/debounce.ts', 'src/inference/generator.ts', 'src/inference/stop.ts'];
+/** The clock the pipeline's changedAt is on (src/inference/stop.ts wallClock). */
+const wallClock = () => performance.timeOrigin + performance.now();
 
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
 const pct = (xs: number[], p: number) => {
@@ -201,6 +212,9 @@ interface Sample {
   end?: string;
   /** Share of the machine's CPU other processes used during this keystroke's wait. */
   othersPct: number;
+  /** Today's pipeline: ms past the budget it was returned (0 = on time), and the hand-off it planned with. */
+  lateMs?: number;
+  handoffMs?: number;
 }
 
 async function main(): Promise<void> {
@@ -219,23 +233,31 @@ async function main(): Promise<void> {
 
   const samples: Sample[] = [];
   let prev: AbortController | undefined;
-  /** One keystroke: cancels the previous request (as VS Code does), returns the result and its wall time. */
-  const keystroke = (h: HeadlessCompletions, text: string, languageId: string) => {
+  /** One keystroke: cancels the previous request (as VS Code does on a change), asks --vscode-delay-ms later with the
+   * change's time, returns the result and the wall time from the keystroke. */
+  const keystroke = async (h: HeadlessCompletions, text: string, languageId: string) => {
     prev?.abort();
     const ctl = new AbortController();
     prev = ctl;
     const t = performance.now();
+    const changedAt = wallClock();
     const cpu = cpuSample();
-    return h.complete(text, { languageId, signal: ctl.signal }).then(c => ({ c, wallMs: performance.now() - t, othersPct: load(cpu, cpuSample()).othersPct }));
+    // the editor's change event: today's pipeline prefills the new text at once (the before variant has no such step)
+    if (typeof h.changed === 'function' && (h.service.pipeline as { prefillAtChange?: unknown }).prefillAtChange) h.changed(text, { languageId, changedAt });
+    if (vscodeDelayMs > 0) await sleep(vscodeDelayMs);
+    if (ctl.signal.aborted) return { c: undefined, wallMs: performance.now() - t, othersPct: load(cpu, cpuSample()).othersPct };
+    const c = await h.complete(text, { languageId, signal: ctl.signal, changedAt });
+    return { c, wallMs: performance.now() - t, othersPct: load(cpu, cpuSample()).othersPct };
   };
   const record = (v: { name: string; h: HeadlessCompletions }, mode: string, kind: Kind, r: Awaited<ReturnType<typeof keystroke>>) => {
     const c = r.c;
-    const stats = v.h.service.pipeline.stats as { lastEnd?: string; lastTokens?: { streamed: number; shown: number } };
+    const stats = v.h.service.pipeline.stats as { lastEnd?: string; lastTokens?: { streamed: number; shown: number }; lastLateMs?: number; lastHandoffMs?: number };
     const generated = c && !c.cached;
     samples.push({
       variant: v.name, mode, kind,
-      // An empty answer (post-processing dropped it) still cost the user the wait: its wall time counts.
-      totalMs: c ? c.latencyMs : r.wallMs,
+      // From the keystroke, as the user sees it (the before variant counts its latencyMs from the call); an empty
+      // answer (post-processing dropped it) still cost the user the wait.
+      totalMs: r.wallMs,
       engineMs: c && !c.cached ? c.engineMs : undefined,
       shown: !!c, cached: !!c?.cached,
       tokensDecoded: generated ? (stats.lastTokens?.streamed ?? c.timings?.generatedTokens) : undefined,
@@ -243,6 +265,8 @@ async function main(): Promise<void> {
       chars: c ? c.insertText.length : 0,
       end: stats.lastEnd,
       othersPct: r.othersPct,
+      lateMs: generated ? stats.lastLateMs : undefined,
+      handoffMs: generated ? stats.lastHandoffMs : undefined,
     });
   };
 
@@ -262,7 +286,7 @@ async function main(): Promise<void> {
         const doc = ds[d]!;
         console.error(`[pipeline bench] ${mode}: document ${d + 1}/${ds.length}`);
         for (const v of d % 2 ? [...variants].reverse() : variants) {
-          Object.assign(v.h.service.pipeline.stats, { lastEnd: undefined, lastTokens: undefined });
+          Object.assign(v.h.service.pipeline.stats, { lastEnd: undefined, lastTokens: undefined, lastLateMs: undefined, lastHandoffMs: undefined });
           let text = `${doc.text}    `;
           await sleep(pauseMs);
           record(v, mode, 'cold', await keystroke(v.h, text, doc.languageId));
@@ -312,6 +336,10 @@ async function main(): Promise<void> {
           quietTotal: stats(xs.filter(s => s.othersPct < 25).map(s => s.totalMs)),
           shown: shown.length, cached: xs.filter(s => s.cached).length, empty: xs.filter(s => !s.shown).length,
           ends,
+          // today's pipeline: completions returned after the budget, and by how much
+          late: shown.filter(s => (s.lateMs ?? 0) > 0).length,
+          lateMs: stats(shown.flatMap(s => ((s.lateMs ?? 0) > 0 ? [s.lateMs!] : []))),
+          handoffMs: stats(shown.flatMap(s => (s.handoffMs === undefined ? [] : [s.handoffMs]))),
         };
       }
       summary[`${v.name}/${mode}`] = row;
@@ -324,7 +352,7 @@ async function main(): Promise<void> {
   const engineP50 = (kind: Kind) => pct(of(kind).filter(s => s.shown && !s.cached).map(s => s.engineMs!), 50);
   console.log(JSON.stringify({
     exportDir, threads, quantize: manifest.quantization ?? manifest.quantize ?? null, beforeRev: beforeRev || null,
-    docs, keys, pauseMs, rhythmMs,
+    docs, keys, pauseMs, rhythmMs, vscodeDelayMs,
     loadMs: loadMs.after, loadMsByVariant: loadMs,
     cold: { total: stats(of('cold').map(s => s.totalMs)), engine: stats(of('cold').filter(s => s.shown && !s.cached).map(s => s.engineMs!)) },
     warm: { total: stats(of('warm').map(s => s.totalMs)), engine: stats(of('warm').filter(s => s.shown && !s.cached).map(s => s.engineMs!)) },

@@ -3,7 +3,7 @@
 import type { EngineOptions } from '../inference';
 import { engineLoader } from './engine';
 import { CompletionService, type ServiceSettings } from './service';
-import { DEFAULT_SETTINGS, type Completion } from './types';
+import { DEFAULT_SETTINGS, type Completion, type CompletionRequest } from './types';
 
 export interface HeadlessCompletions {
   service: CompletionService;
@@ -15,7 +15,14 @@ export interface HeadlessCompletions {
    * src/inference/stop.ts; default now), as the editor passes it.
    */
   complete(text: string, opts?: { offset?: number; languageId?: string; invoke?: boolean; signal?: AbortSignal; changedAt?: number }): Promise<Completion | undefined>;
+  /** The document became `text` (a keystroke; the cursor at `offset`, default the end): what the editor does on a
+   * change, before VS Code asks for a completion ~50 ms later (the text is prefilled at once). */
+  changed(text: string, opts?: { offset?: number; languageId?: string; changedAt?: number }): void;
   dispose(): Promise<void>;
+}
+
+function request(text: string, offset = text.length, languageId = 'plaintext', changedAt?: number): CompletionRequest {
+  return { uri: 'headless://document', languageId, prefix: text.slice(0, offset), suffix: text.slice(offset), trigger: 'automatic', changedAt };
 }
 
 /** Loads `exportDir` (an export folder or a run folder) and returns a ready pipeline; throws if it cannot load. */
@@ -32,13 +39,8 @@ export async function createHeadlessCompletions(exportDir: string, settings: Par
   return {
     service,
     settings: s,
-    complete: (text, o = {}) => {
-      const offset = o.offset ?? text.length;
-      return service.complete(
-        { uri: 'headless://document', languageId: o.languageId ?? 'plaintext', prefix: text.slice(0, offset), suffix: text.slice(offset), trigger: o.invoke ? 'invoke' : 'automatic', changedAt: o.changedAt },
-        o.signal,
-      );
-    },
+    complete: (text, o = {}) => service.complete({ ...request(text, o.offset, o.languageId, o.changedAt), trigger: o.invoke ? 'invoke' : 'automatic' }, o.signal),
+    changed: (text, o = {}) => service.prefillAtChange(request(text, o.offset, o.languageId, o.changedAt)),
     dispose: () => service.dispose(),
   };
 }

@@ -75,8 +75,9 @@ export class CompletionPipeline {
   private readonly now: () => number;
   /** The generation in flight; a newer one aborts it (the engine serves one request at a time). */
   private inflight: AbortController | undefined;
-  /** The prefill sent for the latest keystroke (a newer one aborts it: dropped while queued, reused once run). */
-  private prefilling: AbortController | undefined;
+  /** The prefill sent for the latest keystroke (a newer one aborts it: dropped while queued, reused once run), its
+   * prompt, and a promise that settles when the engine is done with it. */
+  private prefilling: { ctl: AbortController; prompt: string; done: Promise<unknown> } | undefined;
   /** The last completion shown per document (uri), to recognise it once it is in the text (repeats.ts). */
   private readonly shown = new Map<string, ShownCompletion>();
   /** Recent hand-off times: from the engine's end to the completion returned (the worker's message, postprocess). */
@@ -94,7 +95,24 @@ export class CompletionPipeline {
     this.shown.clear();
     this.debouncer.cancelAll();
     this.inflight?.abort();
-    this.prefilling?.abort();
+    this.prefilling?.ctl.abort();
+  }
+
+  /**
+   * The document changed (the keystroke itself; VS Code asks for a completion ~50 ms later): the prompt for the text
+   * at the change goes to the engine at once, so the request that follows finds it prefilled or under way. Only with
+   * an engine already loaded (`active`), and only what that request would prefill (no suggest widget item: its
+   * prompt differs, though its start is shared and reused all the same).
+   */
+  prefillAtChange(request: CompletionRequest, active: ActiveGenerator): void {
+    const settings = this.deps.settings();
+    if (settings.debounceMs <= 0 || request.trigger === 'invoke' || request.selected) return;
+    if (prefilter(request, settings, this.deps.maxDocumentChars)) return;
+    const built = buildPrompt(request, active.adapter, { tokenBudget: this.deps.tokenBudget ?? 384 });
+    if (!built) return;
+    if (built.kind === 'template-instruction' && followsShown(request.prefix, this.shown.get(request.uri))) return;
+    if (this.cache.get(cacheScope(active.adapter, settings, request), request.prefix, request.offset ?? request.prefix.length)) return;
+    this.prefill(active.generator, built.prompt);
   }
 
   /** One request from keystroke to completion; undefined when nothing should be shown (see stats.lastSkip). */
@@ -161,7 +179,10 @@ export class CompletionPipeline {
     // once the prefill is done; with a budget, the adapted delay takes at most half of it.
     const budget = settings.latencyBudgetMs;
     if (req.trigger !== 'invoke') {
-      const prefilled = settings.debounceMs > 0 ? this.prefill(active.generator, built.prompt) : undefined;
+      // the prefill sent at the document change for this very prompt, if any; else one now
+      const early = this.prefilling?.prompt === built.prompt && !this.prefilling.ctl.signal.aborted ? this.prefilling.done : undefined;
+      if (early) this.inflight?.abort();
+      const prefilled = settings.debounceMs > 0 ? (early ?? this.prefill(active.generator, built.prompt)) : undefined;
       const waited = await this.debouncer.wait(settings.debounceMs, signal, { since: t0 + loadMs, ready: prefilled, maxMs: budget > 0 ? budget / 2 : undefined });
       if (!waited) return skip(signal?.aborted ? 'aborted' : 'debounced');
     }
@@ -171,6 +192,8 @@ export class CompletionPipeline {
     // step-time p90 plus the hand-off), except to reach the first complete word (up to 1.5x the budget).
     const ppc = postprocessContext(req, built, settings);
     const deadline: GenerationDeadline | undefined = budget > 0 ? { at: t0 + loadMs + budget, handoffMs: this.handoffMs(), lateUntil: t0 + loadMs + budget * 1.5 } : undefined;
+    // its prefill has served (the generation is queued after it)
+    if (this.prefilling?.prompt === built.prompt) this.prefilling = undefined;
     const tg = this.now();
     let raw: string;
     let timings: GenerateResult['timings'];
@@ -249,17 +272,15 @@ export class CompletionPipeline {
    * with it (or dropped it). */
   private prefill(generator: Generator, prompt: string): Promise<unknown> {
     this.inflight?.abort();
-    this.prefilling?.abort();
+    this.prefilling?.ctl.abort();
     const ctl = new AbortController();
-    this.prefilling = ctl;
     this.stats.prefills++;
     // An engine failure shows up in the generation that follows; a prefill only ever saves time.
-    return generator
-      .generate(prompt, { maxTokens: 0, temperature: 0, signal: ctl.signal })
-      .catch(() => undefined)
-      .finally(() => {
-        if (this.prefilling === ctl) this.prefilling = undefined;
-      });
+    const done = generator.generate(prompt, { maxTokens: 0, temperature: 0, signal: ctl.signal }).catch(() => undefined);
+    const entry = { ctl, prompt, done };
+    this.prefilling = entry;
+    // Kept after it ran: the request that follows the change finds it done.
+    return done;
   }
 
   /**

@@ -3,7 +3,7 @@
 import * as vscode from 'vscode';
 import type { RunSummary } from '../training/types';
 import { engineLoader } from './engine';
-import { BloomInlineCompletionProvider } from './provider';
+import { BloomInlineCompletionProvider, SCHEMES } from './provider';
 import type { CompletionProblem, RunSource } from './adapters';
 import { CompletionService, type ServiceSettings } from './service';
 import { CompletionStatusBar } from './statusbar';
@@ -57,9 +57,9 @@ export function registerCompletions(context: vscode.ExtensionContext, deps: Comp
     bar,
     service.onDidChange(s => bar.update(s)),
     service.onProblem(p => void showProblem(p, service, deps.log)),
-    vscode.languages.registerInlineCompletionItemProvider([{ scheme: 'file' }, { scheme: 'untitled' }, { scheme: 'vscode-remote' }], provider),
-    // the keystroke's time: the latency budget counts from it
-    vscode.workspace.onDidChangeTextDocument(e => provider.noteChange(e)),
+    vscode.languages.registerInlineCompletionItemProvider(SCHEMES.map(scheme => ({ scheme })), provider),
+    // the keystroke's time (the latency budget counts from it), and the prefill of the text it typed
+    vscode.workspace.onDidChangeTextDocument(e => provider.noteChange(e, vscode.window.activeTextEditor?.document)),
     vscode.workspace.onDidChangeConfiguration(e => {
       if (!e.affectsConfiguration(SECTION)) return;
       settings = readSettings();

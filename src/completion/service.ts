@@ -99,6 +99,12 @@ export class CompletionService {
     return c;
   }
 
+  /** The document changed (the keystroke): prefill the text at the change now, if an engine is loaded (none is
+   * loaded for it); the completion request that follows finds it done. */
+  prefillAtChange(req: CompletionRequest): void {
+    if (this.state === 'ready' && this.loaded && this.deps.settings().enabled) this.pipeline.prefillAtChange(req, this.loaded);
+  }
+
   /** The engine when it is ready and serves `exportDir`: the playground generates with it instead of a second one. */
   servingEngine(exportDir: string): EngineLike | undefined {
     return this.state === 'ready' && this.loaded ? this.engines.serving(exportDir) : undefined;

@@ -110,6 +110,35 @@ test('a keystroke sends its prefill at once; a newer keystroke aborts it and the
   assert.equal(pipeline.stats.generations, 1);
 });
 
+test('the prefill sent at the document change serves the request VS Code sends after it (no second prefill)', async () => {
+  const { engine, debouncer, clock, pipeline } = setup();
+  const active = { generator: engine, adapter };
+  pipeline.prefillAtChange({ ...request('total = a'), changedAt: 0 }, active);
+  assert.deepEqual(engine.calls.map(c => [c.prompt, c.opts.maxTokens]), [['total = a', 0]], 'sent at the change');
+  clock.t = 50;
+  const pending = pipeline.complete({ ...request('total = a'), changedAt: 0 });
+  await new Promise(r => setImmediate(r));
+  assert.equal(engine.calls.length, 1, 'the request reuses it');
+  assert.equal(debouncer.last?.since, 0);
+  const ready = debouncer.last?.ready;
+  let settled = false;
+  void ready?.then(() => (settled = true));
+  engine.calls[0]!.finish('length');
+  await ready;
+  assert.equal(settled, true, 'the debounce is told when that prefill is done');
+  debouncer.fire();
+  await engine.called(2);
+  engine.calls[1]!.emit('b + c');
+  engine.calls[1]!.finish();
+  assert.equal((await pending)?.insertText, 'b + c');
+  assert.equal(pipeline.stats.prefills, 1);
+
+  // a typed-through prefix is answered from the cache: nothing to prefill; the suggest widget's item: its own prompt
+  pipeline.prefillAtChange(request('total = ab'), active);
+  pipeline.prefillAtChange({ ...request('total = x'), selected: { text: 'xs', replaceBefore: 1, replaceAfter: 0 } }, active);
+  assert.equal(engine.calls.length, 2);
+});
+
 test('a keystroke stops the ghost text being generated for the text before it', async () => {
   const { engine, debouncer, pipeline } = setup();
   const first = pipeline.complete(request('x = '));

@@ -29,7 +29,7 @@ const config = new Map<string, unknown>();
 // No latency budget: on a loaded machine it would cut the exact answers below at a word (see completion-latency).
 config.set('bloomPeft.completions.latencyBudgetMs', 0);
 const configChanged = new Emitter<{ affectsConfiguration(s: string): boolean }>();
-const docChanged = new Emitter<{ document: { uri: { toString(): string }; version: number }; contentChanges: unknown[] }>();
+const docChanged = new Emitter<{ document: unknown; contentChanges: Array<{ rangeOffset: number; rangeLength: number; text: string }> }>();
 const commands = new Map<string, (...a: unknown[]) => unknown>();
 const executed: unknown[][] = [];
 const warnings: Array<{ message: string; actions: string[] }> = [];
@@ -63,6 +63,7 @@ const vscodeStub = {
     onDidGrantWorkspaceTrust: () => ({ dispose() {} }),
   },
   window: {
+    activeTextEditor: undefined as unknown,
     createStatusBarItem: () => {
       const item = { text: '', command: undefined, show() {}, dispose() {} };
       statusItems.push(item);
@@ -101,7 +102,7 @@ function doc(text: string, languageId = 'python') {
     return new Position(line, o);
   };
   return {
-    uri: { toString: () => 'file:///w/t.py' }, languageId, eol: 1, lineCount: lines.length,
+    uri: { scheme: 'file', toString: () => 'file:///w/t.py' }, languageId, eol: 1, lineCount: lines.length,
     lineAt: (i: number) => ({ range: new Range(new Position(i, 0), new Position(i, lines[i]!.length)) }),
     offsetAt, positionAt,
     getText: (r: Range) => text.slice(offsetAt(r.start), offsetAt(r.end)),
@@ -257,7 +258,7 @@ test('toggleCompletions turns completions off and on', async () => {
 
 test('the latency counts from the document change the request answers (VS Code asks ~50 ms after it)', async () => {
   const d = { ...doc('def add(a, b):\n    return '), version: 7 };
-  docChanged.fire({ document: d, contentChanges: [{}] });
+  docChanged.fire({ document: d, contentChanges: [{ rangeOffset: 0, rangeLength: 0, text: 'd' }] });
   await new Promise(r => setTimeout(r, 300));
   // another maxTokens drops the cached answer: this one is generated
   config.set('bloomPeft.completions.maxTokens', 47);
@@ -267,4 +268,23 @@ test('the latency counts from the document change the request answers (VS Code a
   assert.ok(service.status().lastLatencyMs! >= 300, `counted from the change: ${service.status().lastLatencyMs} ms`);
   config.delete('bloomPeft.completions.maxTokens');
   configChanged.fire({ affectsConfiguration: s => 'bloomPeft.completions.maxTokens'.startsWith(s) });
+});
+
+test('a keystroke in the active editor is prefilled at once; the request VS Code sends after it reuses that prefill', async () => {
+  config.set('bloomPeft.completions.debounceMs', 150);
+  configChanged.fire({ affectsConfiguration: s => 'bloomPeft.completions.debounceMs'.startsWith(s) });
+  const text = 'def sub(a, b):\n    return a - b\n\ndef mul(a, b):\n    return ';
+  const d = { ...doc(text), version: 9 };
+  const typed = { rangeOffset: text.length - 1, rangeLength: 0, text: ' ' };
+  const prefills = service.pipeline.stats.prefills;
+  docChanged.fire({ document: d, contentChanges: [typed] });
+  assert.equal(service.pipeline.stats.prefills, prefills, 'not the active editor: nothing');
+  vscodeStub.window.activeTextEditor = { document: d };
+  docChanged.fire({ document: d, contentChanges: [typed] });
+  assert.equal(service.pipeline.stats.prefills, prefills + 1, 'sent at the change');
+  await provider!.provideInlineCompletionItems(d, d.positionAt(text.length), ctx(), token());
+  assert.equal(service.pipeline.stats.prefills, prefills + 1, 'the request found its prompt prefilled (or under way)');
+  vscodeStub.window.activeTextEditor = undefined;
+  config.set('bloomPeft.completions.debounceMs', 0);
+  configChanged.fire({ affectsConfiguration: s => 'bloomPeft.completions.debounceMs'.startsWith(s) });
 });
