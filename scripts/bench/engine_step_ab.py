@@ -6,7 +6,11 @@ loaded machine inflate far less than wall time. Reports medians and B/A ratios; 
 than 20% (the process waited for a core) are counted as disturbed and reported apart.
 
     .venv/bin/python scripts/bench/engine_step_ab.py --a EXPORT_A --b EXPORT_B [--threads 1] [--steps 64]
-        [--prompt-tokens 128] [--slots 192,1024]
+        [--prompt-tokens 128] [--slots 192,1024] [--a-config KEY=VALUE ...] [--b-config KEY=VALUE ...]
+
+--a-config / --b-config set onnxruntime session config entries for one leg (they override the defaults above, e.g.
+session.intra_op.allow_spinning=1, session.disable_prepacking=1), so one export under two settings is an A/B too;
+with spinning on, CPU time counts the spin: compare wall time then.
 
 Export formats 2 (attention_mask over masked slots), 3 (past_length, new_key_values copied into the slots) and 4
 (past_length, present bound to the slots: written in place) are all driven, so an export made before a format change
@@ -23,7 +27,7 @@ import onnxruntime as ort
 
 
 class Leg:
-    def __init__(self, export_dir: str, threads: int):
+    def __init__(self, export_dir: str, threads: int, config: dict[str, str] | None = None):
         with open(os.path.join(export_dir, "manifest.json"), encoding="utf-8") as f:
             m = json.load(f)
         self.m, self.version = m, m["format_version"]
@@ -31,6 +35,8 @@ class Leg:
         o.intra_op_num_threads = threads
         o.inter_op_num_threads = 1
         o.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        for key, value in (config or {}).items():
+            o.add_session_config_entry(key, value)
         o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(os.path.join(export_dir, m["files"]["model"]), o,
                                             providers=["CPUExecutionProvider"])
@@ -86,10 +92,14 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=64)
     p.add_argument("--prompt-tokens", type=int, default=128)
     p.add_argument("--slots", default="192")
+    p.add_argument("--a-config", action="append", default=[])
+    p.add_argument("--b-config", action="append", default=[])
     a = p.parse_args()
-    legs = {"A": Leg(a.a, a.threads), "B": Leg(a.b, a.threads)}
+    configs = {k: dict(kv.split("=", 1) for kv in getattr(a, f"{k.lower()}_config")) for k in ("A", "B")}
+    legs = {"A": Leg(a.a, a.threads, configs["A"]), "B": Leg(a.b, a.threads, configs["B"])}
     prompt = [int(x) for x in np.random.default_rng(0).integers(5, 30000, a.prompt_tokens)]
-    report = {"threads": a.threads, "prompt_tokens": a.prompt_tokens, "steps": a.steps, "load_before": os.getloadavg()}
+    report = {"threads": a.threads, "prompt_tokens": a.prompt_tokens, "steps": a.steps, "config": configs,
+              "load_before": os.getloadavg()}
     for slots in [int(s) for s in a.slots.split(",")]:
         times = {k: {"wall": [], "cpu": [], "disturbed": 0} for k in legs}
         nxt = {}
