@@ -8,6 +8,9 @@
 //   [--modes singleLine,multiLine] [--pause-ms 1100] [--rhythm-ms 200] [--before-rev REV | --no-before]
 //   [--repo DIR]   (the git repository --before-rev is read from; default: this checkout)
 //   [--vscode-delay-ms 50]   (VS Code asks the provider this long after the change: 1.100's InlineCompletionsDebounce)
+//   [--before-files a,b]      (the files "before" takes from --before-rev; default BEFORE_FILES. For a before of the
+//                              keystroke accounting (e70ebcf): src/completion/pipeline.ts,src/completion/debounce.ts,
+//                              so both variants run today's engine and decode loop)
 //
 // Reuse a built model: --build-560m DIR only builds what DIR lacks (DIR/int8, DIR/int8-walk), so pointing it at an
 // earlier build (or --export DIR/int8-walk) reuses it; an export of an older format must be built again (new DIR).
@@ -49,7 +52,7 @@ const vscodeDelayMs = Number(arg('vscode-delay-ms', '50'));
 const beforeRev = process.argv.includes('--no-before') ? '' : arg('before-rev', '929ae37');
 /** The files of the latency changes; "before" takes these from --before-rev, the rest of src/ is today's (the engine
  * included: both variants run the same engine code). */
-const BEFORE_FILES = ['src/completion/pipeline.ts', 'src/completion/debounce.ts', 'src/inference/generator.ts', 'src/inference/stop.ts'];
+const BEFORE_FILES = arg('before-files', 'src/completion/pipeline.ts,src/completion/debounce.ts,src/inference/generator.ts,src/inference/stop.ts').split(',');
 /** The clock the pipeline's changedAt is on (src/inference/stop.ts wallClock). */
 const wallClock = () => performance.timeOrigin + performance.now();
 
@@ -351,7 +354,7 @@ async function main(): Promise<void> {
   const of = (kind: Kind) => today.filter(s => s.kind === kind);
   const engineP50 = (kind: Kind) => pct(of(kind).filter(s => s.shown && !s.cached).map(s => s.engineMs!), 50);
   console.log(JSON.stringify({
-    exportDir, threads, quantize: manifest.quantization ?? manifest.quantize ?? null, beforeRev: beforeRev || null,
+    exportDir, threads, quantize: manifest.quantization ?? manifest.quantize ?? null, beforeRev: beforeRev || null, beforeFiles: beforeRev ? BEFORE_FILES : null,
     docs, keys, pauseMs, rhythmMs, vscodeDelayMs,
     loadMs: loadMs.after, loadMsByVariant: loadMs,
     cold: { total: stats(of('cold').map(s => s.totalMs)), engine: stats(of('cold').filter(s => s.shown && !s.cached).map(s => s.engineMs!)) },
