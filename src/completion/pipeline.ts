@@ -189,9 +189,12 @@ export class CompletionPipeline {
 
     // 5. generate, tied to the request's signal; streaming stops as soon as the postprocessed result is final (the
     // line's end in single-line mode). The engine starts no step that would show the text after the budget (its
-    // step-time p90 plus the hand-off), except to reach the first complete word (up to 1.5x the budget).
+    // step-time p90 plus the hand-off), except to reach the first complete word (up to half the budget later).
     const ppc = postprocessContext(req, built, settings);
-    const deadline: GenerationDeadline | undefined = budget > 0 ? { at: t0 + loadMs + budget, handoffMs: this.handoffMs(), lateUntil: t0 + loadMs + budget * 1.5 } : undefined;
+    // Nothing complete by the budget: up to half the budget more for the first complete word, counted from the
+    // budget's end or from now if the generation starts later (a long prefill, a busy machine).
+    const due = t0 + loadMs + budget;
+    const deadline: GenerationDeadline | undefined = budget > 0 ? { at: due, handoffMs: this.handoffMs(), lateUntil: Math.max(due, this.now()) + budget / 2 } : undefined;
     // its prefill has served (the generation is queued after it)
     if (this.prefilling?.prompt === built.prompt) this.prefilling = undefined;
     const tg = this.now();

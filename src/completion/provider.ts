@@ -13,9 +13,10 @@ const SUFFIX_WINDOW = 2_000;
 export const SCHEMES = ['file', 'untitled', 'vscode-remote'];
 
 export class BloomInlineCompletionProvider implements vscode.InlineCompletionItemProvider {
-  /** When each document last changed (uri → its version then): a request for that version answers that keystroke,
-   * and the latency budget counts from it (VS Code asks ~50 ms after the change). */
-  private readonly changes = new Map<string, { version: number; at: number }>();
+  /** When each document last changed (uri → its version then): the first request for that version answers that
+   * keystroke, and the latency budget counts from it (VS Code asks ~50 ms after the change). A later request for the
+   * same version (the suggest widget's selection moved, VS Code asked again) counts from its own call. */
+  private readonly changes = new Map<string, { version: number; at: number; asked: boolean }>();
 
   /** onShown: called when an item goes back to the editor (the one-time hint in register.ts). */
   constructor(private readonly service: CompletionService, private readonly onShown?: () => void) {}
@@ -29,7 +30,7 @@ export class BloomInlineCompletionProvider implements vscode.InlineCompletionIte
     const at = wallClock();
     const uri = e.document.uri.toString();
     this.changes.delete(uri);
-    this.changes.set(uri, { version: e.document.version, at });
+    this.changes.set(uri, { version: e.document.version, at, asked: false });
     // A handful of open documents is all that matters; the oldest goes first.
     if (this.changes.size > 64) this.changes.delete(this.changes.keys().next().value as string);
     const [edit] = e.contentChanges;
@@ -74,7 +75,8 @@ export class BloomInlineCompletionProvider implements vscode.InlineCompletionIte
       selected = { text: info.text, replaceBefore: position.character - start.character, replaceAfter: end.character - position.character };
     }
     const change = this.changes.get(document.uri.toString());
-    const changedAt = change && change.version === document.version ? change.at : undefined;
+    const changedAt = change && change.version === document.version && !change.asked ? change.at : undefined;
+    if (change) change.asked = true;
     const trigger = context.triggerKind === vscode.InlineCompletionTriggerKind.Invoke ? 'invoke' : 'automatic';
     const req = this.request(document, position, trigger, selected, changedAt);
     if (!req) return undefined;

@@ -308,8 +308,10 @@ test('latency budget: a completion returned after its budget is counted as late'
   const { engine, debouncer, clock, pipeline } = setup({ latencyBudgetMs: 300 });
   const pending = pipeline.complete(request('value = '));
   await engine.called(1);
+  clock.t = 320; // a busy machine: the debounce ended after the budget
   debouncer.fire();
   await engine.called(2);
+  assert.equal(engine.generations[0]!.opts.deadline?.lateUntil, 320 + 150, 'half the budget from the late start for a first word');
   clock.t = 340;
   engine.generations[0]!.emit('compute');
   engine.generations[0]!.emit('(');

@@ -266,6 +266,13 @@ test('the latency counts from the document change the request answers (VS Code a
   const items = await provider!.provideInlineCompletionItems(d, new Position(1, 11), ctx(), token());
   assert.equal(items?.[0]?.insertText, 'a + b');
   assert.ok(service.status().lastLatencyMs! >= 300, `counted from the change: ${service.status().lastLatencyMs} ms`);
+  // VS Code asks again for the same version (the suggest widget's selection moved): from that call
+  const seen: Array<number | undefined> = [];
+  const complete = service.complete.bind(service);
+  service.complete = (req, signal) => (seen.push(req.changedAt), complete(req, signal));
+  await provider!.provideInlineCompletionItems(d, new Position(1, 11), ctx(), token());
+  service.complete = complete;
+  assert.deepEqual(seen, [undefined]);
   config.delete('bloomPeft.completions.maxTokens');
   configChanged.fire({ affectsConfiguration: s => 'bloomPeft.completions.maxTokens'.startsWith(s) });
 });
