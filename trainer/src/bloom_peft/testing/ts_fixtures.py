@@ -1,7 +1,7 @@
 """Exports + PyTorch reference vectors for the TypeScript engine's parity tests (docs/export.md, "Fixtures").
 
     python -m bloom_peft.testing.ts_fixtures --out DIR [--methods lora,prefix_tuning,...] [--model M] [--steps 12]
-    python -m bloom_peft.testing.ts_fixtures --out DIR --random-shape bloom-560m [--quantize int8]
+    python -m bloom_peft.testing.ts_fixtures --out DIR --random-shape bloom-560m [--quantize int8|int4]
 
 For each variant (names in bloom_peft.testing.parity.VARIANTS; a method name such as p_tuning picks its first
 variant) it writes DIR/<variant>/adapter (saved as the trainer saves it), DIR/<variant>/export (the export contract)
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="base model folder (default models/bloom-tiny, else a tiny random BLOOM)")
     parser.add_argument("--steps", type=int, default=12, help="greedy tokens per prompt")
     parser.add_argument("--prompts", help="JSON file with a list of prompt strings")
-    parser.add_argument("--quantize", choices=["none", "int8"], default="none")
+    parser.add_argument("--quantize", choices=["none", "int8", "int4"], default="none")
     parser.add_argument("--fp16", action="store_true")
     parser.add_argument("--random-shape", choices=sorted(SHAPES), help="export a random-weight model of this shape instead")
     args = parser.parse_args(argv)
