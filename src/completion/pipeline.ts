@@ -219,7 +219,7 @@ export class CompletionPipeline {
 
     // 6. abort check: a cancelled request's result is never shown (but a complete one may serve the next request;
     // a text cut by the budget is complete up to its last word, a greedy answer's true beginning). Cut by the
-    // budget, the last word may go on: it is left out, unless it is all there is (one long word past 1.5x).
+    // budget, the last word may go on: it is left out, unless it is all there is (one long word, past the late limit).
     const text = (cut && postprocess(toLastCompleteWord(raw), ppc)) || postprocess(raw, ppc);
     this.stats.lastTokens = { streamed: tokenEnds.length, shown: tokenEnds.filter(end => end <= text.length).length };
     if (text) this.cache.set(scope, req.prefix, offset, built.lead + text);
@@ -280,9 +280,8 @@ export class CompletionPipeline {
     this.stats.prefills++;
     // An engine failure shows up in the generation that follows; a prefill only ever saves time.
     const done = generator.generate(prompt, { maxTokens: 0, temperature: 0, signal: ctl.signal }).catch(() => undefined);
-    const entry = { ctl, prompt, done };
-    this.prefilling = entry;
     // Kept after it ran: the request that follows the change finds it done.
+    this.prefilling = { ctl, prompt, done };
     return done;
   }
 
