@@ -269,7 +269,10 @@ test('the latency counts from the document change the request answers (VS Code a
   // VS Code asks again for the same version (the suggest widget's selection moved): from that call
   const seen: Array<number | undefined> = [];
   const complete = service.complete.bind(service);
-  service.complete = (req, signal) => (seen.push(req.changedAt), complete(req, signal));
+  service.complete = (req, signal) => {
+    seen.push(req.changedAt);
+    return complete(req, signal);
+  };
   await provider!.provideInlineCompletionItems(d, new Position(1, 11), ctx(), token());
   service.complete = complete;
   assert.deepEqual(seen, [undefined]);
