@@ -159,13 +159,14 @@ export function padTokenizer(file: string, vocabSize: number): void {
   fs.writeFileSync(file, JSON.stringify(json));
 }
 
-/** Today's src/ with BEFORE_FILES from `rev`, beside a link to node_modules (tsx and onnxruntime resolve). */
+/** Today's src/ with BEFORE_FILES from `rev`, beside links to node_modules (tsx and onnxruntime resolve) and schemas/. */
 function beforeTree(rev: string): string {
   const dir = path.join(os.tmpdir(), 'bloom-peft-pipeline-before');
   fs.rmSync(path.join(dir, 'src'), { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   fs.cpSync(path.join(ROOT, 'src'), path.join(dir, 'src'), { recursive: true });
-  if (!fs.existsSync(path.join(dir, 'node_modules'))) fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  // what src/ reads from beside it (node_modules; the schemas the protocol types come from)
+  for (const beside of ['node_modules', 'schemas']) if (!fs.existsSync(path.join(dir, beside))) fs.symlinkSync(path.join(ROOT, beside), path.join(dir, beside));
   for (const f of BEFORE_FILES) fs.writeFileSync(path.join(dir, f), execFileSync('git', ['show', `${rev}:${f}`], { cwd: arg('repo', ROOT) }));
   return dir;
 }
