@@ -1,8 +1,10 @@
 """Every method on the embedded model: real forward/backward, gradients only where the method trains, exact counts,
 save -> reload gives the same logits, checkpoint state round trips, and model-loading errors name the field."""
 import json
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -61,9 +63,13 @@ def test_method_trains_saves_and_reloads(variant, batch, tmp_path):
     method = VARIANTS[variant]
     model, tok = fresh(method)
     model.train()
+    python_rng, numpy_rng = random.getstate(), np.random.get_state()
     loss = model(**batch).loss
     assert torch.isfinite(loss), loss
     loss.backward()
+    # a stop rewinds an abandoned step's torch generators only (checkpoint.rng_snapshot): the step draws from no other
+    assert random.getstate() == python_rng
+    assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), numpy_rng, strict=True))
     named = list(model.named_parameters())
     trainable = [n for n, p in named if p.requires_grad]
     assert trainable, "the method trains nothing"
