@@ -165,13 +165,14 @@ def one_step(run) -> None:
 
 
 def best_us(fn, n: int, repeats: int = 5) -> float:
-    """The fastest of `repeats` timings of n calls, microseconds per call (the least disturbed)."""
+    """The least of `repeats` timings of n calls, CPU microseconds per call (the process's own CPU time: on a loaded
+    machine the time it waits for a core is not in it; these calls run on one thread)."""
     best = float("inf")
     for _ in range(repeats):
-        t = time.perf_counter()
+        t = time.process_time()
         for _ in range(n):
             fn()
-        best = min(best, (time.perf_counter() - t) / n * 1e6)
+        best = min(best, (time.process_time() - t) / n * 1e6)
     return best
 
 
@@ -188,17 +189,15 @@ def pieces(run, v: Variants, micro_batches: int, reps: int = 2000) -> dict:
         def forward(self, x):
             return x * 1.0
 
-    blocks = torch.nn.ModuleList([Identity()])
+    bare_blocks, hooked_blocks = torch.nn.ModuleList([Identity()]), torch.nn.ModuleList([Identity()])
+    add_stop_checks(hooked_blocks, run.stop)
     x = torch.ones(4, requires_grad=True)
-
-    def fwd_bwd():
-        blocks[0](x).sum().backward()
-
     with run.stop.interruptible():
         check_us = best_us(run.stop.check, reps)
-        bare = best_us(fwd_bwd, reps)
-        add_stop_checks(blocks, run.stop)
-        hooked = best_us(fwd_bwd, reps)
+        bare = hooked = float("inf")
+        for _ in range(10):  # alternating, the fastest of each: the difference is a few microseconds
+            bare = min(bare, best_us(lambda: bare_blocks[0](x).sum().backward(), reps, repeats=1))
+            hooked = min(hooked, best_us(lambda: hooked_blocks[0](x).sum().backward(), reps, repeats=1))
     per_step_us = snapshot_us + (hooked - bare) * len(v.hooks) * micro_batches
     return {"rng_snapshot_us": snapshot_us, "check_us": check_us, "hook_fwd_bwd_us": hooked - bare,
             "blocks_hooked": len(v.hooks), "micro_batches_per_step": micro_batches,
@@ -252,8 +251,10 @@ def bench_case(case: str, a: argparse.Namespace, scratch: Path) -> dict:
     for unit in ("wall_ms", "cpu_ms"):
         out[unit] = {k: statistics.median([r[k][unit] for r in used]) for k in ("A", "B")}
         ratios = sorted(r["A"][unit] / r["B"][unit] for r in used)  # per round: with / without the stop
+        n, half = len(ratios), 0.98 * len(ratios) ** 0.5  # the median's 95% interval from order statistics
         out[f"a_over_b_{unit[:-3]}"] = {"median": statistics.median(ratios), "min": ratios[0], "max": ratios[-1],
-                                        "q1": ratios[len(ratios) // 4], "q3": ratios[(3 * len(ratios)) // 4]}
+                                        "q1": ratios[n // 4], "q3": ratios[(3 * n) // 4],
+                                        "ci95": [ratios[max(0, int(n / 2 - half))], ratios[min(n - 1, int(n / 2 + half))]]}
     out["pieces"] = parts
     # Python-side work on one thread: it lengthens the step's wall time
     out["pieces"]["estimated_share_of_step"] = parts["estimated_per_step_us"] / (out["wall_ms"]["B"] * 1e3)
@@ -263,7 +264,7 @@ def bench_case(case: str, a: argparse.Namespace, scratch: Path) -> dict:
 def markdown(r: dict) -> str:
     """The report's section for docs/benchmarks.md (also what `npm run bench -- --only train-stop` appends)."""
     def ratio(x):
-        return f"**{x['median']:.3f}** ({x['q1']:.3f}-{x['q3']:.3f})"
+        return f"**{x['median']:.3f}** ({x['ci95'][0]:.3f}-{x['ci95'][1]:.3f})"
 
     rows = []
     for c in r["cases"]:
@@ -283,7 +284,7 @@ def markdown(r: dict) -> str:
         f"{r['threads']} threads, nice {r['nice']}. A = production (the stop's hook on each transformer block, "
         f"forward and backward, and the RNG snapshot before each step); B = the same run with the bench taking the "
         f"hooks off and the snapshot out. Legs alternate A,B / B,A in one process; ratio = A/B per round, median "
-        f"(quartiles) over the rounds in which other processes took <= {r['max_other'] * 100:.0f}% of the CPU in both "
+        f"(its 95% confidence interval) over the rounds in which other processes took <= {r['max_other'] * 100:.0f}% of the CPU in both "
         f"legs. Load average before / after: {' '.join(f'{x:.1f}' for x in r['load_before'])} / "
         f"{' '.join(f'{x:.1f}' for x in r['load_after'])}. Pieces on their own (first case): RNG "
         f"snapshot {c0['rng_snapshot_us']:.0f} us, check() {c0['check_us']:.2f} us, one block's hook (forward + backward) {c0['hook_fwd_bwd_us']:.0f} us."),
