@@ -12,9 +12,8 @@ than 20% (the process waited for a core) are counted as disturbed and reported a
 session.intra_op.allow_spinning=1, session.disable_prepacking=1), so one export under two settings is an A/B too;
 with spinning on, CPU time counts the spin: compare wall time then.
 
-Export formats 2 (attention_mask over masked slots), 3 (past_length, new_key_values copied into the slots) and 4
-(past_length, present bound to the slots: written in place) are all driven, so an export made before a format change
-can be compared with one made after.
+Export formats 2 (attention_mask over masked slots) and 3 (past_length) are both driven, so an export made before a
+format change can be compared with one made after.
 """
 import argparse
 import json
@@ -43,31 +42,14 @@ class Leg:
         layers = m["num_layers"]
         self.past = [f"past_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
         self.new = [f"new_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
-        self.present = [f"present.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
-        self.outputs = {o.name for o in self.session.get_outputs()}
 
     def reset(self, slots: int):
         m = self.m
         self.slots = [np.zeros((1, m["num_heads"], slots, m["head_dim"]), np.float32) for _ in self.past]
-        self.values = [ort.OrtValue.ortvalue_from_numpy(a) for a in self.slots]  # the arrays' own memory
         self.length = 0
 
     def step(self, ids: list[int]) -> int:
         n, cap = len(ids), self.slots[0].shape[2]
-        if self.version >= 4:  # as the engine: present bound to the slots, written in place; logits only fetched
-            binding = self.session.io_binding()
-            binding.bind_cpu_input("input_ids", np.array([ids], np.int64))
-            binding.bind_cpu_input("past_length", np.array(self.length, np.int64))
-            binding.bind_cpu_input("logits_to_keep", np.array(1, np.int64))
-            greedy = "next_token" in self.outputs  # the graph's argmax: no logits row fetched
-            binding.bind_output("next_token" if greedy else "logits")
-            for past, present, value in zip(self.past, self.present, self.values):
-                binding.bind_ortvalue_input(past, value)
-                binding.bind_ortvalue_output(present, value)
-            self.session.run_with_iobinding(binding)
-            self.length += n
-            out = binding.get_outputs()[0].numpy()
-            return int(out[0]) if greedy else int(out[0, -1].argmax())
         feeds = {"input_ids": np.array([ids], np.int64), "logits_to_keep": np.array(1, np.int64),
                  **dict(zip(self.past, self.slots))}
         if self.version >= 3:

@@ -4,7 +4,7 @@ import os from 'node:os';
 import './telemetry'; // before onnxruntime-node loads
 import * as ort from 'onnxruntime-node';
 import { EngineError } from './errors';
-import { type KvCache, emptyKv, fromFloat16Bits, resizeKv, toFloat16Bits } from './kv';
+import { type KvCache, type KvData, emptyKv, fromFloat16Bits, resizeKv, toFloat16Bits, writeSlots } from './kv';
 import type { ExportFiles, ExportManifest } from './manifest';
 import { readSafetensors, tensorData } from './safetensors';
 
@@ -18,7 +18,7 @@ export interface DecoderOptions {
   optimization?: GraphOptimization;
 }
 
-/** Slots are added in steps of this many positions (fewer reallocations; the free ones are never read). */
+/** Slots are added in steps of this many positions (fewer reallocations; the free ones are masked out). */
 const SLOT_STEP = 64;
 
 export type GraphOptimization = 'disabled' | 'basic' | 'extended' | 'all';
@@ -34,12 +34,13 @@ export class DecoderModel {
   ) {
     const names = (base: string) => Array.from({ length: manifest.num_layers }, (_, i) => [`${base}.${i}.key`, `${base}.${i}.value`]).flat();
     this.pastNames = names('past_key_values');
-    this.presentNames = names('present');
+    // the cache lives in slots this engine owns: only the new positions' KV comes out of a step
+    this.fetches = ['logits', ...names('new_key_values')];
   }
 
-  /** Graph input names of the past and output names of the cache after a step (the same slot buffers). */
+  /** Graph input names of the past, and the outputs a step fetches: the same every step. */
   private readonly pastNames: string[];
-  private readonly presentNames: string[];
+  private readonly fetches: string[];
 
   static async load(files: ExportFiles, manifest: ExportManifest, opts: DecoderOptions = {}): Promise<DecoderModel> {
     const threads = opts.threads ?? Math.max(1, Math.min(4, Math.floor(os.availableParallelism() / 2)));
@@ -71,14 +72,35 @@ export class DecoderModel {
   }
 
   /**
-   * Runs `ids` after the cached positions `past`; returns the logits of the last new position (float32, a copy), their
-   * argmax from the graph (`next`, the greedy token) and the cache of past + ids. The new positions are written into `past`'s free slots when it has room (else into a
+   * Runs `ids` after the cached positions `past`; returns the logits of the last new position (float32, a copy) and
+   * the cache of past + ids. The new positions are written into `past`'s free slots when it has room (else into a
    * larger copy): after this call, use only the returned cache. `reserve` = the positions the caller
    * expects to hold in all, so a growing cache is reallocated once.
    */
-  async forward(ids: readonly number[], past: KvCache, reserve = 0): Promise<{ logits: Float32Array; next: number; kv: KvCache }> {
-    const { out, kv } = await this.run(ids, past, reserve, true);
+  async forward(ids: readonly number[], past: KvCache, reserve = 0): Promise<{ logits: Float32Array; kv: KvCache }> {
     const m = this.manifest;
+    const n = ids.length;
+    const total = past.length + n;
+    const kv = past;
+    const slots = kv.capacity;
+    // The slot arrays go in whole (no copy); past_length tells the graph how many hold positions. It reads only
+    // those, so the free slots cost nothing.
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, n]),
+      past_length: new ort.Tensor('int64', BigInt64Array.of(BigInt(kv.length)), []),
+      logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), []),
+    };
+    const dims = [1, m.num_heads, slots, m.head_dim];
+    for (let i = 0; i < m.num_layers; i++) {
+      feeds[this.pastNames[2 * i]] = new ort.Tensor(m.dtype, kv.keys[i], dims);
+      feeds[this.pastNames[2 * i + 1]] = new ort.Tensor(m.dtype, kv.values[i], dims);
+    }
+    let out: ort.InferenceSession.OnnxValueMapType;
+    try {
+      out = await this.session.run(feeds, this.fetches);
+    } catch (e) {
+      throw new EngineError('INFERENCE_FAILED', `onnxruntime run failed: ${(e as Error).message}`, { cause: e });
+    }
     const logitsT = out.logits;
     const v = m.vocab_size;
     const raw = logitsT.data as Float32Array | Uint16Array;
@@ -88,47 +110,20 @@ export class DecoderModel {
     const own = row.byteOffset === 0 && row.byteLength === row.buffer.byteLength;
     const logits = this.logitsHalf ? fromFloat16Bits(row as Uint16Array) : own ? (row as Float32Array) : (row as Float32Array).slice();
     logitsT.dispose();
-    return { logits, next: nextToken(out), kv };
-  }
-
-  /**
-   * As `forward`, for greedy decoding: only the graph's argmax of the last position's logits (`next_token`) leaves
-   * onnxruntime, not the vocabulary-sized row.
-   */
-  async forwardGreedy(ids: readonly number[], past: KvCache, reserve = 0): Promise<{ next: number; kv: KvCache }> {
-    const { out, kv } = await this.run(ids, past, reserve, false);
-    return { next: nextToken(out), kv };
-  }
-
-  private async run(ids: readonly number[], past: KvCache, reserve: number, withLogits: boolean): Promise<{ out: ort.InferenceSession.OnnxValueMapType; kv: KvCache }> {
-    const m = this.manifest;
-    const n = ids.length;
-    const total = past.length + n;
-    // room for the new positions first: the graph writes them into the slots it is given
-    const kv = past.capacity >= total ? past : resizeKv(past, Math.ceil(Math.max(total, reserve, past.capacity * 1.25) / SLOT_STEP) * SLOT_STEP, m.num_heads, m.head_dim);
-    // The slot arrays go in whole (no copy); past_length tells the graph how many hold positions. It reads only
-    // those, so the free slots cost nothing. The same arrays are the present outputs' buffers: the attention kernel
-    // sees past and present share memory and writes the new rows into slots past_length.. in place.
-    const feeds: Record<string, ort.Tensor> = {
-      input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, n]),
-      past_length: new ort.Tensor('int64', BigInt64Array.of(BigInt(past.length)), []),
-      logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), []),
-    };
-    const fetches: Record<string, ort.Tensor | null> = withLogits ? { logits: null, next_token: null } : { next_token: null };
-    const dims = [1, m.num_heads, kv.capacity, m.head_dim];
+    const want = m.num_heads * n * m.head_dim;
+    const dst = slots >= total ? kv : resizeKv(kv, Math.ceil(Math.max(total, reserve, kv.capacity * 1.25) / SLOT_STEP) * SLOT_STEP, m.num_heads, m.head_dim);
     for (let i = 0; i < m.num_layers; i++) {
-      for (const [j, data] of [[2 * i, kv.keys[i]], [2 * i + 1, kv.values[i]]] as const) {
-        feeds[this.pastNames[j]] = new ort.Tensor(m.dtype, data, dims);
-        fetches[this.presentNames[j]] = new ort.Tensor(m.dtype, data, dims);
+      for (const [part, to] of [['key', dst.keys[i]], ['value', dst.values[i]]] as const) {
+        const fresh = out[`new_key_values.${i}.${part}`].data as KvData;
+        if (fresh.length !== want) {
+          throw new EngineError('MODEL_MISMATCH', `new_key_values.${i}.${part} has ${fresh.length} values for ${n} new token(s), expected ${want} = heads ${m.num_heads} x ${n} x head_dim ${m.head_dim}`, {
+            hint: 'manifest.json does not describe this model.onnx; export the run again',
+          });
+        }
+        writeSlots(to, dst.capacity, kv.length, fresh, n, m.num_heads, m.head_dim);
       }
     }
-    let out: ort.InferenceSession.OnnxValueMapType;
-    try {
-      out = await this.session.run(feeds, fetches);
-    } catch (e) {
-      throw new EngineError('INFERENCE_FAILED', `onnxruntime run failed: ${(e as Error).message}`, { cause: e });
-    }
-    return { out, kv: { length: total, capacity: kv.capacity, keys: kv.keys, values: kv.values } };
+    return { logits, kv: { length: total, capacity: dst.capacity, keys: dst.keys, values: dst.values } };
   }
 
   async release(): Promise<void> {
@@ -139,7 +134,7 @@ export class DecoderModel {
   private async probe(where: string): Promise<void> {
     const m = this.manifest;
     const token = m.bos_token_id ?? m.eos_token_id ?? 0;
-    let res: { logits: Float32Array; next: number; kv: KvCache };
+    let res: { logits: Float32Array; kv: KvCache };
     try {
       res = await this.forward([token], this.prefix);
     } catch (e) {
@@ -159,20 +154,16 @@ export class DecoderModel {
   }
 }
 
-function nextToken(out: ort.InferenceSession.OnnxValueMapType): number {
-  return Number((out.next_token.data as BigInt64Array)[0]);
-}
-
 /** Checks input/output names, element types and static dims; returns whether logits are float16. */
 function checkGraph(session: ort.InferenceSession, m: ExportManifest, where: string): boolean {
   const mismatch = (msg: string): never => {
     throw new EngineError('MODEL_MISMATCH', `${where}: ${msg}`, { path: where, hint: 'manifest.json and model.onnx come from different exports, or the graph was not made by the bloom_peft exporter; export the run again' });
   };
   const wantIn = ['input_ids', 'past_length', 'logits_to_keep'];
-  const wantOut = ['logits', 'next_token'];
+  const wantOut = ['logits'];
   for (let i = 0; i < m.num_layers; i++) {
     wantIn.push(`past_key_values.${i}.key`, `past_key_values.${i}.value`);
-    wantOut.push(`present.${i}.key`, `present.${i}.value`);
+    wantOut.push(`new_key_values.${i}.key`, `new_key_values.${i}.value`);
   }
   const missingIn = wantIn.filter(n => !session.inputNames.includes(n));
   if (missingIn.length) mismatch(`graph lacks input(s) ${missingIn.slice(0, 4).join(', ')}${missingIn.length > 4 ? ', ...' : ''} (manifest num_layers ${m.num_layers}; graph inputs: ${session.inputNames.slice(0, 6).join(', ')}...)`);
@@ -203,8 +194,7 @@ function checkGraph(session: ort.InferenceSession, m: ExportManifest, where: str
     if (md.name === 'logits') {
       if (md.isTensor && md.type === 'float16') logitsHalf = true;
       check(md, [1, null, m.vocab_size], logitsHalf ? 'float16' : 'float32');
-    } else if (md.name === 'next_token') check(md, [1], 'int64');
-    else if (md.name.startsWith('present.')) check(md, kvShape, m.dtype);
+    } else if (md.name.startsWith('new_key_values.')) check(md, kvShape, m.dtype);
   }
   return logitsHalf;
 }

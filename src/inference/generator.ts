@@ -24,10 +24,8 @@ export class Generator {
   /** Token ids whose KV is in `kv` (after the prefix), from the last request. */
   private cachedIds: number[] = [];
   private kv: KvCache;
-  /** Logits after the last cached position (a copy), or null when unknown (or a greedy step did not fetch them). */
+  /** Logits after the last cached position (a copy), or null when unknown. */
   private lastLogits: Float32Array | null = null;
-  /** The greedy token after the last cached position (the graph's argmax), or null when unknown. */
-  private lastNext: number | null = null;
   /** This engine's recent step times: a deadline is kept by predicting the next step from them. */
   readonly steps = new StepTimes();
   private readonly now: () => number;
@@ -38,10 +36,10 @@ export class Generator {
     this.now = opts.now ?? wallClock;
   }
 
-  /** One model run, timed for the step prediction. A greedy decode step fetches only the graph's argmax, not logits. */
-  private async forward(ids: number[], kv: KvCache, reserve: number, greedy = false): Promise<{ logits: Float32Array | null; next: number; kv: KvCache }> {
+  /** One model run, timed for the step prediction. */
+  private async forward(ids: number[], kv: KvCache, reserve: number): Promise<{ logits: Float32Array; kv: KvCache }> {
     const t = this.now();
-    const out = greedy ? { logits: null, ...(await this.model.forwardGreedy(ids, kv, reserve)) } : await this.model.forward(ids, kv, reserve);
+    const out = await this.model.forward(ids, kv, reserve);
     this.steps.record(ids.length, this.now() - t);
     return out;
   }
@@ -50,7 +48,6 @@ export class Generator {
     this.cachedIds = [];
     this.kv = this.model.prefix;
     this.lastLogits = null;
-    this.lastNext = null;
   }
 
   encode(text: string): number[] {
@@ -68,21 +65,15 @@ export class Generator {
     // KV reuse: the longest common token prefix with the cached ids. At least one token is run, unless the whole
     // prompt is what is cached and its next-token logits are kept (the prefill for this prompt already ran).
     const common = p.reuseCache === false ? 0 : commonPrefixLength(this.cachedIds, ids);
-    const greedy = (p.temperature ?? 0) === 0;
-    const kept = this.lastLogits !== null || (greedy && this.lastNext !== null);
-    const allCached = common === ids.length && common === this.cachedIds.length && kept;
+    const allCached = common === ids.length && common === this.cachedIds.length && this.lastLogits !== null;
     const reused = allCached ? ids.length : Math.min(common, ids.length - 1);
     const prefixLen = m.prefix_length;
     let kv = reused > 0 ? truncateKv(this.kv, prefixLen + reused) : this.model.prefix;
     const reserve = prefixLen + ids.length + p.maxTokens;
     let logits: Float32Array | null = allCached ? this.lastLogits : null;
-    let greedyNext: number | null = allCached ? this.lastNext : null;
     this.cachedIds = ids.slice(0, reused);
     this.kv = kv;
-    if (!allCached) {
-      this.lastLogits = null;
-      this.lastNext = null;
-    }
+    if (!allCached) this.lastLogits = null;
 
     const result = (finishReason: FinishReason, text: string, tokens: number[], tPrefill: number): GenerateResult => ({
       text,
@@ -94,11 +85,10 @@ export class Generator {
     for (let at = reused; at < ids.length; at += PREFILL_CHUNK) {
       if (hooks.aborted()) return result('aborted', '', [], performance.now());
       const part = ids.slice(at, at + PREFILL_CHUNK);
-      ({ logits, next: greedyNext, kv } = await this.forward(part, kv, reserve));
+      ({ logits, kv } = await this.forward(part, kv, reserve));
       this.cachedIds = ids.slice(0, at + part.length);
       this.kv = kv;
       this.lastLogits = logits;
-      this.lastNext = greedyNext;
     }
     const tPrefill = performance.now();
     if (p.maxTokens === 0) return result('length', '', [], tPrefill);
@@ -122,7 +112,7 @@ export class Generator {
     };
     let finish: FinishReason = 'length';
     for (;;) {
-      const next = greedy ? greedyNext! : sampleToken(logits!, { temperature: p.temperature ?? 0, topP: p.topP ?? 1 }, rng);
+      const next = sampleToken(logits!, { temperature: p.temperature ?? 0, topP: p.topP ?? 1 }, rng);
       if (next === m.eos_token_id && !p.ignoreEos) {
         finish = 'eos';
         break;
@@ -144,11 +134,10 @@ export class Generator {
         finish = 'deadline';
         break;
       }
-      ({ logits, next: greedyNext, kv } = await this.forward([next], kv, reserve, greedy));
+      ({ logits, kv } = await this.forward([next], kv, reserve));
       this.cachedIds.push(next);
       this.kv = kv;
       this.lastLogits = logits;
-      this.lastNext = greedyNext;
     }
     if (finish !== 'stop') {
       const rest = cut(stopper.push(decoder.flush()));

@@ -1,6 +1,5 @@
 // The past key/value cache as plain typed arrays, layout [1, num_heads, capacity, head_dim] per layer
-// (the graph's past_key_values.{i}.key/value inputs, and the buffers of its present.{i}.* outputs: a step writes the
-// new positions into the free slots in place).
+// (the graph's past_key_values.{i}.key/value inputs; new_key_values.{i}.* outputs are written into the free slots).
 // float16 is kept as raw Uint16 bits, which is what onnxruntime takes and returns for float16 tensors.
 
 export type KvData = Float32Array | Uint16Array;
@@ -10,8 +9,8 @@ export interface KvCache {
   length: number;
   /**
    * Positions each array has room for: [1, num_heads, capacity, head_dim]. The slots after `length` are free: the
-   * graph reads only the first `length` (its past_length input) and writes the new positions into the next ones in
-   * place (docs/export.md, "Slotted cache").
+   * graph reads only the first `length` (its past_length input), and the engine fills the next ones in place
+   * (docs/export.md, "Slotted cache").
    */
   capacity: number;
   keys: KvData[];
@@ -41,6 +40,12 @@ export function resizeKv(kv: KvCache, capacity: number, numHeads: number, headDi
     return out;
   };
   return { length: kv.length, capacity, keys: kv.keys.map(move), values: kv.values.map(move) };
+}
+
+/** Writes `fresh` ([1, num_heads, n, head_dim]) into slots length..length+n-1 of `dst` (capacity slots per head). */
+export function writeSlots(dst: KvData, capacity: number, length: number, fresh: KvData, n: number, numHeads: number, headDim: number): void {
+  const rows = n * headDim;
+  for (let h = 0; h < numHeads; h++) dst.set(fresh.subarray(h * rows, (h + 1) * rows), (h * capacity + length) * headDim);
 }
 
 /** Length of the longest common prefix of two id lists. */

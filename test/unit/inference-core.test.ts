@@ -8,7 +8,7 @@ import path from 'node:path';
 import { argmax, createRng, sampleToken } from '../../src/inference/sampling';
 import { StopMatcher } from '../../src/inference/stop';
 import { parseSafetensors, tensorData } from '../../src/inference/safetensors';
-import { commonPrefixLength, fromFloat16Bits, resizeKv, toFloat16Bits, truncateKv } from '../../src/inference/kv';
+import { commonPrefixLength, fromFloat16Bits, resizeKv, toFloat16Bits, truncateKv, writeSlots } from '../../src/inference/kv';
 import { checkManifest, readManifest } from '../../src/inference/manifest';
 import type { EngineError } from '../../src/inference/errors';
 import { validateParams } from '../../src/inference/generator';
@@ -124,7 +124,7 @@ test('safetensors: parses tensors and rejects truncated or inconsistent files', 
   err(huge, /exceeds the file size/);
 });
 
-test('KV truncation and resizing keep every head\'s positions in order', () => {
+test('KV truncation, resizing and slot writes keep every head\'s positions in order', () => {
   // 2 heads, 3 positions, head_dim 2: value = head*100 + pos*10 + d
   const mk = () => Float32Array.from({ length: 12 }, (_, i) => Math.floor(i / 6) * 100 + Math.floor((i % 6) / 2) * 10 + (i % 2));
   const kv = { length: 3, capacity: 3, keys: [mk()], values: [mk()] };
@@ -136,6 +136,9 @@ test('KV truncation and resizing keep every head\'s positions in order', () => {
   assert.deepEqual(Array.from(packed.keys[0]), [0, 1, 10, 11, 100, 101, 110, 111]);
   const roomy = resizeKv(cut, 4, 2, 2);
   assert.deepEqual(Array.from(roomy.keys[0]), [0, 1, 10, 11, 0, 0, 0, 0, 100, 101, 110, 111, 0, 0, 0, 0]);
+  // one new position per head: [head0: 20, 21], [head1: 120, 121]
+  writeSlots(roomy.keys[0], 4, 2, Float32Array.from([20, 21, 120, 121]), 1, 2, 2);
+  assert.deepEqual(Array.from(roomy.keys[0]), [0, 1, 10, 11, 20, 21, 0, 0, 100, 101, 110, 111, 120, 121, 0, 0]);
   assert.throws(() => resizeKv(kv, 2, 2, 2), RangeError);
   assert.equal(commonPrefixLength([1, 2, 3], [1, 2, 4, 5]), 2);
   assert.equal(commonPrefixLength([], [1]), 0);
@@ -152,7 +155,7 @@ test('float16 conversion round-trips and rounds to nearest even', () => {
 });
 
 const GOOD = {
-  format_version: 4, method: 'lora', base_model: 'embedded', dtype: 'float32', quantization: 'none',
+  format_version: 3, method: 'lora', base_model: 'embedded', dtype: 'float32', quantization: 'none',
   num_layers: 2, num_heads: 4, head_dim: 16, hidden_size: 64, vocab_size: 512, prefix_length: 0,
   eos_token_id: 2, pad_token_id: 3, bos_token_id: 1, template: { prompt: 'Human: {instruction}\n{input}', response_prefix: '\n\nAssistant: ' },
   instruction_tuned: true, files: { model: 'model.onnx', model_data: [], tokenizer: 'tokenizer.json', prefix_kv: null },
@@ -169,8 +172,8 @@ test('manifest checks name the field and give a hint', () => {
       return true;
     });
   };
-  bad({ format_version: 5 }, 'MANIFEST_VERSION', 'format_version');
-  bad({ format_version: 3 }, 'MANIFEST_VERSION', 'format_version'); // older exports: export again
+  bad({ format_version: 4 }, 'MANIFEST_VERSION', 'format_version');
+  bad({ format_version: 2 }, 'MANIFEST_VERSION', 'format_version'); // older exports: export again
   bad({ format_version: undefined }, 'MANIFEST_INVALID', 'format_version');
   bad({ method: 7 }, 'MANIFEST_INVALID', 'method');
   bad({ dtype: 'bfloat16' }, 'MANIFEST_INVALID', 'dtype');
@@ -189,7 +192,7 @@ test('readManifest: missing folder, missing/corrupt manifest, missing files, pat
     const code = (fn: () => unknown, c: string, re: RegExp) => assert.throws(fn, (e: EngineError) => e.code === c && re.test(e.message));
     code(() => readManifest(path.join(dir, 'nope')), 'EXPORT_NOT_FOUND', /does not exist/);
     code(() => readManifest(dir), 'MANIFEST_INVALID', /manifest\.json is missing/);
-    fs.writeFileSync(path.join(dir, 'manifest.json'), '{"format_version": 4,');
+    fs.writeFileSync(path.join(dir, 'manifest.json'), '{"format_version": 3,');
     code(() => readManifest(dir), 'MANIFEST_INVALID', /not valid JSON/);
     fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(GOOD));
     code(() => readManifest(dir), 'FILE_MISSING', /model\.onnx is missing \(named by "files\.model"/);

@@ -23,21 +23,17 @@ from typing import Any
 from .config import Config, ModelSection, parse_model
 from .errors import ConfigError, ModelError, TrainerError
 
-# 4: attention is onnxruntime's GroupQueryAttention, which writes the new positions' KV into the slots in place
-# (`present` outputs bound to the past buffers; no new_key_values); 3: batch 1, the past as slots with past_length;
-# 2: model_data is a list (a cached base + the adapter's changes). Older exports are refused with the hint to export
-# again.
-FORMAT_VERSION = 4
+# 3: batch 1, the past as slots with past_length (no attention_mask, no present); 2: model_data is a list (a cached
+# base + the adapter's changes). Older exports are refused with the hint to export again.
+FORMAT_VERSION = 3
 OPSET = 17
 PROMPT_LEARNING = ("prompt_tuning", "p_tuning", "prefix_tuning")
 MODEL_FILE, DATA_FILE, TOKENIZER_FILE, PREFIX_FILE, MANIFEST_FILE = (
     "model.onnx", "model.onnx.data", "tokenizer.json", "prefix_kv.safetensors", "manifest.json")
 # protobuf cannot hold more than 2 GiB; keep a margin for the graph itself
 EXTERNAL_DATA_BYTES = 1_800_000_000
-# trace with 3 new tokens after 2 filled of 6 past slots: no dimension is 0 or 1, so none is specialised into the graph
-TRACE_SEQ, TRACE_PAST, TRACE_SLOTS = 3, 2, 6
-# onnxruntime's contrib operators (GroupQueryAttention), domain version 1
-MS_DOMAIN = "com.microsoft"
+# trace with 3 new tokens after 2 filled of 5 past slots: no dimension is 0 or 1, so none is specialised into the graph
+TRACE_SEQ, TRACE_PAST, TRACE_SLOTS = 3, 2, 5
 # an fp32 export whose ORT logits differ from PyTorch by more than this is broken, not imprecise
 FP32_TOLERANCE = 1e-3
 
@@ -63,25 +59,21 @@ def input_names(num_layers: int) -> list[str]:
 
 
 def output_names(num_layers: int) -> list[str]:
-    # next_token (int64 [1]): the argmax of the last kept position's logits (the first on ties, as torch.argmax), so
-    # greedy decoding fetches 8 bytes a step instead of a vocabulary-sized row (1 MB for bloom's 250,880 tokens)
-    return ["logits", "next_token"] + present_names(num_layers)
+    return ["logits"] + new_kv_names(num_layers)
 
 
-def present_names(num_layers: int) -> list[str]:
-    """The cache after the step. Bound to the same buffers as the past inputs (the engine passes them as the outputs'
-    preallocated tensors), GroupQueryAttention writes the new positions into the free slots after past_length in place:
-    nothing of the cache is copied. Fetched without binding, they are a new buffer of max(past slots, past_length +
-    seq) positions, the filled ones first."""
-    return [f"present.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
+def new_kv_names(num_layers: int) -> list[str]:
+    """The KV of the new positions only: the caller keeps the cache and writes these into its next free slots, so a
+    step copies a few rows out of onnxruntime instead of the whole cache."""
+    return [f"new_key_values.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
 
 
 def _dynamic_axes(num_layers: int) -> dict:
     axes = {"input_ids": {1: "seq"}, "logits": {1: "logits_seq"}}
     for name in past_names(num_layers):
         axes[name] = {2: "past_slots"}
-    for name in present_names(num_layers):
-        axes[name] = {2: "present_slots"}
+    for name in new_kv_names(num_layers):
+        axes[name] = {2: "seq"}
     return axes
 
 
@@ -148,60 +140,38 @@ def alibi_slopes(num_heads: int):
     return slopes
 
 
-def _group_query_attention():
-    """One layer's attention as onnxruntime's GroupQueryAttention (com.microsoft, CPU kernel for float32 and float16),
-    with as many KV heads as query heads: (qkv [1, seq, 3*hidden] as all q | all k | all v, past key/value slots
-    [1, heads, slots, head_dim], seqlens_k int32 [1] = past_length + seq - 1, total int32 = past_length + seq,
-    ALiBi bias [1, heads, seq, total]) -> (context [1, seq, hidden], present key, present value). The kernel scores
-    only the filled positions (q.k * scale + bias, causal, softmax) and, when the present outputs share the past
-    buffers, writes the new KV into the slots after past_length in place. The PyTorch forward (run by the trace only)
-    computes the same."""
+def _positions():
+    """x[..., start:end] along `axis` for tensors start/end that stay inputs of the graph (a traced slice would freeze
+    them): one ONNX Slice, which copies those positions and never reads the rest."""
     import torch
-    from torch.onnx import symbolic_helper
 
-    class GroupQueryAttention(torch.autograd.Function):
+    class Positions(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, qkv, past_k, past_v, seqlens_k, total, bias, heads, scale):  # noqa: ARG004 - autograd's signature
-            seq, total = qkv.shape[1], int(total)
-            past = total - seq
-            q, k, v = qkv.view(1, seq, 3, heads, -1).permute(2, 0, 3, 1, 4)  # [1, heads, seq, head_dim] each
-            keys, values = torch.cat([past_k[:, :, :past], k], 2), torch.cat([past_v[:, :, :past], v], 2)
-            scores = torch.matmul(q, keys.transpose(2, 3)) * scale + bias
-            blocked = torch.arange(total).unsqueeze(0) > torch.arange(past, total).unsqueeze(1)
-            probs = torch.softmax(scores.float().masked_fill(blocked, float("-inf")), dim=-1).to(qkv.dtype)
-            context = torch.matmul(probs, values).transpose(1, 2).reshape(1, seq, -1)
-            rest = past_k.shape[2] - total  # free slots after the new positions
-            if rest > 0:
-                keys, values = torch.cat([keys, past_k[:, :, total:]], 2), torch.cat([values, past_v[:, :, total:]], 2)
-            return context, keys, values
+        def forward(ctx, x, start, end, axis):  # noqa: ARG004 - the signature autograd wants
+            return x.narrow(axis, int(start), int(end) - int(start))
 
         @staticmethod
-        def symbolic(g, qkv, past_k, past_v, seqlens_k, total, bias, heads, scale):
-            none = lambda: symbolic_helper._optional_input_placeholder_tensor(g)  # noqa: E731 - an absent input
-            outs = g.op(f"{MS_DOMAIN}::GroupQueryAttention", qkv, none(), none(), past_k, past_v, seqlens_k, total,
-                        none(), none(), none(), bias, num_heads_i=heads, kv_num_heads_i=heads, scale_f=scale, outputs=3)
-            for out, like in zip(outs, (qkv, past_k, past_v)):  # the exporter cannot infer a contrib op's outputs
-                out.setType(like.type().with_sizes([None] * like.type().dim()))
-            return outs
+        def symbolic(g, x, start, end, axis):
+            one = g.op("Constant", value_t=torch.tensor([1], dtype=torch.int64))
+            return g.op("Slice", x, g.op("Reshape", start, one), g.op("Reshape", end, one),
+                        g.op("Constant", value_t=torch.tensor([axis], dtype=torch.int64)))
 
-    return GroupQueryAttention.apply
+    return Positions.apply
 
 
 def _decoder_with_past(model):
-    """A module with the contract's flat signature: (input_ids, *past, past_length, logits_to_keep) ->
-    (logits, *present).
+    """A module with the contract's flat signature: (input_ids, *past, past_length, logits_to_keep) -> (logits, *new).
 
     BLOOM's forward written out for batch 1 and a slotted past, instead of tracing transformers' forward: the trace
     of that one carries the batch, padding masks and cache bookkeeping as ~1,300 shape nodes a step (Shape, Gather,
     Unsqueeze, Concat, Reshape), attends over every slot it is given and copies the whole past into `present`. Here
-    every reshape has constant dims and each layer's attention is one GroupQueryAttention node that reads only the
-    filled slots and writes the new KV into the free ones in place (a step costs the same whatever the free capacity,
-    and copies nothing of the cache). The arithmetic is transformers' (ALiBi bias added to q.k / sqrt(head_dim), causal,
-    softmax, BLOOM's tanh GELU), so the logits match PyTorch's; the parameters are the model's own modules, so
-    export_cache maps them as before."""
+    every reshape has constant dims, the past is cut to past_length before attention (a step costs the same whatever
+    the free capacity), and only the new positions' KV leaves the graph. The arithmetic is transformers' (ALiBi bias
+    added to q.k / sqrt(head_dim), the finfo.min causal mask, softmax in float32, BLOOM's tanh GELU), so the logits
+    match PyTorch's; the parameters are the model's own modules, so export_cache maps them as before."""
     import torch
 
-    attention = _group_query_attention()
+    positions = _positions()
 
     class DecoderWithPast(torch.nn.Module):
         def __init__(self, lm):
@@ -235,25 +205,32 @@ def _decoder_with_past(model):
             hidden = t.word_embeddings_layernorm(embeds)  # [1, seq, hidden]
             dtype = hidden.dtype
             # ALiBi over key positions 0..total-1 (softmax ignores a per-row shift, so the key's position is all that
-            # counts); the causal mask is the attention kernel's own
+            # counts) and the causal mask: new token j sees keys up to past_length + j
             seq = ids.shape[0]
             total = past_length + seq
-            keys = torch.arange(total, dtype=torch.int64).to(torch.float32)
-            bias = (self.alibi_slopes * keys).to(dtype).expand(1, heads, seq, total)  # one for every layer
-            seqlens_k = (total - 1).to(torch.int32).reshape(1)
-            total32 = total.to(torch.int32)
+            zero = torch.zeros((), dtype=torch.int64)
+            keys = torch.arange(total, dtype=torch.int64)
+            queries = torch.arange(seq, dtype=torch.int64) + past_length
+            bias = (self.alibi_slopes * keys.to(torch.float32)).to(dtype)  # [1, heads, 1, total]
+            blocked = keys.unsqueeze(0) > queries.unsqueeze(1)  # [seq, total]
+            bias = bias.masked_fill(blocked, torch.finfo(dtype).min)  # [1, heads, seq, total]
             scale = 1.0 / (head_dim ** 0.5)
-            present = []
+            new = []
             for i, block in enumerate(t.h):
                 attn = block.self_attention
                 normed = block.input_layernorm(hidden)
                 residual = normed if self.post_ln_residual else hidden
-                # BLOOM's fused projection is per head (q, k, v of head 0, then head 1, ...); the kernel wants all q,
-                # all k, all v
-                qkv = attn.query_key_value(normed).view(1, -1, heads, 3, head_dim).transpose(2, 3)
-                context, k, v = attention(qkv.reshape(1, -1, 3 * self.hidden), past[2 * i], past[2 * i + 1],
-                                          seqlens_k, total32, bias, heads, scale)
-                present += [k, v]
+                qkv = attn.query_key_value(normed).view(1, -1, heads, 3, head_dim).permute(3, 0, 2, 1, 4)
+                q, k, v = qkv[0], qkv[1], qkv[2]  # [1, heads, seq, head_dim]
+                new += [k, v]
+                # past and new keys apart: concatenating the new rows to the past would copy the past once more
+                k_past = positions(past[2 * i], zero, past_length, 2)
+                v_past = positions(past[2 * i + 1], zero, past_length, 2)
+                scores = torch.cat([torch.matmul(q, k_past.transpose(2, 3)), torch.matmul(q, k.transpose(2, 3))], dim=3)
+                probs = torch.softmax((scores * scale + bias).float(), dim=-1).to(dtype)
+                context = (torch.matmul(positions(probs, zero, past_length, 3), v_past)
+                           + torch.matmul(positions(probs, past_length, total, 3), v))
+                context = context.transpose(1, 2).reshape(1, -1, self.hidden)
                 hidden = attn.dense(context) + residual
                 normed = block.post_attention_layernorm(hidden)
                 residual = normed if self.post_ln_residual else hidden
@@ -266,8 +243,7 @@ def _decoder_with_past(model):
             kept = torch.nonzero((from_end < logits_to_keep) | (logits_to_keep <= 0)).reshape(-1)
             hidden = hidden.index_select(1, kept)
             logits = torch.matmul(hidden, self.vocab_t) if self.tied else self.lm_head(hidden)
-            logits = logits.float().reshape(1, -1, self.vocab)
-            return (logits, logits[0, -1].argmax().reshape(1), *present)
+            return (logits.float().reshape(1, -1, self.vocab), *new)
 
     return DecoderWithPast(model).eval()
 
@@ -301,11 +277,6 @@ def export_onnx(model, path: Path, *, fp16: bool = False) -> dict:
     model = model.to(device="cpu", dtype=dtype).eval()
     shapes = _shapes(model.config)
     layers, heads, head_dim = shapes["num_layers"], shapes["num_heads"], shapes["head_dim"]
-    if head_dim % 8:
-        raise ExportError(f"this model's head_dim {head_dim} (hidden_size {shapes['hidden_size']} / n_head {heads}) is "
-                          "not a multiple of 8, which onnxruntime's attention kernel (GroupQueryAttention) requires",
-                          hint="Every released BLOOM has head_dim 64 or 128; a custom config needs hidden_size / n_head "
-                               "divisible by 8 to be served by the completion engine.")
     wrapper = _decoder_with_past(model)
     # the graph's weights (the word-embedding matrix is not used by the graph when it is tied: vocab_t replaces it)
     weight_bytes = sum(t.numel() * t.element_size() for k, t in wrapper.state_dict().items()
@@ -323,7 +294,7 @@ def export_onnx(model, path: Path, *, fp16: bool = False) -> dict:
         torch.onnx.export(wrapper, (ids, *past, torch.tensor(TRACE_PAST), torch.tensor(0)), str(raw),
                           input_names=input_names(layers),
                           output_names=output_names(layers), dynamic_axes=_dynamic_axes(layers), opset_version=OPSET,
-                          custom_opsets={MS_DOMAIN: 1}, dynamo=False, do_constant_folding=True)
+                          dynamo=False, do_constant_folding=True)
     del wrapper
     for f in path.parent.glob(path.name + "*"):
         f.unlink()
@@ -348,9 +319,9 @@ def _declare_output_shapes(path: Path, shapes: dict) -> None:
     import onnx
 
     proto = onnx.load(str(path), load_external_data=False)
-    kv = [1, shapes["num_heads"], "present_slots", shapes["head_dim"]]
+    kv = [1, shapes["num_heads"], "seq", shapes["head_dim"]]
     for out in proto.graph.output:
-        dims = {"logits": [1, "logits_seq", shapes["vocab_size"]], "next_token": [1]}.get(out.name, kv)
+        dims = [1, "logits_seq", shapes["vocab_size"]] if out.name == "logits" else kv
         shape = out.type.tensor_type.shape
         del shape.dim[:]
         for d in dims:
@@ -637,8 +608,7 @@ def reference_logits(model, prefix):
 
 
 def ort_logits(export_dir: Path, config) -> Any:
-    """The same logits from the exported files through onnxruntime: prefill 3 tokens, then decode 1 with the past
-    (present fetched as new buffers: the past exactly as long as past_length)."""
+    """The same logits from the exported files through onnxruntime: prefill 3 tokens, then decode 1 with the past."""
     import numpy as np
     import onnxruntime as ort
     from safetensors.numpy import load_file
@@ -659,13 +629,13 @@ def ort_logits(export_dir: Path, config) -> Any:
         past = [np.zeros((1, shapes["num_heads"], 0, shapes["head_dim"]), np_dtype) for _ in names]
     vocab = shapes["vocab_size"]
     every = {"logits_to_keep": np.array(0, np.int64)}
-    fetch = ["logits"] + present_names(layers)
+    fetch = ["logits"] + new_kv_names(layers)
     logits = []
     for ids in ([min(i, vocab - 1) for i in VERIFY_IDS], [min(VERIFY_NEXT, vocab - 1)]):
         out = session.run(fetch, {"input_ids": np.array([ids], np.int64), **dict(zip(names, past)),
                                   "past_length": np.array(past[0].shape[2], np.int64), **every})
         logits.append(out[0])
-        past = out[1:]
+        past = [np.concatenate([p, n], axis=2) for p, n in zip(past, out[1:])]
     return np.concatenate(logits, axis=1)
 
 

@@ -84,8 +84,7 @@ def torch_greedy(model, ids: list[int], steps: int) -> list[int]:
 
 class OrtDecoder:
     """The export contract as a tiny engine: the prefix KV (if any) is the initial past, each step feeds the past with
-    past_length; `run` binds the present outputs to the past slots (the graph writes the new positions into them in
-    place, as the TS engine does), `step` fetches present as a new buffer."""
+    past_length and appends the new positions' KV (new_key_values) to it."""
 
     def __init__(self, export_dir, threads: int = 1):
         import numpy as np
@@ -98,7 +97,7 @@ class OrtDecoder:
         opts.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(self.dir / m["files"]["model"]), opts, providers=["CPUExecutionProvider"])
         self.names = [f"past_key_values.{i}.{kv}" for i in range(m["num_layers"]) for kv in ("key", "value")]
-        self.present_names = [f"present.{i}.{kv}" for i in range(m["num_layers"]) for kv in ("key", "value")]
+        self.new_names = [f"new_key_values.{i}.{kv}" for i in range(m["num_layers"]) for kv in ("key", "value")]
         self.dtype = np.float16 if m["dtype"] == "float16" else np.float32
         if m["files"]["prefix_kv"]:
             from safetensors.numpy import load_file
@@ -112,34 +111,20 @@ class OrtDecoder:
         return list(self.prefix)
 
     def run(self, ids, slots, past_length: int, logits_to_keep: int = 0):
-        """(logits [1, kept, vocab], next_token [1]) for new tokens `ids` [1, seq] after the first past_length of
-        `slots` (C-contiguous arrays with room for them); the new positions' KV is written into slots past_length.. of
-        `slots` in place."""
+        """(logits [1, kept, vocab], new KV) for new tokens `ids` [1, seq] after the first past_length of `slots`."""
         import numpy as np
-        import onnxruntime as ort
 
-        binding = self.session.io_binding()
-        for name, a in (("input_ids", np.asarray(ids, np.int64)), ("past_length", np.array(past_length, np.int64)),
-                        ("logits_to_keep", np.array(logits_to_keep, np.int64))):
-            binding.bind_cpu_input(name, a)
-        binding.bind_output("logits")  # first: outputs come back in binding order
-        binding.bind_output("next_token")
-        for past, present, a in zip(self.names, self.present_names, slots):
-            value = ort.OrtValue.ortvalue_from_numpy(a)  # the array's own memory, for both
-            binding.bind_ortvalue_input(past, value)
-            binding.bind_ortvalue_output(present, value)
-        self.session.run_with_iobinding(binding)
-        logits, next_token = binding.copy_outputs_to_cpu()[:2]
-        return logits, next_token
+        out = self.session.run(["logits", *self.new_names], {
+            "input_ids": np.asarray(ids, np.int64), **dict(zip(self.names, slots)),
+            "past_length": np.array(past_length, np.int64), "logits_to_keep": np.array(logits_to_keep, np.int64)})
+        return out[0], out[1:]
 
     def step(self, ids, past):
         """(logits [1, seq, vocab], past + the new positions) for new tokens `ids` [1, seq] after `past`."""
         import numpy as np
 
-        out = self.session.run(["logits", *self.present_names], {
-            "input_ids": np.asarray(ids, np.int64), **dict(zip(self.names, past)),
-            "past_length": np.array(past[0].shape[2], np.int64), "logits_to_keep": np.array(0, np.int64)})
-        return out[0], out[1:]
+        logits, new = self.run(ids, past, past[0].shape[2])
+        return logits, [np.concatenate([p, n], axis=2) for p, n in zip(past, new)]
 
     def logits(self, ids: list[int]):
         return self.step([ids], self.initial_past())[0][0]
