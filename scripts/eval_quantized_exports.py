@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "trainer" / "src"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from bloom_peft.config import QUANTIZATIONS
 from eval_methods import (
     SETS,
     mixed_training_file,
@@ -30,7 +31,6 @@ from eval_methods import (
     train,
 )
 
-QUANTIZATIONS = ("none", "int8", "int4")
 MAX_NEW_TOKENS = 32
 
 

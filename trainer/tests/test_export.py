@@ -18,7 +18,14 @@ from bloom_peft import export as E
 from bloom_peft.config import parse_model
 from bloom_peft.errors import ConfigError, ModelError
 from bloom_peft.paths import EVENTS_SCHEMA, PROJECT_ROOT
-from bloom_peft.testing.parity import VARIANTS, OrtDecoder, make_adapter, torch_greedy, torch_logits
+from bloom_peft.testing.parity import (
+    VARIANTS,
+    OrtDecoder,
+    assert_same_onnx_model,
+    make_adapter,
+    torch_greedy,
+    torch_logits,
+)
 from bloom_peft.testing.tiny_model import base_model_dir
 
 # one thread: the models are tiny, and a spinning second thread only loses time on a busy 2-core CI machine
@@ -328,18 +335,9 @@ def test_cached_base_export_gives_the_full_exports_logits(exported, variant):
 def test_int8_on_the_cached_base_is_byte_identical(exported):
     """Only the changed matrices are quantized, by onnxruntime's own quantize_dynamic: the same bytes as quantizing
     the whole merged model."""
-    import onnx
-    from onnx import numpy_helper
-
     cached, whole = exported("lora", quantize="int8"), exported("lora", quantize="int8", base_cache=None)
     assert "adapter.onnx.data" in json.loads((cached.export / "manifest.json").read_text())["files"]["model_data"]
-    a, b = (onnx.load(str(e.export / "model.onnx")).graph for e in (cached, whole))
-    assert [n.op_type for n in a.node] == [n.op_type for n in b.node]
-    ta = {t.name: numpy_helper.to_array(t) for t in a.initializer}
-    tb = {t.name: numpy_helper.to_array(t) for t in b.initializer}
-    assert ta.keys() == tb.keys()
-    for name in ta:
-        assert np.array_equal(ta[name], tb[name]), name
+    assert_same_onnx_model(cached.export, whole.export)
     assert cached.decoder.greedy(cached.ids, GREEDY_STEPS) == whole.decoder.greedy(whole.ids, GREEDY_STEPS)
 
 

@@ -23,6 +23,7 @@ _SCHEMA = json.loads(CONFIG_SCHEMA.read_text(encoding="utf-8"))
 _VALIDATOR = jsonschema.Draft7Validator(_SCHEMA)
 SCHEMA_HINT = "Fix the field named above; schemas/training-config.schema.json lists every option."
 METHODS: tuple[str, ...] = tuple(_SCHEMA["properties"]["method"]["properties"]["name"]["enum"])  # the schema's order
+QUANTIZATIONS: tuple[str, ...] = tuple(_SCHEMA["properties"]["export"]["properties"]["quantize"]["enum"])
 DEFAULT_LEARNING_RATES: dict[str, float] = {
     name: _SCHEMA["definitions"][f"method_{name}"]["x-default-learning-rate"] for name in METHODS}
 

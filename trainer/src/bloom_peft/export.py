@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ModelSection, parse_model
+from .config import QUANTIZATIONS, Config, ModelSection, parse_model
 from .errors import ConfigError, ModelError, TrainerError
 
 # 3: batch 1, the past as slots with past_length (no attention_mask, no present); 2: model_data is a list (a cached
@@ -682,21 +682,15 @@ def _swap_in(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-QUANTIZATIONS = ("none", "int8", "int4")
-
-
 def check_options(quantize: str, fp16: bool) -> None:
     if quantize not in QUANTIZATIONS:
-        raise ConfigError(f"unknown quantization '{quantize}'", field="/export/quantize",
-                          hint="Use 'none', 'int8' or 'int4'.")
-    if quantize == "int8" and fp16:
-        # onnxruntime's dynamic quantization takes float32 activations only
-        raise ConfigError("int8 quantization and fp16 cannot be combined", field="/export/fp16",
-                          hint="Choose one: int8 (smallest, CPU) or fp16; int8 quantizes a float32 graph.")
-    if quantize == "int4" and fp16:
-        # the 4-bit weights are the export's size and speed; their scales and activations are float32 (CPU kernels)
-        raise ConfigError("int4 quantization and fp16 cannot be combined", field="/export/fp16",
-                          hint="Choose one: int4 (smallest, fastest on CPU) or fp16; int4 quantizes a float32 graph.")
+        choices = ", ".join(f"'{q}'" for q in QUANTIZATIONS)
+        raise ConfigError(f"unknown quantization '{quantize}'", field="/export/quantize", hint=f"Use one of {choices}.")
+    if quantize != "none" and fp16:
+        # both quantizers take a float32 graph: onnxruntime's int8 dynamic quantization and its 4-bit MatMulNBits keep
+        # float32 scales and activations on CPU
+        raise ConfigError(f"{quantize} quantization and fp16 cannot be combined", field="/export/fp16",
+                          hint=f"Choose one: {quantize} (smaller, faster on CPU) or fp16; {quantize} quantizes a float32 graph.")
 
 
 def export_model(model, tokenizer, method: str, out_dir, *, base_model: str, template: dict | None = None,
