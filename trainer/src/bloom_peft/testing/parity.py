@@ -84,8 +84,7 @@ def torch_greedy(model, ids: list[int], steps: int) -> list[int]:
 
 class OrtDecoder:
     """The export contract as a tiny engine: the prefix KV (if any) is the initial past, each step feeds the past with
-    past_length and appends the new positions' KV (new_key_values) to it; greedy decoding takes the graph's
-    next_token."""
+    past_length and appends the new positions' KV (new_key_values) to it."""
 
     def __init__(self, export_dir, threads: int = 1):
         import numpy as np
@@ -111,35 +110,31 @@ class OrtDecoder:
     def initial_past(self):
         return list(self.prefix)
 
-    def run(self, ids, slots, past_length: int, logits_to_keep: int = 0, *, logits: bool = True):
-        """(logits [1, kept, vocab] or None, next_token [1], new KV) for new tokens `ids` [1, seq] after the first
-        past_length of `slots`. logits=False fetches the graph's argmax alone, as the engine's greedy steps do."""
+    def run(self, ids, slots, past_length: int, logits_to_keep: int = 0):
+        """(logits [1, kept, vocab], new KV) for new tokens `ids` [1, seq] after the first past_length of `slots`."""
         import numpy as np
 
-        heads = ["logits", "next_token"] if logits else ["next_token"]
-        out = self.session.run([*heads, *self.new_names], {
+        out = self.session.run(["logits", *self.new_names], {
             "input_ids": np.asarray(ids, np.int64), **dict(zip(self.names, slots)),
             "past_length": np.array(past_length, np.int64), "logits_to_keep": np.array(logits_to_keep, np.int64)})
-        return (out[0] if logits else None), out[len(heads) - 1], out[len(heads):]
+        return out[0], out[1:]
 
-    def step(self, ids, past, *, logits: bool = True):
-        """(logits [1, seq, vocab] or None, next_token [1], past + the new positions) for new tokens `ids` [1, seq]
-        after `past`."""
+    def step(self, ids, past):
+        """(logits [1, seq, vocab], past + the new positions) for new tokens `ids` [1, seq] after `past`."""
         import numpy as np
 
-        out, next_token, new = self.run(ids, past, past[0].shape[2], logits=logits)
-        return out, next_token, [np.concatenate([p, n], axis=2) for p, n in zip(past, new)]
+        logits, new = self.run(ids, past, past[0].shape[2])
+        return logits, [np.concatenate([p, n], axis=2) for p, n in zip(past, new)]
 
     def logits(self, ids: list[int]):
         return self.step([ids], self.initial_past())[0][0]
 
     def greedy(self, ids: list[int], steps: int) -> list[int]:
-        """The engine's greedy loop: the prompt's next_token, then steps that fetch next_token only (no logits)."""
-        _, next_token, past = self.step([ids], self.initial_past())
+        logits, past = self.step([ids], self.initial_past())
         out = []
         for _ in range(steps):
-            out.append(int(next_token[0]))
-            _, next_token, past = self.step([[out[-1]]], past, logits=False)
+            out.append(int(logits[0, -1].argmax()))
+            logits, past = self.step([[out[-1]]], past)
         return out
 
 
