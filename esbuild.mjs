@@ -1,4 +1,5 @@
-// Builds the three bundles: extension host (node/cjs), CLI (node/cjs), inference worker, and the dashboard webview (browser).
+// Builds the bundles: extension host (node/cjs), CLI (node/cjs), the completion engine's process (inference-worker.js,
+// forked by src/inference/engine.ts), the run supervisor, and the dashboard webview (browser).
 // usage: node esbuild.mjs [--watch] [--production]
 import * as esbuild from 'esbuild';
 import fs from 'node:fs';

@@ -1,5 +1,5 @@
-// Engine hosting: the one engine (one worker thread) that serves completions. It loads on first use, recycles its
-// worker for another export or a re-export of the same one, and runs one load at a time (two first loads at once
+// Engine hosting: the one engine (one engine process) that serves completions. It loads on first use, recycles its
+// process for another export or a re-export of the same one, and runs one load at a time (two first loads at once
 // would make two engines).
 import { manifestMtime, samePath } from './adapters';
 import type { AdapterInfo, Generator, PromptTemplate } from './types';
@@ -8,7 +8,7 @@ import type { AdapterInfo, Generator, PromptTemplate } from './types';
 export interface EngineLike extends Generator {
   readonly manifest: { template: PromptTemplate | null; instruction_tuned: boolean; method?: string; base_model?: string; eos_token_id?: number | null };
   readonly exportDir: string;
-  /** Switches to another export by recycling the worker (no window reload, no request lost). */
+  /** Switches to another export by recycling the engine process (no window reload, no request lost). */
   reload(exportDir: string): Promise<void>;
   dispose(): Promise<void>;
 }
@@ -62,7 +62,7 @@ export class EngineHost {
       }
       this.engine = engine;
     } else if (force || !this.serving(exportDir)) {
-      await this.engine.reload(exportDir); // recycles the worker
+      await this.engine.reload(exportDir); // recycles the engine process
     }
     this.loadedMtime = manifestMtime(exportDir);
     const m = this.engine.manifest;

@@ -1,32 +1,26 @@
-// Host side of the completion engine. CompletionEngine is the public API; each WorkerConnection owns
-// one worker thread serving one export. A reload starts a new worker next to the old one, switches new
-// requests to it once it is ready, and lets the old one answer what it already had before it exits:
-// no request is lost, and onnxruntime's native memory goes away with the old thread.
-import './telemetry'; // before anything can load onnxruntime-node
+// Host side of the completion engine. CompletionEngine is the public API; each EngineProcess owns one child process
+// (worker.ts) serving one export. A process of its own, not a thread of the extension host: it starts with glibc's
+// huge-page tunable for its weights (docs/engine.md, "Process"), and a native crash of onnxruntime ends it, not the
+// host. A reload starts a new process next to the old one, switches new requests to it once it is ready, and lets
+// the old one answer what it already had before it exits: no request is lost, and onnxruntime's native memory goes
+// away with the old process. A process that dies is replaced at once.
+import './telemetry'; // before anything can load onnxruntime-node (the engine process inherits the setting)
+import { type ChildProcess, fork } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import type { GraphOptimization } from './decoder';
 import { EngineError, toEngineError } from './errors';
 import type { ExportManifest } from './manifest';
 import { resolveExportDir } from './manifest';
-import {
-  ABORT_SLOT,
-  type EngineInfo,
-  type GenerateParams,
-  type GenerateResult,
-  type HostToWorker,
-  type WorkerInit,
-  type WorkerToHost,
-} from './messages';
+import type { EngineInfo, GenerateParams, GenerateResult, HostToWorker, WorkerInit, WorkerToHost } from './messages';
 
 export interface EngineOptions {
-  /** onnxruntime intra-op threads in the worker (default: half the cores, 1..4). */
+  /** onnxruntime intra-op threads in the engine process (default: half the cores, 1..4). */
   threads?: number;
   /** onnxruntime graph optimization level (default 'all': fastest decode, slower load). */
   optimization?: GraphOptimization;
-  /** Worker script; default: dist/inference-worker.js next to the bundle, or worker.ts under tsx. */
+  /** The engine process's script; default: dist/inference-worker.js next to the bundle, or worker.ts under tsx. */
   workerEntry?: string;
 }
 
@@ -39,17 +33,21 @@ export interface GenerateOptions extends Partial<GenerateParams> {
 export const DEFAULT_MAX_TOKENS = 64;
 
 export class CompletionEngine {
-  private current: WorkerConnection;
+  private current: EngineProcess;
   private swapping: Promise<unknown> = Promise.resolve();
   private disposed = false;
+  /** Processes still loading (a reload, a replacement): dispose() ends them too. */
+  private readonly starting = new Set<ChildProcess>();
 
-  private constructor(first: WorkerConnection, private readonly opts: EngineOptions) {
-    this.current = first;
+  private constructor(private readonly opts: EngineOptions) {
+    this.current = undefined as unknown as EngineProcess;
   }
 
-  /** Loads an export folder (or a run folder with export/ inside) in a fresh worker. */
+  /** Loads an export folder (or a run folder with export/ inside) in a fresh engine process. */
   static async load(exportDir: string, opts: EngineOptions = {}): Promise<CompletionEngine> {
-    return new CompletionEngine(await WorkerConnection.start(resolveExportDir(exportDir), opts), opts);
+    const engine = new CompletionEngine(opts);
+    engine.current = await engine.start(resolveExportDir(exportDir));
+    return engine;
   }
 
   get manifest(): ExportManifest {
@@ -87,17 +85,17 @@ export class CompletionEngine {
   }
 
   /**
-   * Switches to another export. Requests made before the new worker is ready are answered by the old
+   * Switches to another export. Requests made before the new process is ready are answered by the old
    * one; later ones by the new one. If the new export fails to load, the old one keeps serving and
    * the error is thrown.
    */
   reload(exportDir: string): Promise<void> {
     const run = this.swapping.then(async () => {
-      if (this.disposed) throw new EngineError('DISPOSED', 'the completion engine was disposed');
-      const next = await WorkerConnection.start(resolveExportDir(exportDir), this.opts);
+      this.throwIfDisposed();
+      const next = await this.start(resolveExportDir(exportDir));
       if (this.disposed) {
         await next.close('abort');
-        throw new EngineError('DISPOSED', 'the completion engine was disposed');
+        this.throwIfDisposed();
       }
       const old = this.current;
       this.current = next;
@@ -110,13 +108,28 @@ export class CompletionEngine {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    for (const child of this.starting) child.kill('SIGKILL');
     await this.current.close('abort');
+    await this.swapping; // a reload or replacement in flight closes what it started
   }
 
-  /** Runs a request on the current worker; a crashed worker is replaced once (same export). */
-  private async call<T>(fn: (conn: WorkerConnection) => Promise<T>): Promise<T> {
+  private throwIfDisposed(): void {
+    if (this.disposed) throw new EngineError('DISPOSED', 'the completion engine was disposed');
+  }
+
+  private async start(exportDir: string): Promise<EngineProcess> {
+    try {
+      return await EngineProcess.start(exportDir, this.opts, { starting: this.starting, onCrash: conn => this.onCrash(conn) });
+    } catch (e) {
+      this.throwIfDisposed(); // dispose() ended the load: say so, not that the process died
+      throw e;
+    }
+  }
+
+  /** Runs a request on the current process; one that died is replaced (same export). */
+  private async call<T>(fn: (conn: EngineProcess) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      if (this.disposed) throw new EngineError('DISPOSED', 'the completion engine was disposed');
+      this.throwIfDisposed();
       const conn = this.current;
       if (conn.crashed) {
         await this.replaceCrashed(conn);
@@ -125,23 +138,30 @@ export class CompletionEngine {
       try {
         return await fn(conn);
       } catch (e) {
-        if (e instanceof NotStartedError && attempt < 2) continue; // never reached the worker: retry
+        if (e instanceof NotStartedError && attempt < 2) continue; // never reached the process: retry
         throw e;
       }
     }
   }
 
-  private async replaceCrashed(conn: WorkerConnection): Promise<void> {
+  /** A process died: start its replacement now, so the next request does not wait for the load. */
+  private onCrash(conn: EngineProcess): void {
+    if (this.current === conn && !this.disposed) void this.replaceCrashed(conn).catch(() => {});
+  }
+
+  private async replaceCrashed(conn: EngineProcess): Promise<void> {
     const run = this.swapping.then(async () => {
-      if (this.current !== conn) return; // someone already replaced it
-      this.current = await WorkerConnection.start(conn.exportDir, this.opts);
+      if (this.current !== conn || this.disposed) return; // already replaced, or no longer wanted
+      const next = await this.start(conn.exportDir);
+      if (this.disposed) await next.close('abort');
+      else this.current = next;
     });
     this.swapping = run.catch(() => {});
     await run;
   }
 }
 
-/** Thrown for requests that were still queued when their worker died: safe to send elsewhere. */
+/** Thrown for requests that were still queued when their process died: safe to send elsewhere. */
 class NotStartedError extends EngineError {}
 
 interface Job {
@@ -162,64 +182,114 @@ type Outgoing = HostToWorker extends infer M ? (M extends { id: number } ? Omit<
 
 let nextRequestId = 1;
 
-/** One worker thread, one export, one request at a time (FIFO). */
-class WorkerConnection {
+/**
+ * The engine process's environment: the host's, with glibc asked to back large allocations (onnxruntime's weights,
+ * pre-packed at load) with transparent huge pages, which kernels in THP mode `madvise` only give on request. Added to
+ * any GLIBC_TUNABLES already set; a `glibc.malloc.hugetlb` the user set wins. ELECTRON_RUN_AS_NODE: in VS Code
+ * process.execPath is Electron, which this makes run as node (as VS Code's own language servers do).
+ */
+export function engineEnv(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const tunables = (base.GLIBC_TUNABLES ?? '').split(':').filter(Boolean);
+  if (!tunables.some(t => t.startsWith('glibc.malloc.hugetlb='))) tunables.push('glibc.malloc.hugetlb=1');
+  return { ...base, ELECTRON_RUN_AS_NODE: '1', GLIBC_TUNABLES: tunables.join(':') };
+}
+
+/** The last lines the engine process wrote (onnxruntime's own messages, a native crash's): named in crash errors. */
+class OutputTail {
+  private text = '';
+
+  constructor(child: ChildProcess) {
+    for (const stream of [child.stdout, child.stderr]) {
+      stream?.on('data', (chunk: Buffer) => {
+        process.stderr.write(chunk);
+        this.text = (this.text + chunk.toString('utf8')).slice(-2000);
+      });
+    }
+  }
+
+  /** ": <last lines>", or '' when the process wrote nothing. */
+  suffix(): string {
+    const lines = this.text.trim().split('\n').slice(-5).join(' | ');
+    return lines ? `; its last output: ${lines.slice(-600)}` : '';
+  }
+}
+
+const ended = (code: number | null, signal: NodeJS.Signals | null): string =>
+  signal ? `was killed by ${signal}` : `exited with code ${code}`;
+
+/** One engine process, one export, one request at a time (FIFO). */
+class EngineProcess {
   crashed = false;
   private closing: Promise<void> | null = null;
+  /** The host asked the process to end (close or kill): its exit is not a crash. */
+  private ending = false;
   private readonly queue: Job[] = [];
   private active: Job | null = null;
-  private readonly abortView: Int32Array;
-  private exited: Promise<void>;
+  private readonly exited: Promise<void>;
+  private drained: (() => void) | null = null;
 
   private constructor(
-    private readonly worker: Worker,
-    abortFlag: SharedArrayBuffer,
+    private readonly child: ChildProcess,
+    private readonly output: OutputTail,
     readonly manifest: ExportManifest,
     readonly info: EngineInfo,
     readonly exportDir: string,
+    private readonly onCrashed: (conn: EngineProcess) => void,
   ) {
-    this.abortView = new Int32Array(abortFlag);
-    worker.on('message', (m: WorkerToHost) => this.onMessage(m));
-    this.exited = new Promise(resolve => worker.once('exit', () => resolve()));
-    worker.on('error', e => this.onCrash(`the inference worker failed: ${e.message}`));
-    worker.on('exit', code => {
-      if (!this.closing) this.onCrash(`the inference worker exited unexpectedly (code ${code})`);
+    child.on('message', (m: WorkerToHost) => this.onMessage(m));
+    // 'close' comes after the process exited and its IPC channel and output were read to the end: no answer it sent
+    // is still in flight.
+    this.exited = new Promise(resolve => {
+      child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
+        resolve();
+        if (!this.ending) this.onCrash(`the engine process (pid ${child.pid}) ${ended(code, signal)}${this.output.suffix()}`);
+      });
     });
   }
 
-  static start(exportDir: string, opts: EngineOptions): Promise<WorkerConnection> {
-    const abortFlag = new SharedArrayBuffer(4);
-    const init: WorkerInit = { exportDir, threads: opts.threads, optimization: opts.optimization, abortFlag };
-    const entry = workerEntry(opts.workerEntry);
-    const worker = new Worker(entry.file, { workerData: init, execArgv: entry.execArgv, stdout: false, stderr: false });
-    return new Promise<WorkerConnection>((resolve, reject) => {
+  static start(exportDir: string, opts: EngineOptions, hooks: { starting: Set<ChildProcess>; onCrash(conn: EngineProcess): void }): Promise<EngineProcess> {
+    const init: WorkerInit = { exportDir, threads: opts.threads, optimization: opts.optimization };
+    const entry = engineEntry(opts.workerEntry);
+    const child = fork(entry.file, [JSON.stringify(init)], {
+      execArgv: entry.execArgv, // never the host's own flags (a test runner's --test, an inspector port)
+      env: engineEnv(process.env),
+      serialization: 'advanced', // logits cross as a Float32Array
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
+    // A failed spawn or send is reported here (and as 'close'); unhandled, it would throw in the host.
+    child.on('error', () => {});
+    hooks.starting.add(child);
+    const output = new OutputTail(child);
+    return new Promise<EngineProcess>((resolve, reject) => {
       const fail = (err: EngineError) => {
         cleanup();
-        void worker.terminate();
+        child.kill('SIGKILL');
         reject(err);
       };
       const onMessage = (m: WorkerToHost) => {
         if (m.type === 'ready') {
           cleanup();
-          resolve(new WorkerConnection(worker, abortFlag, m.manifest, m.info, exportDir));
+          resolve(new EngineProcess(child, output, m.manifest, m.info, exportDir, hooks.onCrash));
         } else if (m.type === 'loadError') fail(toEngineError(m.error));
       };
-      const onError = (e: Error) => fail(new EngineError('WORKER_CRASHED', `the inference worker failed while loading ${exportDir}: ${e.message}`, { path: exportDir }));
-      const onExit = (code: number) => fail(new EngineError('WORKER_CRASHED', `the inference worker exited (code ${code}) while loading ${exportDir}`, { path: exportDir }));
+      const onError = (e: Error) => fail(new EngineError('ENGINE_CRASHED', `the engine process could not start for ${exportDir}: ${e.message}`, { path: exportDir }));
+      const onClose = (code: number | null, signal: NodeJS.Signals | null) =>
+        fail(new EngineError('ENGINE_CRASHED', `the engine process (pid ${child.pid}) ${ended(code, signal)} while loading ${exportDir}${output.suffix()}`, { path: exportDir }));
       const cleanup = () => {
-        worker.off('message', onMessage);
-        worker.off('error', onError);
-        worker.off('exit', onExit);
+        hooks.starting.delete(child);
+        child.off('message', onMessage);
+        child.off('error', onError);
+        child.off('close', onClose);
       };
-      worker.on('message', onMessage);
-      worker.on('error', onError);
-      worker.on('exit', onExit);
+      child.on('message', onMessage);
+      child.on('error', onError);
+      child.on('close', onClose);
     });
   }
 
   request<T>(msg: Outgoing, opts: { signal?: AbortSignal; onToken?: (text: string) => void }): Promise<T> {
-    if (this.crashed) return Promise.reject(new NotStartedError('WORKER_CRASHED', 'the inference worker is gone'));
-    if (this.closing) return Promise.reject(new NotStartedError('DISPOSED', 'this worker is closing'));
+    if (this.crashed) return Promise.reject(new NotStartedError('ENGINE_CRASHED', 'the engine process is gone'));
+    if (this.closing) return Promise.reject(new NotStartedError('DISPOSED', 'this engine process is closing'));
     return new Promise<T>((resolve, reject) => {
       const id = nextRequestId++;
       const job: Job = { id, msg: { ...msg, id } as HostToWorker, resolve: resolve as (v: unknown) => void, reject, onToken: opts.onToken, signal: opts.signal, queuedAt: performance.now() };
@@ -242,23 +312,26 @@ class WorkerConnection {
       this.closing = (async () => {
         if (mode === 'abort') {
           for (const job of this.queue.splice(0)) this.settle(job, new EngineError('DISPOSED', 'the completion engine was disposed'));
-          if (this.active) Atomics.store(this.abortView, ABORT_SLOT, this.active.id);
+          if (this.active) this.send({ type: 'abort', id: this.active.id });
         }
         while (this.active || this.queue.length) await new Promise<void>(r => (this.drained = r));
+        this.ending = true;
         if (!this.crashed) {
-          this.worker.postMessage({ type: 'close' } satisfies HostToWorker);
-          // The worker releases its session and says 'closed'; terminate() also covers a stuck one.
-          await Promise.race([new Promise<void>(r => (this.closedAck = r)), this.exited, delay(5000)]);
+          // The process releases its session, says 'closed' and exits; a stuck one is killed.
+          this.send({ type: 'close' });
+          await Promise.race([this.exited, delay(5000)]);
         }
-        await this.worker.terminate();
+        this.child.kill('SIGKILL');
         await this.exited;
       })();
     }
     return this.closing;
   }
 
-  private drained: (() => void) | null = null;
-  private closedAck: (() => void) | null = null;
+  private send(msg: HostToWorker): void {
+    // A process that is gone reports through 'close'; the send's own error adds nothing.
+    this.child.send(msg, () => {});
+  }
 
   private pump(): void {
     if (this.active || this.crashed) return;
@@ -269,7 +342,7 @@ class WorkerConnection {
     }
     this.active = job;
     job.startedAt = performance.now();
-    this.worker.postMessage(job.msg);
+    this.send(job.msg);
   }
 
   private abort(job: Job): void {
@@ -278,17 +351,13 @@ class WorkerConnection {
       this.queue.splice(i, 1);
       this.settle(job, abortedBeforeStart(job.msg, performance.now() - job.queuedAt));
     } else if (this.active === job) {
-      // The worker polls this between model steps.
-      Atomics.store(this.abortView, ABORT_SLOT, job.id);
+      // The process reads it between model steps and stops before the next one.
+      this.send({ type: 'abort', id: job.id });
     }
   }
 
   private onMessage(m: WorkerToHost): void {
-    if (m.type === 'closed') {
-      this.closedAck?.();
-      return;
-    }
-    if (m.type === 'ready' || m.type === 'loadError') return;
+    if (m.type === 'ready' || m.type === 'loadError' || m.type === 'closed') return;
     const job = this.active;
     if (!job || job.id !== m.id) return;
     switch (m.type) {
@@ -299,7 +368,7 @@ class WorkerConnection {
         } catch (e) {
           // A throwing consumer must not take the host down: stop the request and report its error.
           job.callbackError = e instanceof Error ? e : new Error(String(e));
-          Atomics.store(this.abortView, ABORT_SLOT, job.id);
+          this.send({ type: 'abort', id: job.id });
         }
         return;
       case 'result':
@@ -336,10 +405,15 @@ class WorkerConnection {
   private onCrash(why: string): void {
     if (this.crashed) return;
     this.crashed = true;
-    if (this.active) this.settle(this.active, new EngineError('WORKER_CRASHED', why, { path: this.exportDir }));
+    const active = this.active;
+    if (active) {
+      const during = `${why} while answering a ${active.msg.type} request; a new engine process is starting for the next request`;
+      this.settle(active, new EngineError('ENGINE_CRASHED', during, { path: this.exportDir }));
+    }
     this.active = null;
-    for (const job of this.queue.splice(0)) this.settle(job, new NotStartedError('WORKER_CRASHED', why));
+    for (const job of this.queue.splice(0)) this.settle(job, new NotStartedError('ENGINE_CRASHED', why));
     this.drained?.();
+    this.onCrashed(this);
   }
 }
 
@@ -357,15 +431,14 @@ function abortedBeforeStart(msg: { type: string }, queuedMs: number): unknown {
 const delay = (ms: number) => new Promise<void>(r => setTimeout(r, ms).unref());
 
 /**
- * The bundled extension/CLI finds dist/inference-worker.js beside itself. Running from sources (tests
- * under tsx), the worker is worker.ts and needs tsx's loader in the worker too.
+ * The bundled extension/CLI finds dist/inference-worker.js beside itself. Running from sources (tests under tsx),
+ * the entry is worker.ts, started with tsx's require hook.
  */
-function workerEntry(explicit?: string): { file: string; execArgv?: string[] } {
+function engineEntry(explicit?: string): { file: string; execArgv: string[] } {
   const file = explicit ?? [path.join(__dirname, 'inference-worker.js'), path.join(__dirname, 'worker.ts')].find(f => fs.existsSync(f));
-  if (!file) throw new EngineError('WORKER_CRASHED', `inference worker script not found next to ${__dirname}`, { hint: 'run `npm run build` (it writes dist/inference-worker.js)' });
-  if (!file.endsWith('.ts')) return { file };
-  // Node 20 workers ignore tsx's --import hooks for the main script; the CJS require hook works.
-  // (createRequire: keeps esbuild from trying to resolve tsx, which the bundles never need.)
+  if (!file) throw new EngineError('ENGINE_CRASHED', `the engine process's script is not next to ${__dirname}`, { hint: 'run `npm run build` (it writes dist/inference-worker.js)' });
+  if (!file.endsWith('.ts')) return { file, execArgv: [] };
+  // createRequire: keeps esbuild from trying to resolve tsx, which the bundles never need.
   const tsx = createRequire(__filename).resolve('tsx/cjs');
-  return { file, execArgv: ['--require', tsx, ...process.execArgv.filter(a => a === '--expose-gc')] };
+  return { file, execArgv: ['--require', tsx] };
 }

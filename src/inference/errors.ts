@@ -1,4 +1,4 @@
-// Errors the engine raises. They cross the worker boundary as plain objects (structured clone drops
+// Errors the engine raises. They cross the process boundary as plain objects (structured clone drops
 // subclass identity), so every field that matters is data, and toEngineError() rebuilds the class.
 import { StudioError } from '../protocol/errors';
 
@@ -12,7 +12,7 @@ export type EngineErrorCode =
   | 'PREFIX_KV_INVALID' // prefix_kv.safetensors unreadable or with wrong tensors/shapes
   | 'TOKENIZER_INVALID' // tokenizer.json unreadable or unsupported
   | 'BAD_REQUEST' // generate() options out of range
-  | 'WORKER_CRASHED' // the inference worker died
+  | 'ENGINE_CRASHED' // the engine process died (killed, out of memory, a native crash) or could not start
   | 'DISPOSED' // the engine was disposed
   | 'INFERENCE_FAILED'; // onnxruntime run() threw
 

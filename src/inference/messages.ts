@@ -1,8 +1,8 @@
-// The typed protocol between the host thread (CompletionEngine) and the inference worker.
-// Requests carry an id; the worker answers each with exactly one `result` or `error`, preceded by any
-// number of `token` notifications. Cancellation does not use messages: the worker is busy inside the
-// decode loop, so the host writes the request id into a SharedArrayBuffer that the worker polls
-// between model steps (ABORT_SLOT).
+// The typed protocol between the host (CompletionEngine) and the engine process (worker.ts, a child process).
+// Requests carry an id; the engine answers each with exactly one `result` or `error`, preceded by any number of
+// `token` notifications. `abort` is the one message the engine handles at once, not after the request in flight:
+// it records the id, and the decode loop checks it before every model step (onnxruntime-node's run() yields to the
+// event loop between steps, so the message is read while a generation runs).
 import type { SerializedEngineError } from './errors';
 import type { GraphOptimization } from './decoder';
 import type { ExportManifest } from './manifest';
@@ -56,20 +56,20 @@ export interface GenerateResult {
   timings: GenerateTimings;
 }
 
+/** What the host tells the engine process at start (its first argument, JSON). */
 export interface WorkerInit {
   exportDir: string;
   threads?: number;
   optimization?: GraphOptimization;
-  /** Int32Array view: slot ABORT_SLOT holds the id of the request to abort. */
-  abortFlag: SharedArrayBuffer;
 }
-export const ABORT_SLOT = 0;
 
 export interface EngineInfo {
   exportDir: string;
   loadMs: number;
   threads: number;
   modelPath: string;
+  /** The engine process (its /proc entry: memory, huge pages). */
+  pid: number;
 }
 
 export type HostToWorker =
@@ -78,7 +78,9 @@ export type HostToWorker =
   | { type: 'logits'; id: number; prompt: string }
   | { type: 'tokenize'; id: number; text: string }
   | { type: 'resetCache'; id: number }
-  /** Release the session and exit the thread. */
+  /** Stop request `id` before its next model step (handled as it arrives, not queued). */
+  | { type: 'abort'; id: number }
+  /** Release the session and exit the process. */
   | { type: 'close' };
 
 export type WorkerToHost =

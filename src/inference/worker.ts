@@ -1,17 +1,36 @@
-// Inference worker entry (bundled to dist/inference-worker.js). Owns one onnxruntime session for one
-// export; the host recycles the whole thread to load another export (session release leaks natively).
-import { parentPort, workerData } from 'node:worker_threads';
+// Engine process entry (bundled to dist/inference-worker.js; started by engine.ts with child_process.fork). Owns one
+// onnxruntime session for one export; the host starts a new process to load another export (session release leaks
+// natively, a process's exit does not). A process of its own: it starts with the environment the host chose for it
+// (huge pages for the weights), and a native crash of onnxruntime ends this process, not the extension host.
+import './telemetry'; // before onnxruntime-node loads
 import { DecoderModel } from './decoder';
 import { EngineError, serializeError } from './errors';
 import { Generator } from './generator';
 import { readManifest } from './manifest';
-import { ABORT_SLOT, type HostToWorker, type WorkerInit, type WorkerToHost } from './messages';
+import type { HostToWorker, WorkerInit, WorkerToHost } from './messages';
 import { TextTokenizer } from './tokenizer';
 
-const port = parentPort!;
-const init = workerData as WorkerInit;
-const abortFlag = new Int32Array(init.abortFlag);
-const send = (m: WorkerToHost, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
+if (!process.send) {
+  process.stderr.write('inference-worker.js is the completion engine process: CompletionEngine starts it with an IPC channel\n');
+  process.exit(2);
+}
+const init = JSON.parse(process.argv[2] ?? '{}') as WorkerInit;
+const send = (m: WorkerToHost) => process.send!(m);
+/** Sends a last message, then closes the channel once it is written (nothing else keeps the process alive). */
+const sendLast = (m: WorkerToHost) => process.send!(m, undefined, {}, () => process.disconnect());
+// The host is gone (it exited, was killed, or its window reloaded): so is this process.
+process.on('disconnect', () => process.exit(0));
+
+/** The request the host asked to stop; the decode loop checks it before every model step. */
+let abortedId = 0;
+let handle: (msg: HostToWorker) => Promise<void> = async () => {};
+// One request at a time: the host sends the next only after this one is answered, but chain anyway. An abort is
+// not chained: it must land while the request it stops is running.
+let queue = Promise.resolve();
+process.on('message', (msg: HostToWorker) => {
+  if (msg.type === 'abort') abortedId = msg.id;
+  else queue = queue.then(() => handle(msg));
+});
 
 async function main(): Promise<void> {
   const t0 = performance.now();
@@ -22,30 +41,24 @@ async function main(): Promise<void> {
     const tokenizer = TextTokenizer.fromFile(files.tokenizer, { vocabSize: manifest.vocab_size, manifest: files.manifest });
     model = await DecoderModel.load(files, manifest, { threads: init.threads, optimization: init.optimization });
     generator = new Generator(model, tokenizer);
-    send({ type: 'ready', manifest, info: { exportDir: files.dir, loadMs: performance.now() - t0, threads: model.threads, modelPath: files.model } });
+    send({ type: 'ready', manifest, info: { exportDir: files.dir, loadMs: performance.now() - t0, threads: model.threads, modelPath: files.model, pid: process.pid } });
   } catch (e) {
-    send({ type: 'loadError', error: serializeError(e, 'MODEL_LOAD_FAILED') });
+    sendLast({ type: 'loadError', error: serializeError(e, 'MODEL_LOAD_FAILED') });
     return;
   }
 
-  // One request at a time: the host sends the next only after this one is answered, but chain anyway.
-  let queue = Promise.resolve();
-  port.on('message', (msg: HostToWorker) => {
-    queue = queue.then(() => handle(msg));
-  });
-
-  async function handle(msg: HostToWorker): Promise<void> {
+  handle = async (msg: HostToWorker): Promise<void> => {
+    if (msg.type === 'abort') return;
     if (msg.type === 'close') {
       await model.release().catch(() => {});
-      send({ type: 'closed' });
-      port.close();
+      sendLast({ type: 'closed' });
       return;
     }
     try {
       switch (msg.type) {
         case 'generate': {
           const result = await generator.generate(msg.prompt, msg.params, {
-            aborted: () => Atomics.load(abortFlag, ABORT_SLOT) === msg.id,
+            aborted: () => abortedId === msg.id,
             onText: msg.stream ? text => send({ type: 'token', id: msg.id, text }) : undefined,
           });
           send({ type: 'result', id: msg.id, result });
@@ -55,7 +68,7 @@ async function main(): Promise<void> {
           const ids = generator.encode(msg.prompt);
           if (ids.length === 0) throw new EngineError('BAD_REQUEST', 'logits() needs a prompt of at least one token', { field: 'prompt' });
           const { logits } = await model.forward(ids, model.prefix);
-          send({ type: 'logits', id: msg.id, logits, ids }, [logits.buffer as ArrayBuffer]);
+          send({ type: 'logits', id: msg.id, logits, ids });
           break;
         }
         case 'tokenize':
@@ -69,7 +82,7 @@ async function main(): Promise<void> {
     } catch (e) {
       send({ type: 'error', id: msg.id, error: serializeError(e) });
     }
-  }
+  };
 }
 
 void main();
