@@ -17,7 +17,35 @@ const busySeconds = (): number | undefined => {
     return undefined; // not Linux: nothing to tell, every leg counts as undisturbed
   }
 };
-const ownSeconds = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
+/** CPU seconds of this process and of its live descendants (the engine runs in a child process of its own). */
+const ownSeconds = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6 + descendantSeconds(process.pid);
+};
+function descendantSeconds(root: number): number {
+  let children: Map<number, { ppid: number; seconds: number }>;
+  try {
+    children = new Map();
+    for (const name of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        // pid (comm) state ppid ... utime(14) stime(15): comm may hold spaces, so split after its ')'
+        const f = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+        const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+        children.set(Number(name), { ppid: Number(rest[1]), seconds: (Number(rest[11]) + Number(rest[12])) * TICK_S });
+      } catch { /* exited meanwhile */ }
+    }
+  } catch {
+    return 0; // not Linux
+  }
+  let total = 0;
+  const frontier = [root];
+  while (frontier.length) {
+    const parent = frontier.pop()!;
+    for (const [pid, p] of children) if (p.ppid === parent) { total += p.seconds; frontier.push(pid); }
+  }
+  return total;
+}
 
 export interface CpuWindow { wallMs: number; /** share of all cores' time used by other processes, 0..1 */ otherShare: number }
 
@@ -69,9 +97,13 @@ export function jsonLines(stream: NodeJS.ReadableStream, what: string): () => Pr
 
 export interface BandwidthReading { GBs: number; otherShare: number }
 
+// The engine's process asks glibc for transparent huge pages (src/inference); the read pass that sets the bound does
+// too, or the bound would be measured with more TLB misses than the engine pays
+const HUGE_PAGES = [process.env.GLIBC_TUNABLES, 'glibc.malloc.hugetlb=1'].filter(Boolean).join(':');
+
 /** The read-bandwidth helper (bandwidth.py, `threads` threads), asked for one measurement between bench rounds. */
 export async function startBandwidth(python: string, threads: number) {
-  const child = spawn(python, [path.join(__dirname, 'bandwidth.py'), '--threads', String(threads)], { env: { ...process.env, OMP_NUM_THREADS: String(threads) }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(python, [path.join(__dirname, 'bandwidth.py'), '--threads', String(threads)], { env: { ...process.env, OMP_NUM_THREADS: String(threads), GLIBC_TUNABLES: HUGE_PAGES }, stdio: ['pipe', 'pipe', 'inherit'] });
   endWithThisProcess(child);
   const next = jsonLines(child.stdout, 'bandwidth.py');
   const ready = await next();
