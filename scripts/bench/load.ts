@@ -18,7 +18,7 @@ const busySeconds = (): number | undefined => {
   }
 };
 /** CPU seconds of this process and of its live descendants (the engine runs in a child process of its own). */
-const ownSeconds = (): number => {
+export const ownSeconds = (): number => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6 + descendantSeconds(process.pid);
 };

@@ -34,6 +34,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { HeadlessCompletions } from '../../src/completion/headless';
+import { ownSeconds } from './load';
 
 const ROOT = path.resolve(__dirname, '../..');
 const arg = (name: string, dflt: string) => {
@@ -171,13 +172,12 @@ function beforeTree(rev: string): string {
   return dir;
 }
 
-/** CPU time of the whole machine and of this process (worker threads included), for the others' share. */
+/** CPU time of the whole machine and of this process and its descendants (the engine's process), for the others' share. */
 function cpuSample() {
   const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   const idle = f[3]! + (f[4] ?? 0);
   const total = f.reduce((a, b) => a + b, 0);
-  const u = process.cpuUsage();
-  return { busyS: (total - idle) / 100, totalS: total / 100, oursS: (u.user + u.system) / 1e6 };
+  return { busyS: (total - idle) / 100, totalS: total / 100, oursS: ownSeconds() };
 }
 function load(a: ReturnType<typeof cpuSample>, b: ReturnType<typeof cpuSample>) {
   const cores = os.cpus().length;
