@@ -1,7 +1,9 @@
 // A/B of two exports (not a test): load time, cold first token, warm first token and decode ms/token, interleaved
 // (A, B, A, B) so drift and a disturbed leg show. Engine variants are compared as exports (an export made by a
 // variant of the exporter), or as engine builds through bench-owned worker entries (--worker-a, --worker-b: e.g. a
-// copy of src/inference from another commit, for an export format the current engine no longer reads).
+// copy of src/inference from another commit, for an export format the current engine no longer reads). An entry is
+// the engine process's script and must speak this host's protocol: worker.ts from b96fba3 on (before it, the engine
+// was a worker thread; scripts/bench/engine_process_ab.ts compares that engine with today's).
 //
 //   node --import tsx scripts/bench/engine_ab.ts --a <export dir> --b <export dir> [--worker-a <worker.ts>]
 //        [--worker-b <worker.ts>] [--threads 2] [--tokens 16] [--rounds 2]
