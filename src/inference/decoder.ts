@@ -35,12 +35,15 @@ export class DecoderModel {
     const names = (base: string) => Array.from({ length: manifest.num_layers }, (_, i) => [`${base}.${i}.key`, `${base}.${i}.value`]).flat();
     this.pastNames = names('past_key_values');
     // the cache lives in slots this engine owns: only the new positions' KV comes out of a step
-    this.fetches = ['logits', ...names('new_key_values')];
+    const fresh = names('new_key_values');
+    this.fetches = ['logits', 'next_token', ...fresh];
+    this.greedyFetches = ['next_token', ...fresh];
   }
 
-  /** Graph input names of the past, and the outputs a step fetches: the same every step. */
+  /** Graph input names of the past, and the outputs a step fetches (a greedy step: no logits): the same every step. */
   private readonly pastNames: string[];
   private readonly fetches: string[];
+  private readonly greedyFetches: string[];
 
   static async load(files: ExportFiles, manifest: ExportManifest, opts: DecoderOptions = {}): Promise<DecoderModel> {
     const threads = opts.threads ?? Math.max(1, Math.min(4, Math.floor(os.availableParallelism() / 2)));
@@ -72,12 +75,35 @@ export class DecoderModel {
   }
 
   /**
-   * Runs `ids` after the cached positions `past`; returns the logits of the last new position (float32, a copy) and
-   * the cache of past + ids. The new positions are written into `past`'s free slots when it has room (else into a
-   * larger copy): after this call, use only the returned cache. `reserve` = the positions the caller
-   * expects to hold in all, so a growing cache is reallocated once.
+   * Runs `ids` after the cached positions `past`; returns the logits of the last new position (float32, a copy), their
+   * argmax from the graph (`next`, the greedy token) and the cache of past + ids. The new positions are written into
+   * `past`'s free slots when it has room (else into a larger copy): after this call, use only the returned cache.
+   * `reserve` = the positions the caller expects to hold in all, so a growing cache is reallocated once.
    */
-  async forward(ids: readonly number[], past: KvCache, reserve = 0): Promise<{ logits: Float32Array; kv: KvCache }> {
+  async forward(ids: readonly number[], past: KvCache, reserve = 0): Promise<{ logits: Float32Array; next: number; kv: KvCache }> {
+    const { out, kv } = await this.run(ids, past, reserve, this.fetches);
+    const logitsT = out.logits;
+    const v = this.manifest.vocab_size;
+    const raw = logitsT.data as Float32Array | Uint16Array;
+    const row = raw.subarray(raw.length - v);
+    // onnxruntime-node hands each output over in a fresh buffer of its own: when that buffer is exactly the row (one
+    // kept position, float32) it is the copy already (a second one cost ~1 ms a step for a 250k vocabulary)
+    const own = row.byteOffset === 0 && row.byteLength === row.buffer.byteLength;
+    const logits = this.logitsHalf ? fromFloat16Bits(row as Uint16Array) : own ? (row as Float32Array) : (row as Float32Array).slice();
+    logitsT.dispose();
+    return { logits, next: nextToken(out), kv };
+  }
+
+  /**
+   * As `forward`, for greedy decoding: only the graph's argmax of the last position's logits (`next_token`) leaves
+   * onnxruntime, not the vocabulary-sized row (1 MB a step for bloom, and the scan over it).
+   */
+  async forwardGreedy(ids: readonly number[], past: KvCache, reserve = 0): Promise<{ next: number; kv: KvCache }> {
+    const { out, kv } = await this.run(ids, past, reserve, this.greedyFetches);
+    return { next: nextToken(out), kv };
+  }
+
+  private async run(ids: readonly number[], past: KvCache, reserve: number, fetches: string[]): Promise<{ out: ort.InferenceSession.OnnxValueMapType; kv: KvCache }> {
     const m = this.manifest;
     const n = ids.length;
     const total = past.length + n;
@@ -97,19 +123,10 @@ export class DecoderModel {
     }
     let out: ort.InferenceSession.OnnxValueMapType;
     try {
-      out = await this.session.run(feeds, this.fetches);
+      out = await this.session.run(feeds, fetches);
     } catch (e) {
       throw new EngineError('INFERENCE_FAILED', `onnxruntime run failed: ${(e as Error).message}`, { cause: e });
     }
-    const logitsT = out.logits;
-    const v = m.vocab_size;
-    const raw = logitsT.data as Float32Array | Uint16Array;
-    const row = raw.subarray(raw.length - v);
-    // onnxruntime-node hands each output over in a fresh buffer of its own: when that buffer is exactly the row (one
-    // kept position, float32) it is the copy already (a second one cost ~1 ms a step for a 250k vocabulary)
-    const own = row.byteOffset === 0 && row.byteLength === row.buffer.byteLength;
-    const logits = this.logitsHalf ? fromFloat16Bits(row as Uint16Array) : own ? (row as Float32Array) : (row as Float32Array).slice();
-    logitsT.dispose();
     const want = m.num_heads * n * m.head_dim;
     const dst = slots >= total ? kv : resizeKv(kv, Math.ceil(Math.max(total, reserve, kv.capacity * 1.25) / SLOT_STEP) * SLOT_STEP, m.num_heads, m.head_dim);
     for (let i = 0; i < m.num_layers; i++) {
@@ -123,7 +140,7 @@ export class DecoderModel {
         writeSlots(to, dst.capacity, kv.length, fresh, n, m.num_heads, m.head_dim);
       }
     }
-    return { logits, kv: { length: total, capacity: dst.capacity, keys: dst.keys, values: dst.values } };
+    return { out, kv: { length: total, capacity: dst.capacity, keys: dst.keys, values: dst.values } };
   }
 
   async release(): Promise<void> {
@@ -134,7 +151,7 @@ export class DecoderModel {
   private async probe(where: string): Promise<void> {
     const m = this.manifest;
     const token = m.bos_token_id ?? m.eos_token_id ?? 0;
-    let res: { logits: Float32Array; kv: KvCache };
+    let res: { logits: Float32Array; next: number; kv: KvCache };
     try {
       res = await this.forward([token], this.prefix);
     } catch (e) {
@@ -145,13 +162,18 @@ export class DecoderModel {
     }
     const want = m.num_heads * res.kv.capacity * m.head_dim;
     const got = res.kv.keys[0].length;
-    if (res.logits.length !== m.vocab_size || got !== want || res.kv.length !== m.prefix_length + 1) {
-      throw new EngineError('MODEL_MISMATCH', `${where}: a test step returned logits of ${res.logits.length} (manifest vocab_size ${m.vocab_size}) and a cache of ${got} values for ${res.kv.length} positions (expected ${want} = heads ${m.num_heads} x ${res.kv.capacity} x head_dim ${m.head_dim}, ${m.prefix_length + 1} positions)`, {
+    if (res.logits.length !== m.vocab_size || got !== want || res.kv.length !== m.prefix_length + 1 || !(res.next >= 0 && res.next < m.vocab_size)) {
+      throw new EngineError('MODEL_MISMATCH', `${where}: a test step returned logits of ${res.logits.length} (manifest vocab_size ${m.vocab_size}), next_token ${res.next} and a cache of ${got} values for ${res.kv.length} positions (expected ${want} = heads ${m.num_heads} x ${res.kv.capacity} x head_dim ${m.head_dim}, ${m.prefix_length + 1} positions)`, {
         path: where,
         hint: 'manifest.json does not describe this model.onnx; export the run again',
       });
     }
   }
+}
+
+/** The graph's greedy token (next_token, int64 [1]). */
+function nextToken(out: ort.InferenceSession.OnnxValueMapType): number {
+  return Number((out.next_token.data as BigInt64Array)[0]);
 }
 
 /** Checks input/output names, element types and static dims; returns whether logits are float16. */
@@ -160,7 +182,7 @@ function checkGraph(session: ort.InferenceSession, m: ExportManifest, where: str
     throw new EngineError('MODEL_MISMATCH', `${where}: ${msg}`, { path: where, hint: 'manifest.json and model.onnx come from different exports, or the graph was not made by the bloom_peft exporter; export the run again' });
   };
   const wantIn = ['input_ids', 'past_length', 'logits_to_keep'];
-  const wantOut = ['logits'];
+  const wantOut = ['logits', 'next_token'];
   for (let i = 0; i < m.num_layers; i++) {
     wantIn.push(`past_key_values.${i}.key`, `past_key_values.${i}.value`);
     wantOut.push(`new_key_values.${i}.key`, `new_key_values.${i}.value`);
@@ -194,7 +216,8 @@ function checkGraph(session: ort.InferenceSession, m: ExportManifest, where: str
     if (md.name === 'logits') {
       if (md.isTensor && md.type === 'float16') logitsHalf = true;
       check(md, [1, null, m.vocab_size], logitsHalf ? 'float16' : 'float32');
-    } else if (md.name.startsWith('new_key_values.')) check(md, kvShape, m.dtype);
+    } else if (md.name === 'next_token') check(md, [1], 'int64');
+    else if (md.name.startsWith('new_key_values.')) check(md, kvShape, m.dtype);
   }
   return logitsHalf;
 }

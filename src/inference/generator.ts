@@ -1,7 +1,9 @@
 // The decode loop (inside the worker): tokenize, reuse the cached KV of the previous prompt where the
 // token ids agree, prefill the rest in chunks, then sample token by token with streaming, stop
-// sequences, EOS, max tokens, the line's end, cancellation and the deadline checked before every model step. A prompt
-// whose tokens are all cached (a prefill-only request for it came first) starts decoding from the kept logits.
+// sequences, EOS, max tokens, the line's end, cancellation and the deadline checked before every model step. Greedy
+// decoding takes the graph's argmax (next_token) and fetches no logits after the prefill. A prompt whose tokens are all
+// cached (a prefill-only request for it came first) starts decoding from the kept logits, or greedily from the kept
+// token.
 import type { DecoderModel } from './decoder';
 import { EngineError } from './errors';
 import { type KvCache, commonPrefixLength, truncateKv } from './kv';
@@ -24,8 +26,10 @@ export class Generator {
   /** Token ids whose KV is in `kv` (after the prefix), from the last request. */
   private cachedIds: number[] = [];
   private kv: KvCache;
-  /** Logits after the last cached position (a copy), or null when unknown. */
+  /** Logits after the last cached position (a copy), or null when unknown (or a greedy step did not fetch them). */
   private lastLogits: Float32Array | null = null;
+  /** The greedy token after the last cached position (the graph's argmax), or null when unknown. */
+  private lastNext: number | null = null;
   /** This engine's recent step times: a deadline is kept by predicting the next step from them. */
   readonly steps = new StepTimes();
   private readonly now: () => number;
@@ -36,10 +40,10 @@ export class Generator {
     this.now = opts.now ?? wallClock;
   }
 
-  /** One model run, timed for the step prediction. */
-  private async forward(ids: number[], kv: KvCache, reserve: number): Promise<{ logits: Float32Array; kv: KvCache }> {
+  /** One model run, timed for the step prediction. `withLogits` false: only the graph's argmax leaves onnxruntime. */
+  private async forward(ids: number[], kv: KvCache, reserve: number, withLogits: boolean): Promise<{ logits: Float32Array | null; next: number; kv: KvCache }> {
     const t = this.now();
-    const out = await this.model.forward(ids, kv, reserve);
+    const out = withLogits ? await this.model.forward(ids, kv, reserve) : { logits: null, ...(await this.model.forwardGreedy(ids, kv, reserve)) };
     this.steps.record(ids.length, this.now() - t);
     return out;
   }
@@ -48,6 +52,7 @@ export class Generator {
     this.cachedIds = [];
     this.kv = this.model.prefix;
     this.lastLogits = null;
+    this.lastNext = null;
   }
 
   encode(text: string): number[] {
@@ -63,17 +68,24 @@ export class Generator {
     if (ids.length === 0) ids = [m.bos_token_id ?? m.eos_token_id ?? 0];
 
     // KV reuse: the longest common token prefix with the cached ids. At least one token is run, unless the whole
-    // prompt is what is cached and its next-token logits are kept (the prefill for this prompt already ran).
+    // prompt is what is cached and what decoding starts from is kept (the prefill for this prompt already ran): its
+    // logits, or for greedy decoding its next token.
     const common = p.reuseCache === false ? 0 : commonPrefixLength(this.cachedIds, ids);
-    const allCached = common === ids.length && common === this.cachedIds.length && this.lastLogits !== null;
+    const greedy = !((p.temperature ?? 0) > 0);
+    const kept = this.lastLogits !== null || (greedy && this.lastNext !== null);
+    const allCached = common === ids.length && common === this.cachedIds.length && kept;
     const reused = allCached ? ids.length : Math.min(common, ids.length - 1);
     const prefixLen = m.prefix_length;
     let kv = reused > 0 ? truncateKv(this.kv, prefixLen + reused) : this.model.prefix;
     const reserve = prefixLen + ids.length + p.maxTokens;
     let logits: Float32Array | null = allCached ? this.lastLogits : null;
+    let greedyNext: number | null = allCached ? this.lastNext : null;
     this.cachedIds = ids.slice(0, reused);
     this.kv = kv;
-    if (!allCached) this.lastLogits = null;
+    if (!allCached) {
+      this.lastLogits = null;
+      this.lastNext = null;
+    }
 
     const result = (finishReason: FinishReason, text: string, tokens: number[], tPrefill: number): GenerateResult => ({
       text,
@@ -85,10 +97,13 @@ export class Generator {
     for (let at = reused; at < ids.length; at += PREFILL_CHUNK) {
       if (hooks.aborted()) return result('aborted', '', [], performance.now());
       const part = ids.slice(at, at + PREFILL_CHUNK);
-      ({ logits, kv } = await this.forward(part, kv, reserve));
+      // the prompt's last chunk keeps its logits (a later request for this prompt may sample); earlier chunks' are
+      // overwritten anyway
+      ({ logits, next: greedyNext, kv } = await this.forward(part, kv, reserve, at + part.length === ids.length));
       this.cachedIds = ids.slice(0, at + part.length);
       this.kv = kv;
       this.lastLogits = logits;
+      this.lastNext = greedyNext;
     }
     const tPrefill = performance.now();
     if (p.maxTokens === 0) return result('length', '', [], tPrefill);
@@ -112,7 +127,7 @@ export class Generator {
     };
     let finish: FinishReason = 'length';
     for (;;) {
-      const next = sampleToken(logits!, { temperature: p.temperature ?? 0, topP: p.topP ?? 1 }, rng);
+      const next = greedy ? greedyNext! : sampleToken(logits!, { temperature: p.temperature!, topP: p.topP ?? 1 }, rng);
       if (next === m.eos_token_id && !p.ignoreEos) {
         finish = 'eos';
         break;
@@ -134,10 +149,11 @@ export class Generator {
         finish = 'deadline';
         break;
       }
-      ({ logits, kv } = await this.forward([next], kv, reserve));
+      ({ logits, next: greedyNext, kv } = await this.forward([next], kv, reserve, !greedy));
       this.cachedIds.push(next);
       this.kv = kv;
       this.lastLogits = logits;
+      this.lastNext = greedyNext;
     }
     if (finish !== 'stop') {
       const rest = cut(stopper.push(decoder.flush()));

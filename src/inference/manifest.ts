@@ -7,10 +7,10 @@ import type { MethodName } from '../protocol/config';
 import { QUANTIZATIONS, type Quantization } from '../protocol/quantization';
 import { EngineError } from './errors';
 
-export const SUPPORTED_FORMAT_VERSION = 3;
+export const SUPPORTED_FORMAT_VERSION = 4;
 
 export interface ExportManifest {
-  format_version: 3;
+  format_version: 4;
   method: MethodName;
   base_model: string;
   dtype: 'float32' | 'float16';

@@ -429,13 +429,19 @@ function scriptedModel(prompt: string, answer: string, clock?: { t: number }, st
   const model = {
     manifest: { prefix_length: 0, eos_token_id: 2, bos_token_id: 1, vocab_size: vocab },
     prefix: emptyKv(1, 'float32'),
-    async forward(ids: readonly number[], past: KvCache): Promise<{ logits: Float32Array; kv: KvCache }> {
+    async forward(ids: readonly number[], past: KvCache): Promise<{ logits: Float32Array; next: number; kv: KvCache }> {
       runs.push([...ids]);
       if (clock) clock.t += stepMs(ids.length, runs.length - 1);
       seq = [...seq.slice(0, past.length), ...ids];
       const logits = new Float32Array(vocab);
-      logits[script[seq.length - promptIds.length] ?? 2] = 1;
-      return { logits, kv: { ...past, length: past.length + ids.length } };
+      const next = script[seq.length - promptIds.length] ?? 2;
+      logits[next] = 1;
+      return { logits, next, kv: { ...past, length: past.length + ids.length } };
+    },
+    /** A greedy step: the graph's argmax only. */
+    async forwardGreedy(ids: readonly number[], past: KvCache): Promise<{ next: number; kv: KvCache }> {
+      const { next, kv } = await model.forward(ids, past);
+      return { next, kv };
     },
   };
   return { model: model as unknown as DecoderModel, runs, promptIds, script };

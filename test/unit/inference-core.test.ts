@@ -155,7 +155,7 @@ test('float16 conversion round-trips and rounds to nearest even', () => {
 });
 
 const GOOD = {
-  format_version: 3, method: 'lora', base_model: 'embedded', dtype: 'float32', quantization: 'none',
+  format_version: 4, method: 'lora', base_model: 'embedded', dtype: 'float32', quantization: 'none',
   num_layers: 2, num_heads: 4, head_dim: 16, hidden_size: 64, vocab_size: 512, prefix_length: 0,
   eos_token_id: 2, pad_token_id: 3, bos_token_id: 1, template: { prompt: 'Human: {instruction}\n{input}', response_prefix: '\n\nAssistant: ' },
   instruction_tuned: true, files: { model: 'model.onnx', model_data: [], tokenizer: 'tokenizer.json', prefix_kv: null },
@@ -172,8 +172,8 @@ test('manifest checks name the field and give a hint', () => {
       return true;
     });
   };
-  bad({ format_version: 4 }, 'MANIFEST_VERSION', 'format_version');
-  bad({ format_version: 2 }, 'MANIFEST_VERSION', 'format_version'); // older exports: export again
+  bad({ format_version: 5 }, 'MANIFEST_VERSION', 'format_version');
+  bad({ format_version: 3 }, 'MANIFEST_VERSION', 'format_version'); // older exports (no next_token): export again
   bad({ format_version: undefined }, 'MANIFEST_INVALID', 'format_version');
   bad({ method: 7 }, 'MANIFEST_INVALID', 'method');
   bad({ dtype: 'bfloat16' }, 'MANIFEST_INVALID', 'dtype');
@@ -192,7 +192,7 @@ test('readManifest: missing folder, missing/corrupt manifest, missing files, pat
     const code = (fn: () => unknown, c: string, re: RegExp) => assert.throws(fn, (e: EngineError) => e.code === c && re.test(e.message));
     code(() => readManifest(path.join(dir, 'nope')), 'EXPORT_NOT_FOUND', /does not exist/);
     code(() => readManifest(dir), 'MANIFEST_INVALID', /manifest\.json is missing/);
-    fs.writeFileSync(path.join(dir, 'manifest.json'), '{"format_version": 3,');
+    fs.writeFileSync(path.join(dir, 'manifest.json'), '{"format_version": 4,');
     code(() => readManifest(dir), 'MANIFEST_INVALID', /not valid JSON/);
     fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(GOOD));
     code(() => readManifest(dir), 'FILE_MISSING', /model\.onnx is missing \(named by "files\.model"/);

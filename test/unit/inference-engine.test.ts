@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CompletionEngine, type EngineError } from '../../src/inference';
 import { DecoderModel } from '../../src/inference/decoder';
+import { Generator } from '../../src/inference/generator';
 import { readManifest } from '../../src/inference/manifest';
+import { TextTokenizer } from '../../src/inference/tokenizer';
 import { copyExport, editManifest, parityExports, type ParityReference } from './inference-fixtures';
 
 let exports: { variant: string; dir: string; ref: ParityReference }[];
@@ -74,6 +76,8 @@ test('the KV slots survive edits and growth: warm requests give the tokens of co
   try {
     let a = await model.forward([5, 17, 42], model.prefix);
     let b = await model.forward([5, 17, 42], model.prefix, manifest.prefix_length + 160);
+    // and greedy steps (the graph's next_token, no logits fetched) on a cache of their own
+    let g = await model.forwardGreedy([5, 17, 42], model.prefix);
     const capacities = new Set<number>();
     for (let step = 0; step < 150; step++) {
       let worst = 0;
@@ -81,12 +85,66 @@ test('the KV slots survive edits and growth: warm requests give the tokens of co
       assert.ok(worst <= 1e-4, `step ${step}: max |logit diff| ${worst}`);
       capacities.add(a.kv.capacity);
       const next = a.logits.indexOf(Math.max(...a.logits));
+      assert.equal(a.next, next, `step ${step}: next_token is the first index of the largest logit`);
+      assert.equal(g.next, next, `step ${step}: a greedy step's next_token`);
       a = await model.forward([next], a.kv);
       b = await model.forward([next], b.kv);
+      g = await model.forwardGreedy([next], g.kv);
     }
+    assert.equal(g.kv.length, a.kv.length);
     assert.equal(a.kv.length, manifest.prefix_length + 153);
     assert.equal(b.kv.capacity, Math.ceil((manifest.prefix_length + 160) / 64) * 64, 'the reserved cache never grew');
     assert.ok(capacities.size >= 3, `capacities seen: ${[...capacities]}`);
+  } finally {
+    await model.release();
+  }
+});
+
+test('greedy decode steps fetch only next_token; the prompt keeps its logits, so a cached prompt can be sampled too', async () => {
+  const { dir, ref } = byVariant('lora');
+  const { manifest, files } = readManifest(dir);
+  const model = await DecoderModel.load(files, manifest, { threads: 1 });
+  try {
+    // which outputs each model run fetched: 'logits' (logits + next_token) or 'next' (next_token alone)
+    const runs: string[] = [];
+    const forward = model.forward.bind(model);
+    const forwardGreedy = model.forwardGreedy.bind(model);
+    model.forward = (...a) => {
+      runs.push('logits');
+      return forward(...a);
+    };
+    model.forwardGreedy = (...a) => {
+      runs.push('next');
+      return forwardGreedy(...a);
+    };
+    const gen = new Generator(model, TextTokenizer.fromFile(files.tokenizer, { vocabSize: manifest.vocab_size, manifest: files.manifest }));
+    const none = { aborted: () => false };
+    const take = () => runs.splice(0);
+    const [p0, p1] = ref.prompts;
+
+    const r = await gen.generate(p0, { maxTokens: 6, ignoreEos: true, reuseCache: false }, none);
+    assert.deepEqual(r.tokens, ref.greedy_ids[0].slice(0, 6));
+    assert.deepEqual(take(), ['logits', 'next', 'next', 'next', 'next', 'next']);
+
+    // a prefill-only request, then greedy decoding of that prompt from the kept token: no prompt token runs again
+    await gen.generate(p1, { maxTokens: 0 }, none);
+    assert.deepEqual(take(), ['logits']);
+    const warm = await gen.generate(p1, { maxTokens: 3, ignoreEos: true }, none);
+    assert.equal(warm.timings.reusedTokens, warm.timings.promptTokens);
+    assert.deepEqual(warm.tokens, ref.greedy_ids[1].slice(0, 3));
+    assert.deepEqual(take(), ['next', 'next']);
+
+    // sampling after greedy steps: their logits were never fetched, so the prompt's last token runs again for them
+    const sampled = await gen.generate(p1, { maxTokens: 3, ignoreEos: true, temperature: 0.8, seed: 7 }, none);
+    assert.equal(sampled.timings.reusedTokens, sampled.timings.promptTokens - 1);
+    assert.deepEqual(take(), ['logits', 'logits', 'logits']);
+    // a prefill-only request, then sampling from the kept logits: the same tokens as from a cold start
+    await gen.generate(p0, { maxTokens: 0 }, none);
+    const kept = await gen.generate(p0, { maxTokens: 3, ignoreEos: true, temperature: 0.8, seed: 7 }, none);
+    assert.equal(kept.timings.reusedTokens, kept.timings.promptTokens);
+    assert.deepEqual(take(), ['logits', 'logits', 'logits']);
+    const cold = await gen.generate(p0, { maxTokens: 3, ignoreEos: true, temperature: 0.8, seed: 7, reuseCache: false }, none);
+    assert.deepEqual(kept.tokens, cold.tokens);
   } finally {
     await model.release();
   }
@@ -196,8 +254,8 @@ test('bad exports fail with clear errors; a failed reload keeps the old export s
   const cases: [string, (dir: string) => void, string, RegExp][] = [
     ['truncated model', d => fs.truncateSync(path.join(d, 'model.onnx'), 1000), 'MODEL_LOAD_FAILED', /model\.onnx/],
     ['garbage model', d => fs.writeFileSync(path.join(d, 'model.onnx'), 'not an onnx file'), 'MODEL_LOAD_FAILED', /model\.onnx/],
-    ['future format', d => editManifest(d, m => (m.format_version = 4)), 'MANIFEST_VERSION', /format_version 4/],
-    ['older export', d => editManifest(d, m => (m.format_version = 2)), 'MANIFEST_VERSION', /format_version 2 .*older version of the trainer/],
+    ['future format', d => editManifest(d, m => (m.format_version = 5)), 'MANIFEST_VERSION', /format_version 5/],
+    ['older export', d => editManifest(d, m => (m.format_version = 3)), 'MANIFEST_VERSION', /format_version 3 .*older version of the trainer/],
     ['missing external data', d => editManifest(d, m => (m.files.model_data = [...m.files.model_data, 'gone.onnx.data'])), 'FILE_MISSING', /gone\.onnx\.data/],
     ['no tokenizer', d => fs.rmSync(path.join(d, 'tokenizer.json')), 'FILE_MISSING', /tokenizer\.json/],
     ['broken tokenizer', d => fs.writeFileSync(path.join(d, 'tokenizer.json'), '{"model": 1'), 'TOKENIZER_INVALID', /tokenizer\.json/],

@@ -123,7 +123,7 @@ def test_manifest_and_files_follow_the_contract(exported, variant, base_dir):
     e = exported(variant)
     m = json.loads((e.export / "manifest.json").read_text())
     cfg = json.loads((Path(base_dir) / "config.json").read_text())
-    assert m["format_version"] == 3 and m["method"] == VARIANTS[variant]["name"]
+    assert m["format_version"] == 4 and m["method"] == VARIANTS[variant]["name"]
     assert m["base_model"] == str(base_dir)
     assert (m["dtype"], m["quantization"]) == ("float32", "none")
     assert (m["num_layers"], m["num_heads"], m["hidden_size"], m["vocab_size"]) == (
@@ -165,6 +165,10 @@ def test_onnx_signature_is_the_contract(exported):
     assert inputs["past_key_values.0.key"] == (f32, [1, m["num_heads"], "past_slots", m["head_dim"]])
     assert inputs["past_length"] == (i64, []) and inputs["logits_to_keep"] == (i64, [])
     assert outputs["logits"] == (f32, [1, "logits_seq", m["vocab_size"]])
+    assert outputs["next_token"] == (i64, [1])
+    # the first index on ties, as torch.argmax (ArgMax's select_last_index defaults to 0)
+    argmax = [n for n in graph.node if n.op_type == "ArgMax"]
+    assert len(argmax) == 1 and all(a.i == 0 for a in argmax[0].attribute if a.name == "select_last_index")
     assert outputs["new_key_values.1.value"] == (f32, [1, m["num_heads"], "seq", m["head_dim"]])
     # one vocabulary matrix (embeddings and lm_head share it), not a folded transposed copy
     vocab_sized = [t for t in graph.initializer if m["vocab_size"] in t.dims and m["hidden_size"] in t.dims]
@@ -175,7 +179,8 @@ def test_onnx_signature_is_the_contract(exported):
 def test_slotted_cache_matches_packed(exported, variant):
     """The TS engine's path (docs/export.md, "Slotted cache"): past arrays with free slots after past_length, only
     new_key_values fetched and written into the next free slots. The free slots hold NaN: a graph that read them at
-    all (even masked) would return NaN. Logits and greedy tokens must equal the packed path."""
+    all (even masked) would return NaN. Logits and greedy tokens must equal the packed path, and next_token is the
+    argmax of the logits."""
     e = exported(variant)
     d, m = e.decoder, e.decoder.manifest
     prefix = d.initial_past()
@@ -185,10 +190,11 @@ def test_slotted_cache_matches_packed(exported, variant):
     length, packed, ids = p, prefix, [e.ids]
     for _ in range(steps):
         n = len(ids[0])
-        logits, fresh_kv = d.run(ids, slots, length, logits_to_keep=1)
+        logits, next_token, fresh_kv = d.run(ids, slots, length, logits_to_keep=1)
         ref_logits, packed = d.step(ids, packed)
         assert logits.shape == (1, 1, m["vocab_size"])  # the last position's only
         assert max_diff(logits[:, -1], ref_logits[:, -1]) <= 1e-4
+        assert next_token.dtype == np.int64 and next_token.tolist() == [int(logits[0, -1].argmax())]
         for slot, fresh, full in zip(slots, fresh_kv, packed):
             assert fresh.shape == (1, m["num_heads"], n, m["head_dim"])
             assert max_diff(fresh, full[:, :, -n:]) <= 1e-5
@@ -197,10 +203,36 @@ def test_slotted_cache_matches_packed(exported, variant):
         ids = [[int(logits[0, -1].argmax())]]
     # logits_to_keep k keeps the last k positions; 0 keeps all
     for k, want in ((0, len(e.ids)), (3, 3), (len(e.ids) + 5, len(e.ids))):
-        out = d.run([e.ids], prefix, p, logits_to_keep=k)[0]
+        out, next_token, _ = d.run([e.ids], prefix, p, logits_to_keep=k)
         full = d.step([e.ids], prefix)[0]
         assert out.shape[1] == want and max_diff(out, full[:, -want:]) <= 1e-4, k
+        assert next_token.tolist() == [int(out[0, -1].argmax())], k  # the last position's, whatever is kept
     assert length == p + len(e.ids) + steps - 1 <= cap
+
+
+def test_next_token_takes_the_first_of_tied_logits(tmp_path):
+    """On a tie the graph's next_token is the lower id, as torch.argmax (and the engine's argmax) pick: a copy of the
+    top token's vocabulary row (lm_head is tied to it) gives the same largest logit twice."""
+    import onnxruntime as ort
+    from transformers import BloomConfig, BloomForCausalLM
+
+    torch.manual_seed(0)
+    model = BloomForCausalLM(BloomConfig(vocab_size=64, hidden_size=32, n_layer=1, n_head=4)).eval()
+    ids = [5, 17, 42]
+    with torch.no_grad():
+        top = int(model(torch.tensor([ids])).logits[0, -1].argmax())
+        twin = 63 if top < 63 else 0  # neither is in ids, so the hidden states stay as they were
+        model.transformer.word_embeddings.weight[twin] = model.transformer.word_embeddings.weight[top]
+        want = int(model(torch.tensor([ids])).logits[0, -1].argmax())
+    assert want == min(top, twin)
+    E.export_onnx(model, tmp_path / "model.onnx")
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    empty = np.zeros((1, 4, 0, 8), np.float32)
+    logits, next_token = session.run(["logits", "next_token"], {
+        "input_ids": np.array([ids], np.int64), **{n: empty for n in E.past_names(1)},
+        "past_length": np.array(0, np.int64), "logits_to_keep": np.array(1, np.int64)})
+    assert logits[0, -1, top] == logits[0, -1, twin] == logits[0, -1].max()  # the tie is in the graph's own logits
+    assert next_token.tolist() == [want]
 
 
 @pytest.mark.parametrize("variant", ["prompt_tuning", "prefix_tuning_projection"])
@@ -228,6 +260,7 @@ def test_fp16_export(exported):
     assert logits.dtype == np.float32  # logits stay float32 in every export
     # documented fp16 tolerance: 1e-2 relative to the largest logit
     assert max_diff(logits, ref) <= 1e-2 * max(1.0, float(np.abs(ref).max()))
+    assert e.decoder.greedy(e.ids, 1) == [int(logits[-1].argmax())]  # next_token from the float32 logits
     assert m["verification"]["max_abs_logit_diff"] <= 1e-2 * max(1.0, float(np.abs(ref).max()))
 
 
@@ -254,6 +287,7 @@ def test_int8_export(exported):
     top5 = np.argsort(-theirs, axis=-1)[:, :5]
     assert agree >= 0.8, f"int8 picks the same next token at only {agree:.0%} of positions"
     assert all(int(o) in set(t) for o, t in zip(ours.argmax(-1), top5))
+    assert int8.decoder.greedy(int8.ids, 1) == [int(ours[-1].argmax())]  # next_token: the int8 graph's own argmax
 
 
 def test_int8_with_fp16_is_refused(exported, base_dir):

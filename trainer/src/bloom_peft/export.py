@@ -23,9 +23,10 @@ from typing import Any
 from .config import QUANTIZATIONS, Config, ModelSection, parse_model
 from .errors import ConfigError, ModelError, TrainerError
 
-# 3: batch 1, the past as slots with past_length (no attention_mask, no present); 2: model_data is a list (a cached
-# base + the adapter's changes). Older exports are refused with the hint to export again.
-FORMAT_VERSION = 3
+# 4: the next_token output (the graph's greedy argmax); 3: batch 1, the past as slots with past_length (no
+# attention_mask, no present); 2: model_data is a list (a cached base + the adapter's changes). Older exports are
+# refused with the hint to export again.
+FORMAT_VERSION = 4
 OPSET = 17
 PROMPT_LEARNING = ("prompt_tuning", "p_tuning", "prefix_tuning")
 MODEL_FILE, DATA_FILE, TOKENIZER_FILE, PREFIX_FILE, MANIFEST_FILE = (
@@ -59,7 +60,9 @@ def input_names(num_layers: int) -> list[str]:
 
 
 def output_names(num_layers: int) -> list[str]:
-    return ["logits"] + new_kv_names(num_layers)
+    # next_token (int64 [1]): the argmax of the last kept position's logits (the first on ties, as torch.argmax), so
+    # greedy decoding fetches 8 bytes a step instead of a vocabulary-sized row (1 MB for bloom's 250,880 tokens)
+    return ["logits", "next_token"] + new_kv_names(num_layers)
 
 
 def new_kv_names(num_layers: int) -> list[str]:
@@ -160,7 +163,8 @@ def _positions():
 
 
 def _decoder_with_past(model):
-    """A module with the contract's flat signature: (input_ids, *past, past_length, logits_to_keep) -> (logits, *new).
+    """A module with the contract's flat signature: (input_ids, *past, past_length, logits_to_keep) -> (logits,
+    next_token, *new).
 
     BLOOM's forward written out for batch 1 and a slotted past, instead of tracing transformers' forward: the trace
     of that one carries the batch, padding masks and cache bookkeeping as ~1,300 shape nodes a step (Shape, Gather,
@@ -243,7 +247,8 @@ def _decoder_with_past(model):
             kept = torch.nonzero((from_end < logits_to_keep) | (logits_to_keep <= 0)).reshape(-1)
             hidden = hidden.index_select(1, kept)
             logits = torch.matmul(hidden, self.vocab_t) if self.tied else self.lm_head(hidden)
-            return (logits.float().reshape(1, -1, self.vocab), *new)
+            logits = logits.float().reshape(1, -1, self.vocab)
+            return (logits, logits[0, -1].argmax().reshape(1), *new)
 
     return DecoderWithPast(model).eval()
 
@@ -321,7 +326,7 @@ def _declare_output_shapes(path: Path, shapes: dict) -> None:
     proto = onnx.load(str(path), load_external_data=False)
     kv = [1, shapes["num_heads"], "seq", shapes["head_dim"]]
     for out in proto.graph.output:
-        dims = [1, "logits_seq", shapes["vocab_size"]] if out.name == "logits" else kv
+        dims = {"logits": [1, "logits_seq", shapes["vocab_size"]], "next_token": [1]}.get(out.name, kv)
         shape = out.type.tensor_type.shape
         del shape.dim[:]
         for d in dims:
@@ -629,13 +634,17 @@ def ort_logits(export_dir: Path, config) -> Any:
         past = [np.zeros((1, shapes["num_heads"], 0, shapes["head_dim"]), np_dtype) for _ in names]
     vocab = shapes["vocab_size"]
     every = {"logits_to_keep": np.array(0, np.int64)}
-    fetch = ["logits"] + new_kv_names(layers)
+    fetch = ["logits", "next_token"] + new_kv_names(layers)
     logits = []
     for ids in ([min(i, vocab - 1) for i in VERIFY_IDS], [min(VERIFY_NEXT, vocab - 1)]):
         out = session.run(fetch, {"input_ids": np.array([ids], np.int64), **dict(zip(names, past)),
                                   "past_length": np.array(past[0].shape[2], np.int64), **every})
+        # greedy decoding trusts next_token instead of the logits: it must be their argmax (first index on ties)
+        if out[1].tolist() != [int(out[0][0, -1].argmax())]:
+            raise ExportError(f"the exported graph's next_token {out[1].tolist()} is not the argmax "
+                              f"{int(out[0][0, -1].argmax())} of its own last logits", file=str(export_dir / MODEL_FILE))
         logits.append(out[0])
-        past = [np.concatenate([p, n], axis=2) for p, n in zip(past, out[1:])]
+        past = [np.concatenate([p, n], axis=2) for p, n in zip(past, out[2:])]
     return np.concatenate(logits, axis=1)
 
 

@@ -84,7 +84,8 @@ def torch_greedy(model, ids: list[int], steps: int) -> list[int]:
 
 class OrtDecoder:
     """The export contract as a tiny engine: the prefix KV (if any) is the initial past, each step feeds the past with
-    past_length and appends the new positions' KV (new_key_values) to it."""
+    past_length and appends the new positions' KV (new_key_values) to it; greedy decoding takes the graph's
+    next_token."""
 
     def __init__(self, export_dir, threads: int = 1):
         import numpy as np
@@ -110,32 +111,44 @@ class OrtDecoder:
     def initial_past(self):
         return list(self.prefix)
 
-    def run(self, ids, slots, past_length: int, logits_to_keep: int = 0):
-        """(logits [1, kept, vocab], new KV) for new tokens `ids` [1, seq] after the first past_length of `slots`."""
+    def run(self, ids, slots, past_length: int, logits_to_keep: int = 0, *, logits: bool = True):
+        """(logits [1, kept, vocab] or None, next_token [1], new KV) for new tokens `ids` [1, seq] after the first
+        past_length of `slots`. logits=False fetches the graph's argmax alone, as the engine's greedy steps do."""
         import numpy as np
 
-        out = self.session.run(["logits", *self.new_names], {
+        heads = ["logits", "next_token"] if logits else ["next_token"]
+        out = self.session.run([*heads, *self.new_names], {
             "input_ids": np.asarray(ids, np.int64), **dict(zip(self.names, slots)),
             "past_length": np.array(past_length, np.int64), "logits_to_keep": np.array(logits_to_keep, np.int64)})
-        return out[0], out[1:]
+        return (out[0] if logits else None), out[len(heads) - 1], out[len(heads):]
 
     def step(self, ids, past):
         """(logits [1, seq, vocab], past + the new positions) for new tokens `ids` [1, seq] after `past`."""
-        import numpy as np
+        logits, _, new = self.run(ids, past, past[0].shape[2])
+        return logits, _extend(past, new)
 
-        logits, new = self.run(ids, past, past[0].shape[2])
-        return logits, [np.concatenate([p, n], axis=2) for p, n in zip(past, new)]
+    def greedy_step(self, ids, past):
+        """(the graph's next_token, past + the new positions): a greedy decode step, fetching no logits."""
+        _, next_token, new = self.run(ids, past, past[0].shape[2], logits=False)
+        return int(next_token[0]), _extend(past, new)
 
     def logits(self, ids: list[int]):
         return self.step([ids], self.initial_past())[0][0]
 
     def greedy(self, ids: list[int], steps: int) -> list[int]:
-        logits, past = self.step([ids], self.initial_past())
+        """The engine's greedy loop: every token is the graph's next_token, no logits fetched."""
+        token, past = self.greedy_step([ids], self.initial_past())
         out = []
         for _ in range(steps):
-            out.append(int(logits[0, -1].argmax()))
-            logits, past = self.step([[out[-1]]], past)
+            out.append(token)
+            token, past = self.greedy_step([[token]], past)
         return out
+
+
+def _extend(past, new):
+    import numpy as np
+
+    return [np.concatenate([p, n], axis=2) for p, n in zip(past, new)]
 
 
 def assert_same_onnx_model(a: Path, b: Path) -> None:
