@@ -40,6 +40,11 @@ async function main(): Promise<void> {
     const { manifest, files } = readManifest(init.exportDir);
     const tokenizer = TextTokenizer.fromFile(files.tokenizer, { vocabSize: manifest.vocab_size, manifest: files.manifest });
     model = await DecoderModel.load(files, manifest, { threads: init.threads, optimization: init.optimization });
+    // With huge pages (engine.ts engineEnv) the kernel compacts memory when a huge page is first touched: the first
+    // steps at each buffer size are slow, and the deadline's step prediction learned them (the first completions after
+    // a load stopped after one token). A prefill and a few steps here pay that at load; a new Generator then starts
+    // with an empty cache and none of these steps' times.
+    await new Generator(model, tokenizer).generate('def f(x):\n    return x\n'.repeat(24), { maxTokens: 8, ignoreEos: true }, { aborted: () => false });
     generator = new Generator(model, tokenizer);
     send({ type: 'ready', manifest, info: { exportDir: files.dir, loadMs: performance.now() - t0, threads: model.threads, modelPath: files.model, pid: process.pid } });
   } catch (e) {
