@@ -2,16 +2,16 @@
 // test): each leg is a host process of its own holding a CompletionEngine built from a tree's bundle, legs alternating
 // round by round. Measures load, decode ms/token (inside the engine, and as the host sees the streamed tokens), CPU
 // time per decode step (engine and host processes together), the first token after a one-character edit, and the
-// engine process's huge pages (/proc/<pid>/smaps_rollup AnonHugePages).
+// engine process's huge pages (/proc/<pid>/smaps_rollup AnonHugePages) where a leg asks for them.
 //
 //   node --import tsx scripts/bench/engine_process_ab.ts --old <tree with the worker-thread engine, bundled>
-//        --export <dir> [--new <tree>] [--threads 2] [--tokens 64] [--rounds 4] [--legs thread,process,process-nothp]
+//        --export <dir> [--new <tree>] [--threads 2] [--tokens 64] [--rounds 4] [--legs thread,process,process-thp]
 //   node --import tsx scripts/bench/engine_process_ab.ts --ipc [--n 2000]   (IPC round trip of a token message)
 //
 // Legs: thread = the old tree's engine (worker thread in the host, which starts without GLIBC_TUNABLES, as an
-// extension host does); process = this tree's engine (child process, huge pages on); process-nothp = the same with
-// GLIBC_TUNABLES=glibc.malloc.hugetlb=0 in the host's environment, which the engine keeps (a user's value wins): the
-// process move alone, without the huge pages. Each tree needs its bundle (node esbuild.mjs). One JSON line per leg
+// extension host does); process = this tree's engine (child process); process-thp = the same with
+// GLIBC_TUNABLES=glibc.malloc.hugetlb=1 in the host's environment, which the engine process inherits: glibc's
+// transparent huge pages for the weights (measured, not taken: docs/engine.md). Each tree needs its bundle (node esbuild.mjs). One JSON line per leg
 // and round, then the medians per leg of the legs during whose decode other processes took <= 10% of the CPU (each
 // leg starts in a quiet second when one comes within a minute); run under `flock /tmp/bench.lock`.
 import { fork, spawnSync } from 'node:child_process';
@@ -110,8 +110,8 @@ async function main(): Promise<void> {
   const old = opt('old');
   const exportDir = opt('export');
   if (!old || !exportDir) throw new Error('give --old <tree> --export <dir>');
-  const trees: Record<string, string> = { thread: path.resolve(old), process: path.resolve(opt('new', ROOT)!), 'process-nothp': path.resolve(opt('new', ROOT)!) };
-  const legs = opt('legs', 'thread,process,process-nothp')!.split(',');
+  const trees: Record<string, string> = { thread: path.resolve(old), process: path.resolve(opt('new', ROOT)!), 'process-thp': path.resolve(opt('new', ROOT)!) };
+  const legs = opt('legs', 'thread,process,process-thp')!.split(',');
   const rounds = Number(opt('rounds', '4'));
   const seen: Record<string, Record<string, number>[]> = {};
   for (let round = 0; round < rounds; round++) {
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
     for (const name of order) {
       const env = { ...process.env };
       delete env.GLIBC_TUNABLES;
-      if (name === 'process-nothp') env.GLIBC_TUNABLES = 'glibc.malloc.hugetlb=0';
+      if (name === 'process-thp') env.GLIBC_TUNABLES = 'glibc.malloc.hugetlb=1';
       const quiet = await waitForQuiet(0.1, 60_000); // start in a quiet second when one comes
       const loadBefore = os.loadavg()[0]!;
       const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--leg', '--tree', trees[name]!, '--export', exportDir, '--threads', opt('threads', '2')!, '--tokens', opt('tokens', '64')!], { cwd: ROOT, env, encoding: 'utf8' });

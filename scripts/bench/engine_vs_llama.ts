@@ -22,14 +22,6 @@ import { exportWeightBytes } from './engine';
 import { cpuWindow, median, spread, startBandwidth, waitForQuiet } from './load';
 import { ensurePeerInstalled, loadPeer, type PeerModel } from './peer/llama';
 
-// The engine's process runs with glibc's transparent huge pages (src/inference); so does llama.cpp here, in this
-// process with its weights read into memory (peer/llama.ts): both read their weights through huge pages
-if (!(process.env.GLIBC_TUNABLES ?? '').includes('glibc.malloc.hugetlb=1')) {
-  const tunables = [process.env.GLIBC_TUNABLES, 'glibc.malloc.hugetlb=1'].filter(Boolean).join(':');
-  const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, GLIBC_TUNABLES: tunables } });
-  process.exit(r.status ?? 1);
-}
-
 const ROOT = path.resolve(__dirname, '../..');
 const PY = fs.existsSync(path.join(ROOT, '.venv/bin/python')) ? path.join(ROOT, '.venv/bin/python') : 'python3';
 const GGUF_PY = 'gguf==0.19.0'; // bench-only, installed next to the cache (never into the trainer's environment)

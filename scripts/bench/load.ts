@@ -97,13 +97,9 @@ export function jsonLines(stream: NodeJS.ReadableStream, what: string): () => Pr
 
 export interface BandwidthReading { GBs: number; otherShare: number }
 
-// The engine's process asks glibc for transparent huge pages (src/inference); the read pass that sets the bound does
-// too, or the bound would be measured with more TLB misses than the engine pays
-const HUGE_PAGES = [process.env.GLIBC_TUNABLES, 'glibc.malloc.hugetlb=1'].filter(Boolean).join(':');
-
 /** The read-bandwidth helper (bandwidth.py, `threads` threads), asked for one measurement between bench rounds. */
 export async function startBandwidth(python: string, threads: number) {
-  const child = spawn(python, [path.join(__dirname, 'bandwidth.py'), '--threads', String(threads)], { env: { ...process.env, OMP_NUM_THREADS: String(threads), GLIBC_TUNABLES: HUGE_PAGES }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(python, [path.join(__dirname, 'bandwidth.py'), '--threads', String(threads)], { env: { ...process.env, OMP_NUM_THREADS: String(threads) }, stdio: ['pipe', 'pipe', 'inherit'] });
   endWithThisProcess(child);
   const next = jsonLines(child.stdout, 'bandwidth.py');
   const ready = await next();

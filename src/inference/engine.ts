@@ -1,7 +1,6 @@
 // Host side of the completion engine. CompletionEngine is the public API; each EngineProcess owns one child process
-// (worker.ts) serving one export. A process of its own, not a thread of the extension host: it starts with glibc's
-// huge-page tunable for its weights (docs/engine.md, "Process"), and a native crash of onnxruntime ends it, not the
-// host. A reload starts a new process next to the old one, switches new requests to it once it is ready, and lets
+// (worker.ts) serving one export. A process of its own, not a thread of the extension host: a native crash of
+// onnxruntime (or the OOM killer) ends it, not the host (docs/engine.md, "Process"). A reload starts a new process next to the old one, switches new requests to it once it is ready, and lets
 // the old one answer what it already had before it exits: no request is lost, and onnxruntime's native memory goes
 // away with the old process. A process that dies is replaced at once.
 import './telemetry'; // before anything can load onnxruntime-node (the engine process inherits the setting)
@@ -183,15 +182,12 @@ type Outgoing = HostToWorker extends infer M ? (M extends { id: number } ? Omit<
 let nextRequestId = 1;
 
 /**
- * The engine process's environment: the host's, with glibc asked to back large allocations (onnxruntime's weights,
- * pre-packed at load) with transparent huge pages, which kernels in THP mode `madvise` only give on request. Added to
- * any GLIBC_TUNABLES already set; a `glibc.malloc.hugetlb` the user set wins. ELECTRON_RUN_AS_NODE: in VS Code
- * process.execPath is Electron, which this makes run as node (as VS Code's own language servers do).
+ * The engine process's environment: the host's, with ELECTRON_RUN_AS_NODE: in VS Code process.execPath is Electron,
+ * which this makes run as node (as VS Code's own language servers do). No huge-page tunable: measured, it took ~4% off
+ * an int8 decode step and doubled the load (docs/engine.md, "Huge pages: measured, not taken").
  */
 export function engineEnv(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const tunables = (base.GLIBC_TUNABLES ?? '').split(':').filter(Boolean);
-  if (!tunables.some(t => t.startsWith('glibc.malloc.hugetlb='))) tunables.push('glibc.malloc.hugetlb=1');
-  return { ...base, ELECTRON_RUN_AS_NODE: '1', GLIBC_TUNABLES: tunables.join(':') };
+  return { ...base, ELECTRON_RUN_AS_NODE: '1' };
 }
 
 /** The last lines the engine process wrote (onnxruntime's own messages, a native crash's): named in crash errors. */

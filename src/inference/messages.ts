@@ -68,7 +68,7 @@ export interface EngineInfo {
   loadMs: number;
   threads: number;
   modelPath: string;
-  /** The engine process (its /proc entry: memory, huge pages). */
+  /** The engine process (its /proc entry: memory). */
   pid: number;
 }
 

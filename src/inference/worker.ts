@@ -1,7 +1,7 @@
 // Engine process entry (bundled to dist/inference-worker.js; started by engine.ts with child_process.fork). Owns one
 // onnxruntime session for one export; the host starts a new process to load another export (session release leaks
-// natively, a process's exit does not). A process of its own: it starts with the environment the host chose for it
-// (huge pages for the weights), and a native crash of onnxruntime ends this process, not the extension host.
+// natively, a process's exit does not). A process of its own: a native crash of onnxruntime ends this process, not the
+// extension host.
 import './telemetry'; // before onnxruntime-node loads
 import { DecoderModel } from './decoder';
 import { EngineError, serializeError } from './errors';
@@ -40,11 +40,6 @@ async function main(): Promise<void> {
     const { manifest, files } = readManifest(init.exportDir);
     const tokenizer = TextTokenizer.fromFile(files.tokenizer, { vocabSize: manifest.vocab_size, manifest: files.manifest });
     model = await DecoderModel.load(files, manifest, { threads: init.threads, optimization: init.optimization });
-    // With huge pages (engine.ts engineEnv) the kernel compacts memory when a huge page is first touched: the first
-    // steps at each buffer size are slow, and the deadline's step prediction learned them (the first completions after
-    // a load stopped after one token). A prefill and a few steps here pay that at load; a new Generator then starts
-    // with an empty cache and none of these steps' times.
-    await new Generator(model, tokenizer).generate('def f(x):\n    return x\n'.repeat(24), { maxTokens: 8, ignoreEos: true }, { aborted: () => false });
     generator = new Generator(model, tokenizer);
     send({ type: 'ready', manifest, info: { exportDir: files.dir, loadMs: performance.now() - t0, threads: model.threads, modelPath: files.model, pid: process.pid } });
   } catch (e) {

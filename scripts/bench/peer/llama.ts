@@ -51,9 +51,7 @@ export async function loadPeer(gguf: string, threads: number, contextSize: numbe
   const { getLlama } = (await import(ENTRY)) as { getLlama(o: Record<string, unknown>): Promise<Llama> };
   // build 'never' and skipDownload: the prebuilt binary or nothing (no compiler, no network at bench time)
   const llama = await getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, skipDownload: true, progressLogs: false, logLevel: 'error', maxThreads: threads });
-  // weights read into memory, not mapped from the file: in a process started with glibc's huge pages (as
-  // engine_vs_llama.ts starts itself, like the engine's own process) they sit in huge pages as the engine's do
-  const model = await llama.loadModel({ modelPath: gguf, gpuLayers: 0, useMmap: false });
+  const model = await llama.loadModel({ modelPath: gguf, gpuLayers: 0 });
   // one batch holds the whole prompt, as the engine's prefill does
   const context = await model.createContext({ contextSize, batchSize: contextSize, threads, sequences: 1, flashAttention: false });
   const sequence = context.getSequence();
