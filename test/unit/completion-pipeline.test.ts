@@ -201,12 +201,12 @@ test('instruction-tuned adapter: the template prompt goes to the engine, the ans
 
 test('engine errors are reported once per failing request and show nothing', async () => {
   const errors: unknown[] = [];
-  const gen = new ScriptedGenerator(() => '', 1, Object.assign(new Error('worker crashed'), { code: 'WORKER_CRASHED' }));
+  const gen = new ScriptedGenerator(() => '', 1, Object.assign(new Error('engine crashed'), { code: 'ENGINE_CRASHED' }));
   const p = pipelineWith(gen, settings({ debounceMs: 0 }), adapter, e => errors.push(e));
   assert.equal(await p.complete(request('x = ')), undefined);
   assert.equal(p.stats.lastSkip, 'error');
   assert.equal(errors.length, 1);
-  assert.match(String(errors[0]), /worker crashed/);
+  assert.match(String(errors[0]), /engine crashed/);
 });
 
 test('no adapter: nothing, quietly', async () => {
