@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { isAlive, processStartToken, waitGroupGone } from '../../src/training/processes';
+import { groupMembers, isAlive, processStartToken, waitGroupGone } from '../../src/training/processes';
 import { newestCheckpoint, RunStore } from '../../src/training/runStore';
 import { TrainingService } from '../../src/training/service';
 import { TrainingError, type RunEnd } from '../../src/training/types';
@@ -206,7 +206,8 @@ test('stop signals only a verified trainer: a run.json naming a foreign process 
   // a foreign process group: bash with a child, like the one the audit saw killed
   const foreign = spawn('bash', ['-c', 'sleep 300 & wait'], { detached: true, stdio: 'ignore' });
   pids.add(foreign.pid!);
-  await until('the foreign process', () => processStartToken(foreign.pid!));
+  // bash forks its child after it starts: wait for both, or the group's count below races the fork
+  await until('the foreign process and its child', () => processStartToken(foreign.pid!) && groupMembers(foreign.pid!).length === 2);
   const service = new TrainingService({ runsDir: () => runs, env: ENV, stopTimeoutMs: () => 2_000, follow: false });
   const base = { version: 1 as const, id, command: 'train' as const, pid: foreign.pid!, host: (await import('node:os')).hostname(), ownerPid: 999_999_999, startedAt: Date.now() };
 
@@ -217,6 +218,6 @@ test('stop signals only a verified trainer: a run.json naming a foreign process 
   store.writeRecord({ ...base, pidToken: processStartToken(foreign.pid!) }); // the right token, but not a trainer
   await assert.rejects(service.stop(id), (e: TrainingError) => e.code === 'unverified_process' && /not this run's process/.test(e.message));
   assert.ok(isAlive(foreign.pid!), 'a foreign process with a valid token is not signalled either');
-  assert.deepEqual((await waitGroupGone(foreign.pid!, 0)).length, 2, 'bash and its child both live');
+  assert.deepEqual(groupMembers(foreign.pid!).length, 2, 'bash and its child both live');
   process.kill(-foreign.pid!, 'SIGKILL');
 });
