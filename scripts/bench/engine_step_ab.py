@@ -12,8 +12,9 @@ than 20% (the process waited for a core) are counted as disturbed and reported a
 session.intra_op.allow_spinning=1, session.disable_prepacking=1), so one export under two settings is an A/B too;
 with spinning on, CPU time counts the spin: compare wall time then.
 
-Export formats 2 (attention_mask over masked slots) and 3 (past_length) are both driven, so an export made before a
-format change can be compared with one made after.
+Export formats 2 (attention_mask over masked slots), 3-4 (head-major slots with past_length) and 5 (position-major
+slots, the filled rows passed as a view) are all driven, so an export made before a format change can be compared
+with one made after.
 """
 import argparse
 import json
@@ -45,13 +46,15 @@ class Leg:
 
     def reset(self, slots: int):
         m = self.m
-        self.slots = [np.zeros((1, m["num_heads"], slots, m["head_dim"]), np.float32) for _ in self.past]
+        shape = (slots, m["num_heads"], m["head_dim"]) if self.version >= 5 else (1, m["num_heads"], slots, m["head_dim"])
+        self.slots = [np.zeros(shape, np.float32) for _ in self.past]
         self.length = 0
 
     def step(self, ids: list[int]) -> int:
         n, cap = len(ids), self.slots[0].shape[2]
+        given = [s[:max(self.length, 1)] for s in self.slots] if self.version >= 5 else self.slots  # views, no copy
         feeds = {"input_ids": np.array([ids], np.int64), "logits_to_keep": np.array(1, np.int64),
-                 **dict(zip(self.past, self.slots))}
+                 **dict(zip(self.past, given))}
         if self.version >= 3:
             feeds["past_length"] = np.array(self.length, np.int64)
         else:
@@ -61,7 +64,10 @@ class Leg:
             feeds["attention_mask"] = mask
         out = self.session.run(["logits", *self.new], feeds)
         for slot, fresh in zip(self.slots, out[1:]):
-            slot[:, :, self.length:self.length + n] = fresh
+            if self.version >= 5:
+                slot[self.length:self.length + n] = fresh
+            else:
+                slot[:, :, self.length:self.length + n] = fresh
         self.length += n
         return int(out[0][0, -1].argmax())
 

@@ -4,7 +4,7 @@ import os from 'node:os';
 import './telemetry'; // before onnxruntime-node loads
 import * as ort from 'onnxruntime-node';
 import { EngineError } from './errors';
-import { type KvCache, type KvData, emptyKv, fromFloat16Bits, resizeKv, toFloat16Bits, writeSlots } from './kv';
+import { type KvCache, type KvData, emptyKv, fromFloat16Bits, pastRows, resizeKv, toFloat16Bits, writeSlots } from './kv';
 import type { ExportFiles, ExportManifest } from './manifest';
 import { readSafetensors, tensorData } from './safetensors';
 
@@ -18,7 +18,7 @@ export interface DecoderOptions {
   optimization?: GraphOptimization;
 }
 
-/** Slots are added in steps of this many positions (fewer reallocations; the free ones are masked out). */
+/** Slots are added in steps of this many positions (fewer reallocations; the free ones are never read). */
 const SLOT_STEP = 64;
 
 export type GraphOptimization = 'disabled' | 'basic' | 'extended' | 'all';
@@ -109,17 +109,16 @@ export class DecoderModel {
     const total = past.length + n;
     const kv = past;
     const slots = kv.capacity;
-    // The slot arrays go in whole (no copy); past_length tells the graph how many hold positions. It reads only
-    // those, so the free slots cost nothing.
+    // The filled rows of the slot arrays go in as views (no copy), so the free slots cost nothing.
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, n]),
       past_length: new ort.Tensor('int64', BigInt64Array.of(BigInt(kv.length)), []),
       logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), []),
     };
-    const dims = [1, m.num_heads, slots, m.head_dim];
+    const dims = [Math.max(kv.length, 1), m.num_heads, m.head_dim];
     for (let i = 0; i < m.num_layers; i++) {
-      feeds[this.pastNames[2 * i]] = new ort.Tensor(m.dtype, kv.keys[i], dims);
-      feeds[this.pastNames[2 * i + 1]] = new ort.Tensor(m.dtype, kv.values[i], dims);
+      feeds[this.pastNames[2 * i]] = new ort.Tensor(m.dtype, pastRows(kv.keys[i], kv.length, m.num_heads, m.head_dim), dims);
+      feeds[this.pastNames[2 * i + 1]] = new ort.Tensor(m.dtype, pastRows(kv.values[i], kv.length, m.num_heads, m.head_dim), dims);
     }
     let out: ort.InferenceSession.OnnxValueMapType;
     try {
@@ -127,17 +126,17 @@ export class DecoderModel {
     } catch (e) {
       throw new EngineError('INFERENCE_FAILED', `onnxruntime run failed: ${(e as Error).message}`, { cause: e });
     }
-    const want = m.num_heads * n * m.head_dim;
+    const want = n * m.num_heads * m.head_dim;
     const dst = slots >= total ? kv : resizeKv(kv, Math.ceil(Math.max(total, reserve, kv.capacity * 1.25) / SLOT_STEP) * SLOT_STEP, m.num_heads, m.head_dim);
     for (let i = 0; i < m.num_layers; i++) {
       for (const [part, to] of [['key', dst.keys[i]], ['value', dst.values[i]]] as const) {
         const fresh = out[`new_key_values.${i}.${part}`].data as KvData;
         if (fresh.length !== want) {
-          throw new EngineError('MODEL_MISMATCH', `new_key_values.${i}.${part} has ${fresh.length} values for ${n} new token(s), expected ${want} = heads ${m.num_heads} x ${n} x head_dim ${m.head_dim}`, {
+          throw new EngineError('MODEL_MISMATCH', `new_key_values.${i}.${part} has ${fresh.length} values for ${n} new token(s), expected ${want} = ${n} x heads ${m.num_heads} x head_dim ${m.head_dim}`, {
             hint: 'manifest.json does not describe this model.onnx; export the run again',
           });
         }
-        writeSlots(to, dst.capacity, kv.length, fresh, n, m.num_heads, m.head_dim);
+        writeSlots(to, kv.length, fresh, m.num_heads, m.head_dim);
       }
     }
     return { out, kv: { length: total, capacity: dst.capacity, keys: dst.keys, values: dst.values } };
@@ -160,10 +159,10 @@ export class DecoderModel {
         hint: 'the graph does not follow the export contract for the manifest\'s shapes (docs/export.md); export the run again',
       });
     }
-    const want = m.num_heads * res.kv.capacity * m.head_dim;
+    const want = res.kv.capacity * m.num_heads * m.head_dim;
     const got = res.kv.keys[0].length;
     if (res.logits.length !== m.vocab_size || got !== want || res.kv.length !== m.prefix_length + 1 || !(res.next >= 0 && res.next < m.vocab_size)) {
-      throw new EngineError('MODEL_MISMATCH', `${where}: a test step returned logits of ${res.logits.length} (manifest vocab_size ${m.vocab_size}), next_token ${res.next} and a cache of ${got} values for ${res.kv.length} positions (expected ${want} = heads ${m.num_heads} x ${res.kv.capacity} x head_dim ${m.head_dim}, ${m.prefix_length + 1} positions)`, {
+      throw new EngineError('MODEL_MISMATCH', `${where}: a test step returned logits of ${res.logits.length} (manifest vocab_size ${m.vocab_size}), next_token ${res.next} and a cache of ${got} values for ${res.kv.length} positions (expected ${want} = ${res.kv.capacity} x heads ${m.num_heads} x head_dim ${m.head_dim}, ${m.prefix_length + 1} positions)`, {
         path: where,
         hint: 'manifest.json does not describe this model.onnx; export the run again',
       });
@@ -196,14 +195,14 @@ function checkGraph(session: ort.InferenceSession, m: ExportManifest, where: str
 
   let logitsHalf = false;
   const meta = (session as unknown as { inputMetadata?: ort.InferenceSession.ValueMetadata[]; outputMetadata?: ort.InferenceSession.ValueMetadata[] });
-  const kvShape = [1, m.num_heads, null, m.head_dim];
+  const kvShape = [null, m.num_heads, m.head_dim];
   const check = (md: ort.InferenceSession.ValueMetadata, shape: (number | null)[], type: string) => {
     if (!md.isTensor) return mismatch(`"${md.name}" is not a tensor`);
     if (md.type !== type) mismatch(`"${md.name}" has element type ${md.type}, expected ${type} (manifest dtype ${m.dtype})`);
     if (md.shape.length !== shape.length) mismatch(`"${md.name}" has rank ${md.shape.length}, expected ${shape.length}`);
     md.shape.forEach((d, k) => {
       if (typeof d === 'number' && d >= 0 && shape[k] !== null && d !== shape[k]) {
-        mismatch(`"${md.name}" has dim ${k} = ${d}, expected ${shape[k]} (shape [1, num_heads ${m.num_heads}, seq, head_dim ${m.head_dim}] / logits [1, seq, vocab_size ${m.vocab_size}])`);
+        mismatch(`"${md.name}" has dim ${k} = ${d}, expected ${shape[k]} (shape [positions, num_heads ${m.num_heads}, head_dim ${m.head_dim}] / logits [1, seq, vocab_size ${m.vocab_size}])`);
       }
     });
   };
@@ -225,15 +224,15 @@ function checkGraph(session: ort.InferenceSession, m: ExportManifest, where: str
 /** prefix_kv.safetensors -> the initial cache; names and shapes checked against the manifest. */
 function loadPrefix(file: string, m: ExportManifest): KvCache {
   const tensors = readSafetensors(file);
-  const want = [1, m.num_heads, m.prefix_length, m.head_dim];
+  const want = [m.prefix_length, m.num_heads, m.head_dim];
   const kv: KvCache = { length: m.prefix_length, capacity: m.prefix_length, keys: [], values: [] };
   for (let i = 0; i < m.num_layers; i++) {
     for (const part of ['key', 'value'] as const) {
       const name = `past_key_values.${i}.${part}`;
       const t = tensors.get(name);
       if (!t) throw new EngineError('PREFIX_KV_INVALID', `${file}: tensor "${name}" is missing (manifest num_layers ${m.num_layers})`, { path: file, field: name, hint: 'export the run again' });
-      if (t.shape.length !== 4 || t.shape.some((d, k) => d !== want[k])) {
-        throw new EngineError('PREFIX_KV_INVALID', `${file}: tensor "${name}" has shape [${t.shape}], expected [${want}] = [1, num_heads, prefix_length, head_dim] from the manifest`, { path: file, field: name, hint: 'manifest.json and prefix_kv.safetensors come from different exports; export the run again' });
+      if (t.shape.length !== 3 || t.shape.some((d, k) => d !== want[k])) {
+        throw new EngineError('PREFIX_KV_INVALID', `${file}: tensor "${name}" has shape [${t.shape}], expected [${want}] = [prefix_length, num_heads, head_dim] from the manifest`, { path: file, field: name, hint: 'manifest.json and prefix_kv.safetensors come from different exports; export the run again' });
       }
       let data = tensorData(t);
       if (m.dtype === 'float16' && data instanceof Float32Array) data = toFloat16Bits(data);

@@ -1,5 +1,6 @@
-// The past key/value cache as plain typed arrays, layout [1, num_heads, capacity, head_dim] per layer
-// (the graph's past_key_values.{i}.key/value inputs; new_key_values.{i}.* outputs are written into the free slots).
+// The past key/value cache as plain typed arrays, position-major: [capacity, num_heads, head_dim] per layer, so the
+// filled positions are one contiguous prefix that goes into the graph's past_key_values.{i}.key/value inputs as a view
+// (no copy); the new_key_values.{i}.* outputs ([n, num_heads, head_dim]) are written into the next free rows.
 // float16 is kept as raw Uint16 bits, which is what onnxruntime takes and returns for float16 tensors.
 
 export type KvData = Float32Array | Uint16Array;
@@ -8,9 +9,8 @@ export interface KvCache {
   /** Positions held (prefix tokens + prompt/generated tokens). */
   length: number;
   /**
-   * Positions each array has room for: [1, num_heads, capacity, head_dim]. The slots after `length` are free: the
-   * graph reads only the first `length` (its past_length input), and the engine fills the next ones in place
-   * (docs/export.md, "Slotted cache").
+   * Positions each array has room for: [capacity, num_heads, head_dim]. The rows after `length` are free: the graph
+   * is given only the first `length`, and the engine fills the next ones in place (docs/export.md, "Slotted cache").
    */
   capacity: number;
   keys: KvData[];
@@ -27,25 +27,31 @@ export function truncateKv(kv: KvCache, keep: number): KvCache {
   return keep >= kv.length ? kv : { ...kv, length: keep };
 }
 
-/**
- * A copy of `kv`'s positions in arrays of `capacity` slots per head. Each head's rows are contiguous, so heads move
- * one block at a time.
- */
+/** A copy of `kv`'s positions in arrays of `capacity` rows (the filled prefix moves as one block). */
 export function resizeKv(kv: KvCache, capacity: number, numHeads: number, headDim: number): KvCache {
   if (capacity < kv.length) throw new RangeError(`resizeKv: capacity ${capacity} < length ${kv.length}`);
   const move = (a: KvData): KvData => {
-    const out = new (a.constructor as { new (n: number): KvData })(numHeads * capacity * headDim);
-    const rows = kv.length * headDim;
-    for (let h = 0; h < numHeads; h++) out.set(a.subarray(h * kv.capacity * headDim, h * kv.capacity * headDim + rows), h * capacity * headDim);
+    const out = new (a.constructor as { new (n: number): KvData })(capacity * numHeads * headDim);
+    out.set(a.subarray(0, kv.length * numHeads * headDim));
     return out;
   };
   return { length: kv.length, capacity, keys: kv.keys.map(move), values: kv.values.map(move) };
 }
 
-/** Writes `fresh` ([1, num_heads, n, head_dim]) into slots length..length+n-1 of `dst` (capacity slots per head). */
-export function writeSlots(dst: KvData, capacity: number, length: number, fresh: KvData, n: number, numHeads: number, headDim: number): void {
-  const rows = n * headDim;
-  for (let h = 0; h < numHeads; h++) dst.set(fresh.subarray(h * rows, (h + 1) * rows), (h * capacity + length) * headDim);
+/** Writes `fresh` ([n, num_heads, head_dim]) into rows length..length+n-1 of `dst`. */
+export function writeSlots(dst: KvData, length: number, fresh: KvData, numHeads: number, headDim: number): void {
+  dst.set(fresh, length * numHeads * headDim);
+}
+
+/**
+ * The graph's view of the past: the filled rows of `a` ([rows, num_heads, head_dim], no copy). The graph takes at
+ * least one row (onnxruntime's FusedMatMul fails on an empty one), masked out by past_length 0: an empty cache gives
+ * a row of zeros.
+ */
+export function pastRows(a: KvData, length: number, numHeads: number, headDim: number): KvData {
+  const row = numHeads * headDim;
+  if (length > 0) return a.subarray(0, length * row);
+  return a.length >= row ? a.subarray(0, row) : new (a.constructor as { new (n: number): KvData })(row);
 }
 
 /** Length of the longest common prefix of two id lists. */

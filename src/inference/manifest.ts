@@ -7,10 +7,10 @@ import type { MethodName } from '../protocol/config';
 import { QUANTIZATIONS, type Quantization } from '../protocol/quantization';
 import { EngineError } from './errors';
 
-export const SUPPORTED_FORMAT_VERSION = 4;
+export const SUPPORTED_FORMAT_VERSION = 5;
 
 export interface ExportManifest {
-  format_version: 4;
+  format_version: 5;
   method: MethodName;
   base_model: string;
   dtype: 'float32' | 'float16';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { argmax, createRng, sampleToken } from '../../src/inference/sampling';
 import { StopMatcher } from '../../src/inference/stop';
 import { parseSafetensors, tensorData } from '../../src/inference/safetensors';
-import { commonPrefixLength, fromFloat16Bits, resizeKv, toFloat16Bits, truncateKv, writeSlots } from '../../src/inference/kv';
+import { commonPrefixLength, fromFloat16Bits, pastRows, resizeKv, toFloat16Bits, truncateKv, writeSlots } from '../../src/inference/kv';
 import { checkManifest, readManifest } from '../../src/inference/manifest';
 import type { EngineError } from '../../src/inference/errors';
 import { validateParams } from '../../src/inference/generator';
@@ -124,9 +124,9 @@ test('safetensors: parses tensors and rejects truncated or inconsistent files', 
   err(huge, /exceeds the file size/);
 });
 
-test('KV truncation, resizing and slot writes keep every head\'s positions in order', () => {
-  // 2 heads, 3 positions, head_dim 2: value = head*100 + pos*10 + d
-  const mk = () => Float32Array.from({ length: 12 }, (_, i) => Math.floor(i / 6) * 100 + Math.floor((i % 6) / 2) * 10 + (i % 2));
+test('KV truncation, resizing, slot writes and the past view keep every position\'s heads in order', () => {
+  // position-major [positions, heads 2, head_dim 2]: value = pos*100 + head*10 + d
+  const mk = () => Float32Array.from({ length: 12 }, (_, i) => Math.floor(i / 4) * 100 + Math.floor((i % 4) / 2) * 10 + (i % 2));
   const kv = { length: 3, capacity: 3, keys: [mk()], values: [mk()] };
   const cut = truncateKv(kv, 2);
   assert.equal(cut.length, 2);
@@ -135,11 +135,17 @@ test('KV truncation, resizing and slot writes keep every head\'s positions in or
   const packed = resizeKv(cut, 2, 2, 2);
   assert.deepEqual(Array.from(packed.keys[0]), [0, 1, 10, 11, 100, 101, 110, 111]);
   const roomy = resizeKv(cut, 4, 2, 2);
-  assert.deepEqual(Array.from(roomy.keys[0]), [0, 1, 10, 11, 0, 0, 0, 0, 100, 101, 110, 111, 0, 0, 0, 0]);
-  // one new position per head: [head0: 20, 21], [head1: 120, 121]
-  writeSlots(roomy.keys[0], 4, 2, Float32Array.from([20, 21, 120, 121]), 1, 2, 2);
-  assert.deepEqual(Array.from(roomy.keys[0]), [0, 1, 10, 11, 20, 21, 0, 0, 100, 101, 110, 111, 120, 121, 0, 0]);
+  assert.deepEqual(Array.from(roomy.keys[0]), [0, 1, 10, 11, 100, 101, 110, 111, 0, 0, 0, 0, 0, 0, 0, 0]);
+  // one new position, both heads: [head0: 200, 201], [head1: 210, 211]
+  writeSlots(roomy.keys[0], 2, Float32Array.from([200, 201, 210, 211]), 2, 2);
+  assert.deepEqual(Array.from(roomy.keys[0]), [0, 1, 10, 11, 100, 101, 110, 111, 200, 201, 210, 211, 0, 0, 0, 0]);
   assert.throws(() => resizeKv(kv, 2, 2, 2), RangeError);
+  // the graph's past: the filled rows as a view of the same memory; an empty cache as one row (masked by past_length 0)
+  const view = pastRows(roomy.keys[0], 3, 2, 2);
+  assert.equal(view.buffer, roomy.keys[0].buffer);
+  assert.deepEqual(Array.from(view), [0, 1, 10, 11, 100, 101, 110, 111, 200, 201, 210, 211]);
+  assert.equal(pastRows(roomy.keys[0], 0, 2, 2).length, 4);
+  assert.deepEqual(Array.from(pastRows(new Float32Array(0), 0, 2, 2)), [0, 0, 0, 0]);
   assert.equal(commonPrefixLength([1, 2, 3], [1, 2, 4, 5]), 2);
   assert.equal(commonPrefixLength([], [1]), 0);
 });
@@ -155,7 +161,7 @@ test('float16 conversion round-trips and rounds to nearest even', () => {
 });
 
 const GOOD = {
-  format_version: 4, method: 'lora', base_model: 'embedded', dtype: 'float32', quantization: 'none',
+  format_version: 5, method: 'lora', base_model: 'embedded', dtype: 'float32', quantization: 'none',
   num_layers: 2, num_heads: 4, head_dim: 16, hidden_size: 64, vocab_size: 512, prefix_length: 0,
   eos_token_id: 2, pad_token_id: 3, bos_token_id: 1, template: { prompt: 'Human: {instruction}\n{input}', response_prefix: '\n\nAssistant: ' },
   instruction_tuned: true, files: { model: 'model.onnx', model_data: [], tokenizer: 'tokenizer.json', prefix_kv: null },
@@ -172,8 +178,8 @@ test('manifest checks name the field and give a hint', () => {
       return true;
     });
   };
-  bad({ format_version: 5 }, 'MANIFEST_VERSION', 'format_version');
-  bad({ format_version: 3 }, 'MANIFEST_VERSION', 'format_version'); // older exports (no next_token): export again
+  bad({ format_version: 6 }, 'MANIFEST_VERSION', 'format_version');
+  bad({ format_version: 4 }, 'MANIFEST_VERSION', 'format_version'); // older exports (head-major past): export again
   bad({ format_version: undefined }, 'MANIFEST_INVALID', 'format_version');
   bad({ method: 7 }, 'MANIFEST_INVALID', 'method');
   bad({ dtype: 'bfloat16' }, 'MANIFEST_INVALID', 'dtype');
@@ -192,7 +198,7 @@ test('readManifest: missing folder, missing/corrupt manifest, missing files, pat
     const code = (fn: () => unknown, c: string, re: RegExp) => assert.throws(fn, (e: EngineError) => e.code === c && re.test(e.message));
     code(() => readManifest(path.join(dir, 'nope')), 'EXPORT_NOT_FOUND', /does not exist/);
     code(() => readManifest(dir), 'MANIFEST_INVALID', /manifest\.json is missing/);
-    fs.writeFileSync(path.join(dir, 'manifest.json'), '{"format_version": 4,');
+    fs.writeFileSync(path.join(dir, 'manifest.json'), '{"format_version": 5,');
     code(() => readManifest(dir), 'MANIFEST_INVALID', /not valid JSON/);
     fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(GOOD));
     code(() => readManifest(dir), 'FILE_MISSING', /model\.onnx is missing \(named by "files\.model"/);

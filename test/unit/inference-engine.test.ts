@@ -254,8 +254,8 @@ test('bad exports fail with clear errors; a failed reload keeps the old export s
   const cases: [string, (dir: string) => void, string, RegExp][] = [
     ['truncated model', d => fs.truncateSync(path.join(d, 'model.onnx'), 1000), 'MODEL_LOAD_FAILED', /model\.onnx/],
     ['garbage model', d => fs.writeFileSync(path.join(d, 'model.onnx'), 'not an onnx file'), 'MODEL_LOAD_FAILED', /model\.onnx/],
-    ['future format', d => editManifest(d, m => (m.format_version = 5)), 'MANIFEST_VERSION', /format_version 5/],
-    ['older export', d => editManifest(d, m => (m.format_version = 3)), 'MANIFEST_VERSION', /format_version 3 .*older version of the trainer/],
+    ['future format', d => editManifest(d, m => (m.format_version = 6)), 'MANIFEST_VERSION', /format_version 6/],
+    ['older export', d => editManifest(d, m => (m.format_version = 4)), 'MANIFEST_VERSION', /format_version 4 .*older version of the trainer/],
     ['missing external data', d => editManifest(d, m => (m.files.model_data = [...m.files.model_data, 'gone.onnx.data'])), 'FILE_MISSING', /gone\.onnx\.data/],
     ['no tokenizer', d => fs.rmSync(path.join(d, 'tokenizer.json')), 'FILE_MISSING', /tokenizer\.json/],
     ['broken tokenizer', d => fs.writeFileSync(path.join(d, 'tokenizer.json'), '{"model": 1'), 'TOKENIZER_INVALID', /tokenizer\.json/],

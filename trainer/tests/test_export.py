@@ -98,7 +98,7 @@ def test_decode_with_past_matches_pytorch(exported, variant):
     for tok in e.ids[split + 2:]:
         step, past = e.decoder.step([[tok]], past)
         got.append(step[0])
-    assert past[0].shape[2] == e.decoder.manifest["prefix_length"] + len(e.ids)
+    assert len(past[0]) == e.decoder.manifest["prefix_length"] + len(e.ids)
     assert max_diff(np.concatenate(got), ref) <= FP32_TOL
 
 
@@ -123,7 +123,7 @@ def test_manifest_and_files_follow_the_contract(exported, variant, base_dir):
     e = exported(variant)
     m = json.loads((e.export / "manifest.json").read_text())
     cfg = json.loads((Path(base_dir) / "config.json").read_text())
-    assert m["format_version"] == 4 and m["method"] == VARIANTS[variant]["name"]
+    assert m["format_version"] == E.FORMAT_VERSION == 5 and m["method"] == VARIANTS[variant]["name"]
     assert m["base_model"] == str(base_dir)
     assert (m["dtype"], m["quantization"]) == ("float32", "none")
     assert (m["num_layers"], m["num_heads"], m["hidden_size"], m["vocab_size"]) == (
@@ -162,14 +162,18 @@ def test_onnx_signature_is_the_contract(exported):
     i64, f32 = onnx.TensorProto.INT64, onnx.TensorProto.FLOAT
     assert list(inputs) == E.input_names(m["num_layers"]) and list(outputs) == E.output_names(m["num_layers"])
     assert inputs["input_ids"] == (i64, [1, "seq"])
-    assert inputs["past_key_values.0.key"] == (f32, [1, m["num_heads"], "past_slots", m["head_dim"]])
+    assert inputs["past_key_values.0.key"] == (f32, ["past_rows", m["num_heads"], m["head_dim"]])
     assert inputs["past_length"] == (i64, []) and inputs["logits_to_keep"] == (i64, [])
     assert outputs["logits"] == (f32, [1, "logits_seq", m["vocab_size"]])
     assert outputs["next_token"] == (i64, [1])
     # the first index on ties, as torch.argmax (ArgMax's select_last_index defaults to 0)
     argmax = [n for n in graph.node if n.op_type == "ArgMax"]
     assert len(argmax) == 1 and all(a.i == 0 for a in argmax[0].attribute if a.name == "select_last_index")
-    assert outputs["new_key_values.1.value"] == (f32, [1, m["num_heads"], "seq", m["head_dim"]])
+    assert outputs["new_key_values.1.value"] == (f32, ["seq", m["num_heads"], m["head_dim"]])
+    # the past is read where it lies: no Slice or Transpose of a past input (the point of format 5)
+    past = set(E.past_names(m["num_layers"]))
+    readers = {n.op_type for n in graph.node if past & set(n.input)}
+    assert "FusedMatMul" in readers and readers <= {"FusedMatMul", "Shape"}, readers
     # one vocabulary matrix (embeddings and lm_head share it), not a folded transposed copy
     vocab_sized = [t for t in graph.initializer if m["vocab_size"] in t.dims and m["hidden_size"] in t.dims]
     assert len(vocab_sized) == 1
@@ -177,28 +181,29 @@ def test_onnx_signature_is_the_contract(exported):
 
 @pytest.mark.parametrize("variant", ["lora", "prefix_tuning"])
 def test_slotted_cache_matches_packed(exported, variant):
-    """The TS engine's path (docs/export.md, "Slotted cache"): past arrays with free slots after past_length, only
-    new_key_values fetched and written into the next free slots. The free slots hold NaN: a graph that read them at
-    all (even masked) would return NaN. Logits and greedy tokens must equal the packed path, and next_token is the
-    argmax of the logits."""
+    """The TS engine's path (docs/export.md, "Slotted cache"): position-major slot arrays with free rows after the
+    filled ones, the filled prefix handed over as a view (no copy; an empty past as one zero row), only new_key_values
+    fetched and written into the next free rows. The free rows hold NaN: a graph that read them would return NaN.
+    Logits and greedy tokens must equal the packed path, and next_token is the argmax of the logits."""
     e = exported(variant)
     d, m = e.decoder, e.decoder.manifest
     prefix = d.initial_past()
-    p, cap, steps = prefix[0].shape[2], prefix[0].shape[2] + len(e.ids) + 9, 8
-    slots = [np.concatenate([t, np.full((1, m["num_heads"], cap - p, m["head_dim"]), np.nan, t.dtype)], axis=2)
-             for t in prefix]
+    p, cap, steps = len(prefix[0]), len(prefix[0]) + len(e.ids) + 9, 8
+    slots = [np.concatenate([t, np.full((cap - p, m["num_heads"], m["head_dim"]), np.nan, t.dtype)]) for t in prefix]
     length, packed, ids = p, prefix, [e.ids]
     for _ in range(steps):
         n = len(ids[0])
-        logits, next_token, fresh_kv = d.run(ids, slots, length, logits_to_keep=1)
+        view = [s[:length] if length else np.zeros_like(s[:1]) for s in slots]
+        assert length == 0 or np.shares_memory(view[0], slots[0])
+        logits, next_token, fresh_kv = d.run(ids, view, length, logits_to_keep=1)
         ref_logits, packed = d.step(ids, packed)
         assert logits.shape == (1, 1, m["vocab_size"])  # the last position's only
         assert max_diff(logits[:, -1], ref_logits[:, -1]) <= 1e-4
         assert next_token.dtype == np.int64 and next_token.tolist() == [int(logits[0, -1].argmax())]
         for slot, fresh, full in zip(slots, fresh_kv, packed):
-            assert fresh.shape == (1, m["num_heads"], n, m["head_dim"])
-            assert max_diff(fresh, full[:, :, -n:]) <= 1e-5
-            slot[:, :, length:length + n] = fresh
+            assert fresh.shape == (n, m["num_heads"], m["head_dim"])
+            assert max_diff(fresh, full[-n:]) <= 1e-5
+            slot[length:length + n] = fresh
         length += n
         ids = [[int(logits[0, -1].argmax())]]
     # logits_to_keep k keeps the last k positions; 0 keeps all
@@ -227,7 +232,7 @@ def test_next_token_takes_the_first_of_tied_logits(tmp_path):
     assert want == min(top, twin)
     E.export_onnx(model, tmp_path / "model.onnx")
     session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
-    empty = np.zeros((1, 4, 0, 8), np.float32)
+    empty = np.zeros((1, 4, 8), np.float32)  # an empty past is one (masked) row
     logits, next_token = session.run(["logits", "next_token"], {
         "input_ids": np.array([ids], np.int64), **{n: empty for n in E.past_names(1)},
         "past_length": np.array(0, np.int64), "logits_to_keep": np.array(1, np.int64)})
@@ -244,7 +249,7 @@ def test_prefix_kv_file(exported, variant):
     kv = load_file(str(e.export / "prefix_kv.safetensors"))
     assert sorted(kv) == sorted(E.past_names(m["num_layers"]))
     for t in kv.values():
-        assert t.shape == (1, m["num_heads"], m["prefix_length"], m["head_dim"]) and t.dtype == np.float32
+        assert t.shape == (m["prefix_length"], m["num_heads"], m["head_dim"]) and t.dtype == np.float32
 
 
 # ------------------------------------------------------------------------------------------------ fp16, int8, large models

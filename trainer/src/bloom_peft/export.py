@@ -23,18 +23,19 @@ from typing import Any
 from .config import QUANTIZATIONS, Config, ModelSection, parse_model
 from .errors import ConfigError, ModelError, TrainerError
 
-# 4: the next_token output (the graph's greedy argmax); 3: batch 1, the past as slots with past_length (no
-# attention_mask, no present); 2: model_data is a list (a cached base + the adapter's changes). Older exports are
-# refused with the hint to export again.
-FORMAT_VERSION = 4
+# 5: the past position-major ([positions, heads, head_dim]) and read in place (no Slice copies); 4: the next_token
+# output (the graph's greedy argmax); 3: batch 1, the past as slots with past_length (no attention_mask, no
+# present); 2: model_data is a list (a cached base + the adapter's changes). Older exports are refused with the hint
+# to export again.
+FORMAT_VERSION = 5
 OPSET = 17
 PROMPT_LEARNING = ("prompt_tuning", "p_tuning", "prefix_tuning")
 MODEL_FILE, DATA_FILE, TOKENIZER_FILE, PREFIX_FILE, MANIFEST_FILE = (
     "model.onnx", "model.onnx.data", "tokenizer.json", "prefix_kv.safetensors", "manifest.json")
 # protobuf cannot hold more than 2 GiB; keep a margin for the graph itself
 EXTERNAL_DATA_BYTES = 1_800_000_000
-# trace with 3 new tokens after 2 filled of 5 past slots: no dimension is 0 or 1, so none is specialised into the graph
-TRACE_SEQ, TRACE_PAST, TRACE_SLOTS = 3, 2, 5
+# trace with 3 new tokens after 2 filled of 5 past rows: no dimension is 0 or 1, so none is specialised into the graph
+TRACE_SEQ, TRACE_PAST, TRACE_ROWS = 3, 2, 5
 # an fp32 export whose ORT logits differ from PyTorch by more than this is broken, not imprecise
 FP32_TOLERANCE = 1e-3
 
@@ -53,7 +54,9 @@ def past_names(num_layers: int) -> list[str]:
 
 
 def input_names(num_layers: int) -> list[str]:
-    # past_length (int64 scalar): how many of the past slots hold positions; the rest are free and never read.
+    # past_key_values.{i}.*: [P, heads, head_dim], position-major (the engine's slot layout, so the filled prefix of
+    # its arrays goes in as is). P >= 1: onnxruntime's FusedMatMul fails on an empty past, so none is given as one row.
+    # past_length (int64 scalar): how many of the P rows hold positions; rows from past_length on are masked out.
     # logits_to_keep (int64 scalar): 0 = logits of every new position, k = of the last k.
     # A prompt's logits are [seq x vocab]: for bloom-560m the lm_head over them is about half of a prefill's work.
     return ["input_ids"] + past_names(num_layers) + ["past_length", "logits_to_keep"]
@@ -74,9 +77,9 @@ def new_kv_names(num_layers: int) -> list[str]:
 def _dynamic_axes(num_layers: int) -> dict:
     axes = {"input_ids": {1: "seq"}, "logits": {1: "logits_seq"}}
     for name in past_names(num_layers):
-        axes[name] = {2: "past_slots"}
+        axes[name] = {0: "past_rows"}
     for name in new_kv_names(num_layers):
-        axes[name] = {2: "seq"}
+        axes[name] = {0: "seq"}
     return axes
 
 
@@ -143,39 +146,49 @@ def alibi_slopes(num_heads: int):
     return slopes
 
 
-def _positions():
-    """x[..., start:end] along `axis` for tensors start/end that stay inputs of the graph (a traced slice would freeze
-    them): one ONNX Slice, which copies those positions and never reads the rest."""
+def _head_matmul():
+    """Per-head matmul with the heads in the middle of position-major tensors, as onnxruntime's FusedMatMul
+    (com.microsoft) computes it: transBatch reads [positions, heads, head_dim] as [heads, positions, head_dim] by
+    strides, so the past is read where the engine keeps it, with no Slice or Transpose copying it first.
+
+        head_matmul(a, b, trans_batch_a, trans_b, alpha) = alpha * (a' @ b'), a' = a.transpose(0, 1) if trans_batch_a
+        else a, b' = b.transpose(0, 1) (b is always [positions, heads, x]), transposed once more on its last two
+        axes if trans_b."""
     import torch
 
-    class Positions(torch.autograd.Function):
+    class HeadMatMul(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, x, start, end, axis):  # noqa: ARG004 - the signature autograd wants
-            return x.narrow(axis, int(start), int(end) - int(start))
+        def forward(ctx, a, b, trans_batch_a, trans_b, alpha):  # noqa: ARG004 - the signature autograd wants
+            a = a.transpose(0, 1) if trans_batch_a else a
+            b = b.transpose(0, 1)
+            return torch.matmul(a, b.transpose(1, 2) if trans_b else b) * alpha
 
         @staticmethod
-        def symbolic(g, x, start, end, axis):
-            one = g.op("Constant", value_t=torch.tensor([1], dtype=torch.int64))
-            return g.op("Slice", x, g.op("Reshape", start, one), g.op("Reshape", end, one),
-                        g.op("Constant", value_t=torch.tensor([axis], dtype=torch.int64)))
+        def symbolic(g, a, b, trans_batch_a, trans_b, alpha):
+            out = g.op("com.microsoft::FusedMatMul", a, b, transA_i=0, transB_i=int(trans_b),
+                       transBatchA_i=int(trans_batch_a), transBatchB_i=1, alpha_f=float(alpha))
+            out.setType(a.type().with_sizes([None, None, None]))  # [heads, seq, x]: torch cannot infer a contrib op
+            return out
 
-    return Positions.apply
+    return HeadMatMul.apply
 
 
 def _decoder_with_past(model):
     """A module with the contract's flat signature: (input_ids, *past, past_length, logits_to_keep) -> (logits,
     next_token, *new).
 
-    BLOOM's forward written out for batch 1 and a slotted past, instead of tracing transformers' forward: the trace
-    of that one carries the batch, padding masks and cache bookkeeping as ~1,300 shape nodes a step (Shape, Gather,
-    Unsqueeze, Concat, Reshape), attends over every slot it is given and copies the whole past into `present`. Here
-    every reshape has constant dims, the past is cut to past_length before attention (a step costs the same whatever
-    the free capacity), and only the new positions' KV leaves the graph. The arithmetic is transformers' (ALiBi bias
-    added to q.k / sqrt(head_dim), the finfo.min causal mask, softmax in float32, BLOOM's tanh GELU), so the logits
-    match PyTorch's; the parameters are the model's own modules, so export_cache maps them as before."""
+    BLOOM's forward written out for batch 1 and a position-major past, instead of tracing transformers' forward: the
+    trace of that one carries the batch, padding masks and cache bookkeeping as ~1,300 shape nodes a step (Shape,
+    Gather, Unsqueeze, Concat, Reshape), attends over every slot it is given and copies the whole past into `present`.
+    Here every reshape has constant dims, the past comes in as [positions, heads, head_dim] and is read in place by
+    the attention matmuls (the engine hands over the filled prefix of its slot arrays without a copy, so a step costs
+    the same whatever the free capacity), and only the new positions' KV leaves the graph. The arithmetic is
+    transformers' (ALiBi bias added to q.k / sqrt(head_dim), the finfo.min causal mask, softmax in float32, BLOOM's
+    tanh GELU), so the logits match PyTorch's; the parameters are the model's own modules, so export_cache maps them as
+    before."""
     import torch
 
-    positions = _positions()
+    head_matmul = _head_matmul()
 
     class DecoderWithPast(torch.nn.Module):
         def __init__(self, lm):
@@ -186,7 +199,7 @@ def _decoder_with_past(model):
             self.hidden, self.vocab = cfg.hidden_size, cfg.vocab_size
             self.head_dim = cfg.hidden_size // cfg.n_head
             self.post_ln_residual = bool(cfg.apply_residual_connection_post_layernorm)
-            self.register_buffer("alibi_slopes", alibi_slopes(cfg.n_head).view(1, cfg.n_head, 1, 1), persistent=False)
+            self.register_buffer("alibi_slopes", alibi_slopes(cfg.n_head).view(cfg.n_head, 1, 1), persistent=False)
             # BLOOM ties lm_head to the word embeddings. Traced naively, the exporter folds lm_head's transpose into a
             # second copy of the vocabulary matrix (1 GB for bloom-560m); instead keep one [hidden, vocab] matrix and
             # gather the embeddings from its columns (a few columns per step; cheap).
@@ -208,33 +221,36 @@ def _decoder_with_past(model):
                 embeds = t.word_embeddings(ids).unsqueeze(0)
             hidden = t.word_embeddings_layernorm(embeds)  # [1, seq, hidden]
             dtype = hidden.dtype
-            # ALiBi over key positions 0..total-1 (softmax ignores a per-row shift, so the key's position is all that
-            # counts) and the causal mask: new token j sees keys up to past_length + j
+            # Columns: the P past rows given, then the seq new positions. ALiBi over key positions (softmax ignores a
+            # per-row shift, so the key's position is all that counts); masked: past rows from past_length on (there
+            # only because an empty past is given as one row) and, causally, new position j for queries before j.
             seq = ids.shape[0]
-            total = past_length + seq
-            zero = torch.zeros((), dtype=torch.int64)
-            keys = torch.arange(total, dtype=torch.int64)
-            queries = torch.arange(seq, dtype=torch.int64) + past_length
-            bias = (self.alibi_slopes * keys.to(torch.float32)).to(dtype)  # [1, heads, 1, total]
-            blocked = keys.unsqueeze(0) > queries.unsqueeze(1)  # [seq, total]
-            bias = bias.masked_fill(blocked, torch.finfo(dtype).min)  # [1, heads, seq, total]
+            rows = past[0].shape[0]
+            past_keys = torch.arange(rows, dtype=torch.int64)
+            new_keys = torch.arange(seq, dtype=torch.int64)
+            keys = torch.cat([past_keys, new_keys + past_length])
+            bias = (self.alibi_slopes * keys.to(torch.float32)).to(dtype)  # [heads, 1, P + seq]
+            blocked = torch.cat([(past_keys >= past_length).unsqueeze(0).expand(seq, rows),
+                                 new_keys.unsqueeze(0) > new_keys.unsqueeze(1)], dim=1)  # [seq, P + seq]
+            bias = bias.masked_fill(blocked, torch.finfo(dtype).min)  # [heads, seq, P + seq]
             scale = 1.0 / (head_dim ** 0.5)
             new = []
             for i, block in enumerate(t.h):
                 attn = block.self_attention
                 normed = block.input_layernorm(hidden)
                 residual = normed if self.post_ln_residual else hidden
-                qkv = attn.query_key_value(normed).view(1, -1, heads, 3, head_dim).permute(3, 0, 2, 1, 4)
-                q, k, v = qkv[0], qkv[1], qkv[2]  # [1, heads, seq, head_dim]
+                # -1, not seq: a constant shape (a traced seq would rebuild it with Concat every layer)
+                qkv = attn.query_key_value(normed).view(-1, heads, 3, head_dim)
+                q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [seq, heads, head_dim]: the cache's layout
                 new += [k, v]
                 # past and new keys apart: concatenating the new rows to the past would copy the past once more
-                k_past = positions(past[2 * i], zero, past_length, 2)
-                v_past = positions(past[2 * i + 1], zero, past_length, 2)
-                scores = torch.cat([torch.matmul(q, k_past.transpose(2, 3)), torch.matmul(q, k.transpose(2, 3))], dim=3)
-                probs = torch.softmax((scores * scale + bias).float(), dim=-1).to(dtype)
-                context = (torch.matmul(positions(probs, zero, past_length, 3), v_past)
-                           + torch.matmul(positions(probs, past_length, total, 3), v))
-                context = context.transpose(1, 2).reshape(1, -1, self.hidden)
+                k_past, v_past = past[2 * i], past[2 * i + 1]
+                scores = torch.cat([head_matmul(q, k_past, True, True, scale), head_matmul(q, k, True, True, scale)],
+                                   dim=2)  # [heads, seq, P + seq]
+                probs = torch.softmax((scores + bias).float(), dim=-1).to(dtype)
+                context = (head_matmul(probs[:, :, :rows], v_past, False, False, 1.0)
+                           + head_matmul(probs[:, :, rows:], v, False, False, 1.0))  # [heads, seq, head_dim]
+                context = context.transpose(0, 1).reshape(1, -1, self.hidden)
                 hidden = attn.dense(context) + residual
                 normed = block.post_attention_layernorm(hidden)
                 residual = normed if self.post_ln_residual else hidden
@@ -288,7 +304,7 @@ def export_onnx(model, path: Path, *, fp16: bool = False) -> dict:
                        if not (wrapper.tied and k == "transformer.word_embeddings.weight"))
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(0, shapes["vocab_size"], (1, TRACE_SEQ), generator=gen)
-    past = [torch.randn(1, heads, TRACE_SLOTS, head_dim, generator=gen).to(dtype) for _ in range(2 * layers)]
+    past = [torch.randn(TRACE_ROWS, heads, head_dim, generator=gen).to(dtype) for _ in range(2 * layers)]
 
     scratch = path.parent / "onnx-scratch"
     shutil.rmtree(scratch, ignore_errors=True)
@@ -299,7 +315,7 @@ def export_onnx(model, path: Path, *, fp16: bool = False) -> dict:
         torch.onnx.export(wrapper, (ids, *past, torch.tensor(TRACE_PAST), torch.tensor(0)), str(raw),
                           input_names=input_names(layers),
                           output_names=output_names(layers), dynamic_axes=_dynamic_axes(layers), opset_version=OPSET,
-                          dynamo=False, do_constant_folding=True)
+                          dynamo=False, do_constant_folding=True, custom_opsets={"com.microsoft": 1})
     del wrapper
     for f in path.parent.glob(path.name + "*"):
         f.unlink()
@@ -324,7 +340,7 @@ def _declare_output_shapes(path: Path, shapes: dict) -> None:
     import onnx
 
     proto = onnx.load(str(path), load_external_data=False)
-    kv = [1, shapes["num_heads"], "seq", shapes["head_dim"]]
+    kv = ["seq", shapes["num_heads"], shapes["head_dim"]]
     for out in proto.graph.output:
         dims = {"logits": [1, "logits_seq", shapes["vocab_size"]], "next_token": [1]}.get(out.name, kv)
         shape = out.type.tensor_type.shape
@@ -588,10 +604,10 @@ def save_tokenizer(tokenizer, path: Path) -> None:
 def save_prefix_kv(prefix, path: Path, dtype) -> None:
     from safetensors.torch import save_file
 
-    tensors = {}
+    tensors = {}  # [prefix_length, heads, head_dim]: the graph's past layout (peft's is [1, heads, P, head_dim])
     for i, (k, v) in enumerate(prefix):
-        tensors[f"past_key_values.{i}.key"] = k[:1].to(device="cpu", dtype=dtype).contiguous()
-        tensors[f"past_key_values.{i}.value"] = v[:1].to(device="cpu", dtype=dtype).contiguous()
+        tensors[f"past_key_values.{i}.key"] = k[0].transpose(0, 1).to(device="cpu", dtype=dtype).contiguous()
+        tensors[f"past_key_values.{i}.value"] = v[0].transpose(0, 1).to(device="cpu", dtype=dtype).contiguous()
     save_file(tensors, str(path), metadata={"format": "bloom_peft.prefix_kv", "prefix_length": str(prefix[0][0].shape[2])})
 
 
@@ -631,20 +647,21 @@ def ort_logits(export_dir: Path, config) -> Any:
         stored = load_file(str(export_dir / PREFIX_FILE))
         past = [stored[n] for n in names]
     else:
-        past = [np.zeros((1, shapes["num_heads"], 0, shapes["head_dim"]), np_dtype) for _ in names]
+        past = [np.zeros((0, shapes["num_heads"], shapes["head_dim"]), np_dtype) for _ in names]
     vocab = shapes["vocab_size"]
     every = {"logits_to_keep": np.array(0, np.int64)}
     fetch = ["logits", "next_token"] + new_kv_names(layers)
     logits = []
     for ids in ([min(i, vocab - 1) for i in VERIFY_IDS], [min(VERIFY_NEXT, vocab - 1)]):
-        out = session.run(fetch, {"input_ids": np.array([ids], np.int64), **dict(zip(names, past)),
-                                  "past_length": np.array(past[0].shape[2], np.int64), **every})
+        given = [p if len(p) else np.zeros((1, *p.shape[1:]), np_dtype) for p in past]  # an empty past: one row
+        out = session.run(fetch, {"input_ids": np.array([ids], np.int64), **dict(zip(names, given)),
+                                  "past_length": np.array(len(past[0]), np.int64), **every})
         # greedy decoding trusts next_token instead of the logits: it must be their argmax (first index on ties)
         if out[1].tolist() != [int(out[0][0, -1].argmax())]:
             raise ExportError(f"the exported graph's next_token {out[1].tolist()} is not the argmax "
                               f"{int(out[0][0, -1].argmax())} of its own last logits", file=str(export_dir / MODEL_FILE))
         logits.append(out[0])
-        past = [np.concatenate([p, n], axis=2) for p, n in zip(past, out[2:])]
+        past = [np.concatenate([p, n], axis=0) for p, n in zip(past, out[2:])]
     return np.concatenate(logits, axis=1)
 
 

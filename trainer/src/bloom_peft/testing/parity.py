@@ -83,9 +83,9 @@ def torch_greedy(model, ids: list[int], steps: int) -> list[int]:
 
 
 class OrtDecoder:
-    """The export contract as a tiny engine: the prefix KV (if any) is the initial past, each step feeds the past with
-    past_length and appends the new positions' KV (new_key_values) to it; greedy decoding takes the graph's
-    next_token."""
+    """The export contract as a tiny engine: the prefix KV (if any) is the initial past ([positions, heads,
+    head_dim]), each step feeds the past with past_length (an empty past as one zero row) and appends the new
+    positions' KV (new_key_values) to it; greedy decoding takes the graph's next_token."""
 
     def __init__(self, export_dir, threads: int = 1):
         import numpy as np
@@ -106,16 +106,17 @@ class OrtDecoder:
             stored = load_file(str(self.dir / m["files"]["prefix_kv"]))
             self.prefix = [stored[n] for n in self.names]
         else:
-            self.prefix = [np.zeros((1, m["num_heads"], 0, m["head_dim"]), self.dtype) for _ in self.names]
+            self.prefix = [np.zeros((0, m["num_heads"], m["head_dim"]), self.dtype) for _ in self.names]
 
     def initial_past(self):
         return list(self.prefix)
 
     def run(self, ids, slots, past_length: int, logits_to_keep: int = 0, *, logits: bool = True):
         """(logits [1, kept, vocab] or None, next_token [1], new KV) for new tokens `ids` [1, seq] after the first
-        past_length of `slots`. logits=False fetches the graph's argmax alone, as the engine's greedy steps do."""
+        past_length rows of `slots`. logits=False fetches the graph's argmax alone, as the engine's greedy steps do."""
         import numpy as np
 
+        slots = [s if len(s) else np.zeros((1, *s.shape[1:]), s.dtype) for s in slots]  # the graph takes >= 1 row
         heads = ["logits", "next_token"] if logits else ["next_token"]
         out = self.session.run([*heads, *self.new_names], {
             "input_ids": np.asarray(ids, np.int64), **dict(zip(self.names, slots)),
@@ -124,12 +125,12 @@ class OrtDecoder:
 
     def step(self, ids, past):
         """(logits [1, seq, vocab], past + the new positions) for new tokens `ids` [1, seq] after `past`."""
-        logits, _, new = self.run(ids, past, past[0].shape[2])
+        logits, _, new = self.run(ids, past, len(past[0]))
         return logits, _extend(past, new)
 
     def greedy_step(self, ids, past):
         """(the graph's next_token, past + the new positions): a greedy decode step, fetching no logits."""
-        _, next_token, new = self.run(ids, past, past[0].shape[2], logits=False)
+        _, next_token, new = self.run(ids, past, len(past[0]), logits=False)
         return int(next_token[0]), _extend(past, new)
 
     def logits(self, ids: list[int]):
@@ -148,7 +149,7 @@ class OrtDecoder:
 def _extend(past, new):
     import numpy as np
 
-    return [np.concatenate([p, n], axis=2) for p, n in zip(past, new)]
+    return [np.concatenate([p, n], axis=0) for p, n in zip(past, new)]
 
 
 def assert_same_onnx_model(a: Path, b: Path) -> None:
