@@ -32,20 +32,23 @@ export interface GenerateOptions extends Partial<GenerateParams> {
 export const DEFAULT_MAX_TOKENS = 64;
 
 export class CompletionEngine {
-  private current: EngineProcess;
   private swapping: Promise<unknown> = Promise.resolve();
   private disposed = false;
-  /** Processes still loading (a reload, a replacement): dispose() ends them too. */
-  private readonly starting = new Set<ChildProcess>();
 
-  private constructor(private readonly opts: EngineOptions) {
-    this.current = undefined as unknown as EngineProcess;
-  }
+  private constructor(
+    private readonly opts: EngineOptions,
+    /** Processes still loading (a reload, a replacement): dispose() ends them too. */
+    private readonly starting: Set<ChildProcess>,
+    private current: EngineProcess,
+  ) {}
 
   /** Loads an export folder (or a run folder with export/ inside) in a fresh engine process. */
   static async load(exportDir: string, opts: EngineOptions = {}): Promise<CompletionEngine> {
-    const engine = new CompletionEngine(opts);
-    engine.current = await engine.start(resolveExportDir(exportDir));
+    const starting = new Set<ChildProcess>();
+    // the first process's crash handler reports to the engine, which is made once that process is up
+    let engine: CompletionEngine | undefined;
+    const first = await EngineProcess.start(resolveExportDir(exportDir), opts, { starting, onCrash: conn => engine?.onCrash(conn) });
+    engine = new CompletionEngine(opts, starting, first);
     return engine;
   }
 

@@ -22,14 +22,18 @@ export interface GenerateHooks {
  * long an abort waits. */
 const PREFILL_CHUNK = 512;
 
+/** What decoding starts from after a model run: the graph's greedy token, and the logits when they were fetched. */
+interface StepOutput {
+  logits: Float32Array | null;
+  next: number;
+}
+
 export class Generator {
   /** Token ids whose KV is in `kv` (after the prefix), from the last request. */
   private cachedIds: number[] = [];
   private kv: KvCache;
-  /** Logits after the last cached position (a copy), or null when unknown (or a greedy step did not fetch them). */
-  private lastLogits: Float32Array | null = null;
-  /** The greedy token after the last cached position (the graph's argmax), or null when unknown. */
-  private lastNext: number | null = null;
+  /** The run's output after the last cached position, or null when unknown. */
+  private last: StepOutput | null = null;
   /** This engine's recent step times: a deadline is kept by predicting the next step from them. */
   readonly steps = new StepTimes();
   private readonly now: () => number;
@@ -51,8 +55,7 @@ export class Generator {
   resetCache(): void {
     this.cachedIds = [];
     this.kv = this.model.prefix;
-    this.lastLogits = null;
-    this.lastNext = null;
+    this.last = null;
   }
 
   encode(text: string): number[] {
@@ -72,20 +75,16 @@ export class Generator {
     // logits, or for greedy decoding its next token.
     const common = p.reuseCache === false ? 0 : commonPrefixLength(this.cachedIds, ids);
     const greedy = !((p.temperature ?? 0) > 0);
-    const kept = this.lastLogits !== null || (greedy && this.lastNext !== null);
+    const kept = this.last !== null && (greedy || this.last.logits !== null);
     const allCached = common === ids.length && common === this.cachedIds.length && kept;
     const reused = allCached ? ids.length : Math.min(common, ids.length - 1);
     const prefixLen = m.prefix_length;
     let kv = reused > 0 ? truncateKv(this.kv, prefixLen + reused) : this.model.prefix;
     const reserve = prefixLen + ids.length + p.maxTokens;
-    let logits: Float32Array | null = allCached ? this.lastLogits : null;
-    let greedyNext: number | null = allCached ? this.lastNext : null;
+    let step: StepOutput | null = allCached ? this.last : null;
     this.cachedIds = ids.slice(0, reused);
     this.kv = kv;
-    if (!allCached) {
-      this.lastLogits = null;
-      this.lastNext = null;
-    }
+    this.last = step;
 
     const result = (finishReason: FinishReason, text: string, tokens: number[], tPrefill: number): GenerateResult => ({
       text,
@@ -99,11 +98,10 @@ export class Generator {
       const part = ids.slice(at, at + PREFILL_CHUNK);
       // the prompt's last chunk keeps its logits (a later request for this prompt may sample); earlier chunks' are
       // overwritten anyway
-      ({ logits, next: greedyNext, kv } = await this.forward(part, kv, reserve, at + part.length === ids.length));
+      ({ kv, ...step } = await this.forward(part, kv, reserve, at + part.length === ids.length));
       this.cachedIds = ids.slice(0, at + part.length);
       this.kv = kv;
-      this.lastLogits = logits;
-      this.lastNext = greedyNext;
+      this.last = step;
     }
     const tPrefill = performance.now();
     if (p.maxTokens === 0) return result('length', '', [], tPrefill);
@@ -127,7 +125,7 @@ export class Generator {
     };
     let finish: FinishReason = 'length';
     for (;;) {
-      const next = greedy ? greedyNext! : sampleToken(logits!, { temperature: p.temperature!, topP: p.topP ?? 1 }, rng);
+      const next = greedy ? step!.next : sampleToken(step!.logits!, { temperature: p.temperature!, topP: p.topP ?? 1 }, rng);
       if (next === m.eos_token_id && !p.ignoreEos) {
         finish = 'eos';
         break;
@@ -149,11 +147,10 @@ export class Generator {
         finish = 'deadline';
         break;
       }
-      ({ logits, next: greedyNext, kv } = await this.forward([next], kv, reserve, !greedy));
+      ({ kv, ...step } = await this.forward([next], kv, reserve, !greedy));
       this.cachedIds.push(next);
       this.kv = kv;
-      this.lastLogits = logits;
-      this.lastNext = greedyNext;
+      this.last = step;
     }
     if (finish !== 'stop') {
       const rest = cut(stopper.push(decoder.flush()));
