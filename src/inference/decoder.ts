@@ -115,10 +115,14 @@ export class DecoderModel {
       past_length: new ort.Tensor('int64', BigInt64Array.of(BigInt(kv.length)), []),
       logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), []),
     };
-    const dims = [Math.max(kv.length, 1), m.num_heads, m.head_dim];
+    const row = m.num_heads * m.head_dim;
+    const pastTensor = (a: KvData) => {
+      const rows = pastRows(a, kv.length, m.num_heads, m.head_dim);
+      return new ort.Tensor(m.dtype, rows, [rows.length / row, m.num_heads, m.head_dim]);
+    };
     for (let i = 0; i < m.num_layers; i++) {
-      feeds[this.pastNames[2 * i]] = new ort.Tensor(m.dtype, pastRows(kv.keys[i], kv.length, m.num_heads, m.head_dim), dims);
-      feeds[this.pastNames[2 * i + 1]] = new ort.Tensor(m.dtype, pastRows(kv.values[i], kv.length, m.num_heads, m.head_dim), dims);
+      feeds[this.pastNames[2 * i]] = pastTensor(kv.keys[i]);
+      feeds[this.pastNames[2 * i + 1]] = pastTensor(kv.values[i]);
     }
     let out: ort.InferenceSession.OnnxValueMapType;
     try {
