@@ -53,7 +53,7 @@ class RunLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         if not _try_lock(fd):
             os.close(fd)
-            raise RunInUse(self.path.parent, read_holder(self.path))
+            raise RunInUse(self.path.parent, current_holder(self.path))
         self._fd = fd
         ppid = os.getppid()
         holder = {"pid": os.getpid(), "token": process_token(os.getpid()), "command": self.command,
@@ -77,6 +77,21 @@ class RunLock:
 
     def __exit__(self, *_exc) -> None:
         self.release()
+
+
+def current_holder(path: Path, wait: float = 2.0) -> dict:
+    """The record of the process holding the lock. A holder writes its record just after it takes the lock, so a
+    refused process can read the previous holder's (a finished run's) for a moment: such a record, whose process is
+    gone, is read again until the new one is there (or `wait` seconds pass)."""
+    end = time.monotonic() + wait
+    checkable = process_token(os.getpid()) is not None  # start-time tokens come from /proc (Linux)
+    while True:
+        holder = read_holder(path)
+        pid = holder.get("pid")
+        live = isinstance(pid, int) and holder.get("token") is not None and process_token(pid) == holder["token"]
+        if live or not checkable or time.monotonic() >= end:
+            return holder
+        time.sleep(0.02)
 
 
 def read_holder(path: Path) -> dict:
