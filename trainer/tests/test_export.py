@@ -179,6 +179,23 @@ def test_onnx_signature_is_the_contract(exported):
     assert len(vocab_sized) == 1
 
 
+def test_attention_matmuls_stay_at_alpha_one_after_onnxruntime_fusions(exported, tmp_path):
+    """The 1/sqrt(head_dim) scale must not end up in FusedMatMul's alpha once onnxruntime has optimized the graph:
+    MLAS takes its single-row (decode) kernels only at alpha 1, else it packs every head's past first."""
+    import onnx
+    import onnxruntime as ort
+
+    e = exported("lora")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(e.export / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+    graph = onnx.load(opts.optimized_model_filepath, load_external_data=False).graph
+    alphas = [a.f for n in graph.node if n.op_type == "FusedMatMul" for a in n.attribute if a.name == "alpha"]
+    matmuls = [n for n in graph.node if n.op_type == "FusedMatMul"]
+    assert len(matmuls) == 4 * e.decoder.manifest["num_layers"] and set(alphas) <= {1.0}, alphas
+
+
 @pytest.mark.parametrize("variant", ["lora", "prefix_tuning"])
 def test_slotted_cache_matches_packed(exported, variant):
     """The TS engine's path (docs/export.md, "Slotted cache"): position-major slot arrays with free rows after the

@@ -151,22 +151,22 @@ def _head_matmul():
     (com.microsoft) computes it: transBatch reads [positions, heads, head_dim] as [heads, positions, head_dim] by
     strides, so the past is read where the engine keeps it, with no Slice or Transpose copying it first.
 
-        head_matmul(a, b, trans_batch_a, trans_b, alpha) = alpha * (a' @ b'), a' = a.transpose(0, 1) if trans_batch_a
+        head_matmul(a, b, trans_batch_a, trans_b) = a' @ b', a' = a.transpose(0, 1) if trans_batch_a
         else a, b' = b.transpose(0, 1) (b is always [positions, heads, x]), transposed once more on its last two
         axes if trans_b."""
     import torch
 
     class HeadMatMul(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, a, b, trans_batch_a, trans_b, alpha):  # noqa: ARG004 - the signature autograd wants
+        def forward(ctx, a, b, trans_batch_a, trans_b):  # noqa: ARG004 - the signature autograd wants
             a = a.transpose(0, 1) if trans_batch_a else a
             b = b.transpose(0, 1)
-            return torch.matmul(a, b.transpose(1, 2) if trans_b else b) * alpha
+            return torch.matmul(a, b.transpose(1, 2) if trans_b else b)
 
         @staticmethod
-        def symbolic(g, a, b, trans_batch_a, trans_b, alpha):
+        def symbolic(g, a, b, trans_batch_a, trans_b):
             out = g.op("com.microsoft::FusedMatMul", a, b, transA_i=0, transB_i=int(trans_b),
-                       transBatchA_i=int(trans_batch_a), transBatchB_i=1, alpha_f=float(alpha))
+                       transBatchA_i=int(trans_batch_a), transBatchB_i=1)
             out.setType(a.type().with_sizes([None, None, None]))  # [heads, seq, x]: torch cannot infer a contrib op
             return out
 
@@ -200,6 +200,11 @@ def _decoder_with_past(model):
             self.head_dim = cfg.hidden_size // cfg.n_head
             self.post_ln_residual = bool(cfg.apply_residual_connection_post_layernorm)
             self.register_buffer("alibi_slopes", alibi_slopes(cfg.n_head).view(cfg.n_head, 1, 1), persistent=False)
+            # 1/sqrt(head_dim) applied to q, as one value per head: onnxruntime folds a scalar Mul into the attention
+            # matmul's alpha, and with alpha != 1 MLAS leaves its single-row kernels and packs every head's past first
+            # (a decode step 4% slower). A [heads, 1] tensor is not folded.
+            self.register_buffer("q_scale", torch.full((cfg.n_head, 1), 1.0 / (self.head_dim ** 0.5),
+                                                           dtype=lm.lm_head.weight.dtype), persistent=False)
             # BLOOM ties lm_head to the word embeddings. Traced naively, the exporter folds lm_head's transpose into a
             # second copy of the vocabulary matrix (1 GB for bloom-560m); instead keep one [hidden, vocab] matrix and
             # gather the embeddings from its columns (a few columns per step; cheap).
@@ -233,7 +238,6 @@ def _decoder_with_past(model):
             blocked = torch.cat([(past_keys >= past_length).unsqueeze(0).expand(seq, rows),
                                  new_keys.unsqueeze(0) > new_keys.unsqueeze(1)], dim=1)  # [seq, P + seq]
             bias = bias.masked_fill(blocked, torch.finfo(dtype).min)  # [heads, seq, P + seq]
-            scale = 1.0 / (head_dim ** 0.5)
             new = []
             for i, block in enumerate(t.h):
                 attn = block.self_attention
@@ -242,14 +246,15 @@ def _decoder_with_past(model):
                 # -1, not seq: a constant shape (a traced seq would rebuild it with Concat every layer)
                 qkv = attn.query_key_value(normed).view(-1, heads, 3, head_dim)
                 q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [seq, heads, head_dim]: the cache's layout
+                q = q * self.q_scale
                 new += [k, v]
                 # past and new keys apart: concatenating the new rows to the past would copy the past once more
                 k_past, v_past = past[2 * i], past[2 * i + 1]
-                scores = torch.cat([head_matmul(q, k_past, True, True, scale), head_matmul(q, k, True, True, scale)],
+                scores = torch.cat([head_matmul(q, k_past, True, True), head_matmul(q, k, True, True)],
                                    dim=2)  # [heads, seq, P + seq]
                 probs = torch.softmax((scores + bias).float(), dim=-1).to(dtype)
-                context = (head_matmul(probs[:, :, :rows], v_past, False, False, 1.0)
-                           + head_matmul(probs[:, :, rows:], v, False, False, 1.0))  # [heads, seq, head_dim]
+                context = (head_matmul(probs[:, :, :rows], v_past, False, False)
+                           + head_matmul(probs[:, :, rows:], v, False, False))  # [heads, seq, head_dim]
                 context = context.transpose(0, 1).reshape(1, -1, self.hidden)
                 hidden = attn.dense(context) + residual
                 normed = block.post_attention_layernorm(hidden)
