@@ -63,7 +63,8 @@ function machine() {
   const torchV = sh(`${PY} -c "import torch, transformers, onnxruntime; print(torch.__version__, transformers.__version__, onnxruntime.__version__)"`);
   return {
     cpu: sh("lscpu | sed -n 's/^Model name: *//p'"), cores: os.cpus().length,
-    flags: sh("lscpu | grep -o 'avx512f\\|avx2\\|avx512_vnni\\|avx512_bf16' | sort -u | tr '\\n' ' '"),
+    // amx_int8: onnxruntime's MLAS then runs int8 products on AMX, slower for a decode step (docs/engine.md)
+    flags: sh("lscpu | grep -o 'avx512f\\|avx2\\|avx512_vnni\\|avx512_bf16\\|amx_int8' | sort -u | tr '\\n' ' '"),
     llc: sh("lscpu | sed -n 's/^L3 cache: *//p'"), memGiB: Math.round(os.totalmem() / 2 ** 30), load: os.loadavg().map(x => x.toFixed(1)).join(' '),
     node: process.version, pyStack: torchV,
   };
