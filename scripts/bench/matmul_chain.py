@@ -1,5 +1,6 @@
-"""Decode-shaped matmuls (one row, M=1) chained as a bloom-560m step reads them (24 layers of 1024x4096, 4096x1024,
-1024x3072, 3072x1024 and the 1024x250880 vocabulary), in several weight formats, each its own onnxruntime session
+"""Decode-shaped matmuls (one row, M=1) with about a bloom-560m step's weight bytes (24 layers of 1024x4096, 4096x1024,
+1024x3072 and 3072x1024 (bloom's attention output is 1024x1024: 609 MB in all, not 559) and the 1024x250880
+vocabulary), in several weight formats, each its own onnxruntime session
 (2 threads) in one process, blocks of 10 steps alternating; prints ms a step and the weight bytes read per second.
 
     .venv/bin/python scripts/bench/matmul_chain.py [layers] [vocab] [kinds]   kinds: dqmm (the export's int8:
