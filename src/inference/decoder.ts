@@ -9,13 +9,23 @@ import type { ExportFiles, ExportManifest } from './manifest';
 import { readSafetensors, tensorData } from './safetensors';
 
 export interface DecoderOptions {
-  /** onnxruntime intra-op threads (default: half the cores, 1..4: leaves room for the editor). */
+  /** onnxruntime intra-op threads (default: half the cores, at least 2 where there are 2, at most 4; see defaultThreads). */
   threads?: number;
   /**
    * onnxruntime graph optimization. 'all' (default) decodes fastest on CPU but its layout passes make
    * session creation slow (seconds for big graphs); 'extended' loads in a fraction of that time.
    */
   optimization?: GraphOptimization;
+}
+
+/**
+ * Intra-op threads when the caller names none: half the cores (room for the editor and a training run), but 2 on a
+ * 2-core machine. There one thread decoded half as much text within the 300 ms ghost-text budget (7 vs 13 tokens at
+ * the median, and cold requests late; docs/benchmarks.md, 2026-12-01 pipeline run), and the engine only runs while
+ * the user pauses: the next keystroke aborts it within one step.
+ */
+export function defaultThreads(cores: number): number {
+  return Math.max(1, Math.min(cores, Math.max(2, Math.min(4, Math.floor(cores / 2)))));
 }
 
 /** Slots are added in steps of this many positions (fewer reallocations; the free ones are never read). */
@@ -46,7 +56,7 @@ export class DecoderModel {
   private readonly greedyFetches: string[];
 
   static async load(files: ExportFiles, manifest: ExportManifest, opts: DecoderOptions = {}): Promise<DecoderModel> {
-    const threads = opts.threads ?? Math.max(1, Math.min(4, Math.floor(os.availableParallelism() / 2)));
+    const threads = opts.threads ?? defaultThreads(os.availableParallelism());
     let session: ort.InferenceSession;
     try {
       session = await ort.InferenceSession.create(files.model, {

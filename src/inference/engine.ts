@@ -15,7 +15,7 @@ import { resolveExportDir } from './manifest';
 import type { EngineInfo, GenerateParams, GenerateResult, HostToWorker, WorkerInit, WorkerToHost } from './messages';
 
 export interface EngineOptions {
-  /** onnxruntime intra-op threads in the engine process (default: half the cores, 1..4). */
+  /** onnxruntime intra-op threads in the engine process (default: defaultThreads in decoder.ts: half the cores, 2 on a 2-core machine, at most 4). */
   threads?: number;
   /** onnxruntime graph optimization level (default 'all': fastest decode, slower load). */
   optimization?: GraphOptimization;

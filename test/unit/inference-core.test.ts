@@ -12,7 +12,12 @@ import { commonPrefixLength, fromFloat16Bits, pastRows, resizeKv, toFloat16Bits,
 import { checkManifest, readManifest } from '../../src/inference/manifest';
 import type { EngineError } from '../../src/inference/errors';
 import { validateParams } from '../../src/inference/generator';
+import { defaultThreads } from '../../src/inference/decoder';
 import { formatPrompt } from '../../src/inference/template';
+
+test('engine threads by default: half the cores up to 4, but both cores of a 2-core machine', () => {
+  assert.deepEqual([1, 2, 3, 4, 6, 8, 16, 64].map(defaultThreads), [1, 2, 2, 2, 3, 4, 4, 4]);
+});
 
 test('argmax picks the first maximum and ignores NaN', () => {
   assert.equal(argmax([1, 3, 3, 2]), 1);
