@@ -203,9 +203,11 @@ function pipelinePart(exportsDir) {
   for (const [name, where] of targets) {
     log(`pipeline: ${name}`);
     const r = lastJson(run('node', ['--import', 'tsx', 'scripts/bench/pipeline.ts', ...where, '--threads', THREADS, '--modes', 'singleLine'])[0]);
-    const warm = r.summary['after/singleLine']?.warm;
-    const before = r.summary['before/singleLine']?.warm;
-    rows.push(`| ${name} | ${f(r.loadMs, 0)} | ${f(r.cold.engine.p50, 0)} / ${f(r.cold.engine.p95, 0)} | ${f(r.cold.total.p50, 0)} / ${f(r.cold.total.p95, 0)} | ${f(r.warm.engine.p50, 0)} / ${f(r.warm.engine.p95, 0)} | **${f(r.warm.total.p50, 0)}** / ${f(r.warm.total.p95, 0)} | ${f(warm?.tokensShown?.p50, 0)} / ${f(warm?.charsShown?.p50, 0)} | ${warm?.late ?? 'n/a'} of ${warm?.shown ?? 'n/a'} | ${f(before?.total?.p50, 0)} / ${f(before?.total?.p95, 0)} (${f(before?.charsShown?.p50, 0)} characters) | ${f(warm?.total?.p50 / before?.total?.p50, 2)} | ${r.cold.total.n}+${r.warm.total.n} (${r.cacheHits} cache, ${r.emptyCompletions} empty) | ${f(r.peakRssMiB, 0)} |`);
+    // today's pipeline ('after') and the baseline ('before'), single-line: pipeline.ts's summary rows
+    const { cold, warm } = r.summary['after/singleLine'];
+    const before = r.summary['before/singleLine'].warm;
+    const pair = (s, d = 0) => `${f(s.p50, d)} / ${f(s.p95, d)}`;
+    rows.push(`| ${name} | ${f(r.loadMs, 0)} | ${pair(cold.engine)} | ${pair(cold.total)} | ${pair(warm.engine)} | **${f(warm.total.p50, 0)}** / ${f(warm.total.p95, 0)} | ${f(warm.tokensShown.p50, 0)} / ${f(warm.charsShown.p50, 0)} | ${warm.late} of ${warm.shown} | ${pair(before.total)} (${f(before.charsShown.p50, 0)} characters) | ${f(warm.total.p50 / before.total.p50, 2)} | ${cold.total.n}+${warm.total.n} (${r.cacheHits} cache, ${r.emptyCompletions} empty) | ${f(r.peakRssMiB, 0)} |`);
   }
   return [
     '### Completion pipeline (CPU): keystroke -> ghost text',

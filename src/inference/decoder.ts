@@ -25,7 +25,7 @@ export interface DecoderOptions {
  * the user pauses: the next keystroke aborts it within one step.
  */
 export function defaultThreads(cores: number): number {
-  return Math.max(1, Math.min(cores, Math.max(2, Math.min(4, Math.floor(cores / 2)))));
+  return cores <= 2 ? Math.max(1, cores) : Math.min(4, Math.max(2, Math.floor(cores / 2)));
 }
 
 /** Slots are added in steps of this many positions (fewer reallocations; the free ones are never read). */
