@@ -4,7 +4,7 @@ vocabulary), in several weight formats, each its own onnxruntime session
 (2 threads) in one process, blocks of 10 steps alternating; prints ms a step and the weight bytes read per second.
 
     .venv/bin/python scripts/bench/matmul_chain.py [layers] [vocab] [kinds]   kinds: dqmm (the export's int8:
-        DynamicQuantizeMatMul, signed weights), dqmm_u8, s8s8, nb8a4, nb8a0, nb4a4 (MatMulNBits), fp32
+        DynamicQuantizeMatMul, signed weights), dqmm_u8, s8s8, nb8a4, nb8a0, nb4a4 (MatMulNBits; nb8a4b128: block 128), fp32
 
 To compare MLAS with and without its AMX kernels (Intel Sapphire Rapids and later; docs/engine.md), run it again with
 LD_PRELOAD set to the shim scripts/bench/deny_amx.c builds (gcc -O2 -shared -fPIC -o /tmp/deny_amx.so deny_amx.c -ldl)."""
@@ -55,8 +55,8 @@ def build(kind):
                       h.make_node("Mul", [f"xs{i}", f"s{i}"], [f"ss{i}"]),
                       h.make_node("Mul", [f"yf{i}", f"ss{i}"], [y])]
             nbytes += w.nbytes
-        elif kind.startswith("nb"):  # nb8a4, nb8a0, nb4a4
-            bits = int(kind[2]); acc = int(kind[4]); blk = 32
+        elif kind.startswith("nb"):  # nb8a4, nb8a0, nb4a4; a suffix bN sets the block size (default 32)
+            bits = int(kind[2]); acc = int(kind[4]); blk = int(kind.split("b")[-1]) if kind.count("b") > 1 else 32
             nblk = K // blk
             if bits == 8:
                 q = rng.integers(0, 256, (N, nblk, blk), dtype=np.uint8)

@@ -25,7 +25,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const PY = fs.existsSync(path.join(ROOT, '.venv/bin/python')) ? path.join(ROOT, '.venv/bin/python') : 'python3';
 const CACHE = path.join(os.tmpdir(), 'bloom-peft-bench');
 // Bumped when the exporter's graph changes, so cached exports are made again (2: new_key_values outputs, 3: logits_to_keep input, 4: signed int8 vocabulary).
-const EXPORT_REV = 'r9'; // r9: q scaled per head (attention at alpha 1); r5: export format 3; r7: format 4 with next_token (r6 was the reverted GroupQueryAttention format 4); r8: format 5 (position-major past)
+const EXPORT_REV = 'r10'; // r10: format 6 (next_tokens for every kept position); r9: q scaled per head (attention at alpha 1); r5: export format 3; r7: format 4 with next_token (r6 was the reverted GroupQueryAttention format 4); r8: format 5 (position-major past)
 const CACHE_560M = path.join(CACHE, `560m-${EXPORT_REV}`);
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => {

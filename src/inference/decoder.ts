@@ -46,8 +46,8 @@ export class DecoderModel {
     this.pastNames = names('past_key_values');
     // the cache lives in slots this engine owns: only the new positions' KV comes out of a step
     const fresh = names('new_key_values');
-    this.fetches = ['logits', 'next_token', ...fresh];
-    this.greedyFetches = ['next_token', ...fresh];
+    this.fetches = ['logits', 'next_tokens', ...fresh];
+    this.greedyFetches = ['next_tokens', ...fresh];
   }
 
   /** Graph input names of the past, and the outputs a step fetches (a greedy step: no logits): the same every step. */
@@ -91,7 +91,7 @@ export class DecoderModel {
    * `reserve` = the positions the caller expects to hold in all, so a growing cache is reallocated once.
    */
   async forward(ids: readonly number[], past: KvCache, reserve = 0): Promise<{ logits: Float32Array; next: number; kv: KvCache }> {
-    const { out, kv } = await this.run(ids, past, reserve, this.fetches);
+    const { out, kv } = await this.run(ids, past, reserve, this.fetches, 1);
     const logitsT = out.logits;
     const v = this.manifest.vocab_size;
     const raw = logitsT.data as Float32Array | Uint16Array;
@@ -101,19 +101,29 @@ export class DecoderModel {
     const own = row.byteOffset === 0 && row.byteLength === row.buffer.byteLength;
     const logits = this.logitsHalf ? fromFloat16Bits(row as Uint16Array) : own ? (row as Float32Array) : (row as Float32Array).slice();
     logitsT.dispose();
-    return { logits, next: nextToken(out), kv };
+    return { logits, next: nextTokens(out)[0]!, kv };
   }
 
   /**
-   * As `forward`, for greedy decoding: only the graph's argmax of the last position's logits (`next_token`) leaves
+   * As `forward`, for greedy decoding: only the graph's argmax of the last position's logits (`next_tokens`) leaves
    * onnxruntime, not the vocabulary-sized row (1 MB a step for bloom, and the scan over it).
    */
   async forwardGreedy(ids: readonly number[], past: KvCache, reserve = 0): Promise<{ next: number; kv: KvCache }> {
-    const { out, kv } = await this.run(ids, past, reserve, this.greedyFetches);
-    return { next: nextToken(out), kv };
+    const { out, kv } = await this.run(ids, past, reserve, this.greedyFetches, 1);
+    return { next: nextTokens(out)[0]!, kv };
   }
 
-  private async run(ids: readonly number[], past: KvCache, reserve: number, fetches: string[]): Promise<{ out: ort.InferenceSession.OnnxValueMapType; kv: KvCache }> {
+  /**
+   * Greedy decoding with drafted tokens: `ids` = [the greedy token, drafts...]. Returns the graph's argmax after each
+   * of them (`nexts[i]` follows ids[0..i]) and the cache of past + all of `ids`; the caller keeps the drafts that
+   * equal the argmax before them (truncateKv drops the rest). One run reads the weights once for every position.
+   */
+  async forwardDrafted(ids: readonly number[], past: KvCache, reserve = 0): Promise<{ nexts: number[]; kv: KvCache }> {
+    const { out, kv } = await this.run(ids, past, reserve, this.greedyFetches, ids.length);
+    return { nexts: nextTokens(out), kv };
+  }
+
+  private async run(ids: readonly number[], past: KvCache, reserve: number, fetches: string[], keep: number): Promise<{ out: ort.InferenceSession.OnnxValueMapType; kv: KvCache }> {
     const m = this.manifest;
     const n = ids.length;
     const total = past.length + n;
@@ -123,7 +133,7 @@ export class DecoderModel {
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, n]),
       past_length: new ort.Tensor('int64', BigInt64Array.of(BigInt(kv.length)), []),
-      logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), []),
+      logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(keep)), []),
     };
     const row = m.num_heads * m.head_dim;
     const pastTensor = (a: KvData) => {
@@ -184,9 +194,9 @@ export class DecoderModel {
   }
 }
 
-/** The graph's greedy token (next_token, int64 [1]). */
-function nextToken(out: ort.InferenceSession.OnnxValueMapType): number {
-  return Number((out.next_token.data as BigInt64Array)[0]);
+/** The graph's greedy tokens (next_tokens, int64 [kept]: the argmax of each kept position's logits). */
+function nextTokens(out: ort.InferenceSession.OnnxValueMapType): number[] {
+  return Array.from(out.next_tokens.data as BigInt64Array, Number);
 }
 
 /** Checks input/output names, element types and static dims; returns whether logits are float16. */
@@ -195,7 +205,7 @@ function checkGraph(session: ort.InferenceSession, m: ExportManifest, where: str
     throw new EngineError('MODEL_MISMATCH', `${where}: ${msg}`, { path: where, hint: 'manifest.json and model.onnx come from different exports, or the graph was not made by the bloom_peft exporter; export the run again' });
   };
   const wantIn = ['input_ids', 'past_length', 'logits_to_keep'];
-  const wantOut = ['logits', 'next_token'];
+  const wantOut = ['logits', 'next_tokens'];
   for (let i = 0; i < m.num_layers; i++) {
     wantIn.push(`past_key_values.${i}.key`, `past_key_values.${i}.value`);
     wantOut.push(`new_key_values.${i}.key`, `new_key_values.${i}.value`);
@@ -229,7 +239,7 @@ function checkGraph(session: ort.InferenceSession, m: ExportManifest, where: str
     if (md.name === 'logits') {
       if (md.isTensor && md.type === 'float16') logitsHalf = true;
       check(md, [1, null, m.vocab_size], logitsHalf ? 'float16' : 'float32');
-    } else if (md.name === 'next_token') check(md, [1], 'int64');
+    } else if (md.name === 'next_tokens') check(md, [null], 'int64');
     else if (md.name.startsWith('new_key_values.')) check(md, kvShape, m.dtype);
   }
   return logitsHalf;

@@ -7,10 +7,10 @@ import type { MethodName } from '../protocol/config';
 import { QUANTIZATIONS, type Quantization } from '../protocol/quantization';
 import { EngineError } from './errors';
 
-export const SUPPORTED_FORMAT_VERSION = 5;
+export const SUPPORTED_FORMAT_VERSION = 6;
 
 export interface ExportManifest {
-  format_version: 5;
+  format_version: 6;
   method: MethodName;
   base_model: string;
   dtype: 'float32' | 'float16';

@@ -98,10 +98,16 @@ export interface GenerationDeadline {
   lateUntil: number;
 }
 
-/** Durations of recent one-token model steps, and the step time to plan with: their 90th percentile (a step
- * that takes longer than predicted is what makes a promised time slip, so the plan is not the median). */
+/** Until a drafted step has been timed, it is planned as this many one-token steps: a step of 4 new tokens on
+ * bloom-560m int8 measured 1.45x a one-token step (docs/engine.md, "Drafted tokens"). */
+const DRAFTED_STEP_GUESS = 1.5;
+
+/** Durations of recent model steps, and the step time to plan with: their 90th percentile (a step that takes longer
+ * than predicted is what makes a promised time slip, so the plan is not the median). One-token steps and drafted
+ * steps (a greedy token and a few drafts) are kept apart. */
 export class StepTimes {
   private readonly recent: number[] = [];
+  private readonly drafted: number[] = [];
   /** A forward of several tokens (a prefill): an upper bound while no one-token step has been timed yet. */
   private fallback: number | undefined;
 
@@ -112,16 +118,33 @@ export class StepTimes {
       this.fallback = ms;
       return;
     }
-    this.recent.push(ms);
-    if (this.recent.length > this.keep) this.recent.shift();
+    this.push(this.recent, ms);
+  }
+
+  recordDrafted(ms: number): void {
+    this.push(this.drafted, ms);
   }
 
   /** The 90th percentile of the recent one-token steps (nearest rank); without any, the last prefill; else 0. */
   predict(): number {
     if (this.recent.length === 0) return this.fallback ?? 0;
-    const s = [...this.recent].sort((a, b) => a - b);
-    return s[Math.min(s.length - 1, Math.ceil(0.9 * s.length) - 1)]!;
+    return p90(this.recent);
   }
+
+  /** As `predict`, for a drafted step. */
+  predictDrafted(): number {
+    return this.drafted.length ? p90(this.drafted) : DRAFTED_STEP_GUESS * this.predict();
+  }
+
+  private push(list: number[], ms: number): void {
+    list.push(ms);
+    if (list.length > this.keep) list.shift();
+  }
+}
+
+function p90(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(0.9 * s.length) - 1)]!;
 }
 
 /** Whether to start the next model step, given the text so far. */

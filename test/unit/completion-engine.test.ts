@@ -150,7 +150,7 @@ test('errors show once with an action, then completion stays quiet until the ada
   const l = countingLoader();
   const broken = path.join(dir, 'broken');
   fs.mkdirSync(path.join(broken, 'export'), { recursive: true });
-  fs.writeFileSync(path.join(broken, 'export', 'manifest.json'), '{"format_version": 5}');
+  fs.writeFileSync(path.join(broken, 'export', 'manifest.json'), '{"format_version": 6}');
   const s = settings({ adapter: broken });
   const svc = new CompletionService({ loadEngine: l.load, settings: () => s });
   const problems: Array<{ code: string; actions: string[] }> = [];

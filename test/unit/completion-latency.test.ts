@@ -8,6 +8,7 @@ import { Debouncer } from '../../src/completion/debounce';
 import { CompletionPipeline, toLastCompleteWord } from '../../src/completion/pipeline';
 import { DEFAULT_SETTINGS, type AdapterInfo, type CompletionRequest, type CompletionSettings, type GenerateOptions, type GenerateResult, type Generator } from '../../src/completion/types';
 import type { DecoderModel } from '../../src/inference/decoder';
+import { DRAFT_TOKENS } from '../../src/inference/draft';
 import { Generator as DecodeLoop } from '../../src/inference/generator';
 import { emptyKv, type KvCache } from '../../src/inference/kv';
 import { LineEndMatcher, StepTimes, stepFits } from '../../src/inference/stop';
@@ -425,6 +426,8 @@ function scriptedModel(prompt: string, answer: string, clock?: { t: number }, st
   assert.deepEqual(TOKENIZER.encode(prompt + answer).slice(0, promptIds.length), promptIds, 'the answer does not change how the prompt tokenizes');
   const vocab = 8192;
   const runs: number[][] = [];
+  /** Per drafted run: how many of its drafts the script agreed with. */
+  const drafts: number[] = [];
   let seq: number[] = [];
   const model = {
     manifest: { prefix_length: 0, eos_token_id: 2, bos_token_id: 1, vocab_size: vocab },
@@ -443,8 +446,17 @@ function scriptedModel(prompt: string, answer: string, clock?: { t: number }, st
       const { next, kv } = await model.forward(ids, past);
       return { next, kv };
     },
+    /** A greedy step with drafts: the script's token after each position. */
+    async forwardDrafted(ids: readonly number[], past: KvCache): Promise<{ nexts: number[]; kv: KvCache }> {
+      const { kv } = await model.forward(ids, past);
+      const nexts = ids.map((_, i) => script[past.length + i + 1 - promptIds.length] ?? 2);
+      let agreed = 0;
+      while (agreed < ids.length - 1 && ids[agreed + 1] === nexts[agreed]) agreed++;
+      drafts.push(agreed);
+      return { nexts, kv };
+    },
   };
-  return { model: model as unknown as DecoderModel, runs, promptIds, script };
+  return { model: model as unknown as DecoderModel, runs, promptIds, script, drafts };
 }
 
 test('decode loop: a prefill-only request keeps the logits, so the generation for that prompt runs no prompt token', async () => {
@@ -459,9 +471,36 @@ test('decode loop: a prefill-only request keeps the logits, so the generation fo
   assert.equal(out.text, '    return a + b');
   assert.equal(out.finishReason, 'stop');
   assert.equal(out.timings.reusedTokens, promptIds.length, 'the whole prompt came from the cache');
-  assert.ok(runs.slice(1).every(r => r.length === 1), 'only generated tokens were run after the prefill');
+  // every run after the prefill starts with the next generated token (drafted tokens after it): no prompt token again
+  let at = 0;
+  for (const r of runs.slice(1)) {
+    at = out.tokens.indexOf(r[0]!, at);
+    assert.ok(at >= 0, `run [${r}] starts with a generated token, in order`);
+    at++;
+  }
   // the token holding the line break is never run: the next request reuses everything up to it
-  assert.equal(runs.length - 1, out.tokens.length - 1);
+  assert.ok(runs.slice(1).every(r => r[0] !== out.tokens.at(-1)));
+});
+
+test('decode loop: greedy decoding drafts from the text and keeps the drafts the model agrees with, fewer runs for the same text', async () => {
+  // the answer repeats a line of the prompt: the lookup drafts it, the model agrees
+  const prompt = 'total = price * count + shipping_cost(order)\nsubtotal = ';
+  const answer = 'price * count + shipping_cost(order)\n';
+  const { model, runs, promptIds } = scriptedModel(prompt, answer);
+  const out = await new DecodeLoop(model, TOKENIZER).generate(prompt, { maxTokens: 32, stopAtNewline: 'first' }, { aborted: () => false });
+  assert.equal(out.text, answer.trimEnd(), 'the same text as one token a run');
+  const decodeRuns = runs.length - 1;
+  assert.ok(decodeRuns < out.tokens.length - 1, `${decodeRuns} runs for ${out.tokens.length} tokens`);
+  assert.ok(runs.slice(1).some(r => r.length === 1 + DRAFT_TOKENS), 'full drafts were run');
+  assert.deepEqual(runs[0], promptIds);
+  // drafts the model does not take: the text is still the model's, and after 2 such runs in a row drafting stops
+  const wrong = 'price * count - discount(order) + 1 + 2 + 3 + 4 + 5\n';
+  const miss = scriptedModel(prompt, wrong);
+  const missed = await new DecodeLoop(miss.model, TOKENIZER).generate(prompt, { maxTokens: 40, stopAtNewline: 'first' }, { aborted: () => false });
+  assert.equal(missed.text, wrong.trimEnd());
+  assert.ok(miss.drafts.length >= 2, `the lookup drafted (${miss.drafts})`);
+  const twoMissed = miss.drafts.findIndex((a, i) => a === 0 && miss.drafts[i + 1] === 0);
+  assert.ok(twoMissed === -1 || twoMissed + 2 === miss.drafts.length, `no drafted run after two missed in a row (${miss.drafts})`);
 });
 
 test('decode loop: the line-end stop keeps leading line breaks with afterText; bad values are refused', async () => {

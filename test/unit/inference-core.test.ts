@@ -13,6 +13,7 @@ import { checkManifest, readManifest } from '../../src/inference/manifest';
 import type { EngineError } from '../../src/inference/errors';
 import { validateParams } from '../../src/inference/generator';
 import { defaultThreads } from '../../src/inference/decoder';
+import { lookupDraft } from '../../src/inference/draft';
 import { formatPrompt } from '../../src/inference/template';
 
 test('engine threads by default: half the cores up to 4, but both cores of a 2-core machine', () => {
@@ -166,7 +167,7 @@ test('float16 conversion round-trips and rounds to nearest even', () => {
 });
 
 const GOOD = {
-  format_version: 5, method: 'lora', base_model: 'embedded', dtype: 'float32', quantization: 'none',
+  format_version: 6, method: 'lora', base_model: 'embedded', dtype: 'float32', quantization: 'none',
   num_layers: 2, num_heads: 4, head_dim: 16, hidden_size: 64, vocab_size: 512, prefix_length: 0,
   eos_token_id: 2, pad_token_id: 3, bos_token_id: 1, template: { prompt: 'Human: {instruction}\n{input}', response_prefix: '\n\nAssistant: ' },
   instruction_tuned: true, files: { model: 'model.onnx', model_data: [], tokenizer: 'tokenizer.json', prefix_kv: null },
@@ -183,8 +184,8 @@ test('manifest checks name the field and give a hint', () => {
       return true;
     });
   };
-  bad({ format_version: 6 }, 'MANIFEST_VERSION', 'format_version');
-  bad({ format_version: 4 }, 'MANIFEST_VERSION', 'format_version'); // older exports (head-major past): export again
+  bad({ format_version: 7 }, 'MANIFEST_VERSION', 'format_version');
+  bad({ format_version: 5 }, 'MANIFEST_VERSION', 'format_version'); // older exports (one next_token): export again
   bad({ format_version: undefined }, 'MANIFEST_INVALID', 'format_version');
   bad({ method: 7 }, 'MANIFEST_INVALID', 'method');
   bad({ dtype: 'bfloat16' }, 'MANIFEST_INVALID', 'dtype');
@@ -232,4 +233,17 @@ test('formatPrompt follows the training template', () => {
   const t = { prompt: 'Human: {instruction}\n{input}', response_prefix: '\n\nAssistant: ' };
   assert.equal(formatPrompt(t, { instruction: 'Convert to snake_case', input: 'Reset User' }), 'Human: Convert to snake_case\nReset User\n\nAssistant: ');
   assert.equal(formatPrompt(t, { instruction: 'Say hi' }), 'Human: Say hi\n\nAssistant: ');
+});
+
+test('lookupDraft: the tokens after the latest earlier occurrence of the last 3 tokens, else the last 2; none without one', () => {
+  // 1 2 3 occurs twice before the end: the latest one (followed by 4 5 6) wins over the first (7 8 9)
+  assert.deepEqual(lookupDraft([1, 2, 3, 7, 8, 9, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3], 3), [4, 5, 6]);
+  assert.deepEqual(lookupDraft([1, 2, 3, 4, 5, 6, 0, 1, 2, 3], 2), [4, 5], 'at most max');
+  // no 3-token match: the last 2 tokens (9 3) decide
+  assert.deepEqual(lookupDraft([9, 3, 8, 8, 1, 5, 9, 3], 3), [8, 8, 1]);
+  // the draft stops at the end of the history
+  assert.deepEqual(lookupDraft([4, 2, 4, 2], 3), [4, 2]);
+  assert.deepEqual(lookupDraft([1, 2, 3, 4], 3), [], 'nothing repeats');
+  assert.deepEqual(lookupDraft([1, 2, 1, 2], 0), [], 'max 0');
+  assert.deepEqual(lookupDraft([5], 3), []);
 });

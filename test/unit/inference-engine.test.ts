@@ -100,15 +100,21 @@ test('the KV slots survive edits and growth: warm requests give the tokens of co
   }
 });
 
-test('greedy decode steps fetch only next_token; the prompt keeps its logits, so a cached prompt can be sampled too', async () => {
+test('greedy decode steps fetch only next_tokens; the prompt keeps its logits, so a cached prompt can be sampled too', async () => {
   const { dir, ref } = byVariant('lora');
   const { manifest, files } = readManifest(dir);
   const model = await DecoderModel.load(files, manifest, { threads: 1 });
   try {
-    // which outputs each model run fetched: 'logits' (logits + next_token) or 'next' (next_token alone)
+    // which outputs each model run fetched: 'logits' (logits + next_tokens) or 'next' (next_tokens alone; with
+    // drafted tokens: 'drafted')
     const runs: string[] = [];
     const forward = model.forward.bind(model);
     const forwardGreedy = model.forwardGreedy.bind(model);
+    const forwardDrafted = model.forwardDrafted.bind(model);
+    model.forwardDrafted = (...a) => {
+      runs.push('drafted');
+      return forwardDrafted(...a);
+    };
     model.forward = (...a) => {
       runs.push('logits');
       return forward(...a);
@@ -124,7 +130,9 @@ test('greedy decode steps fetch only next_token; the prompt keeps its logits, so
 
     const r = await gen.generate(p0, { maxTokens: 6, ignoreEos: true, reuseCache: false }, none);
     assert.deepEqual(r.tokens, ref.greedy_ids[0].slice(0, 6));
-    assert.deepEqual(take(), ['logits', 'next', 'next', 'next', 'next', 'next']);
+    const decoded = take();
+    assert.equal(decoded[0], 'logits');
+    assert.ok(decoded.length <= 6 && decoded.slice(1).every(k => k === 'next' || k === 'drafted'), `${decoded}`);
 
     // a prefill-only request, then greedy decoding of that prompt from the kept token: no prompt token runs again
     await gen.generate(p1, { maxTokens: 0 }, none);
@@ -132,7 +140,7 @@ test('greedy decode steps fetch only next_token; the prompt keeps its logits, so
     const warm = await gen.generate(p1, { maxTokens: 3, ignoreEos: true }, none);
     assert.equal(warm.timings.reusedTokens, warm.timings.promptTokens);
     assert.deepEqual(warm.tokens, ref.greedy_ids[1].slice(0, 3));
-    assert.deepEqual(take(), ['next', 'next']);
+    assert.ok(take().every(k => k === 'next' || k === 'drafted'));
 
     // sampling after greedy steps: their logits were never fetched, so the prompt's last token runs again for them
     const sampled = await gen.generate(p1, { maxTokens: 3, ignoreEos: true, temperature: 0.8, seed: 7 }, none);
@@ -147,6 +155,44 @@ test('greedy decode steps fetch only next_token; the prompt keeps its logits, so
     assert.deepEqual(kept.tokens, cold.tokens);
   } finally {
     await model.release();
+  }
+});
+
+test('drafted tokens: greedy decoding gives the tokens of one-token steps in fewer model runs, every method', async t => {
+  // a prompt that repeats itself, so the lookup drafts and the model (pretrained on copy drills) takes drafts
+  const line = 'Human: copy the words: red apple, green pear, blue plum\n\nAssistant: red apple, green pear, blue plum\n';
+  const prompt = `${line}${line}Human: copy the words: red apple, green pear, blue plum\n\nAssistant:`;
+  for (const { variant, dir } of exports) {
+    const { manifest, files } = readManifest(dir);
+    const model = await DecoderModel.load(files, manifest, { threads: 1, optimization: 'extended' });
+    try {
+      const tokenizer = TextTokenizer.fromFile(files.tokenizer, { vocabSize: manifest.vocab_size, manifest: files.manifest });
+      // one token a run, as decoding did before drafts
+      let g = await model.forwardGreedy(tokenizer.encode(prompt), model.prefix);
+      const oneByOne: number[] = [];
+      for (let i = 0; i < 24; i++) {
+        oneByOne.push(g.next);
+        g = await model.forwardGreedy([g.next], g.kv);
+      }
+      let runs = 0;
+      const forwardDrafted = model.forwardDrafted.bind(model);
+      const forwardGreedy = model.forwardGreedy.bind(model);
+      model.forwardDrafted = (...a) => (runs++, forwardDrafted(...a));
+      model.forwardGreedy = (...a) => (runs++, forwardGreedy(...a));
+      const gen = new Generator(model, tokenizer);
+      const r = await gen.generate(prompt, { maxTokens: 24, ignoreEos: true }, { aborted: () => false });
+      const decodeRuns = runs;
+      assert.deepEqual(r.tokens, oneByOne, `${variant}: drafted decoding changed the greedy tokens`);
+      // the cache holds the prompt and what was decoded (accepted drafts in, refused ones out): a request that
+      // continues the text reuses it and gets the tokens of a cold start
+      const again = await gen.generate(prompt + r.text, { maxTokens: 4, ignoreEos: true }, { aborted: () => false });
+      assert.ok(again.timings.reusedTokens > 0);
+      const cold = await new Generator(model, tokenizer).generate(prompt + r.text, { maxTokens: 4, ignoreEos: true, reuseCache: false }, { aborted: () => false });
+      assert.deepEqual(again.tokens, cold.tokens, variant);
+      t.diagnostic(`${variant}: ${r.tokens.length} tokens in ${decodeRuns} decode runs (${JSON.stringify(r.text.slice(0, 40))})`);
+    } finally {
+      await model.release();
+    }
   }
 });
 
@@ -254,8 +300,8 @@ test('bad exports fail with clear errors; a failed reload keeps the old export s
   const cases: [string, (dir: string) => void, string, RegExp][] = [
     ['truncated model', d => fs.truncateSync(path.join(d, 'model.onnx'), 1000), 'MODEL_LOAD_FAILED', /model\.onnx/],
     ['garbage model', d => fs.writeFileSync(path.join(d, 'model.onnx'), 'not an onnx file'), 'MODEL_LOAD_FAILED', /model\.onnx/],
-    ['future format', d => editManifest(d, m => (m.format_version = 6)), 'MANIFEST_VERSION', /format_version 6/],
-    ['older export', d => editManifest(d, m => (m.format_version = 4)), 'MANIFEST_VERSION', /format_version 4 .*older version of the trainer/],
+    ['future format', d => editManifest(d, m => (m.format_version = 7)), 'MANIFEST_VERSION', /format_version 7/],
+    ['older export', d => editManifest(d, m => (m.format_version = 5)), 'MANIFEST_VERSION', /format_version 5 .*older version of the trainer/],
     ['missing external data', d => editManifest(d, m => (m.files.model_data = [...m.files.model_data, 'gone.onnx.data'])), 'FILE_MISSING', /gone\.onnx\.data/],
     ['no tokenizer', d => fs.rmSync(path.join(d, 'tokenizer.json')), 'FILE_MISSING', /tokenizer\.json/],
     ['broken tokenizer', d => fs.writeFileSync(path.join(d, 'tokenizer.json'), '{"model": 1'), 'TOKENIZER_INVALID', /tokenizer\.json/],

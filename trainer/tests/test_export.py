@@ -123,7 +123,7 @@ def test_manifest_and_files_follow_the_contract(exported, variant, base_dir):
     e = exported(variant)
     m = json.loads((e.export / "manifest.json").read_text())
     cfg = json.loads((Path(base_dir) / "config.json").read_text())
-    assert m["format_version"] == E.FORMAT_VERSION == 5 and m["method"] == VARIANTS[variant]["name"]
+    assert m["format_version"] == E.FORMAT_VERSION == 6 and m["method"] == VARIANTS[variant]["name"]
     assert m["base_model"] == str(base_dir)
     assert (m["dtype"], m["quantization"]) == ("float32", "none")
     assert (m["num_layers"], m["num_heads"], m["hidden_size"], m["vocab_size"]) == (
@@ -165,7 +165,7 @@ def test_onnx_signature_is_the_contract(exported):
     assert inputs["past_key_values.0.key"] == (f32, ["past_rows", m["num_heads"], m["head_dim"]])
     assert inputs["past_length"] == (i64, []) and inputs["logits_to_keep"] == (i64, [])
     assert outputs["logits"] == (f32, [1, "logits_seq", m["vocab_size"]])
-    assert outputs["next_token"] == (i64, [1])
+    assert outputs["next_tokens"] == (i64, ["logits_seq"])
     # the first index on ties, as torch.argmax (ArgMax's select_last_index defaults to 0)
     argmax = [n for n in graph.node if n.op_type == "ArgMax"]
     assert len(argmax) == 1 and all(a.i == 0 for a in argmax[0].attribute if a.name == "select_last_index")
@@ -201,7 +201,7 @@ def test_slotted_cache_matches_packed(exported, variant):
     """The TS engine's path (docs/export.md, "Slotted cache"): position-major slot arrays with free rows after the
     filled ones, the filled prefix handed over as a view (no copy; an empty past as one zero row), only new_key_values
     fetched and written into the next free rows. The free rows hold NaN: a graph that read them would return NaN.
-    Logits and greedy tokens must equal the packed path, and next_token is the argmax of the logits."""
+    Logits and greedy tokens must equal the packed path, and next_tokens are the argmax of each kept position's logits."""
     e = exported(variant)
     d, m = e.decoder, e.decoder.manifest
     prefix = d.initial_past()
@@ -212,11 +212,11 @@ def test_slotted_cache_matches_packed(exported, variant):
         n = len(ids[0])
         view = [s[:length] if length else np.zeros_like(s[:1]) for s in slots]
         assert length == 0 or np.shares_memory(view[0], slots[0])
-        logits, next_token, fresh_kv = d.run(ids, view, length, logits_to_keep=1)
+        logits, next_tokens, fresh_kv = d.run(ids, view, length, logits_to_keep=1)
         ref_logits, packed = d.step(ids, packed)
         assert logits.shape == (1, 1, m["vocab_size"])  # the last position's only
         assert max_diff(logits[:, -1], ref_logits[:, -1]) <= 1e-4
-        assert next_token.dtype == np.int64 and next_token.tolist() == [int(logits[0, -1].argmax())]
+        assert next_tokens.dtype == np.int64 and next_tokens.tolist() == [int(logits[0, -1].argmax())]
         for slot, fresh, full in zip(slots, fresh_kv, packed):
             assert fresh.shape == (n, m["num_heads"], m["head_dim"])
             assert max_diff(fresh, full[-n:]) <= 1e-5
@@ -225,15 +225,33 @@ def test_slotted_cache_matches_packed(exported, variant):
         ids = [[int(logits[0, -1].argmax())]]
     # logits_to_keep k keeps the last k positions; 0 keeps all
     for k, want in ((0, len(e.ids)), (3, 3), (len(e.ids) + 5, len(e.ids))):
-        out, next_token, _ = d.run([e.ids], prefix, p, logits_to_keep=k)
+        out, next_tokens, _ = d.run([e.ids], prefix, p, logits_to_keep=k)
         full = d.step([e.ids], prefix)[0]
         assert out.shape[1] == want and max_diff(out, full[:, -want:]) <= 1e-4, k
-        assert next_token.tolist() == [int(out[0, -1].argmax())], k  # the last position's, whatever is kept
+        assert next_tokens.tolist() == out[0].argmax(-1).tolist(), k  # one per kept position
     assert length == p + len(e.ids) + steps - 1 <= cap
 
 
-def test_next_token_takes_the_first_of_tied_logits(tmp_path):
-    """On a tie the graph's next_token is the lower id, as torch.argmax (and the engine's argmax) pick: a copy of the
+@pytest.mark.parametrize("variant", ["lora", "prefix_tuning"])
+def test_one_step_verifies_drafted_tokens(exported, variant):
+    """The engine's drafted decoding: after a prompt, one run of [greedy token, drafts...] with logits_to_keep =
+    its length returns in next_tokens what greedy decoding one token at a time chooses after each of them, so the
+    drafts that agree are accepted and the first that does not is replaced."""
+    e = exported(variant)
+    d = e.decoder
+    greedy = d.greedy(e.ids, 6)
+    first, past = d.greedy_step([e.ids], d.initial_past())
+    assert first == greedy[0]
+    right = greedy[:5]  # the greedy token and 4 drafts that agree: next_tokens are the next 5 greedy tokens
+    _, next_tokens, _ = d.run([right], past, len(past[0]), len(right), logits=False)
+    assert next_tokens.tolist() == greedy[1:6]
+    wrong = [greedy[0], greedy[1], (greedy[2] + 1) % d.manifest["vocab_size"]]  # the second draft is wrong
+    _, next_tokens, _ = d.run([wrong], past, len(past[0]), len(wrong), logits=False)
+    assert next_tokens.tolist()[:2] == greedy[1:3]
+
+
+def test_next_tokens_take_the_first_of_tied_logits(tmp_path):
+    """On a tie the graph's next_tokens entry is the lower id, as torch.argmax (and the engine's argmax) pick: a copy of the
     top token's vocabulary row (lm_head is tied to it) gives the same largest logit twice."""
     import onnxruntime as ort
     from transformers import BloomConfig, BloomForCausalLM
@@ -250,11 +268,11 @@ def test_next_token_takes_the_first_of_tied_logits(tmp_path):
     E.export_onnx(model, tmp_path / "model.onnx")
     session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
     empty = np.zeros((1, 4, 8), np.float32)  # an empty past is one (masked) row
-    logits, next_token = session.run(["logits", "next_token"], {
+    logits, next_tokens = session.run(["logits", "next_tokens"], {
         "input_ids": np.array([ids], np.int64), **{n: empty for n in E.past_names(1)},
         "past_length": np.array(0, np.int64), "logits_to_keep": np.array(1, np.int64)})
     assert logits[0, -1, top] == logits[0, -1, twin] == logits[0, -1].max()  # the tie is in the graph's own logits
-    assert next_token.tolist() == [want]
+    assert next_tokens.tolist() == [want]
 
 
 @pytest.mark.parametrize("variant", ["prompt_tuning", "prefix_tuning_projection"])
@@ -282,7 +300,7 @@ def test_fp16_export(exported):
     assert logits.dtype == np.float32  # logits stay float32 in every export
     # documented fp16 tolerance: 1e-2 relative to the largest logit
     assert max_diff(logits, ref) <= 1e-2 * max(1.0, float(np.abs(ref).max()))
-    assert e.decoder.greedy(e.ids, 1) == [int(logits[-1].argmax())]  # next_token from the float32 logits
+    assert e.decoder.greedy(e.ids, 1) == [int(logits[-1].argmax())]  # next_tokens from the float32 logits
     assert m["verification"]["max_abs_logit_diff"] <= 1e-2 * max(1.0, float(np.abs(ref).max()))
 
 
@@ -309,7 +327,7 @@ def test_int8_export(exported):
     top5 = np.argsort(-theirs, axis=-1)[:, :5]
     assert agree >= 0.8, f"int8 picks the same next token at only {agree:.0%} of positions"
     assert all(int(o) in set(t) for o, t in zip(ours.argmax(-1), top5))
-    assert int8.decoder.greedy(int8.ids, 1) == [int(ours[-1].argmax())]  # next_token: the int8 graph's own argmax
+    assert int8.decoder.greedy(int8.ids, 1) == [int(ours[-1].argmax())]  # next_tokens: the int8 graph's own argmax
 
 
 def test_int8_with_fp16_is_refused(exported, base_dir):

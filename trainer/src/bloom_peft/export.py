@@ -23,11 +23,11 @@ from typing import Any
 from .config import QUANTIZATIONS, Config, ModelSection, parse_model
 from .errors import ConfigError, ModelError, TrainerError
 
-# 5: the past position-major ([positions, heads, head_dim]) and read in place (no Slice copies); 4: the next_token
-# output (the graph's greedy argmax); 3: batch 1, the past as slots with past_length (no attention_mask, no
-# present); 2: model_data is a list (a cached base + the adapter's changes). Older exports are refused with the hint
-# to export again.
-FORMAT_VERSION = 5
+# 6: next_tokens, the argmax of every kept position (one step verifies drafted tokens); 5: the past position-major
+# ([positions, heads, head_dim]) and read in place (no Slice copies); 4: the next_token output (the graph's greedy
+# argmax); 3: batch 1, the past as slots with past_length (no attention_mask, no present); 2: model_data is a list (a
+# cached base + the adapter's changes). Older exports are refused with the hint to export again.
+FORMAT_VERSION = 6
 OPSET = 17
 PROMPT_LEARNING = ("prompt_tuning", "p_tuning", "prefix_tuning")
 MODEL_FILE, DATA_FILE, TOKENIZER_FILE, PREFIX_FILE, MANIFEST_FILE = (
@@ -63,9 +63,10 @@ def input_names(num_layers: int) -> list[str]:
 
 
 def output_names(num_layers: int) -> list[str]:
-    # next_token (int64 [1]): the argmax of the last kept position's logits (the first on ties, as torch.argmax), so
-    # greedy decoding fetches 8 bytes a step instead of a vocabulary-sized row (1 MB for bloom's 250,880 tokens)
-    return ["logits", "next_token"] + new_kv_names(num_layers)
+    # next_tokens (int64 [kept]): the argmax of each kept position's logits (the first on ties, as torch.argmax), so
+    # greedy decoding fetches 8 bytes a position instead of a vocabulary-sized row (1 MB for bloom's 250,880 tokens),
+    # and a step that runs drafted tokens learns how many of them greedy decoding would have chosen
+    return ["logits", "next_tokens"] + new_kv_names(num_layers)
 
 
 def new_kv_names(num_layers: int) -> list[str]:
@@ -175,7 +176,7 @@ def _head_matmul():
 
 def _decoder_with_past(model):
     """A module with the contract's flat signature: (input_ids, *past, past_length, logits_to_keep) -> (logits,
-    next_token, *new).
+    next_tokens, *new).
 
     BLOOM's forward written out for batch 1 and a position-major past, instead of tracing transformers' forward: the
     trace of that one carries the batch, padding masks and cache bookkeeping as ~1,300 shape nodes a step (Shape,
@@ -269,7 +270,7 @@ def _decoder_with_past(model):
             hidden = hidden.index_select(1, kept)
             logits = torch.matmul(hidden, self.vocab_t) if self.tied else self.lm_head(hidden)
             logits = logits.float().reshape(1, -1, self.vocab)
-            return (logits, logits[0, -1].argmax().reshape(1), *new)
+            return (logits, logits[0].argmax(-1), *new)
 
     return DecoderWithPast(model).eval()
 
@@ -347,7 +348,7 @@ def _declare_output_shapes(path: Path, shapes: dict) -> None:
     proto = onnx.load(str(path), load_external_data=False)
     kv = ["seq", shapes["num_heads"], shapes["head_dim"]]
     for out in proto.graph.output:
-        dims = {"logits": [1, "logits_seq", shapes["vocab_size"]], "next_token": [1]}.get(out.name, kv)
+        dims = {"logits": [1, "logits_seq", shapes["vocab_size"]], "next_tokens": ["logits_seq"]}.get(out.name, kv)
         shape = out.type.tensor_type.shape
         del shape.dim[:]
         for d in dims:
@@ -655,16 +656,16 @@ def ort_logits(export_dir: Path, config) -> Any:
         past = [np.zeros((0, shapes["num_heads"], shapes["head_dim"]), np_dtype) for _ in names]
     vocab = shapes["vocab_size"]
     every = {"logits_to_keep": np.array(0, np.int64)}
-    fetch = ["logits", "next_token"] + new_kv_names(layers)
+    fetch = ["logits", "next_tokens"] + new_kv_names(layers)
     logits = []
     for ids in ([min(i, vocab - 1) for i in VERIFY_IDS], [min(VERIFY_NEXT, vocab - 1)]):
         given = [p if len(p) else np.zeros((1, *p.shape[1:]), np_dtype) for p in past]  # an empty past: one row
         out = session.run(fetch, {"input_ids": np.array([ids], np.int64), **dict(zip(names, given)),
                                   "past_length": np.array(len(past[0]), np.int64), **every})
-        # greedy decoding trusts next_token instead of the logits: it must be their argmax (first index on ties)
-        if out[1].tolist() != [int(out[0][0, -1].argmax())]:
-            raise ExportError(f"the exported graph's next_token {out[1].tolist()} is not the argmax "
-                              f"{int(out[0][0, -1].argmax())} of its own last logits", file=str(export_dir / MODEL_FILE))
+        # greedy decoding trusts next_tokens instead of the logits: they must be their argmax (first index on ties)
+        if out[1].tolist() != out[0][0].argmax(-1).tolist():
+            raise ExportError(f"the exported graph's next_tokens {out[1].tolist()} are not the argmax "
+                              f"{out[0][0].argmax(-1).tolist()} of its own logits", file=str(export_dir / MODEL_FILE))
         logits.append(out[0])
         past = [np.concatenate([p, n], axis=0) for p, n in zip(past, out[2:])]
     return np.concatenate(logits, axis=1)

@@ -25,7 +25,7 @@ from typing import Any
 
 CACHE_ENV = "BLOOM_PEFT_EXPORT_CACHE"
 # bump when the entry layout or the exported graph changes: old entries are then never matched (and age out)
-CACHE_LAYOUT = 5  # 5: q scaled per head (attention matmuls at alpha 1); 4: export format 5 (position-major past); 3: format 4 with next_token (2: the reverted GQA format 4)
+CACHE_LAYOUT = 6  # 6: export format 6 (next_tokens for every kept position); 5: q scaled per head (attention matmuls at alpha 1); 4: export format 5 (position-major past); 3: format 4 with next_token (2: the reverted GQA format 4)
 KEEP_ENTRIES = 3
 MAP_FILE, BASE_DATA, ADAPTER_DATA = "map.json", "model.onnx.data", "adapter.onnx.data"
 ALIGN = 4096  # page-aligned tensors, as onnx writes them, so onnxruntime can map them

@@ -85,7 +85,7 @@ def torch_greedy(model, ids: list[int], steps: int) -> list[int]:
 class OrtDecoder:
     """The export contract as a tiny engine: the prefix KV (if any) is the initial past ([positions, heads,
     head_dim]), each step feeds the past with past_length (an empty past as one zero row) and appends the new
-    positions' KV (new_key_values) to it; greedy decoding takes the graph's next_token."""
+    positions' KV (new_key_values) to it; greedy decoding takes the graph's next_tokens."""
 
     def __init__(self, export_dir, threads: int = 1):
         import numpy as np
@@ -112,12 +112,12 @@ class OrtDecoder:
         return list(self.prefix)
 
     def run(self, ids, slots, past_length: int, logits_to_keep: int = 0, *, logits: bool = True):
-        """(logits [1, kept, vocab] or None, next_token [1], new KV) for new tokens `ids` [1, seq] after the first
+        """(logits [1, kept, vocab] or None, next_tokens [kept], new KV) for new tokens `ids` [1, seq] after the first
         past_length rows of `slots`. logits=False fetches the graph's argmax alone, as the engine's greedy steps do."""
         import numpy as np
 
         slots = [s if len(s) else np.zeros((1, *s.shape[1:]), s.dtype) for s in slots]  # the graph takes >= 1 row
-        heads = ["logits", "next_token"] if logits else ["next_token"]
+        heads = ["logits", "next_tokens"] if logits else ["next_tokens"]
         out = self.session.run([*heads, *self.new_names], {
             "input_ids": np.asarray(ids, np.int64), **dict(zip(self.names, slots)),
             "past_length": np.array(past_length, np.int64), "logits_to_keep": np.array(logits_to_keep, np.int64)})
@@ -129,15 +129,16 @@ class OrtDecoder:
         return logits, _extend(past, new)
 
     def greedy_step(self, ids, past):
-        """(the graph's next_token, past + the new positions): a greedy decode step, fetching no logits."""
-        _, next_token, new = self.run(ids, past, len(past[0]), logits=False)
-        return int(next_token[0]), _extend(past, new)
+        """(the graph's argmax of the last position, past + the new positions): a greedy decode step, fetching no
+        logits."""
+        _, next_tokens, new = self.run(ids, past, len(past[0]), 1, logits=False)
+        return int(next_tokens[-1]), _extend(past, new)
 
     def logits(self, ids: list[int]):
         return self.step([ids], self.initial_past())[0][0]
 
     def greedy(self, ids: list[int], steps: int) -> list[int]:
-        """The engine's greedy loop: every token is the graph's next_token, no logits fetched."""
+        """The engine's greedy loop: every token is the graph's argmax (next_tokens), no logits fetched."""
         token, past = self.greedy_step([ids], self.initial_past())
         out = []
         for _ in range(steps):

@@ -1,0 +1,27 @@
+// Drafts for greedy decoding taken from the text itself (prompt lookup): code repeats its context (names, arguments,
+// whole lines), so the tokens that followed the latest earlier occurrence of the newest few tokens are a cheap guess
+// at what comes next. The model checks every draft in one run (DecoderModel.forwardDrafted); greedy output is the same
+// with or without them, only the number of runs changes.
+
+/** Drafted tokens per run: a run of 4 new tokens costs ~1.45x a one-token run on bloom-560m int8 (docs/engine.md). */
+export const DRAFT_TOKENS = 3;
+
+/** The lengths of the newest-token key looked up, longest first (a longer match is the likelier continuation). */
+const KEY_LENGTHS = [3, 2];
+
+/**
+ * Up to `max` tokens that followed the latest earlier occurrence of the last 3 (else 2) tokens of `history`, or none.
+ */
+export function lookupDraft(history: readonly number[], max: number): number[] {
+  if (max <= 0) return [];
+  for (const n of KEY_LENGTHS) {
+    const key = history.length - n;
+    if (key < 1) continue;
+    for (let s = key - 1; s >= 0; s--) {
+      let k = 0;
+      while (k < n && history[s + k] === history[key + k]) k++;
+      if (k === n) return history.slice(s + n, Math.min(s + n + max, history.length));
+    }
+  }
+  return [];
+}
