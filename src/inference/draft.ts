@@ -10,7 +10,9 @@ export const DRAFT_TOKENS = 3;
 const KEY_LENGTHS = [3, 2];
 
 /**
- * Up to `max` tokens that followed the latest earlier occurrence of the last 3 (else 2) tokens of `history`, or none.
+ * `max` tokens that followed the latest earlier occurrence of the last 3 (else 2) tokens of `history`, or none. An
+ * occurrence close to the end runs into the newest tokens: the draft then repeats the period (`x x x` -> `x x x`,
+ * `a, b, a, b` -> `a, b`), as a repeating text goes on.
  */
 export function lookupDraft(history: readonly number[], max: number): number[] {
   if (max <= 0) return [];
@@ -20,7 +22,10 @@ export function lookupDraft(history: readonly number[], max: number): number[] {
     for (let s = key - 1; s >= 0; s--) {
       let k = 0;
       while (k < n && history[s + k] === history[key + k]) k++;
-      if (k === n) return history.slice(s + n, Math.min(s + n + max, history.length));
+      if (k === n) {
+        const period = key - s;
+        return Array.from({ length: max }, (_, i) => history[history.length - period + (i % period)]!);
+      }
     }
   }
   return [];

@@ -24,9 +24,14 @@ export interface GenerateHooks {
  * long an abort waits. */
 const PREFILL_CHUNK = 512;
 
-/** Drafted runs in a row in which the model took none of the drafts, after which a request stops drafting: each such
- * run cost ~1.3-1.45x a one-token run for one token. */
-const MISSED_DRAFTS_LIMIT = 2;
+/**
+ * When drafting pays: a drafted run costs ~1.35x a one-token run (bloom-560m int8, 3 drafts), so it gains when the
+ * model takes more than ~0.35 drafts a run on average. The average is kept over recent drafted runs (this model, this
+ * user's text); below the bar the engine drafts only every PROBE_EVERY-th chance, to notice when the text repeats
+ * again.
+ */
+const DRAFTS_TAKEN_BAR = 0.35;
+const PROBE_EVERY = 16;
 
 /** What decoding starts from after a model run: the graph's greedy token, and the logits when they were fetched. */
 interface StepOutput {
@@ -42,6 +47,9 @@ export class Generator {
   private last: StepOutput | null = null;
   /** This engine's recent step times: a deadline is kept by predicting the next step from them. */
   readonly steps = new StepTimes();
+  /** Drafts the model took per drafted run, a moving average over recent runs (starts at 1: a few misses stop it). */
+  private draftsTaken = 1;
+  private draftChancesSkipped = 0;
   private readonly now: () => number;
 
   /** `now`: the clock deadlines are on (wallClock; a test's own clock). */
@@ -143,7 +151,6 @@ export class Generator {
     let finish: FinishReason = 'length';
     /** Drafted tokens the model agreed with: already in the cache, emitted before the run's own next token. */
     const accepted: number[] = [];
-    let missedDrafts = 0;
     for (;;) {
       const inCache = accepted.length > 0;
       const next = inCache ? accepted.shift()! : greedy ? step!.next : sampleToken(step!.logits!, { temperature: p.temperature!, topP: p.topP ?? 1 }, rng);
@@ -165,7 +172,8 @@ export class Generator {
       }
       // the token after a drafted one is known already: no model run for it
       if (inCache) continue;
-      let draft = greedy && missedDrafts < MISSED_DRAFTS_LIMIT ? lookupDraft([...this.cachedIds, next], Math.min(DRAFT_TOKENS, p.maxTokens - tokens.length - 1)) : [];
+      let draft = greedy ? lookupDraft([...this.cachedIds, next], Math.min(DRAFT_TOKENS, p.maxTokens - tokens.length - 1)) : [];
+      if (draft.length && this.draftsTaken < DRAFTS_TAKEN_BAR && ++this.draftChancesSkipped < PROBE_EVERY) draft = [];
       // The text goes to the user by the deadline: a step that would end too late is not started (a drafted one
       // gives way to a one-token step that fits).
       if (p.deadline && draft.length && !stepFits(p.deadline, this.now(), this.steps.predictDrafted(), text)) draft = [];
@@ -175,7 +183,8 @@ export class Generator {
       }
       if (draft.length) {
         const run = await this.forwardDrafted(next, draft, kv, reserve);
-        missedDrafts = run.accepted.length ? 0 : missedDrafts + 1;
+        this.draftsTaken = 0.8 * this.draftsTaken + 0.2 * run.accepted.length;
+        this.draftChancesSkipped = 0;
         accepted.push(...run.accepted);
         kv = run.kv;
         step = { logits: null, next: run.next };

@@ -493,14 +493,38 @@ test('decode loop: greedy decoding drafts from the text and keeps the drafts the
   assert.ok(decodeRuns < out.tokens.length - 1, `${decodeRuns} runs for ${out.tokens.length} tokens`);
   assert.ok(runs.slice(1).some(r => r.length === 1 + DRAFT_TOKENS), 'full drafts were run');
   assert.deepEqual(runs[0], promptIds);
-  // drafts the model does not take: the text is still the model's, and after 2 such runs in a row drafting stops
-  const wrong = 'price * count - discount(order) + 1 + 2 + 3 + 4 + 5\n';
-  const miss = scriptedModel(prompt, wrong);
-  const missed = await new DecodeLoop(miss.model, TOKENIZER).generate(prompt, { maxTokens: 40, stopAtNewline: 'first' }, { aborted: () => false });
-  assert.equal(missed.text, wrong.trimEnd());
-  assert.ok(miss.drafts.length >= 2, `the lookup drafted (${miss.drafts})`);
-  const twoMissed = miss.drafts.findIndex((a, i) => a === 0 && miss.drafts[i + 1] === 0);
-  assert.ok(twoMissed === -1 || twoMissed + 2 === miss.drafts.length, `no drafted run after two missed in a row (${miss.drafts})`);
+  // a partial draft: the model takes the drafts up to the first it disagrees with
+  const partial = scriptedModel(prompt, 'price * count + tax(order)\n');
+  const part = await new DecodeLoop(partial.model, TOKENIZER).generate(prompt, { maxTokens: 32, stopAtNewline: 'first' }, { aborted: () => false });
+  assert.equal(part.text, 'price * count + tax(order)');
+});
+
+test('decode loop: drafts the model keeps refusing cost a few runs, then only an occasional probe', async () => {
+  // the text repeats "1 2" followed by a new token each time: every lookup drafts what followed "1 2" last time, wrongly
+  const answer = Array.from({ length: 120 }, (_, i) => [101, 102, 200 + i]).flat();
+  const sizes: number[] = [];
+  const model = {
+    manifest: { prefix_length: 0, eos_token_id: 2, bos_token_id: 1, vocab_size: 8192 },
+    prefix: emptyKv(1, 'float32'),
+    async forward(ids: readonly number[], past: KvCache) {
+      return { logits: new Float32Array(8192), next: answer[past.length + ids.length]!, kv: { ...past, length: past.length + ids.length } };
+    },
+    async forwardGreedy(ids: readonly number[], past: KvCache) {
+      sizes.push(ids.length);
+      return { next: answer[past.length + ids.length]!, kv: { ...past, length: past.length + ids.length } };
+    },
+    async forwardDrafted(ids: readonly number[], past: KvCache) {
+      sizes.push(ids.length);
+      return { nexts: ids.map((_, i) => answer[past.length + i + 1]!), kv: { ...past, length: past.length + ids.length } };
+    },
+  } as unknown as DecoderModel;
+  const tokenizer = { encode: () => [answer[0]!], decode: (ids: number[]) => ids.map(i => `<${i}>`).join('') } as unknown as typeof TOKENIZER;
+  const loop = new DecodeLoop(model, tokenizer);
+  const out = await loop.generate('x', { maxTokens: 300, ignoreEos: true }, { aborted: () => false });
+  assert.deepEqual(out.tokens, answer.slice(1, 301), 'the model\'s tokens');
+  const drafted = sizes.filter(n => n > 1).length;
+  // ~100 chances to draft: a handful of misses bring the average under the bar, then one probe in 16 chances
+  assert.ok(drafted >= 3 && drafted <= 15, `${drafted} drafted runs`);
 });
 
 test('decode loop: the line-end stop keeps leading line breaks with afterText; bad values are refused', async () => {

@@ -241,8 +241,10 @@ test('lookupDraft: the tokens after the latest earlier occurrence of the last 3 
   assert.deepEqual(lookupDraft([1, 2, 3, 4, 5, 6, 0, 1, 2, 3], 2), [4, 5], 'at most max');
   // no 3-token match: the last 2 tokens (9 3) decide
   assert.deepEqual(lookupDraft([9, 3, 8, 8, 1, 5, 9, 3], 3), [8, 8, 1]);
-  // the draft stops at the end of the history
-  assert.deepEqual(lookupDraft([4, 2, 4, 2], 3), [4, 2]);
+  // an occurrence that runs into the newest tokens: the draft repeats the period
+  assert.deepEqual(lookupDraft([4, 2, 4, 2], 3), [4, 2, 4]);
+  assert.deepEqual(lookupDraft([0, 7, 7, 7], 3), [7, 7, 7]);
+  assert.deepEqual(lookupDraft([1, 2, 3, 9, 1, 2, 3], 5), [9, 1, 2, 3, 9]);
   assert.deepEqual(lookupDraft([1, 2, 3, 4], 3), [], 'nothing repeats');
   assert.deepEqual(lookupDraft([1, 2, 1, 2], 0), [], 'max 0');
   assert.deepEqual(lookupDraft([5], 3), []);
