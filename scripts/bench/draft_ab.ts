@@ -3,8 +3,8 @@
 //   step cost: a run of 1 + k new tokens (forwardDrafted, k = 1..3) against a one-token run (forwardGreedy) after the
 //              same 128-token prompt;
 //   decode:    per document (windows of examples/code-corpus, as the pipeline bench), the engine's decode loop
-//              (Generator: drafts from the text) against a bare chain of one-token runs (the loop before drafts), the
-//              same tokens; ms per emitted token, tokens identical or not, drafts taken.
+//              (Generator) with drafts from the text against the same loop with `draft: false` (one token a run);
+//              ms per emitted token, tokens identical or not, drafts taken.
 //
 //   node --import tsx scripts/bench/draft_ab.ts --export DIR [--threads 2] [--tokens 32] [--rounds 3] [--docs 6]
 //        [--prompts FILE.jsonl]   (prompts to decode instead of the code windows: one JSON string per line)
@@ -97,15 +97,9 @@ async function main() {
     for (let r = 0; r < rounds; r++) {
       for (const leg of r % 2 ? ['B', 'A'] : ['A', 'B']) {
         if (leg === 'A') {
-          let g = await model.forwardGreedy(ids, model.prefix, manifest.prefix_length + ids.length + tokens);
-          const out: number[] = [];
-          const t = performance.now();
-          for (let i = 0; i < tokens; i++) {
-            out.push(g.next);
-            if (i + 1 < tokens) g = await model.forwardGreedy([g.next], g.kv);
-          }
-          a.push((performance.now() - t) / tokens);
-          (a as number[] & { tokens?: number[] }).tokens = out;
+          const res = await new Generator(model, tokenizer).generate(text, { maxTokens: tokens, ignoreEos: true, reuseCache: false, draft: false }, { aborted: () => false });
+          a.push(res.timings.decodeMs / tokens);
+          (a as number[] & { tokens?: number[] }).tokens = res.tokens;
         } else {
           drafted = 0;
           draftsTaken = 0;

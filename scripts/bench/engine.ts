@@ -34,7 +34,8 @@ export async function sampleEngine(engine: CompletionEngine, prompt: string, dec
   t = performance.now();
   const w = await engine.generate(prompt + typed, { maxTokens: 1, ignoreEos: true });
   const warmFirstTokenMs = performance.now() - t;
-  const d = await engine.generate(prompt, { maxTokens: decodeTokens, ignoreEos: true, reuseCache: false });
+  // one token a run (draft: false), as the baselines decode: random weights repeat tokens, which drafts would take
+  const d = await engine.generate(prompt, { maxTokens: decodeTokens, ignoreEos: true, reuseCache: false, draft: false });
   // The first generated token comes from the prefill's logits; each later one costs one step.
   return {
     promptTokens: c.timings.promptTokens, coldFirstTokenMs, warmFirstTokenMs, reusedTokens: w.timings.reusedTokens,

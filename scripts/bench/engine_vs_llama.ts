@@ -77,7 +77,8 @@ interface Leg { prefillMs: number; decodeMsPerToken: number; tokens: number[]; o
 
 async function engineLeg(engine: CompletionEngine, prompt: string): Promise<Leg> {
   const end = cpuWindow();
-  const r = await engine.generate(prompt, { maxTokens: newTokens, ignoreEos: true, reuseCache: false });
+  // one token a run (draft: false), as llama.cpp's leg decodes: random weights repeat tokens, which drafts would take
+  const r = await engine.generate(prompt, { maxTokens: newTokens, ignoreEos: true, reuseCache: false, draft: false });
   const w = end();
   // prefill as llama.cpp's is timed: from the caller's side, everything but the decode steps (tokenizing, the
   // worker round trip and the first token's sampling included)

@@ -3,7 +3,7 @@
 // at what comes next. The model checks every draft in one run (DecoderModel.forwardDrafted); greedy output is the same
 // with or without them, only the number of runs changes.
 
-/** Drafted tokens per run: a run of 4 new tokens costs ~1.45x a one-token run on bloom-560m int8 (docs/engine.md). */
+/** Drafted tokens per run: a run of 4 new tokens costs 1.34-1.44x a one-token run on bloom-560m int8 (docs/engine.md). */
 export const DRAFT_TOKENS = 3;
 
 /** The lengths of the newest-token key looked up, longest first (a longer match is the likelier continuation). */

@@ -172,7 +172,7 @@ export class Generator {
       }
       // the token after a drafted one is known already: no model run for it
       if (inCache) continue;
-      let draft = greedy ? lookupDraft([...this.cachedIds, next], Math.min(DRAFT_TOKENS, p.maxTokens - tokens.length - 1)) : [];
+      let draft = greedy && p.draft !== false ? lookupDraft([...this.cachedIds, next], Math.min(DRAFT_TOKENS, p.maxTokens - tokens.length - 1)) : [];
       if (draft.length && this.draftsTaken < DRAFTS_TAKEN_BAR && ++this.draftChancesSkipped < PROBE_EVERY) draft = [];
       // The text goes to the user by the deadline: a step that would end too late is not started (a drafted one
       // gives way to a one-token step that fits).
@@ -219,6 +219,7 @@ export function validateParams(p: GenerateParams): void {
   if (!Number.isInteger(p.maxTokens) || p.maxTokens < 0) bad('maxTokens', `must be an integer >= 0 (got ${p.maxTokens})`);
   if (p.temperature !== undefined && !(p.temperature >= 0 && Number.isFinite(p.temperature))) bad('temperature', `must be a number >= 0 (got ${p.temperature})`);
   if (p.topP !== undefined && !(p.topP > 0 && p.topP <= 1)) bad('topP', `must be in (0, 1] (got ${p.topP})`);
+  if (p.draft !== undefined && typeof p.draft !== 'boolean') bad('draft', `must be true or false (got ${JSON.stringify(p.draft)})`);
   if (p.stop !== undefined && (!Array.isArray(p.stop) || p.stop.some(s => typeof s !== 'string'))) bad('stop', 'must be an array of strings');
   if (p.seed !== undefined && !Number.isInteger(p.seed)) bad('seed', `must be an integer (got ${p.seed})`);
   if (p.stopAtNewline !== undefined && p.stopAtNewline !== 'first' && p.stopAtNewline !== 'afterText') bad('stopAtNewline', `must be 'first' or 'afterText' (got ${JSON.stringify(p.stopAtNewline)})`);

@@ -26,6 +26,9 @@ export interface GenerateParams {
   reuseCache?: boolean;
   /** Keep generating past EOS (benchmarks and tests that need a fixed token count). */
   ignoreEos?: boolean;
+  /** false: greedy decoding runs one token a run, without drafts from the text (default true; benchmarks that compare
+   * the cost of a decode step with other engines'). */
+  draft?: boolean;
   /** Single-line completions end at the line's end, before the token that holds the line break is run:
    * 'first' = at the first line break; 'afterText' = at the first one after other text (leading line breaks are
    * kept: after `def f():` the next line is the completion). The text ends before that line break. */

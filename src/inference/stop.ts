@@ -99,7 +99,7 @@ export interface GenerationDeadline {
 }
 
 /** Until a drafted step has been timed, it is planned as this many one-token steps: a step of 4 new tokens on
- * bloom-560m int8 measured 1.45x a one-token step (docs/engine.md, "Drafted tokens"). */
+ * bloom-560m int8 measured 1.34-1.44x a one-token step (docs/engine.md, "Drafted tokens"). */
 const DRAFTED_STEP_GUESS = 1.5;
 
 /** Durations of recent model steps, and the step time to plan with: their 90th percentile (a step that takes longer

@@ -493,6 +493,12 @@ test('decode loop: greedy decoding drafts from the text and keeps the drafts the
   assert.ok(decodeRuns < out.tokens.length - 1, `${decodeRuns} runs for ${out.tokens.length} tokens`);
   assert.ok(runs.slice(1).some(r => r.length === 1 + DRAFT_TOKENS), 'full drafts were run');
   assert.deepEqual(runs[0], promptIds);
+  // draft: false, one token a run (what benchmarks compare with other engines): the same text
+  runs.length = 0;
+  const single = await new DecodeLoop(model, TOKENIZER).generate(prompt, { maxTokens: 32, stopAtNewline: 'first', draft: false }, { aborted: () => false });
+  assert.equal(single.text, out.text);
+  assert.ok(runs.slice(1).every(r => r.length === 1) && runs.length - 1 === single.tokens.length - 1);
+  await assert.rejects(new DecodeLoop(model, TOKENIZER).generate(prompt, { maxTokens: 4, draft: 'no' as unknown as boolean }, { aborted: () => false }), /draft/);
   // a partial draft: the model takes the drafts up to the first it disagrees with
   const partial = scriptedModel(prompt, 'price * count + tax(order)\n');
   const part = await new DecodeLoop(partial.model, TOKENIZER).generate(prompt, { maxTokens: 32, stopAtNewline: 'first' }, { aborted: () => false });
