@@ -186,7 +186,7 @@ export class DecoderModel {
     const want = res.kv.capacity * m.num_heads * m.head_dim;
     const got = res.kv.keys[0].length;
     if (res.logits.length !== m.vocab_size || got !== want || res.kv.length !== m.prefix_length + 1 || !(res.next >= 0 && res.next < m.vocab_size)) {
-      throw new EngineError('MODEL_MISMATCH', `${where}: a test step returned logits of ${res.logits.length} (manifest vocab_size ${m.vocab_size}), next_token ${res.next} and a cache of ${got} values for ${res.kv.length} positions (expected ${want} = ${res.kv.capacity} x heads ${m.num_heads} x head_dim ${m.head_dim}, ${m.prefix_length + 1} positions)`, {
+      throw new EngineError('MODEL_MISMATCH', `${where}: a test step returned logits of ${res.logits.length} (manifest vocab_size ${m.vocab_size}), next_tokens [${res.next}] and a cache of ${got} values for ${res.kv.length} positions (expected ${want} = ${res.kv.capacity} x heads ${m.num_heads} x head_dim ${m.head_dim}, ${m.prefix_length + 1} positions)`, {
         path: where,
         hint: 'manifest.json does not describe this model.onnx; export the run again',
       });

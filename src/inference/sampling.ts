@@ -1,6 +1,6 @@
 // Next-token choice: greedy, or temperature + top-p (nucleus) sampling with a seedable RNG.
 // Pure functions over the last position's logits. The engine's greedy decoding does not come here: it takes the
-// graph's next_token, the same choice as argmax below (the first index on ties), without fetching the logits.
+// graph's next_tokens, the same choice as argmax below (the first index on ties), without fetching the logits.
 
 export type Rng = () => number; // uniform in [0, 1)
 

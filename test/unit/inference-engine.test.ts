@@ -76,7 +76,7 @@ test('the KV slots survive edits and growth: warm requests give the tokens of co
   try {
     let a = await model.forward([5, 17, 42], model.prefix);
     let b = await model.forward([5, 17, 42], model.prefix, manifest.prefix_length + 160);
-    // and greedy steps (the graph's next_token, no logits fetched) on a cache of their own
+    // and greedy steps (the graph's next_tokens, no logits fetched) on a cache of their own
     let g = await model.forwardGreedy([5, 17, 42], model.prefix);
     const capacities = new Set<number>();
     for (let step = 0; step < 150; step++) {
@@ -85,8 +85,8 @@ test('the KV slots survive edits and growth: warm requests give the tokens of co
       assert.ok(worst <= 1e-4, `step ${step}: max |logit diff| ${worst}`);
       capacities.add(a.kv.capacity);
       const next = a.logits.indexOf(Math.max(...a.logits));
-      assert.equal(a.next, next, `step ${step}: next_token is the first index of the largest logit`);
-      assert.equal(g.next, next, `step ${step}: a greedy step's next_token`);
+      assert.equal(a.next, next, `step ${step}: next_tokens holds the first index of the largest logit`);
+      assert.equal(g.next, next, `step ${step}: a greedy step's next_tokens`);
       a = await model.forward([next], a.kv);
       b = await model.forward([next], b.kv);
       g = await model.forwardGreedy([next], g.kv);
