@@ -94,25 +94,22 @@ async function main() {
     let same = true;
     let runsB = 0;
     let takenB = 0;
+    /** One leg: the decode loop on a cold cache, with or without drafts; ms per token and its tokens. */
+    const decode = async (draft: boolean) => {
+      drafted = 0;
+      draftsTaken = 0;
+      const res = await new Generator(model, tokenizer).generate(text, { maxTokens: tokens, ignoreEos: true, reuseCache: false, draft }, { aborted: () => false });
+      return { ms: res.timings.decodeMs / tokens, tokens: res.tokens };
+    };
     for (let r = 0; r < rounds; r++) {
+      const legs: Record<string, { ms: number; tokens: number[] }> = {};
       for (const leg of r % 2 ? ['B', 'A'] : ['A', 'B']) {
-        if (leg === 'A') {
-          const res = await new Generator(model, tokenizer).generate(text, { maxTokens: tokens, ignoreEos: true, reuseCache: false, draft: false }, { aborted: () => false });
-          a.push(res.timings.decodeMs / tokens);
-          (a as number[] & { tokens?: number[] }).tokens = res.tokens;
-        } else {
-          drafted = 0;
-          draftsTaken = 0;
-          const res = await new Generator(model, tokenizer).generate(text, { maxTokens: tokens, ignoreEos: true, reuseCache: false }, { aborted: () => false });
-          b.push(res.timings.decodeMs / tokens);
-          runsB = drafted;
-          takenB = draftsTaken;
-          (b as number[] & { tokens?: number[] }).tokens = res.tokens;
-        }
+        legs[leg] = await decode(leg === 'B');
+        if (leg === 'B') [runsB, takenB] = [drafted, draftsTaken];
       }
-      const ta = (a as number[] & { tokens?: number[] }).tokens!;
-      const tb = (b as number[] & { tokens?: number[] }).tokens!;
-      same &&= ta.length === tb.length && ta.every((x, i) => x === tb[i]);
+      a.push(legs.A!.ms);
+      b.push(legs.B!.ms);
+      same &&= legs.A!.tokens.length === legs.B!.tokens.length && legs.A!.tokens.every((x, i) => x === legs.B!.tokens[i]);
     }
     const row = { doc: d, promptTokens: ids.length, oneTokenMsPerToken: median(a), draftedMsPerToken: median(b), ratio: median(b) / median(a), perRound: b.map((x, i) => +(x / a[i]!).toFixed(3)), sameTokens: same, draftedRuns: runsB, draftsTaken: takenB };
     log(`doc ${d}: ${row.oneTokenMsPerToken.toFixed(1)} -> ${row.draftedMsPerToken.toFixed(1)} ms/token (${row.ratio.toFixed(2)}x), ${runsB} drafted runs, ${takenB} drafts taken, same tokens: ${same}`);
