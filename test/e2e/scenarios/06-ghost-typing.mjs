@@ -3,12 +3,11 @@
 // word). For each row: the instruction line, Enter (must be a line break, not a word suggestion), the input line;
 // then the trained answer must appear as ghost text by itself (no Alt+\), exact; Tab (twice when the first Tab went
 // to the suggest widget) puts it in the document, and it is not suggested again. At least 9 of 10 rows must show.
-// The adapter: scenario 1's run when it ran before, else a run trained with the CLI, cached by its inputs.
-import { spawn } from 'node:child_process';
-import crypto from 'node:crypto';
+// The adapter: scenario 1's run when it ran before, else a run trained with the CLI, cached by its inputs
+// (training.mjs).
 import fs from 'node:fs';
 import path from 'node:path';
-import { TRAIN } from '../training.mjs';
+import { cachedCliRun } from '../training.mjs';
 import { waitUntil } from '../vscode.mjs';
 
 // Held-out rows typed, 1-based, in this order: the first 10, then the five snake_case rows among the first 41 whose
@@ -25,7 +24,7 @@ export default {
   // typing 10 rows takes 2-3 min; a cold adapter cache adds the training (1 min on an idle machine, 10+ min on a busy one)
   timeoutMs: 1_200_000,
   async run({ wb, workspace, repo, state, runsDir, shared, log }) {
-    const run = shared.trainedRun ? { ...shared.trainedRun, name: 'e2e-dashboard' } : await cachedAdapterRun({ repo, state, runsDir, log });
+    const run = shared.trainedRun ? { ...shared.trainedRun, name: 'e2e-dashboard' } : await cachedCliRun({ repo, state, runsDir, log }, { name: 'e2e-ghost', trainFile: 'examples/code-tasks/train.jsonl' });
     const all = fs.readFileSync(path.join(repo, 'examples/code-tasks/heldout.jsonl'), 'utf8').split('\n').filter(Boolean).map(l => JSON.parse(l));
     const heldout = ROW_NUMBERS.map(n => ({ n, ...all[n - 1] }));
 
@@ -104,63 +103,3 @@ export default {
     if (problems.length) throw new Error(problems.join('; '));
   },
 };
-
-/**
- * A LoRA run of the sample task trained with the CLI (same hyperparameters as scenario 1), cached under the e2e
- * home by a hash of everything that decides it (config, data, base model, export format), and copied
- * into the workspace's runs folder so the adapter picker lists it. About a minute when the cache is cold.
- */
-async function cachedAdapterRun({ repo, state, runsDir, log }) {
-  const name = 'e2e-ghost';
-  const config = {
-    version: 1, run_name: name, model: { name_or_path: 'embedded' },
-    method: { name: TRAIN.method, ...TRAIN.methodOptions },
-    data: { format: 'instruction', train_file: path.join(repo, 'examples/code-tasks/train.jsonl') },
-    training: { ...TRAIN.training, max_steps: 150, log_every: 10, save_every: 150, seed: 42 },
-    export: { onnx: true },
-  };
-  const hash = crypto.createHash('sha256').update(JSON.stringify(config));
-  // the export's format (what the engine reads) is in these two files; the rest of the trainer does not change
-  // what the run learns enough to matter here
-  const inputs = [config.data.train_file, path.join(repo, 'trainer/src/bloom_peft/export.py'), path.join(repo, 'src/inference/manifest.ts'),
-    ...listFiles(path.join(repo, 'models/bloom-tiny'))];
-  for (const f of inputs) hash.update(f).update(fs.readFileSync(f));
-  const cache = path.join(path.dirname(state), 'ghost-adapter', hash.digest('hex').slice(0, 16));
-  const cachedRun = () => fs.existsSync(cache) ? fs.readdirSync(cache).map(d => path.join(cache, d)).find(d => fs.existsSync(path.join(d, 'export', 'manifest.json'))) : undefined;
-  let dir = cachedRun();
-  if (dir) log(`adapter from the cache: ${dir}`);
-  else {
-    // Trained into a folder of its own and renamed into place when complete, by a detached shell: if this scenario
-    // runs out of time, the training still finishes and fills the cache for the next run.
-    fs.mkdirSync(path.dirname(cache), { recursive: true });
-    const configFile = `${cache}.config.json`;
-    const logFile = `${cache}.log`;
-    fs.writeFileSync(configFile, JSON.stringify(config, null, 2));
-    const python = process.env.BLOOM_PEFT_E2E_PYTHON ?? path.join(repo, '.venv/bin/python');
-    const tmp = `${cache}.tmp-${process.pid}`;
-    fs.rmSync(tmp, { recursive: true, force: true });
-    fs.rmSync(cache, { recursive: true, force: true }); // an incomplete run
-    const t0 = Date.now();
-    const out = fs.openSync(logFile, 'w');
-    const code = await new Promise((resolve, reject) => {
-      const p = spawn('sh', ['-c', '"$0" "$1" train --config "$2" --runs-dir "$3" --python "$4" && mv -T "$3" "$5"', process.execPath, path.join(repo, 'dist/cli.js'), configFile, tmp, python, cache],
-        { env: { ...process.env, TORCH_NUM_THREADS: '2', OMP_NUM_THREADS: '2' }, stdio: ['ignore', out, out], detached: true });
-      p.on('error', reject);
-      p.on('exit', resolve);
-    });
-    fs.closeSync(out);
-    const text = fs.readFileSync(logFile, 'utf8');
-    dir = cachedRun();
-    // (another run's training may have filled the cache meanwhile: then its run is used)
-    if (!dir) throw new Error(`bloom-peft train (exit ${code}) left no export in ${cache}:\n${text.slice(-2000)}`);
-    log(`adapter trained with the CLI in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${text.split('\n').filter(l => /^done/.test(l)).join('')}`);
-  }
-  const target = path.join(runsDir, path.basename(dir));
-  fs.mkdirSync(runsDir, { recursive: true });
-  fs.cpSync(dir, target, { recursive: true });
-  return { id: path.basename(dir), dir: target, name };
-}
-
-function listFiles(dir) {
-  return fs.readdirSync(dir, { withFileTypes: true }).filter(e => e.isFile()).map(e => path.join(dir, e.name)).sort();
-}
