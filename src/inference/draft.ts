@@ -10,21 +10,24 @@ export const DRAFT_TOKENS = 3;
 const KEY_LENGTHS = [3, 2];
 
 /**
- * `max` tokens that followed the latest earlier occurrence of the last 3 (else 2) tokens of `history`, or none. An
- * occurrence close to the end runs into the newest tokens: the draft then repeats the period (`x x x` -> `x x x`,
- * `a, b, a, b` -> `a, b`), as a repeating text goes on.
+ * `max` tokens that followed the latest earlier occurrence of the last 3 (else 2) tokens of the text, or none. The text
+ * is `history`, then `newest` when given (the decode loop's next token, not yet in its cached ids: no copy of them
+ * per step). An occurrence close to the end runs into the newest tokens: the draft then repeats the period (`x x x`
+ * -> `x x x`, `a, b, a, b` -> `a, b`), as a repeating text goes on.
  */
-export function lookupDraft(history: readonly number[], max: number): number[] {
+export function lookupDraft(history: readonly number[], max: number, newest?: number): number[] {
   if (max <= 0) return [];
+  const length = history.length + (newest === undefined ? 0 : 1);
+  const at = (i: number): number => (i < history.length ? history[i]! : newest!);
   for (const n of KEY_LENGTHS) {
-    const key = history.length - n;
+    const key = length - n;
     if (key < 1) continue;
     for (let s = key - 1; s >= 0; s--) {
       let k = 0;
-      while (k < n && history[s + k] === history[key + k]) k++;
+      while (k < n && at(s + k) === at(key + k)) k++;
       if (k === n) {
         const period = key - s;
-        return Array.from({ length: max }, (_, i) => history[history.length - period + (i % period)]!);
+        return Array.from({ length: max }, (_, i) => at(length - period + (i % period)));
       }
     }
   }

@@ -172,7 +172,7 @@ export class Generator {
       }
       // the token after a drafted one is known already: no model run for it
       if (inCache) continue;
-      let draft = greedy && p.draft !== false ? lookupDraft([...this.cachedIds, next], Math.min(DRAFT_TOKENS, p.maxTokens - tokens.length - 1)) : [];
+      let draft = greedy && p.draft !== false ? lookupDraft(this.cachedIds, Math.min(DRAFT_TOKENS, p.maxTokens - tokens.length - 1), next) : [];
       if (draft.length && this.draftsTaken < DRAFTS_TAKEN_BAR && ++this.draftChancesSkipped < PROBE_EVERY) draft = [];
       // The text goes to the user by the deadline: a step that would end too late is not started (a drafted one
       // gives way to a one-token step that fits).

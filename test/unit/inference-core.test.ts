@@ -248,4 +248,8 @@ test('lookupDraft: the tokens after the latest earlier occurrence of the last 3 
   assert.deepEqual(lookupDraft([1, 2, 3, 4], 3), [], 'nothing repeats');
   assert.deepEqual(lookupDraft([1, 2, 1, 2], 0), [], 'max 0');
   assert.deepEqual(lookupDraft([5], 3), []);
+  // the decode loop passes its next token apart from the cached ids: the same drafts as with it appended
+  for (const text of [[1, 2, 3, 7, 8, 9, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3], [9, 3, 8, 8, 1, 5, 9, 3], [4, 2, 4, 2], [0, 7, 7, 7], [1, 2, 3, 9, 1, 2, 3], [1, 2, 3, 4], [5]]) {
+    for (const max of [0, 2, 3, 5]) assert.deepEqual(lookupDraft(text.slice(0, -1), max, text.at(-1)), lookupDraft(text, max), `${text} max ${max}`);
+  }
 });

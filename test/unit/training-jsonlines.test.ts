@@ -3,19 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { createRng as rng } from '../../src/inference/sampling';
 import { JsonLinesParser, parseLine, replaceNonFinite, type ParsedLine } from '../../src/training/jsonLines';
-
-/** mulberry32: small, deterministic PRNG */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const vectors = JSON.parse(fs.readFileSync('schemas/vectors/events.json', 'utf8'));
 const transcriptEvents: Record<string, unknown>[] = Object.values(vectors.transcripts as Record<string, Record<string, unknown>[]>).flat();
