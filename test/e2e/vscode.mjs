@@ -197,12 +197,21 @@ export class Workbench {
 
   editor() { return this.page.locator('.editor-instance .monaco-editor').first(); }
 
-  async openFile(name) {
-    await this.page.keyboard.press('Escape');
-    await this.page.keyboard.press('Control+P');
-    await this.quickInput().locator('input.input').waitFor({ state: 'visible', timeout: 10_000 });
-    await this.page.keyboard.type(name);
-    await this.quickRows().filter({ hasText: name }).first().waitFor({ timeout: 15_000 });
+  /** Opens a workspace file with Quick Open (Ctrl+P). A file written just before may not be in the file search yet
+   * (its watcher lags on a busy machine): Quick Open is closed and opened again, which searches anew. */
+  async openFile(name, { attempts = 4 } = {}) {
+    for (let attempt = 1; ; attempt++) {
+      await this.page.keyboard.press('Escape');
+      await this.page.keyboard.press('Control+P');
+      await this.quickInput().locator('input.input').waitFor({ state: 'visible', timeout: 10_000 });
+      await this.page.keyboard.type(name);
+      const found = await this.quickRows().filter({ hasText: name }).first().waitFor({ timeout: 15_000 }).then(() => true, e => {
+        if (attempt >= attempts) throw e;
+        console.log(`   Quick Open does not list ${name} yet: opening it again (attempt ${attempt + 1} of ${attempts})`);
+        return false;
+      });
+      if (found) break;
+    }
     await this.page.keyboard.press('Enter');
     await this.page.locator(`.tabs-container .tab.active[aria-label*="${name}"], .tabs-container .tab.active:has-text("${name}")`).first()
       .waitFor({ timeout: 15_000 }).catch(() => {});
