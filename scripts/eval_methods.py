@@ -10,8 +10,8 @@ examples/en-tasks (English), examples/zh-tasks (Chinese) and examples/unseen-wor
 words that no training row contains). Then the trained adapter answers every held-out row of each set greedily
 in the run's template (Human/Assistant), and an answer counts when it equals the row's output exactly: once in
 PyTorch (peft's model) and once through what serves ghost text, the run's ONNX export in the completion engine
-(scripts/eval_onnx_rows.ts: onnxruntime-node, greedy). The base model's answers are measured in PyTorch. Time is the trainer process's wall time (model loading
-included), on torch threads = --threads.
+(scripts/eval_onnx_rows.ts: onnxruntime-node, greedy). The base model's answers are measured in PyTorch. Time is
+the trainer process's wall time (model loading and the ONNX export included), on torch threads = --threads.
 """
 from __future__ import annotations
 
