@@ -3,6 +3,7 @@
 
     npm run eval:methods                                   # all variants, writes docs/methods-eval.md
     .venv/bin/python scripts/eval_methods.py --only lora,prefix_tuning --no-write
+    .venv/bin/python scripts/eval_methods.py --only p_tuning --seed 1 --no-write      # robust under another seed?
 
 For each method variant, one real trainer run (`python -m bloom_peft train`, the embedded preset of
 bloom_peft.presets: learning rate, steps, virtual tokens) on the training rows of three sample sets together:
@@ -66,7 +67,7 @@ def mixed_training_file(work: Path, examples: Path) -> tuple[Path, Path]:
 
 def run_config(model: str, method: dict, train_file: Path, eval_file: Path, overrides: dict) -> dict:
     preset = embedded_preset(method)
-    training = {**preset["training"], "eval_every": 0, "save_every": 0, "log_every": 10, "seed": overrides.get("seed", 42)}
+    training = {**preset["training"], "eval_every": 0, "save_every": 0, "log_every": 10, "seed": overrides["seed"]}
     for key in ("max_steps", "learning_rate"):
         if overrides.get(key):
             training[key] = overrides[key]
@@ -182,9 +183,10 @@ def write_doc(path: Path, rows: list[dict], base: dict, args, model_dir: str) ->
         "",
         "```",
         "npm run eval:methods        # .venv/bin/python scripts/eval_methods.py",
+        ".venv/bin/python scripts/eval_methods.py --only p_tuning --seed 1 --no-write   # a preset under another seed",
         "```",
         "",
-        f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}, torch threads {threads};",
+        f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}, torch threads {threads}, seed {args.seed};",
         f"model `{os.path.relpath(model_dir, ROOT)}`. Time: the trainer process's wall time, model loading included",
         "and the ONNX export included (the machine was shared with other work, so times are upper bounds).",
         "",
@@ -215,7 +217,7 @@ def write_doc(path: Path, rows: list[dict], base: dict, args, model_dir: str) ->
     start, end = "<!-- methods-eval -->", "<!-- /methods-eval -->"
     if card.is_file() and start in card.read_text(encoding="utf-8"):
         text = card.read_text(encoding="utf-8")
-        table = [l for l in lines if l.startswith("|")]
+        table = [line for line in lines if line.startswith("|")]
         section = "\n".join([start, f"Measured by `npm run eval:methods` ({path.relative_to(ROOT).as_posix()}, where the method is",
                              "explained): held-out exact match after one run per method on the three sample sets together.", "",
                              *table, end])
@@ -240,6 +242,7 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated method names or variant labels")
     ap.add_argument("--steps", type=int, default=0, help="override the preset's steps")
     ap.add_argument("--lr", type=float, default=0.0, help="override the preset's learning rate")
+    ap.add_argument("--seed", type=int, default=42, help="the runs' training seed (another seed: how robust a preset is)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", type=Path, default=ROOT / ".cache" / "eval-methods")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "methods-eval.md")
@@ -262,7 +265,7 @@ def main() -> None:
         print("base model: " + ", ".join(f"{s} {fmt(*base[s][:2])}" for s in SETS), flush=True)
     rows = []
     for label, method in variants.items():
-        config = run_config(args.model, method, train_file, eval_file, {"max_steps": args.steps, "learning_rate": args.lr})
+        config = run_config(args.model, method, train_file, eval_file, {"max_steps": args.steps, "learning_rate": args.lr, "seed": args.seed})
         run_dir = args.work / "runs" / label.replace(" ", "_").replace("(", "").replace(")", "")
         seconds, events = train(run_dir, config, args.threads)
         result = evaluate_run(args.model, run_dir, heldout)

@@ -25,7 +25,7 @@ EMBEDDED_PRESET: dict[str, dict] = {
     "full": {"training": {"learning_rate": 2e-4, "max_steps": 150}, "method": {}},  # 1e-3 overfits: unseen words 42%
     "bitfit": {"training": {"learning_rate": 1e-2, "max_steps": 200}, "method": {}},
     "prompt_tuning": {"training": {"learning_rate": 3e-2, "max_steps": 300}, "method": {"num_virtual_tokens": 20}},
-    "p_tuning": {"training": {"learning_rate": 3e-3, "max_steps": 500}, "method": {"num_virtual_tokens": 20}},  # 300 steps: Chinese 75%; lr 1e-2 or 1e-3: worse
+    "p_tuning": {"training": {"learning_rate": 3e-3, "max_steps": 700}, "method": {"num_virtual_tokens": 20}},  # 500 steps: MLP Chinese 85-88% over seeds 42/1/7, 700: 88-98%; lr 1e-2 or 1e-3: worse
     "prefix_tuning": {"training": {"learning_rate": 3e-2, "max_steps": 300}, "method": {"num_virtual_tokens": 20}},  # 1e-2: Chinese 50%
     "lora": {"training": {"learning_rate": 3e-3, "max_steps": 150}, "method": {}},
     "ia3": {"training": {"learning_rate": 3e-2, "max_steps": 200}, "method": {}},
