@@ -16,16 +16,18 @@ export async function pickDataset(wb, which, file) {
 }
 
 /**
- * Sets the form: embedded model, method (+ options), instruction dataset (examples/<dataset> copied into the workspace's
- * data/), hyperparameters in "max_steps" mode, run name.
+ * Sets the form: embedded model, method (+ options), a preset's recipe for that method if named (as a user picks it in
+ * "Start from a preset"), instruction dataset (examples/<dataset> copied into the workspace's data/), hyperparameters
+ * in "max_steps" mode, run name.
  * Leaves values not named alone.
  */
-export async function configureRun(wb, { workspace, method, methodOptions = {}, training, runName, evalFile = true, dataset = 'code-tasks' }) {
+export async function configureRun(wb, { workspace, method, methodOptions = {}, preset, training = {}, runName, evalFile = true, dataset = 'code-tasks' }) {
   const d = wb.dashboard();
   await wb.openDashboard();
   await wb.dashTab('configure');
   await wb.dashChoose('f-model-source', 'embedded');
   if (method) await wb.dashChoose('f-method', method);
+  if (preset) await choosePreset(wb, preset);
   for (const [k, v] of Object.entries(methodOptions)) await wb.dashType(`f-method-${k}`, v);
   await wb.dashChoose('f-data-format', 'instruction');
   await pickDataset(wb, 'train', path.join(workspace, `data/${dataset}/train.jsonl`));
@@ -38,6 +40,16 @@ export async function configureRun(wb, { workspace, method, methodOptions = {}, 
   // no field may show a validation message
   const errors = (await d.locator('.field-error:not([hidden])').allTextContents()).filter(t => t.trim());
   if (errors.length) throw new Error(`the form shows errors: ${errors.join('; ')}`);
+}
+
+/** "Start from a preset": the form is drawn again with the preset's values, and its hint then names the preset. */
+async function choosePreset(wb, id) {
+  const d = wb.dashboard();
+  const label = JSON.parse(fs.readFileSync(new URL('../../schemas/presets.json', import.meta.url), 'utf8')).presets.find(p => p.id === id)?.label;
+  if (!label) throw new Error(`schemas/presets.json has no preset ${id}`);
+  await d.locator('#f-preset').click();
+  await d.locator(`#f-preset vscode-option[value="${id}"]`).click();
+  await waitUntil(async () => ((await d.locator('#preset-explain').textContent()) ?? '').startsWith(`${label}:`), { timeout: 30_000, what: `the form filled from the preset "${label}"` });
 }
 
 export function listRunIds(runsDir) {

@@ -7,22 +7,17 @@ import path from 'node:path';
 import { configureRun, events, listRunIds, shownStatus, trainerLogTail, waitDone, waitNewRun } from '../dashboard.mjs';
 import { fatal, readJsonLines, waitUntil } from '../vscode.mjs';
 
-// prefix tuning as the quick-demo preset trains it (schemas/presets.json); E2E_ZH_STEPS shortens the run
-const ZH = {
-  method: 'prefix_tuning',
-  methodOptions: { num_virtual_tokens: 20 },
-  training: {
-    max_steps: Number(process.env.E2E_ZH_STEPS ?? 300), batch_size: 8, learning_rate: 0.01, max_length: 128, warmup_ratio: 0.05,
-    log_every: 5, save_every: 100, eval_every: 100,
-  },
-};
+// prefix tuning with the quick-demo preset, chosen in the form as a user does (schemas/presets.json: lr 0.03, 300
+// steps, 20 virtual tokens; 31 of 32 held-out rows exact on this machine); E2E_ZH_STEPS shortens the run
+const ZH = { method: 'prefix_tuning', preset: 'quick-demo', training: process.env.E2E_ZH_STEPS ? { max_steps: Number(process.env.E2E_ZH_STEPS) } : {} };
+const MIN_EXACT = 0.8; // docs/methods-eval.md: prefix tuning answers 98% of the Chinese held-out rows
 const CJK = /[\u4e00-\u9fff]/;
 
 export default {
   title: 'Chinese sample with prefix tuning from the dashboard: evaluation in the Run view, a Chinese chat in the playground',
   timeoutMs: 900_000,
   async run({ wb, workspace, runsDir, log }) {
-    await configureRun(wb, { workspace, method: ZH.method, methodOptions: ZH.methodOptions, training: ZH.training, runName: 'e2e-zh-prefix', dataset: 'zh-tasks' });
+    await configureRun(wb, { workspace, method: ZH.method, preset: ZH.preset, training: ZH.training, runName: 'e2e-zh-prefix', dataset: 'zh-tasks' });
     const d = wb.dashboard();
     await waitUntil(async () => CJK.test((await d.locator('#preview').textContent()) ?? ''), { timeout: 180_000, what: 'the Chinese rows in the template preview' });
     await d.locator('#preview').scrollIntoViewIfNeeded();
@@ -40,6 +35,9 @@ export default {
     const evaluation = events(run.dir).find(e => e.type === 'evaluation');
     if (!evaluation) throw new Error(`no evaluation event in events.jsonl\n${trainerLogTail(run.dir)}`);
     log(`evaluation: ${evaluation.message} (${evaluation.runtime_s?.toFixed(1)} s)`);
+    if (!process.env.E2E_ZH_STEPS && evaluation.exact < MIN_EXACT * evaluation.rows) {
+      throw new Error(`the tuned model answered ${evaluation.exact} of ${evaluation.rows} held-out rows exactly (wanted >= ${MIN_EXACT * 100}%): ${evaluation.message}`);
+    }
     await waitUntil(async () => (await shownStatus(wb)) === 'completed', { timeout: 30_000, what: 'the dashboard to show the run completed' });
     const shownExact = await waitUntil(async () => (await d.locator('#eval-exact').textContent().catch(() => null)) ?? undefined, { timeout: 30_000, what: 'the evaluation in the Run view' });
     if (!shownExact.startsWith(`${evaluation.exact} / ${evaluation.rows}`)) throw new Error(`the Run view shows "${shownExact}" for ${evaluation.exact} of ${evaluation.rows}`);
@@ -66,6 +64,11 @@ export default {
       log(`turn ${i + 1}: ${row.instruction} / ${row.input} -> ${JSON.stringify(answer)} (reference ${JSON.stringify(row.output)})`);
     }
     if (!answers.every(a => a.trim())) throw new Error(`an empty answer: ${JSON.stringify(answers)}`);
+    // the first turn has no history: the playground (the ONNX export) answers as the trainer's evaluation (PyTorch) did
+    const evaluated = evaluation.samples?.[0]?.answer;
+    if (evaluated !== undefined && answers[0].trim() !== evaluated.trim()) {
+      throw new Error(`the playground answered ${JSON.stringify(answers[0])} to row 1, the run's evaluation ${JSON.stringify(evaluated)}`);
+    }
     if (!answers.some(a => CJK.test(a))) throw new Error(`no Chinese in the answers: ${JSON.stringify(answers)}`);
     await d.locator('#pg-chat').scrollIntoViewIfNeeded();
     await wb.shot('zh-chat');
