@@ -66,7 +66,8 @@ export default {
     if (!answers.every(a => a.trim())) throw new Error(`an empty answer: ${JSON.stringify(answers)}`);
     // the first turn has no history: the playground (the ONNX export) answers as the trainer's evaluation (PyTorch) did
     const evaluated = evaluation.samples?.[0]?.answer;
-    if (evaluated !== undefined && answers[0].trim() !== evaluated.trim()) {
+    if (evaluated === undefined) throw new Error(`the evaluation event has no answers (samples) to compare with: ${JSON.stringify(evaluation)}`);
+    if (answers[0].trim() !== evaluated.trim()) {
       throw new Error(`the playground answered ${JSON.stringify(answers[0])} to row 1, the run's evaluation ${JSON.stringify(evaluated)}`);
     }
     if (!answers.some(a => CJK.test(a))) throw new Error(`no Chinese in the answers: ${JSON.stringify(answers)}`);
